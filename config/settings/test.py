@@ -1,0 +1,48 @@
+"""Test settings.
+
+PostgreSQL and Redis are used when they answer: `DATABASE_URL` / `REDIS_URL` when set, else the
+standard local ports (127.0.0.1:5432 as `postgres` without a password, 127.0.0.1:6379). When one
+does not answer the suite falls back to SQLite / eager Celery and the tests marked `postgres` or
+`redis` are skipped — or fail, when `REQUIRE_SERVICES=1` (as in CI).
+"""
+
+import base64
+import os
+import socket
+
+
+def _answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+if "DATABASE_URL" not in os.environ and _answers("127.0.0.1", 5432):
+    os.environ["DATABASE_URL"] = "postgres://postgres@127.0.0.1:5432/medorder"
+if "REDIS_URL" not in os.environ and _answers("127.0.0.1", 6379):
+    os.environ["REDIS_URL"] = "redis://127.0.0.1:6379/15"
+
+# Fixed keys: test data only. Two keys so rotation can be exercised.
+os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-not-for-production-use-0123456789")
+os.environ.setdefault(
+    "PHI_ENCRYPTION_KEYS",
+    ",".join(f"{kid}:{base64.b64encode(bytes([seed]) * 32).decode()}" for kid, seed in (("k1", 1), ("k2", 2))),
+)
+os.environ.setdefault("PHI_ACTIVE_KEY_ID", "k1")
+os.environ.setdefault("PHI_BLIND_INDEX_KEY", base64.b64encode(b"\x07" * 32).decode())
+# Tests decide per test whether Celery runs eagerly or through a real worker.
+os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "true")
+os.environ.setdefault("API_TOKEN_RATE", "10000/min")
+
+from .base import *  # noqa: E402, F403
+from .base import DATABASES, REDIS_URL  # noqa: E402
+
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+AUTH_PASSWORD_VALIDATORS = []
+SERVICES = {
+    "postgres": DATABASES["default"]["ENGINE"].endswith("postgresql"),
+    "redis": bool(REDIS_URL),
+}

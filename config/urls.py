@@ -1,0 +1,22 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from accounts.api.urls import urlpatterns as accounts_v1
+from orders.api.urls import urlpatterns as orders_api
+from orders.api.urls import v1_urlpatterns as orders_v1
+from patients.api.urls import urlpatterns as patients_v1
+
+api_v1 = [*accounts_v1, *patients_v1, *orders_v1]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("api/", include(orders_api)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("", include("core.urls")),
+]
+
+handler404 = "core.views.not_found"
+handler500 = "core.views.server_error"

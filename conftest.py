@@ -1,0 +1,33 @@
+"""Suite-wide test set-up: which real services this run has.
+
+Tests marked ``postgres`` or ``redis`` need that server. When it does not answer they are
+skipped with the reason shown — unless ``REQUIRE_SERVICES=1`` (CI), which makes a missing
+service fail the run instead.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.conf import settings
+
+REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    missing = [name for name, up in settings.SERVICES.items() if not up]
+    if missing and REQUIRE_SERVICES:
+        raise pytest.UsageError(f"REQUIRE_SERVICES=1 but these services do not answer: {', '.join(missing)}")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    services = ", ".join(f"{name}={'yes' if up else 'NO'}" for name, up in settings.SERVICES.items())
+    return f"services: {services} (REQUIRE_SERVICES={'1' if REQUIRE_SERVICES else '0'})"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        for service in ("postgres", "redis"):
+            if item.get_closest_marker(service) and not settings.SERVICES[service]:
+                item.add_marker(pytest.mark.skip(reason=f"needs {service}, which does not answer here"))

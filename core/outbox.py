@@ -1,0 +1,138 @@
+"""Transactional outbox: publish domain events with the change, deliver them after commit.
+
+``outbox_publish`` is called inside the atomic block that makes a change; the event row commits
+or rolls back with it. After commit a Celery task delivers the event to every task routed to
+its topic (the route table lives in ``agents`` and registers itself with :func:`subscribe`).
+Delivery is at least once: consumers receive ``event_id`` and must be idempotent. A failed
+delivery stays pending with exponential backoff and jitter; a periodic sweep picks up anything
+an after-commit enqueue missed (a broker outage, a crashed web process).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections import defaultdict
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import models, transaction
+from django.utils import timezone
+
+from .models import OutboxEvent, OutboxStatus
+
+logger = logging.getLogger(__name__)
+
+_routes: dict[str, list[str]] = defaultdict(list)
+
+PayloadValue = str | int | bool | None
+
+
+def subscribe(topic: str, task_name: str) -> None:
+    """Route events of ``topic`` to the Celery task ``task_name`` (called with ``event_id``)."""
+    if task_name not in _routes[topic]:
+        _routes[topic].append(task_name)
+
+
+def unsubscribe(topic: str, task_name: str) -> None:
+    if task_name in _routes.get(topic, []):
+        _routes[topic].remove(task_name)
+
+
+def routes_for(topic: str) -> list[str]:
+    return list(_routes.get(topic, []))
+
+
+def outbox_publish(*, topic: str, aggregate: models.Model, payload: dict[str, PayloadValue]) -> OutboxEvent:
+    """Record ``topic`` for ``aggregate``. Call inside the atomic block of the change.
+
+    ``payload`` carries ids, codes and states only (never PHI); values must be scalars.
+    Delivery is scheduled for after commit and never fails the caller.
+    """
+    for key, value in payload.items():
+        if not isinstance(value, str | int | bool | type(None)):
+            raise TypeError(f"outbox payload value for {key!r} must be a scalar id or code")
+    event = OutboxEvent.objects.create(
+        topic=topic,
+        aggregate_type=aggregate._meta.label_lower,
+        aggregate_id=str(aggregate.pk),
+        payload=payload,
+        available_at=timezone.now(),
+    )
+    event_id = str(event.id)
+    transaction.on_commit(lambda: _enqueue_delivery(event_id), robust=True)
+    return event
+
+
+def _enqueue_delivery(event_id: str) -> None:
+    from .tasks import deliver_outbox_event
+
+    deliver_outbox_event.apply_async(args=(event_id,), retry=False)
+
+
+def backoff_delay(attempts: int) -> timedelta:
+    """Exponential backoff with full jitter: up to 2**attempts seconds, capped at one hour."""
+    ceiling = min(2**attempts, 3600)
+    return timedelta(seconds=random.uniform(ceiling / 2, ceiling))  # noqa: S311 - jitter, not security
+
+
+def outbox_deliver(*, event_id: str | uuid.UUID) -> bool:
+    """Deliver one pending, due event to its routes. Returns True if it was delivered now.
+
+    Locks the row (skipping it if another worker holds it), so concurrent dispatchers never
+    deliver the same attempt twice. On a publish failure the attempt is recorded with backoff;
+    after ``OUTBOX_MAX_ATTEMPTS`` the event is parked as failed for staff to retry.
+    """
+    from celery import current_app
+
+    with transaction.atomic():
+        event = (
+            OutboxEvent.objects.select_for_update(skip_locked=True)
+            .filter(pk=event_id, status=OutboxStatus.PENDING, available_at__lte=timezone.now())
+            .first()
+        )
+        if event is None:
+            return False
+        message: dict[str, Any] = {"event_id": str(event.id), "topic": event.topic}
+        try:
+            for task_name in routes_for(event.topic):
+                current_app.signature(task_name, kwargs=message).apply_async(retry=False)
+        except Exception as exc:  # the broker or a route failed: retry later, never lose the event
+            event.attempts += 1
+            event.last_error = f"{type(exc).__name__}"[:300]
+            if event.attempts >= settings.OUTBOX_MAX_ATTEMPTS:
+                event.status = OutboxStatus.FAILED
+            else:
+                event.available_at = timezone.now() + backoff_delay(event.attempts)
+            event.save(update_fields=["attempts", "last_error", "status", "available_at"])
+            logger.warning("outbox event %s (%s) delivery failed: %s", event.id, event.topic, event.last_error)
+            return False
+        event.attempts += 1
+        event.status = OutboxStatus.DISPATCHED
+        event.dispatched_at = timezone.now()
+        event.last_error = ""
+        event.save(update_fields=["attempts", "status", "dispatched_at", "last_error"])
+        return True
+
+
+def outbox_deliver_due(*, limit: int = 200) -> int:
+    """Deliver up to ``limit`` due pending events, oldest first. Returns how many went out."""
+    due = list(
+        OutboxEvent.objects.filter(status=OutboxStatus.PENDING, available_at__lte=timezone.now())
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    return sum(outbox_deliver(event_id=pk) for pk in due)
+
+
+def outbox_retry(*, event_id: str | uuid.UUID) -> None:
+    """Put a failed event back in the queue (staff action); delivery follows after commit."""
+    with transaction.atomic():
+        updated = OutboxEvent.objects.filter(pk=event_id, status=OutboxStatus.FAILED).update(
+            status=OutboxStatus.PENDING, attempts=0, available_at=timezone.now()
+        )
+        if updated:
+            event_key = str(event_id)
+            transaction.on_commit(lambda: _enqueue_delivery(event_key), robust=True)

@@ -1,0 +1,133 @@
+from rest_framework import serializers
+
+from core.identifiers import is_valid_icd10
+from orders.models import DeliveryMode, Disposition, OrderEvent, OrderStatus, Priority, Source, Stage
+from patients.models import PayerType
+
+
+class ItemInputSerializer(serializers.Serializer):
+    sku = serializers.CharField(max_length=64)
+    quantity = serializers.IntegerField(min_value=1, max_value=9999)
+
+
+class InsuranceSerializer(serializers.Serializer):
+    carrier = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    policy_number = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    group_number = serializers.CharField(max_length=64, required=False, allow_blank=True)
+
+
+class OrderCreateSerializer(serializers.Serializer):
+    """Seed 002's body plus items, delivery mode, priority and payer type."""
+
+    patient_id = serializers.UUIDField()
+    provider_id = serializers.UUIDField()
+    items = serializers.ListField(child=ItemInputSerializer(), allow_empty=False, max_length=100)
+    payer_type = serializers.ChoiceField(choices=PayerType.choices)
+    delivery_mode = serializers.ChoiceField(choices=DeliveryMode.choices, default=DeliveryMode.SHIP_TO_PATIENT)
+    priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.ROUTINE)
+    source = serializers.ChoiceField(choices=Source.choices, default=Source.API)  # type: ignore[assignment]
+    requested_date = serializers.DateField(required=False, allow_null=True)
+    service_type = serializers.CharField(max_length=200, required=False, allow_blank=True, allow_null=True)
+    diagnosis_codes = serializers.ListField(
+        child=serializers.CharField(max_length=10), required=False, default=list, max_length=12
+    )
+    notes = serializers.CharField(max_length=5000, required=False, allow_blank=True, allow_null=True)
+    insurance = InsuranceSerializer(required=False, allow_null=True)
+
+    def validate_items(self, items: list[dict]) -> list[dict]:
+        skus = [item["sku"] for item in items]
+        if len(set(skus)) != len(skus):
+            raise serializers.ValidationError("List each SKU once, with its total quantity.")
+        return items
+
+    def validate_diagnosis_codes(self, codes: list[str]) -> list[str]:
+        bad = [str(index) for index, code in enumerate(codes) if not is_valid_icd10(code)]
+        if bad:
+            raise serializers.ValidationError(
+                {index: ["Enter a valid ICD-10-CM code, such as E11.9."] for index in bad}
+            )
+        return codes
+
+
+class OrderStatusUpdateSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=OrderStatus.choices)
+    notes = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
+    verification_data = serializers.DictField(required=False, allow_null=True)
+
+
+class OrderVerifySerializer(serializers.Serializer):
+    notes = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
+    verification_data = serializers.DictField(required=False, allow_null=True)
+
+
+class OrderCompleteSerializer(serializers.Serializer):
+    notes = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
+
+
+class OrderCancelSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000)
+
+
+class NoteSerializer(serializers.Serializer):
+    note = serializers.CharField(max_length=5000)
+
+
+class OrderItemSerializer(serializers.Serializer):
+    sku = serializers.CharField()
+    quantity = serializers.IntegerField()
+    unit_price_cents = serializers.IntegerField()
+    line_total_cents = serializers.IntegerField()
+
+
+class OrderSummarySerializer(serializers.Serializer):
+    """An order without its PHI: what lists show."""
+
+    id = serializers.UUIDField()
+    reference = serializers.CharField()
+    status = serializers.ChoiceField(choices=OrderStatus.choices)
+    stage = serializers.ChoiceField(choices=Stage.choices, allow_null=True)
+    ai_disposition = serializers.ChoiceField(choices=Disposition.choices, allow_null=True)
+    territory_id = serializers.UUIDField()
+    patient_id = serializers.UUIDField()
+    provider_id = serializers.UUIDField()
+    payer_type = serializers.ChoiceField(choices=PayerType.choices)
+    source = serializers.ChoiceField(choices=Source.choices)  # type: ignore[assignment]
+    priority = serializers.ChoiceField(choices=Priority.choices)
+    delivery_mode = serializers.ChoiceField(choices=DeliveryMode.choices)
+    requested_date = serializers.DateField(allow_null=True)
+    items = OrderItemSerializer(many=True, source="items.all")
+    total_cents = serializers.IntegerField()
+    approver_id = serializers.UUIDField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    verified_at = serializers.DateTimeField(allow_null=True)
+    completed_at = serializers.DateTimeField(allow_null=True)
+    cancelled_at = serializers.DateTimeField(allow_null=True)
+
+
+class OrderSerializer(OrderSummarySerializer):
+    """An order with its PHI, for one order's detail."""
+
+    service_type = serializers.CharField(allow_null=True)
+    diagnosis_codes = serializers.ListField(child=serializers.CharField(), allow_null=True)
+    notes = serializers.CharField(allow_null=True)
+    insurance = InsuranceSerializer(source="insurance_details", allow_null=True)
+    verification_data = serializers.DictField(allow_null=True)
+
+
+class OrderEventSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    sequence = serializers.IntegerField()
+    kind = serializers.CharField()
+    from_status = serializers.CharField()
+    to_status = serializers.CharField()
+    transition = serializers.CharField()
+    actor_id = serializers.UUIDField(allow_null=True)
+    actor_name = serializers.SerializerMethodField()
+    actor_kind = serializers.CharField()
+    reason = serializers.CharField(allow_null=True)
+    payload = serializers.DictField(allow_null=True)
+    created_at = serializers.DateTimeField()
+
+    def get_actor_name(self, event: OrderEvent) -> str | None:
+        return event.actor.display_name if event.actor is not None else None

@@ -1,0 +1,20 @@
+"""Order endpoints: ``v1_urlpatterns`` under /api/v1/, ``urlpatterns`` (timeline, events) under /api/."""
+
+from django.urls import path
+
+from . import views
+
+v1_urlpatterns = [
+    path("orders", views.OrderCreateView.as_view(), name="order-create"),
+    path("orders/territory/<str:territory_id>", views.OrderTerritoryListView.as_view(), name="orders-territory"),
+    path("orders/<str:order_id>", views.OrderDetailView.as_view(), name="order-detail"),
+    path("orders/<str:order_id>/status", views.OrderStatusView.as_view(), name="order-status"),
+    path("orders/<str:order_id>/verify", views.OrderVerifyView.as_view(), name="order-verify"),
+    path("orders/<str:order_id>/complete", views.OrderCompleteView.as_view(), name="order-complete"),
+    path("orders/<str:order_id>/cancel", views.OrderCancelView.as_view(), name="order-cancel"),
+]
+
+urlpatterns = [
+    path("orders/<str:order_id>/timeline", views.OrderTimelineView.as_view(), name="order-timeline"),
+    path("orders/<str:order_id>/events", views.OrderEventCreateView.as_view(), name="order-events"),
+]

@@ -1,0 +1,125 @@
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.generics import GenericAPIView
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from core.audit import access_record
+from core.models import AccessChannel
+from orders import selectors, services
+from orders.models import OrderStatus
+from territories.api import TERRITORY_HEADER, request_territory
+
+from .serializers import (
+    NoteSerializer,
+    OrderCancelSerializer,
+    OrderCompleteSerializer,
+    OrderCreateSerializer,
+    OrderEventSerializer,
+    OrderSerializer,
+    OrderStatusUpdateSerializer,
+    OrderSummarySerializer,
+    OrderVerifySerializer,
+)
+
+
+def _order_response(request: Request, order_id: object, *, status_code: int = 200) -> Response:
+    """Re-read the order through the user's scope, record the PHI read, and return it."""
+    order = selectors.order_get_for_user(user=request.user, pk=order_id)
+    access_record(user=request.user, objects=[order], channel=AccessChannel.API)
+    return Response(OrderSerializer(order).data, status=status_code)
+
+
+class OrderCreateView(APIView):
+    @extend_schema(parameters=[TERRITORY_HEADER], request=OrderCreateSerializer, responses={201: OrderSerializer})
+    def post(self, request: Request) -> Response:
+        data = OrderCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = dict(data.validated_data)
+        items = [services.ItemRequest(sku=i["sku"], quantity=i["quantity"]) for i in fields.pop("items")]
+        order = services.order_create(actor=request.user, territory=request_territory(request), items=items, **fields)
+        return _order_response(request, order.pk, status_code=status.HTTP_201_CREATED)
+
+
+class OrderDetailView(APIView):
+    @extend_schema(responses={200: OrderSerializer})
+    def get(self, request: Request, order_id: str) -> Response:
+        return _order_response(request, order_id)
+
+
+class OrderTerritoryListView(GenericAPIView):
+    serializer_class = OrderSummarySerializer
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "status", OpenApiTypes.STR, enum=OrderStatus.values, description="Only orders in this status."
+            )
+        ],
+        responses={200: OrderSummarySerializer(many=True)},
+    )
+    def get(self, request: Request, territory_id: str) -> Response:
+        wanted = request.query_params.get("status") or None
+        if wanted is not None and wanted not in OrderStatus.values:
+            from core.exceptions import ValidationFailed
+
+            raise ValidationFailed(details={"status": ["Unknown status."]})
+        orders = selectors.orders_in_territory(user=request.user, territory_key=territory_id, status=wanted)
+        page = self.paginate_queryset(orders)
+        return self.get_paginated_response(OrderSummarySerializer(page, many=True).data)
+
+
+class OrderStatusView(APIView):
+    @extend_schema(request=OrderStatusUpdateSerializer, responses={200: OrderSerializer})
+    def put(self, request: Request, order_id: str) -> Response:
+        data = OrderStatusUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.order_set_status(order_id=order_id, actor=request.user, **data.validated_data)
+        return _order_response(request, order_id)
+
+
+class OrderVerifyView(APIView):
+    @extend_schema(request=OrderVerifySerializer, responses={200: OrderSerializer})
+    def put(self, request: Request, order_id: str) -> Response:
+        data = OrderVerifySerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.order_verify(order_id=order_id, actor=request.user, **data.validated_data)
+        return _order_response(request, order_id)
+
+
+class OrderCompleteView(APIView):
+    @extend_schema(request=OrderCompleteSerializer, responses={200: OrderSerializer})
+    def put(self, request: Request, order_id: str) -> Response:
+        data = OrderCompleteSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.order_complete(order_id=order_id, actor=request.user, **data.validated_data)
+        return _order_response(request, order_id)
+
+
+class OrderCancelView(APIView):
+    @extend_schema(request=OrderCancelSerializer, responses={200: OrderSerializer})
+    def put(self, request: Request, order_id: str) -> Response:
+        data = OrderCancelSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.order_cancel(order_id=order_id, actor=request.user, **data.validated_data)
+        return _order_response(request, order_id)
+
+
+class OrderTimelineView(APIView):
+    @extend_schema(responses={200: OrderEventSerializer(many=True)})
+    def get(self, request: Request, order_id: str) -> Response:
+        events = selectors.order_timeline(user=request.user, pk=order_id)
+        if events:
+            access_record(user=request.user, objects=[events[0].order], channel=AccessChannel.API)
+        return Response(OrderEventSerializer(events, many=True).data)
+
+
+class OrderEventCreateView(APIView):
+    @extend_schema(request=NoteSerializer, responses={201: OrderEventSerializer})
+    def post(self, request: Request, order_id: str) -> Response:
+        data = NoteSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        event = services.order_add_note(order_id=order_id, actor=request.user, note=data.validated_data["note"])
+        return Response(OrderEventSerializer(event).data, status=status.HTTP_201_CREATED)

@@ -1,0 +1,26 @@
+from typing import Any
+
+from core.exceptions import DomainError
+
+
+class OrderNotFound(DomainError):
+    code = "ORDER_NOT_FOUND"
+    http_status = 404
+    default_message = "Order not found."
+
+
+class InvalidStatusTransition(DomainError):
+    code = "INVALID_STATUS_TRANSITION"
+    http_status = 409
+
+    def __init__(
+        self, *, order_id: Any, current_status: str, requested_status: str, message: str | None = None
+    ) -> None:
+        super().__init__(
+            message or f"Cannot transition from {current_status} to {requested_status}",
+            details={
+                "order_id": str(order_id),
+                "current_status": current_status,
+                "requested_status": requested_status,
+            },
+        )

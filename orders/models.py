@@ -1,0 +1,349 @@
+"""Orders, their items and their immutable timeline.
+
+The lifecycle is one protected django-fsm ``status`` field. Transition methods only guard (source
+states, conditions, permission) and flip the state; ``orders.services`` wraps each one with the
+lock, the timeline event and the outbox event. ``ConcurrentTransitionMixin`` refuses to save an
+order whose status changed in the database since it was loaded.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+from simple_history.models import HistoricalRecords
+
+from core.fields import EncryptedJSONField, EncryptedTextField, PHIModel
+from patients.models import PayerType
+from territories.models import TerritoryPermission
+from territories.selectors import territory_permits
+
+
+class OrderStatus(models.TextChoices):
+    PENDING_VERIFICATION = "pending_verification", "Pending verification"
+    ON_HOLD = "on_hold", "On hold"
+    VERIFIED = "verified", "Verified"
+    AWAITING_PAYMENT = "awaiting_payment", "Awaiting payment"
+    PAID = "paid", "Paid"
+    IN_PROGRESS = "in_progress", "In progress"
+    SHIPPED = "shipped", "Shipped"
+    COMPLETED = "completed", "Completed"
+    REJECTED = "rejected", "Rejected"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+TERMINAL_STATUSES = frozenset({OrderStatus.COMPLETED, OrderStatus.REJECTED, OrderStatus.CANCELLED})
+NON_TERMINAL_STATUSES = [s for s in OrderStatus if s not in TERMINAL_STATUSES]
+
+
+class Stage(models.TextChoices):
+    """The simplified three-stage view (seed 001)."""
+
+    PENDING = "Pending"
+    PREPARING = "Preparing"
+    SHIPPED = "Shipped"
+
+
+STAGE_OF_STATUS: dict[str, Stage | None] = {
+    OrderStatus.PENDING_VERIFICATION: Stage.PENDING,
+    OrderStatus.ON_HOLD: Stage.PENDING,
+    OrderStatus.VERIFIED: Stage.PENDING,
+    OrderStatus.AWAITING_PAYMENT: Stage.PENDING,
+    OrderStatus.PAID: Stage.PENDING,
+    OrderStatus.IN_PROGRESS: Stage.PREPARING,
+    OrderStatus.SHIPPED: Stage.SHIPPED,
+    OrderStatus.COMPLETED: Stage.SHIPPED,
+    OrderStatus.REJECTED: None,
+    OrderStatus.CANCELLED: None,
+}
+
+
+class Source(models.TextChoices):
+    PORTAL = "portal", "Portal"
+    INTAKE = "intake", "Intake"
+    AUTO_REORDER = "auto_reorder", "Auto-reorder"
+    API = "api", "API"
+
+
+class Priority(models.TextChoices):
+    ROUTINE = "routine", "Routine"
+    URGENT = "urgent", "Urgent"
+    STAT = "stat", "Stat"
+
+
+class DeliveryMode(models.TextChoices):
+    SHIP_TO_PATIENT = "ship_to_patient", "Ship to patient"
+    SHIP_TO_PRACTICE = "ship_to_practice", "Ship to practice"
+    PICKUP = "pickup", "Pickup"
+
+
+class Disposition(models.TextChoices):
+    CLEAR = "clear", "Clear"
+    HOLD = "hold", "Hold"
+    NEEDS_REVIEW = "needs_review", "Needs review"
+
+
+class ActorKind(models.TextChoices):
+    AI = "ai", "AI (deterministic checks)"
+    STAFF = "staff", "Staff"
+    SYSTEM = "system", "System"
+
+
+# --- transition guards -------------------------------------------------------------------------
+# Permission callables receive (order, user); a user None means the system itself is acting.
+
+
+def _permits(permission: TerritoryPermission) -> Any:
+    def check(order: Any, user: Any) -> bool:
+        if user is None:
+            return True
+        return territory_permits(user=user, permission=permission, territory_id=order.territory_id)
+
+    check.__name__ = f"can_{permission.value}"
+    return check
+
+
+can_review = _permits(TerritoryPermission.REVIEW_ORDER)
+can_fulfill = _permits(TerritoryPermission.FULFILL_ORDER)
+can_record_payment = _permits(TerritoryPermission.RECORD_PAYMENT)
+
+
+def can_cancel(order: Any, user: Any) -> bool:
+    """Reviewers cancel any open order; others with the cancel permission only before Preparing."""
+    if user is None:
+        return True
+    if not territory_permits(user=user, permission=TerritoryPermission.CANCEL_ORDER, territory_id=order.territory_id):
+        return False
+    return order.stage == Stage.PENDING or can_review(order, user)
+
+
+def is_cash_pay(order: Any) -> bool:
+    return order.payer_type == PayerType.CASH
+
+
+def payment_settled_or_not_needed(order: Any) -> bool:
+    return order.status == OrderStatus.PAID or order.payer_type == PayerType.INSURANCE
+
+
+# --- reference codes ---------------------------------------------------------------------------
+_REFERENCE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I
+
+
+def new_reference() -> str:
+    """A short, unguessable, human-readable order reference such as ``2K7-XQ4``."""
+    chars = "".join(secrets.choice(_REFERENCE_ALPHABET) for _ in range(6))
+    return f"{chars[:3]}-{chars[3:]}"
+
+
+class Order(ConcurrentTransitionMixin, PHIModel):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    reference = models.CharField(max_length=7, unique=True, default=new_reference, editable=False)
+    territory = models.ForeignKey("territories.Territory", on_delete=models.PROTECT, related_name="orders")
+    patient = models.ForeignKey("patients.Patient", on_delete=models.PROTECT, related_name="orders")
+    provider = models.ForeignKey("patients.Provider", on_delete=models.PROTECT, related_name="orders")
+
+    status = FSMField(
+        max_length=30, choices=OrderStatus.choices, default=OrderStatus.PENDING_VERIFICATION, protected=True
+    )
+    source = models.CharField(max_length=20, choices=Source.choices, default=Source.API)
+    priority = models.CharField(max_length=20, choices=Priority.choices, default=Priority.ROUTINE)
+    delivery_mode = models.CharField(max_length=30, choices=DeliveryMode.choices, default=DeliveryMode.SHIP_TO_PATIENT)
+    requested_date = models.DateField(null=True, blank=True, help_text="Requested delivery date.")
+    payer_type = models.CharField(max_length=20, choices=PayerType.choices)
+    ai_disposition = models.CharField(  # noqa: DJ001 - NULL means the checks have not run yet
+        max_length=20,
+        choices=Disposition.choices,
+        null=True,
+        blank=True,
+        help_text="Set by the compliance checks; empty until they have run.",
+    )
+    approver = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    # PHI, encrypted with the territory bound as associated data.
+    service_type = EncryptedTextField()
+    diagnosis_codes = EncryptedJSONField(help_text="ICD-10-CM codes.")
+    notes = EncryptedTextField()
+    insurance_details = EncryptedJSONField(help_text="{carrier, policy_number, group_number}")
+    verification_data = EncryptedJSONField(help_text="{verified_by, verification_method, coverage_details}")
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["territory", "status", "created_at"], name="order_territory_status_idx")]
+
+    def __str__(self) -> str:
+        return f"Order {self.reference}"
+
+    @property
+    def stage(self) -> Stage | None:
+        """Pending / Preparing / Shipped, or None for rejected and cancelled orders."""
+        return STAGE_OF_STATUS[self.status]
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def total_cents(self) -> int:
+        return sum(item.line_total_cents for item in self.items.all())
+
+    # --- transitions: guard and flip only ------------------------------------------------------
+    @transition(
+        field=status,
+        source=OrderStatus.PENDING_VERIFICATION,
+        target=OrderStatus.ON_HOLD,
+        permission=can_review,
+    )
+    def hold(self) -> None:
+        """Park the order until a hold is resolved."""
+
+    @transition(
+        field=status,
+        source=OrderStatus.ON_HOLD,
+        target=OrderStatus.PENDING_VERIFICATION,
+        permission=can_review,
+    )
+    def release_hold(self) -> None:
+        """Send a held order back for verification."""
+
+    @transition(
+        field=status,
+        source=[OrderStatus.PENDING_VERIFICATION, OrderStatus.ON_HOLD],
+        target=OrderStatus.VERIFIED,
+        permission=can_review,
+    )
+    def verify(self) -> None:
+        """Approve the order."""
+
+    @transition(
+        field=status,
+        source=[OrderStatus.PENDING_VERIFICATION, OrderStatus.ON_HOLD],
+        target=OrderStatus.REJECTED,
+        permission=can_review,
+    )
+    def reject(self) -> None:
+        """Refuse the order (terminal)."""
+
+    @transition(
+        field=status,
+        source=OrderStatus.VERIFIED,
+        target=OrderStatus.AWAITING_PAYMENT,
+        conditions=[is_cash_pay],
+        permission=can_review,
+    )
+    def request_payment(self) -> None:
+        """A verified cash-pay order waits for the patient's payment."""
+
+    @transition(
+        field=status,
+        source=OrderStatus.AWAITING_PAYMENT,
+        target=OrderStatus.PAID,
+        permission=can_record_payment,
+    )
+    def mark_paid(self) -> None:
+        """The payment succeeded."""
+
+    @transition(
+        field=status,
+        source=[OrderStatus.VERIFIED, OrderStatus.PAID],
+        target=OrderStatus.IN_PROGRESS,
+        conditions=[payment_settled_or_not_needed],
+        permission=can_fulfill,
+    )
+    def start_fulfillment(self) -> None:
+        """Insurance orders once verified, cash-pay orders once paid."""
+
+    @transition(field=status, source=OrderStatus.IN_PROGRESS, target=OrderStatus.SHIPPED, permission=can_fulfill)
+    def ship(self) -> None:
+        """The order left the warehouse or the vendor."""
+
+    @transition(field=status, source=OrderStatus.SHIPPED, target=OrderStatus.COMPLETED, permission=can_fulfill)
+    def complete(self) -> None:
+        """Delivery confirmed (terminal)."""
+
+    @transition(field=status, source=NON_TERMINAL_STATUSES, target=OrderStatus.CANCELLED, permission=can_cancel)
+    def cancel(self) -> None:
+        """Cancel an open order (terminal); the service requires a reason."""
+
+
+class OrderItem(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items")
+    product = models.ForeignKey("catalog.Product", on_delete=models.PROTECT, related_name="+")
+    sku = models.CharField("SKU", max_length=64, help_text="The product's SKU when ordered.")
+    quantity = models.PositiveIntegerField()
+    unit_price_cents = models.PositiveIntegerField(help_text="The product's price when ordered.")
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["sku"]
+        constraints = [models.CheckConstraint(condition=models.Q(quantity__gte=1), name="order_item_quantity_positive")]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x {self.sku}"
+
+    @property
+    def line_total_cents(self) -> int:
+        return self.quantity * self.unit_price_cents
+
+
+class EventKind(models.TextChoices):
+    CREATED = "created", "Created"
+    TRANSITION = "transition", "Status change"
+    NOTE = "note", "Note"
+
+
+class OrderEvent(PHIModel):
+    """One immutable entry of an order's timeline.
+
+    Rows are only ever inserted: saving an existing row or deleting one raises, and on
+    PostgreSQL a trigger refuses UPDATE and DELETE as well. ``reason`` and ``payload`` may hold
+    clinical text, so they are encrypted like the order's PHI.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="events")
+    territory = models.ForeignKey("territories.Territory", on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=20, choices=EventKind.choices)
+    from_status = models.CharField(max_length=30, choices=OrderStatus.choices, blank=True)
+    to_status = models.CharField(max_length=30, choices=OrderStatus.choices, blank=True)
+    transition = models.CharField(max_length=50, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    actor_kind = models.CharField(max_length=10, choices=ActorKind.choices)
+    reason = EncryptedTextField()
+    payload = EncryptedJSONField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    sequence = models.PositiveIntegerField(editable=False, help_text="Position in the order's timeline, from 1.")
+
+    class Meta:
+        ordering = ["order", "sequence"]
+        constraints = [models.UniqueConstraint(fields=["order", "sequence"], name="order_event_sequence_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.from_status}→{self.to_status}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise TypeError("order events are immutable")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("order events are immutable")

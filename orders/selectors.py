@@ -1,0 +1,64 @@
+"""Reads of orders, scoped to the territories the user works in.
+
+Every list and detail goes through here, so territory isolation lives in one place: an order
+outside the user's territories is indistinguishable from one that does not exist.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.db.models import Prefetch, QuerySet
+
+from territories.exceptions import TerritoryMismatch
+from territories.models import Territory, TerritoryPermission
+from territories.selectors import territories_for_user, territory_lookup
+
+from .exceptions import OrderNotFound
+from .models import Order, OrderEvent, OrderItem
+
+
+def _as_uuid(value: Any) -> uuid.UUID | None:
+    try:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+def orders_for_user(*, user: Any, territory: Territory | None = None) -> QuerySet[Order]:
+    """Orders in the user's territories (or in ``territory``, which must be one of them)."""
+    territories = territories_for_user(user=user, permission=TerritoryPermission.ACCESS)
+    if territory is not None:
+        territories = territories.filter(pk=territory.pk)
+    return Order.objects.filter(territory__in=territories)
+
+
+def orders_with_items(queryset: QuerySet[Order]) -> QuerySet[Order]:
+    return queryset.prefetch_related(Prefetch("items", queryset=OrderItem.objects.order_by("sku")))
+
+
+def order_get_for_user(*, user: Any, pk: Any) -> Order:
+    """The order ``pk`` if the user may see it; raises OrderNotFound otherwise (also for bad ids)."""
+    order_id = _as_uuid(pk)
+    order = orders_with_items(orders_for_user(user=user)).filter(pk=order_id).first() if order_id else None
+    if order is None:
+        raise OrderNotFound()
+    return order
+
+
+def orders_in_territory(*, user: Any, territory_key: str, status: str | None = None) -> QuerySet[Order]:
+    """The orders of one territory, newest first; raises TerritoryMismatch if the user is not in it."""
+    territory = territory_lookup(key=territory_key)
+    if territory is None or not territories_for_user(user=user).filter(pk=territory.pk).exists():
+        raise TerritoryMismatch(details={"territory_id": territory_key[:64]})
+    orders = orders_for_user(user=user, territory=territory)
+    if status:
+        orders = orders.filter(status=status)
+    return orders_with_items(orders).order_by("-created_at", "id")
+
+
+def order_timeline(*, user: Any, pk: Any) -> list[OrderEvent]:
+    """The order's events, oldest first; raises OrderNotFound like ``order_get_for_user``."""
+    order = order_get_for_user(user=user, pk=pk)
+    return list(order.events.select_related("actor").order_by("sequence"))

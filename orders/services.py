@@ -1,0 +1,362 @@
+"""Order writes: creation and every lifecycle transition.
+
+Each service runs in one database transaction: it locks the order (scoped to the actor's
+territories), checks the transition and the actor's permission, flips the state through the
+django-fsm method, records an immutable ``OrderEvent`` and writes the outbox events that the
+dispatcher delivers after commit. Nothing here sends anything before commit.
+
+``actor`` is the acting user, or None when the system itself acts (a webhook, an agent).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+from django_fsm import can_proceed, has_transition_perm
+
+from catalog.selectors import products_by_sku
+from core.audit import with_history_user
+from core.exceptions import PermissionDenied, ValidationFailed
+from core.identifiers import normalize_icd10
+from core.outbox import outbox_publish
+from patients.exceptions import PatientProviderMismatch
+from patients.models import Patient, Provider
+from territories.exceptions import TerritoryMismatch
+from territories.models import Territory, TerritoryPermission
+from territories.selectors import territory_permits
+
+from .exceptions import InvalidStatusTransition, OrderNotFound
+from .models import (
+    ActorKind,
+    DeliveryMode,
+    EventKind,
+    Order,
+    OrderEvent,
+    OrderItem,
+    OrderStatus,
+    Priority,
+    Source,
+)
+from .selectors import _as_uuid, orders_for_user
+
+
+@dataclass(frozen=True)
+class ItemRequest:
+    sku: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class TransitionSpec:
+    target: OrderStatus
+    topics: tuple[str, ...]
+    reason_required: bool = False
+    stamp: Callable[[Order, Any], None] | None = None
+
+
+def _stamp_verified(order: Order, actor: Any) -> None:
+    order.verified_at = timezone.now()
+    order.approver = actor
+
+
+def _stamp_completed(order: Order, actor: Any) -> None:
+    order.completed_at = timezone.now()
+
+
+def _stamp_cancelled(order: Order, actor: Any) -> None:
+    order.cancelled_at = timezone.now()
+
+
+TRANSITIONS: dict[str, TransitionSpec] = {
+    "hold": TransitionSpec(OrderStatus.ON_HOLD, ("order.held",)),
+    "release_hold": TransitionSpec(OrderStatus.PENDING_VERIFICATION, ("order.hold_released",)),
+    # Seed 000's agents listen for order.approved; order.verified names the same state change.
+    "verify": TransitionSpec(OrderStatus.VERIFIED, ("order.verified", "order.approved"), stamp=_stamp_verified),
+    "reject": TransitionSpec(OrderStatus.REJECTED, ("order.rejected",)),
+    "request_payment": TransitionSpec(OrderStatus.AWAITING_PAYMENT, ("order.awaiting_payment",)),
+    "mark_paid": TransitionSpec(OrderStatus.PAID, ("order.paid",)),
+    "start_fulfillment": TransitionSpec(OrderStatus.IN_PROGRESS, ("order.fulfillment.started",)),
+    "ship": TransitionSpec(OrderStatus.SHIPPED, ("order.shipped",)),
+    "complete": TransitionSpec(OrderStatus.COMPLETED, ("order.delivered",), stamp=_stamp_completed),
+    "cancel": TransitionSpec(OrderStatus.CANCELLED, ("order.cancelled",), reason_required=True, stamp=_stamp_cancelled),
+}
+
+# PUT /orders/{id}/status names the target status; each has exactly one transition.
+TRANSITION_FOR_STATUS: dict[str, str] = {spec.target.value: name for name, spec in TRANSITIONS.items()}
+
+_CONDITION_HINTS = {
+    "request_payment": "only cash-pay orders wait for payment",
+    "start_fulfillment": "cash-pay orders start fulfillment once paid",
+}
+
+
+def _actor_kind(actor: Any, actor_kind: ActorKind | None) -> ActorKind:
+    if actor_kind is not None:
+        return actor_kind
+    return ActorKind.SYSTEM if actor is None else ActorKind.STAFF
+
+
+def order_lock(*, pk: Any, actor: Any) -> Order:
+    """Lock and return the order ``pk``. Call inside an atomic block.
+
+    Scoped to the actor's territories (the system, ``actor=None``, sees every order); raises
+    OrderNotFound for an order the actor cannot see or a malformed id.
+    """
+    order_id = _as_uuid(pk)
+    if order_id is None:
+        raise OrderNotFound()
+    orders = Order.objects.all() if actor is None else orders_for_user(user=actor)
+    order = orders.select_for_update(of=("self",)).filter(pk=order_id).first()
+    if order is None:
+        raise OrderNotFound()
+    return order
+
+
+def _record_event(
+    *,
+    order: Order,
+    kind: EventKind,
+    actor: Any,
+    actor_kind: ActorKind,
+    from_status: str = "",
+    to_status: str = "",
+    transition: str = "",
+    reason: str = "",
+    payload: dict[str, Any] | None = None,
+) -> OrderEvent:
+    """Append to the order's timeline. Call with the order locked (sequence numbers are per order)."""
+    last = order.events.aggregate(last=Max("sequence"))["last"] or 0
+    return OrderEvent.objects.create(
+        order=order,
+        territory_id=order.territory_id,
+        kind=kind,
+        from_status=from_status,
+        to_status=to_status,
+        transition=transition,
+        actor=actor,
+        actor_kind=actor_kind,
+        reason=reason or None,
+        payload=payload or None,
+        sequence=last + 1,
+    )
+
+
+def _event_payload(order: Order, event: OrderEvent) -> dict[str, str | int | bool | None]:
+    return {
+        "order_id": str(order.pk),
+        "territory_id": str(order.territory_id),
+        "event_id": str(event.pk),
+        "from_status": event.from_status or None,
+        "to_status": event.to_status or None,
+    }
+
+
+def order_create(
+    *,
+    actor: Any,
+    patient_id: uuid.UUID,
+    provider_id: uuid.UUID,
+    items: Sequence[ItemRequest],
+    payer_type: str,
+    territory: Territory | None = None,
+    source: str = Source.API,
+    priority: str = Priority.ROUTINE,
+    delivery_mode: str = DeliveryMode.SHIP_TO_PATIENT,
+    requested_date: dt.date | None = None,
+    service_type: str | None = None,
+    diagnosis_codes: Sequence[str] = (),
+    notes: str | None = None,
+    insurance: dict[str, str] | None = None,
+    actor_kind: ActorKind | None = None,
+) -> Order:
+    """Create an order in ``pending_verification`` with its items, timeline entry and ``order.created``.
+
+    The order's territory is ``territory`` (the request's ``Territory-Id``) or else the
+    provider's. Raises ValidationFailed for unknown ids or products, TerritoryMismatch when the
+    actor does not work in that territory, PermissionDenied when they may not order there, and
+    PatientProviderMismatch when the provider is not of that territory or the patient is not
+    assigned to the provider's territory.
+    """
+    provider = Provider.objects.filter(pk=provider_id, active=True).first()
+    if provider is None:
+        raise ValidationFailed(details={"provider_id": ["Unknown provider."]})
+    territory_id = territory.pk if territory is not None else provider.territory_id
+    if actor is not None:
+        if not territory_permits(user=actor, permission=TerritoryPermission.ACCESS, territory_id=territory_id):
+            raise TerritoryMismatch(details={"territory_id": str(territory_id)})
+        if not territory_permits(user=actor, permission=TerritoryPermission.CREATE_ORDER, territory_id=territory_id):
+            raise PermissionDenied("You may not place orders in this territory.")
+    if provider.territory_id != territory_id:
+        raise PatientProviderMismatch("The provider does not belong to the order's territory.")
+    patient = Patient.objects.filter(pk=patient_id).only("id", "territory_id").first()
+    if patient is None:
+        raise ValidationFailed(details={"patient_id": ["Unknown patient."]})
+    if patient.territory_id != provider.territory_id:
+        raise PatientProviderMismatch()
+
+    products = products_by_sku(skus=[item.sku for item in items])
+    item_errors = {
+        str(index): {"sku": ["Unknown or inactive product."]}
+        for index, item in enumerate(items)
+        if item.sku not in products
+    }
+    if item_errors:
+        raise ValidationFailed(details={"items": item_errors})
+
+    with transaction.atomic():
+        order = Order(
+            territory_id=territory_id,
+            patient=patient,
+            provider=provider,
+            source=source,
+            priority=priority,
+            delivery_mode=delivery_mode,
+            requested_date=requested_date,
+            payer_type=payer_type,
+            created_by=actor,
+            service_type=service_type or None,
+            diagnosis_codes=[normalize_icd10(code) for code in diagnosis_codes] or None,
+            notes=notes or None,
+            insurance_details=insurance or None,
+        )
+        with_history_user(order, actor)
+        order.save()
+        for item in items:
+            product = products[item.sku]
+            line = OrderItem(
+                order=order,
+                product=product,
+                sku=product.sku,
+                quantity=item.quantity,
+                unit_price_cents=product.price_cents,
+            )
+            with_history_user(line, actor)
+            line.save()
+        event = _record_event(
+            order=order,
+            kind=EventKind.CREATED,
+            actor=actor,
+            actor_kind=_actor_kind(actor, actor_kind),
+            to_status=order.status,
+        )
+        outbox_publish(topic="order.created", aggregate=order, payload=_event_payload(order, event))
+    return order
+
+
+def order_transition(
+    *,
+    order_id: Any,
+    actor: Any,
+    transition: str,
+    reason: str = "",
+    payload: dict[str, Any] | None = None,
+    actor_kind: ActorKind | None = None,
+    verification_data: dict[str, Any] | None = None,
+) -> Order:
+    """Run the named lifecycle transition on an order the actor can see.
+
+    Raises OrderNotFound, InvalidStatusTransition (naming the current and requested status),
+    PermissionDenied when the actor's role may not make this change, and ValidationFailed when
+    a required reason is missing. On any error nothing is written.
+    """
+    spec = TRANSITIONS[transition]
+    if spec.reason_required and not (reason or "").strip():
+        raise ValidationFailed(details={"reason": ["A reason is required."]})
+    with transaction.atomic():
+        order = order_lock(pk=order_id, actor=actor)
+        method = getattr(order, transition)
+        if not can_proceed(method):
+            hint = _CONDITION_HINTS.get(transition) if can_proceed(method, check_conditions=False) else None
+            message = f"Cannot transition from {order.status} to {spec.target.value}" + (f": {hint}" if hint else "")
+            raise InvalidStatusTransition(
+                order_id=order.pk,
+                current_status=order.status,
+                requested_status=spec.target.value,
+                message=message,
+            )
+        if actor is not None and not has_transition_perm(method, actor):
+            raise PermissionDenied("Your role may not make this change to the order.")
+        from_status = order.status
+        method()
+        if spec.stamp is not None:
+            spec.stamp(order, actor)
+        if verification_data is not None:
+            order.verification_data = verification_data
+        with_history_user(order, actor)
+        order.save()
+        event = _record_event(
+            order=order,
+            kind=EventKind.TRANSITION,
+            actor=actor,
+            actor_kind=_actor_kind(actor, actor_kind),
+            from_status=from_status,
+            to_status=order.status,
+            transition=transition,
+            reason=reason.strip(),
+            payload=payload,
+        )
+        for topic in spec.topics:
+            outbox_publish(topic=topic, aggregate=order, payload=_event_payload(order, event))
+    return order
+
+
+def order_set_status(
+    *,
+    order_id: Any,
+    actor: Any,
+    status: str,
+    notes: str = "",
+    verification_data: dict[str, Any] | None = None,
+) -> Order:
+    """``PUT /orders/{id}/status``: move the order to ``status`` through its one transition."""
+    transition = TRANSITION_FOR_STATUS.get(status)
+    if transition is None:
+        # Not a status any transition leads to (pending_verification is only reached by releasing a hold).
+        raise ValidationFailed(details={"status": ["Unknown status."]})
+    return order_transition(
+        order_id=order_id,
+        actor=actor,
+        transition=transition,
+        reason=notes,
+        verification_data=verification_data if transition == "verify" else None,
+    )
+
+
+def order_verify(
+    *, order_id: Any, actor: Any, notes: str = "", verification_data: dict[str, Any] | None = None
+) -> Order:
+    return order_transition(
+        order_id=order_id, actor=actor, transition="verify", reason=notes, verification_data=verification_data
+    )
+
+
+def order_complete(*, order_id: Any, actor: Any, notes: str = "") -> Order:
+    return order_transition(order_id=order_id, actor=actor, transition="complete", reason=notes)
+
+
+def order_cancel(*, order_id: Any, actor: Any, reason: str) -> Order:
+    return order_transition(order_id=order_id, actor=actor, transition="cancel", reason=reason)
+
+
+def order_add_note(*, order_id: Any, actor: Any, note: str) -> OrderEvent:
+    """Append a note to the order's timeline (anyone who can see the order)."""
+    if not (note or "").strip():
+        raise ValidationFailed(details={"note": ["A note cannot be empty."]})
+    with transaction.atomic():
+        order = order_lock(pk=order_id, actor=actor)
+        return _record_event(
+            order=order,
+            kind=EventKind.NOTE,
+            actor=actor,
+            actor_kind=_actor_kind(actor, None),
+            from_status=order.status,
+            to_status=order.status,
+            reason=note.strip(),
+        )

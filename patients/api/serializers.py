@@ -1,0 +1,69 @@
+import datetime as dt
+
+from rest_framework import serializers
+
+from core.identifiers import is_valid_mbi, normalize_mbi
+
+
+class AddressSerializer(serializers.Serializer):
+    line1 = serializers.CharField(max_length=200)
+    line2 = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    city = serializers.CharField(max_length=100)
+    state = serializers.RegexField(
+        r"^[A-Za-z]{2}$", max_length=2, error_messages={"invalid": "Use the two-letter state code."}
+    )
+    postal_code = serializers.RegexField(r"^\d{5}(-\d{4})?$", error_messages={"invalid": "Use a 5-digit ZIP or ZIP+4."})
+
+
+class PatientCreateSerializer(serializers.Serializer):
+    first_name = serializers.CharField(max_length=100)
+    last_name = serializers.CharField(max_length=100)
+    date_of_birth = serializers.DateField()
+    mbi = serializers.CharField(max_length=13, required=False, allow_blank=True, allow_null=True)
+    phone = serializers.RegexField(
+        r"^\+?[0-9 ().-]{7,20}$",
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        error_messages={"invalid": "Enter a phone number of 7 to 20 digits."},
+    )
+    email = serializers.EmailField(required=False, allow_blank=True, allow_null=True)
+    address = AddressSerializer(required=False, allow_null=True)
+    provider_id = serializers.UUIDField()
+
+    def validate_mbi(self, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not is_valid_mbi(value):
+            raise serializers.ValidationError("Enter a valid Medicare Beneficiary Identifier (11 characters).")
+        return normalize_mbi(value)
+
+    def validate_date_of_birth(self, value: dt.date) -> dt.date:
+        if value > dt.date.today():
+            raise serializers.ValidationError("The date of birth cannot be in the future.")
+        return value
+
+
+class PatientSerializer(serializers.Serializer):
+    """A patient as the API shows them (decrypted, for users of the patient's territory)."""
+
+    id = serializers.UUIDField()
+    territory_id = serializers.UUIDField()
+    provider_id = serializers.UUIDField()
+    first_name = serializers.CharField()
+    last_name = serializers.CharField()
+    date_of_birth = serializers.DateField()
+    mbi = serializers.CharField(allow_null=True)
+    phone = serializers.CharField(allow_null=True)
+    email = serializers.CharField(allow_null=True)
+    address = AddressSerializer(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class ProviderSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+    npi = serializers.CharField()
+    territory_id = serializers.UUIDField()
+    credentials = serializers.CharField()

@@ -1,0 +1,110 @@
+"""Patients, the providers who treat them, and their coverage.
+
+Every PHI field is encrypted at rest with the row's territory bound as associated data; names
+and date of birth are found through keyed blind indexes, never by decrypting the table.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from simple_history.models import HistoricalRecords
+
+from core.fields import (
+    BlindIndexField,
+    EncryptedCharField,
+    EncryptedDateField,
+    EncryptedJSONField,
+    PHIModel,
+)
+from core.identifiers import validate_npi
+
+
+class Provider(models.Model):
+    """A treating practitioner, identified by NPI, working in one territory."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    territory = models.ForeignKey("territories.Territory", on_delete=models.PROTECT, related_name="providers")
+    name = models.CharField(max_length=200)
+    npi = models.CharField("NPI", max_length=10, unique=True, validators=[validate_npi])
+    credentials = models.CharField(max_length=50, blank=True, help_text="e.g. MD, DO, NP, PA")
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="provider",
+        help_text="The doctor's sign-in account, if they use the portal.",
+    )
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} (NPI {self.npi})"
+
+
+class Patient(PHIModel):
+    """A patient assigned to one provider's territory."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    territory = models.ForeignKey("territories.Territory", on_delete=models.PROTECT, related_name="patients")
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="patients")
+
+    first_name = EncryptedCharField(max_length=100, blank=False)
+    last_name = EncryptedCharField(max_length=100, blank=False)
+    date_of_birth = EncryptedDateField(blank=False)
+    mbi = EncryptedCharField("MBI", max_length=13)
+    phone = EncryptedCharField(max_length=30)
+    email = EncryptedCharField(max_length=254)
+    address = EncryptedJSONField(help_text="{line1, line2, city, state, postal_code}")
+
+    first_name_index = BlindIndexField(sources=("first_name",), purpose="patient.first_name")
+    last_name_index = BlindIndexField(sources=("last_name",), purpose="patient.last_name")
+    full_name_index = BlindIndexField(sources=("first_name", "last_name"), purpose="patient.full_name")
+    date_of_birth_index = BlindIndexField(sources=("date_of_birth",), purpose="patient.date_of_birth")
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        # Never the name: strings of models end up in logs and admin messages.
+        return f"Patient {str(self.pk)[:8]}"
+
+
+class PayerType(models.TextChoices):
+    CASH = "cash", "Cash pay"
+    INSURANCE = "insurance", "Insurance"
+
+
+class Coverage(PHIModel):
+    """A patient's insurance plan (or cash pay), with the plan details encrypted."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    territory = models.ForeignKey("territories.Territory", on_delete=models.PROTECT, related_name="+")
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="coverages")
+    payer_type = models.CharField(max_length=20, choices=PayerType.choices)
+    payer_name = EncryptedCharField(max_length=200)
+    plan_name = EncryptedCharField(max_length=200)
+    member_id = EncryptedCharField(max_length=64)
+    group_number = EncryptedCharField(max_length=64)
+    coverage_tier = models.CharField(max_length=50, blank=True)
+    effective_from = models.DateField(null=True, blank=True)
+    effective_to = models.DateField(null=True, blank=True)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-active", "-effective_from"]
+
+    def __str__(self) -> str:
+        return f"Coverage {str(self.pk)[:8]} ({self.get_payer_type_display()})"

@@ -1,0 +1,64 @@
+"""Patient writes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from django.db import transaction
+
+from core.audit import with_history_user
+from core.exceptions import PermissionDenied, ValidationFailed
+from territories.models import Territory, TerritoryPermission
+from territories.selectors import territory_permits
+
+from .exceptions import PatientProviderMismatch
+from .models import Patient
+from .selectors import provider_get_for_user
+
+
+@transaction.atomic
+def patient_create(
+    *,
+    actor: Any,
+    provider_id: uuid.UUID,
+    first_name: str,
+    last_name: str,
+    date_of_birth: dt.date,
+    mbi: str | None = None,
+    phone: str | None = None,
+    email: str | None = None,
+    address: dict[str, str] | None = None,
+    territory: Territory | None = None,
+) -> Patient:
+    """Register a patient with ``provider_id``'s provider; the patient joins that territory.
+
+    ``territory`` is the one the request picked (``Territory-Id``), if any: the provider must
+    work there. Raises ValidationFailed for a provider the actor cannot see,
+    PatientProviderMismatch when the provider is outside the picked territory, and
+    PermissionDenied when the actor may not register patients there.
+    """
+    provider = provider_get_for_user(user=actor, pk=provider_id)
+    if provider is None:
+        raise ValidationFailed(details={"provider_id": ["Unknown provider."]})
+    if territory is not None and provider.territory_id != territory.pk:
+        raise PatientProviderMismatch("The provider does not work in the selected territory.")
+    if not territory_permits(
+        user=actor, permission=TerritoryPermission.MANAGE_PATIENTS, territory_id=provider.territory_id
+    ):
+        raise PermissionDenied("You may not register patients in this territory.")
+    patient = Patient(
+        territory_id=provider.territory_id,
+        provider=provider,
+        first_name=first_name,
+        last_name=last_name,
+        date_of_birth=date_of_birth,
+        mbi=mbi or None,
+        phone=phone or None,
+        email=email or None,
+        address=address or None,
+    )
+    with_history_user(patient, actor)
+    patient.save()
+    return patient

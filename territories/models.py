@@ -1,0 +1,124 @@
+"""Territories and who works in them.
+
+Access is granted by object permissions (django-guardian) on the Territory: each (territory,
+role) pair has a group holding that role's permissions on that territory, and a membership puts
+the user in it. ``TerritoryMembership`` is the record staff edit; the services keep the groups in
+step with it.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class Role(models.TextChoices):
+    DOCTOR = "doctor", "Doctor"
+    OPS_STAFF = "ops_staff", "Ops staff"
+    ADMIN = "admin", "Admin"
+    MASTER_DISTRIBUTOR = "master_distributor", "Master distributor"
+
+
+class TerritoryPermission(models.TextChoices):
+    """Object permissions on a Territory (codename, description)."""
+
+    ACCESS = "access_territory", "See the territory's orders, patients and providers"
+    CREATE_ORDER = "create_order", "Place orders in the territory"
+    REVIEW_ORDER = "review_order", "Hold, release, verify and reject orders"
+    FULFILL_ORDER = "fulfill_order", "Start fulfillment, ship and complete orders"
+    CANCEL_ORDER = "cancel_order", "Cancel orders"
+    RECORD_PAYMENT = "record_payment", "Record a payment on an order by hand"
+    MANAGE_PATIENTS = "manage_patients", "Register and edit patients"
+
+
+_ALL = set(TerritoryPermission)
+ROLE_PERMISSIONS: dict[str, set[TerritoryPermission]] = {
+    Role.DOCTOR: {
+        TerritoryPermission.ACCESS,
+        TerritoryPermission.CREATE_ORDER,
+        TerritoryPermission.CANCEL_ORDER,
+        TerritoryPermission.MANAGE_PATIENTS,
+    },
+    Role.OPS_STAFF: {
+        TerritoryPermission.ACCESS,
+        TerritoryPermission.CREATE_ORDER,
+        TerritoryPermission.REVIEW_ORDER,
+        TerritoryPermission.FULFILL_ORDER,
+        TerritoryPermission.CANCEL_ORDER,
+        TerritoryPermission.MANAGE_PATIENTS,
+    },
+    Role.ADMIN: _ALL,
+    Role.MASTER_DISTRIBUTOR: {TerritoryPermission.ACCESS, TerritoryPermission.FULFILL_ORDER},
+}
+
+# Roles that work in the Django admin back office.
+STAFF_ROLES = {Role.OPS_STAFF, Role.ADMIN}
+
+# Model-level permissions the back office needs to show its pages ("app_label.codename"); which
+# rows a user then sees is still limited to their territories by the selectors.
+_OPS_MODEL_PERMISSIONS = [
+    "orders.view_order",
+    "orders.change_order",
+    "orders.view_orderevent",
+    "orders.view_orderitem",
+    "patients.view_patient",
+    "patients.change_patient",
+    "patients.view_provider",
+    "patients.view_coverage",
+    "catalog.view_product",
+    "territories.view_territory",
+]
+ROLE_MODEL_PERMISSIONS: dict[str, list[str]] = {
+    Role.DOCTOR: [],
+    Role.MASTER_DISTRIBUTOR: [],
+    Role.OPS_STAFF: _OPS_MODEL_PERMISSIONS,
+    Role.ADMIN: [
+        *_OPS_MODEL_PERMISSIONS,
+        "patients.add_patient",
+        "patients.add_provider",
+        "patients.change_provider",
+        "patients.add_coverage",
+        "patients.change_coverage",
+        "catalog.add_product",
+        "catalog.change_product",
+        "territories.view_territorymembership",
+        "territories.add_territorymembership",
+        "territories.change_territorymembership",
+        "territories.delete_territorymembership",
+        "core.view_outboxevent",
+        "core.view_accessrecord",
+    ],
+}
+
+
+class Territory(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    code = models.SlugField(max_length=50, unique=True, help_text="Short name, e.g. 'north'.")
+    name = models.CharField(max_length=200)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name_plural = "territories"
+        permissions = [(p.value, p.label) for p in TerritoryPermission]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TerritoryMembership(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    territory = models.ForeignKey(Territory, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=30, choices=Role.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "territory"], name="one_role_per_territory")]
+        ordering = ["territory__code", "user__username"]
+
+    def __str__(self) -> str:
+        return f"{self.user} — {self.get_role_display()} in {self.territory}"

@@ -1,0 +1,83 @@
+"""Territory and membership writes; keep guardian groups in step with memberships."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import Group, Permission
+from django.db import transaction
+from guardian.shortcuts import assign_perm
+
+from .models import (
+    ROLE_MODEL_PERMISSIONS,
+    ROLE_PERMISSIONS,
+    STAFF_ROLES,
+    Role,
+    Territory,
+    TerritoryMembership,
+)
+
+
+def territory_role_group(*, territory: Territory, role: str) -> Group:
+    """The group holding ``role``'s object permissions on ``territory`` (created on first use)."""
+    group, created = Group.objects.get_or_create(name=f"territory:{territory.code}:{role}")
+    if created:
+        for permission in ROLE_PERMISSIONS[role]:
+            assign_perm(f"territories.{permission.value}", group, territory)
+    return group
+
+
+def role_back_office_group(*, role: str) -> Group:
+    """The global group carrying ``role``'s model permissions for the Django admin."""
+    group, _ = Group.objects.get_or_create(name=f"role:{role}")
+    wanted = ROLE_MODEL_PERMISSIONS[role]
+    if wanted:
+        app_labels = {label.split(".")[0] for label in wanted}
+        available = {
+            f"{p.content_type.app_label}.{p.codename}": p
+            for p in Permission.objects.filter(content_type__app_label__in=app_labels).select_related("content_type")
+        }
+        group.permissions.set([available[label] for label in wanted if label in available])
+    return group
+
+
+def territory_create(*, code: str, name: str) -> Territory:
+    with transaction.atomic():
+        territory = Territory.objects.create(code=code, name=name)
+        for role in Role:
+            territory_role_group(territory=territory, role=role)
+    return territory
+
+
+@transaction.atomic
+def membership_grant(*, user: Any, territory: Territory, role: str) -> TerritoryMembership:
+    """Give ``user`` exactly ``role`` in ``territory`` (replacing any other role there)."""
+    membership, _ = TerritoryMembership.objects.update_or_create(
+        user=user, territory=territory, defaults={"role": role}
+    )
+    for other in Role:
+        group = territory_role_group(territory=territory, role=other)
+        if other == role:
+            user.groups.add(group)
+        else:
+            user.groups.remove(group)
+    user.groups.add(role_back_office_group(role=role))
+    held_roles = set(TerritoryMembership.objects.filter(user=user).values_list("role", flat=True))
+    for other in Role:
+        if other not in held_roles:
+            user.groups.remove(role_back_office_group(role=other))
+    if role in STAFF_ROLES and not user.is_staff:
+        user.is_staff = True
+        user.save(update_fields=["is_staff"])
+    return membership
+
+
+@transaction.atomic
+def membership_revoke(*, user: Any, territory: Territory) -> None:
+    """Remove ``user`` from ``territory``: every role group of it and the membership row."""
+    TerritoryMembership.objects.filter(user=user, territory=territory).delete()
+    held_roles = set(TerritoryMembership.objects.filter(user=user).values_list("role", flat=True))
+    for role in Role:
+        user.groups.remove(territory_role_group(territory=territory, role=role))
+        if role not in held_roles:
+            user.groups.remove(role_back_office_group(role=role))

@@ -1,0 +1,98 @@
+"""Shared fixtures: two territories with a doctor, ops staff and admin each, and API clients."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from accounts.models import User
+from catalog.models import Product
+from orders import services as order_services
+from orders.models import Order
+from patients.models import Patient, Provider
+from territories.models import Territory
+
+from .factories import PatientFactory, ProductFactory, ProviderFactory, TerritoryFactory, UserFactory
+
+
+@dataclass
+class World:
+    """One territory's people and things."""
+
+    territory: Territory
+    doctor: User
+    ops: User
+    admin: User
+    distributor: User
+    provider: Provider
+    patient: Patient
+    product: Product
+
+    def order(self, *, actor: Any = None, payer_type: str = "insurance", **overrides: Any) -> Order:
+        """An order created through the real service (timeline entry and outbox row included)."""
+        fields: dict[str, Any] = {
+            "actor": actor or self.doctor,
+            "patient_id": self.patient.pk,
+            "provider_id": self.provider.pk,
+            "items": [order_services.ItemRequest(sku=self.product.sku, quantity=2)],
+            "payer_type": payer_type,
+            "diagnosis_codes": ["G47.33"],
+            "notes": "Fixture order note",
+        }
+        fields.update(overrides)
+        return order_services.order_create(**fields)
+
+
+def make_world(code: str) -> World:
+    territory = TerritoryFactory(code=code, name=code.title())
+    provider = ProviderFactory(territory=territory, name=f"Dr. {code.title()}")
+    doctor = UserFactory(username=f"dr.{code}", territory=territory, role="doctor")
+    provider.user = doctor
+    provider.save(update_fields=["user"])
+    return World(
+        territory=territory,
+        doctor=doctor,
+        ops=UserFactory(username=f"ops.{code}", territory=territory, role="ops_staff"),
+        admin=UserFactory(username=f"admin.{code}", territory=territory, role="admin"),
+        distributor=UserFactory(username=f"md.{code}", territory=territory, role="master_distributor"),
+        provider=provider,
+        patient=PatientFactory(
+            provider=provider,
+            territory=territory,
+            first_name="Zelda",
+            last_name=f"Quartermaine{code.title()}",
+            date_of_birth=dt.date(1948, 7, 9),
+        ),
+        product=ProductFactory(sku=f"CPAP-MASK-{code.upper()}", hcpcs_code="A7030", price_cents=12500),
+    )
+
+
+@pytest.fixture
+def north(db: Any) -> World:
+    return make_world("north")
+
+
+@pytest.fixture
+def south(db: Any) -> World:
+    return make_world("south")
+
+
+def api_client_for(user: User | None) -> APIClient:
+    """A DRF test client authenticated with a real bearer token from POST /api/v1/auth/token."""
+    client = APIClient()
+    if user is not None:
+        response = client.post(
+            "/api/v1/auth/token", {"username": user.username, "password": "test-password"}, format="json"
+        )
+        assert response.status_code == 200, response.content
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {response.json()['token']}")
+    return client
+
+
+@pytest.fixture
+def api() -> Any:
+    return api_client_for

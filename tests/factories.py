@@ -1,0 +1,147 @@
+"""factory-boy factories for every app's models.
+
+Users get territory roles through the real membership service (``UserFactory(role=..., territory=...)``),
+so guardian object permissions are exactly what production grants.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import factory
+from factory.django import DjangoModelFactory
+
+from accounts.models import User
+from catalog.models import Product, TherapyType
+from core.identifiers import npi_check_digit
+from orders.models import Order, OrderItem
+from patients.models import Coverage, Patient, PayerType, Provider
+from territories.models import Territory
+from territories.services import membership_grant, territory_role_group
+
+
+class TerritoryFactory(DjangoModelFactory):
+    class Meta:
+        model = Territory
+        django_get_or_create = ("code",)
+        skip_postgeneration_save = True
+
+    code = factory.Sequence(lambda n: f"territory-{n}")
+    name = factory.LazyAttribute(lambda o: o.code.title())
+
+    @factory.post_generation
+    def role_groups(obj: Territory, create: bool, extracted: Any, **kwargs: Any) -> None:  # noqa: N805
+        if create:
+            from territories.models import Role
+
+            for role in Role:
+                territory_role_group(territory=obj, role=role)
+
+
+class UserFactory(DjangoModelFactory):
+    """A user; pass ``territory`` and ``role`` to make them a member (``role`` defaults to doctor)."""
+
+    class Meta:
+        model = User
+        django_get_or_create = ("username",)
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    first_name = "Test"
+    last_name = factory.Sequence(lambda n: f"User{n}")
+    password = factory.django.Password("test-password")
+
+    @classmethod
+    def _create(cls, model_class: type[User], *args: Any, **kwargs: Any) -> User:
+        territory = kwargs.pop("territory", None)
+        role = kwargs.pop("role", "doctor")
+        user = super()._create(model_class, *args, **kwargs)
+        if territory is not None:
+            membership_grant(user=user, territory=territory, role=role)
+        return user
+
+
+def _valid_npi(n: int) -> str:
+    stem = f"1{n:08d}"[:9]
+    return stem + npi_check_digit(stem)
+
+
+class ProviderFactory(DjangoModelFactory):
+    class Meta:
+        model = Provider
+
+    territory = factory.SubFactory(TerritoryFactory)
+    name = factory.Sequence(lambda n: f"Dr. Provider {n}")
+    npi = factory.Sequence(_valid_npi)
+    credentials = "MD"
+
+
+class PatientFactory(DjangoModelFactory):
+    class Meta:
+        model = Patient
+
+    provider = factory.SubFactory(ProviderFactory)
+    territory = factory.SelfAttribute("provider.territory")
+    first_name = factory.Sequence(lambda n: f"Pat{n}")
+    last_name = factory.Sequence(lambda n: f"Ient{n}")
+    date_of_birth = dt.date(1950, 3, 14)
+    mbi = "1EG4TE5MK73"
+    phone = "555-010-0000"
+    email = factory.Sequence(lambda n: f"patient{n}@example.org")
+    address = factory.LazyFunction(
+        lambda: {"line1": "1 Main St", "line2": "", "city": "Springfield", "state": "IL", "postal_code": "62701"}
+    )
+
+
+class CoverageFactory(DjangoModelFactory):
+    class Meta:
+        model = Coverage
+
+    patient = factory.SubFactory(PatientFactory)
+    territory = factory.SelfAttribute("patient.territory")
+    payer_type = PayerType.INSURANCE
+    payer_name = "Medicare Part B"
+    plan_name = "Original Medicare"
+    member_id = "1EG4TE5MK73"
+    coverage_tier = "standard"
+
+
+class ProductFactory(DjangoModelFactory):
+    class Meta:
+        model = Product
+        django_get_or_create = ("sku",)
+
+    sku = factory.Sequence(lambda n: f"SKU-{n:04d}")
+    name = factory.Sequence(lambda n: f"Product {n}")
+    hcpcs_code = "A7030"
+    therapy_type = TherapyType.CPAP
+    price_cents = 12500
+    unit = "each"
+
+
+class OrderFactory(DjangoModelFactory):
+    """An order written directly (no timeline or outbox): use ``orders.services`` to test behaviour."""
+
+    class Meta:
+        model = Order
+
+    provider = factory.SubFactory(ProviderFactory)
+    territory = factory.SelfAttribute("provider.territory")
+    patient = factory.SubFactory(
+        PatientFactory, provider=factory.SelfAttribute("..provider"), territory=factory.SelfAttribute("..territory")
+    )
+    payer_type = PayerType.INSURANCE
+    diagnosis_codes = factory.LazyFunction(lambda: ["G47.33"])
+    notes = "Fixture order note"
+
+
+class OrderItemFactory(DjangoModelFactory):
+    class Meta:
+        model = OrderItem
+
+    order = factory.SubFactory(OrderFactory)
+    product = factory.SubFactory(ProductFactory)
+    sku = factory.SelfAttribute("product.sku")
+    quantity = 1
+    unit_price_cents = factory.SelfAttribute("product.price_cents")
