@@ -15,6 +15,7 @@ import random
 import uuid
 from collections import defaultdict
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -61,15 +62,15 @@ def outbox_publish(*, topic: str, aggregate: models.Model, payload: dict[str, Pa
         payload=payload,
         available_at=timezone.now(),
     )
-    event_id = str(event.id)
-    transaction.on_commit(lambda: _enqueue_delivery(event_id), robust=True)
+    _deliver_after_commit(str(event.id))
     return event
 
 
-def _enqueue_delivery(event_id: str) -> None:
+def _deliver_after_commit(event_id: str) -> None:
+    """Enqueue delivery once the current transaction commits; a broker outage is left to the sweep."""
     from .tasks import deliver_outbox_event
 
-    deliver_outbox_event.apply_async(args=(event_id,), retry=False)
+    transaction.on_commit(partial(deliver_outbox_event.apply_async, args=(event_id,), retry=False), robust=True)
 
 
 def backoff_delay(attempts: int) -> timedelta:
@@ -134,5 +135,4 @@ def outbox_retry(*, event_id: str | uuid.UUID) -> None:
             status=OutboxStatus.PENDING, attempts=0, available_at=timezone.now()
         )
         if updated:
-            event_key = str(event_id)
-            transaction.on_commit(lambda: _enqueue_delivery(event_key), robust=True)
+            _deliver_after_commit(str(event_id))
