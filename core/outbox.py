@@ -15,7 +15,6 @@ import random
 import uuid
 from collections import defaultdict
 from datetime import timedelta
-from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -70,7 +69,12 @@ def _deliver_after_commit(event_id: str) -> None:
     """Enqueue delivery once the current transaction commits; a broker outage is left to the sweep."""
     from .tasks import deliver_outbox_event
 
-    transaction.on_commit(partial(deliver_outbox_event.apply_async, args=(event_id,), retry=False), robust=True)
+    # A named function, not functools.partial: when a robust callback fails Django logs its
+    # ``__qualname__``, which a partial lacks (the AttributeError would escape the commit).
+    def enqueue_delivery() -> None:
+        deliver_outbox_event.apply_async(args=(event_id,), retry=False)
+
+    transaction.on_commit(enqueue_delivery, robust=True)
 
 
 def backoff_delay(attempts: int) -> timedelta:
