@@ -48,26 +48,26 @@ class World:
 
 
 def make_world(code: str) -> World:
-    territory = TerritoryFactory(code=code, name=code.title())
-    provider = ProviderFactory(territory=territory, name=f"Dr. {code.title()}")
-    doctor = UserFactory(username=f"dr.{code}", territory=territory, role="doctor")
+    territory = TerritoryFactory.create(code=code, name=code.title())
+    provider = ProviderFactory.create(territory=territory, name=f"Dr. {code.title()}")
+    doctor = UserFactory.create(username=f"dr.{code}", territory=territory, role="doctor")
     provider.user = doctor
     provider.save(update_fields=["user"])
     return World(
         territory=territory,
         doctor=doctor,
-        ops=UserFactory(username=f"ops.{code}", territory=territory, role="ops_staff"),
-        admin=UserFactory(username=f"admin.{code}", territory=territory, role="admin"),
-        distributor=UserFactory(username=f"md.{code}", territory=territory, role="master_distributor"),
+        ops=UserFactory.create(username=f"ops.{code}", territory=territory, role="ops_staff"),
+        admin=UserFactory.create(username=f"admin.{code}", territory=territory, role="admin"),
+        distributor=UserFactory.create(username=f"md.{code}", territory=territory, role="master_distributor"),
         provider=provider,
-        patient=PatientFactory(
+        patient=PatientFactory.create(
             provider=provider,
             territory=territory,
             first_name="Zelda",
             last_name=f"Quartermaine{code.title()}",
             date_of_birth=dt.date(1948, 7, 9),
         ),
-        product=ProductFactory(sku=f"CPAP-MASK-{code.upper()}", hcpcs_code="A7030", price_cents=12500),
+        product=ProductFactory.create(sku=f"CPAP-MASK-{code.upper()}", hcpcs_code="A7030", price_cents=12500),
     )
 
 

@@ -21,7 +21,7 @@ from territories.models import Territory
 from territories.services import membership_grant, territory_role_group
 
 
-class TerritoryFactory(DjangoModelFactory):
+class TerritoryFactory(DjangoModelFactory[Territory]):
     class Meta:
         model = Territory
         django_get_or_create = ("code",)
@@ -39,7 +39,7 @@ class TerritoryFactory(DjangoModelFactory):
                 territory_role_group(territory=obj, role=role)
 
 
-class UserFactory(DjangoModelFactory):
+class UserFactory(DjangoModelFactory[User]):
     """A user; pass ``territory`` and ``role`` to make them a member (``role`` defaults to doctor)."""
 
     class Meta:
@@ -67,7 +67,7 @@ def _valid_npi(n: int) -> str:
     return stem + npi_check_digit(stem)
 
 
-class ProviderFactory(DjangoModelFactory):
+class ProviderFactory(DjangoModelFactory[Provider]):
     class Meta:
         model = Provider
 
@@ -77,7 +77,7 @@ class ProviderFactory(DjangoModelFactory):
     credentials = "MD"
 
 
-class PatientFactory(DjangoModelFactory):
+class PatientFactory(DjangoModelFactory[Patient]):
     class Meta:
         model = Patient
 
@@ -94,7 +94,7 @@ class PatientFactory(DjangoModelFactory):
     )
 
 
-class CoverageFactory(DjangoModelFactory):
+class CoverageFactory(DjangoModelFactory[Coverage]):
     class Meta:
         model = Coverage
 
@@ -107,7 +107,7 @@ class CoverageFactory(DjangoModelFactory):
     coverage_tier = "standard"
 
 
-class ProductFactory(DjangoModelFactory):
+class ProductFactory(DjangoModelFactory[Product]):
     class Meta:
         model = Product
         django_get_or_create = ("sku",)
@@ -120,7 +120,7 @@ class ProductFactory(DjangoModelFactory):
     unit = "each"
 
 
-class OrderFactory(DjangoModelFactory):
+class OrderFactory(DjangoModelFactory[Order]):
     """An order written directly (no timeline or outbox): use ``orders.services`` to test behaviour."""
 
     class Meta:
@@ -136,7 +136,7 @@ class OrderFactory(DjangoModelFactory):
     notes = "Fixture order note"
 
 
-class OrderItemFactory(DjangoModelFactory):
+class OrderItemFactory(DjangoModelFactory[OrderItem]):
     class Meta:
         model = OrderItem
 
