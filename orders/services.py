@@ -28,6 +28,7 @@ from core.identifiers import normalize_icd10
 from core.outbox import outbox_publish
 from patients.exceptions import PatientProviderMismatch
 from patients.models import Patient, Provider
+from patients.selectors import patients_for_user, providers_for_user
 from territories.exceptions import TerritoryMismatch
 from territories.models import Territory, TerritoryPermission
 from territories.selectors import territory_permits
@@ -179,12 +180,15 @@ def order_create(
     """Create an order in ``pending_verification`` with its items, timeline entry and ``order.created``.
 
     The order's territory is ``territory`` (the request's ``Territory-Id``) or else the
-    provider's. Raises ValidationFailed for unknown ids or products, TerritoryMismatch when the
+    provider's. Raises ValidationFailed for unknown ids or products (a patient or provider outside
+    the actor's territories counts as unknown), TerritoryMismatch when the
     actor does not work in that territory, PermissionDenied when they may not order there, and
     PatientProviderMismatch when the provider is not of that territory or the patient is not
     assigned to the provider's territory.
     """
-    provider = Provider.objects.filter(pk=provider_id, active=True).first()
+    # Patients and providers outside the actor's territories read as unknown, so ids cannot be probed.
+    providers = Provider.objects.all() if actor is None else providers_for_user(user=actor)
+    provider = providers.filter(pk=provider_id, active=True).first()
     if provider is None:
         raise ValidationFailed(details={"provider_id": ["Unknown provider."]})
     territory_id = territory.pk if territory is not None else provider.territory_id
@@ -195,7 +199,8 @@ def order_create(
             raise PermissionDenied("You may not place orders in this territory.")
     if provider.territory_id != territory_id:
         raise PatientProviderMismatch("The provider does not belong to the order's territory.")
-    patient = Patient.objects.filter(pk=patient_id).only("id", "territory_id").first()
+    patients = Patient.objects.all() if actor is None else patients_for_user(user=actor)
+    patient = patients.filter(pk=patient_id).only("id", "territory_id").first()
     if patient is None:
         raise ValidationFailed(details={"patient_id": ["Unknown patient."]})
     if patient.territory_id != provider.territory_id:
@@ -320,6 +325,9 @@ def order_set_status(
     if transition is None:
         # Not a status any transition leads to (pending_verification is only reached by releasing a hold).
         raise ValidationFailed(details={"status": ["Unknown status."]})
+    if TRANSITIONS[transition].reason_required and not (notes or "").strip():
+        # Here the reason travels in ``notes``: name the field the caller sent.
+        raise ValidationFailed(details={"notes": ["A reason is required for this status."]})
     return order_transition(
         order_id=order_id,
         actor=actor,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -10,6 +11,8 @@ from guardian.shortcuts import get_objects_for_user
 
 from .exceptions import TerritoryMismatch
 from .models import Territory, TerritoryPermission
+
+_CODE = re.compile(r"[-a-zA-Z0-9_]{1,50}")
 
 
 def territories_for_user(
@@ -44,6 +47,9 @@ def territory_lookup(*, key: str) -> Territory | None:
     try:
         return Territory.objects.filter(pk=uuid.UUID(str(key))).first()
     except ValueError:
+        # Codes are slugs; anything else (a NUL byte would make PostgreSQL raise) cannot name one.
+        if not _CODE.fullmatch(key):
+            return None
         return Territory.objects.filter(code=key).first()
 
 

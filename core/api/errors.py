@@ -56,9 +56,19 @@ _MAPPING: list[tuple[type[Exception], str, int, str | None]] = [
 ]
 
 
+def _drf_message(detail: Any) -> str:
+    """DRF's own message: simplejwt raises AuthenticationFailed with ``{"detail": ..., "code": ...}``."""
+    if isinstance(detail, dict):
+        detail = detail.get("detail", "")
+    return str(detail) if isinstance(detail, str) else ""
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     if isinstance(exc, DomainError):
-        return Response(envelope(exc.code, exc.message, exc.details), status=exc.http_status)
+        response = Response(envelope(exc.code, exc.message, exc.details), status=exc.http_status)
+        if exc.http_status == 401:
+            response["WWW-Authenticate"] = 'Bearer realm="api"'
+        return response
     if isinstance(exc, drf.ValidationError):
         return Response(
             envelope("VALIDATION_ERROR", "The request has invalid fields.", _drf_details(exc.detail)),
@@ -66,7 +76,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         )
     for klass, code, status, message in _MAPPING:
         if isinstance(exc, klass):
-            text = message or str(getattr(exc, "detail", "")) or code.replace("_", " ").capitalize()
+            text = message or _drf_message(getattr(exc, "detail", "")) or code.replace("_", " ").capitalize()
             response = Response(envelope(code, text), status=status)
             wait = getattr(exc, "wait", None)
             if isinstance(exc, drf.Throttled) and wait:

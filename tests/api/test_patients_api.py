@@ -1,0 +1,336 @@
+"""POST/GET /api/v1/patients and GET /api/v1/providers."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from django.contrib.contenttypes.models import ContentType
+
+from core.models import AccessRecord
+from patients.models import Patient
+from tests.api import assert_error, member_of, snapshot
+from tests.factories import PatientFactory, ProviderFactory
+
+INVALID = "The request has invalid fields."
+
+
+def patient_body(world: Any, **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "date_of_birth": "1941-12-10",
+        "mbi": "1eg4-te5-mk73",
+        "phone": "+1 (555) 010-2000",
+        "email": "ada@example.org",
+        "address": {
+            "line1": "12 Analytical Way",
+            "line2": "Apt 3",
+            "city": "Springfield",
+            "state": "IL",
+            "postal_code": "62701-1234",
+        },
+        "provider_id": str(world.provider.pk),
+    }
+    body.update(overrides)
+    return body
+
+
+def patient_row(patient: Patient) -> dict[str, Any]:
+    """A patient as the API lists them, without the timestamps."""
+    return {
+        "id": str(patient.pk),
+        "territory_id": str(patient.territory_id),
+        "provider_id": str(patient.provider_id),
+        "first_name": patient.first_name,
+        "last_name": patient.last_name,
+        "date_of_birth": patient.date_of_birth.isoformat() if patient.date_of_birth else None,
+        "mbi": patient.mbi,
+        "phone": patient.phone,
+        "email": patient.email,
+        "address": patient.address,
+    }
+
+
+def without_timestamps(row: dict[str, Any]) -> dict[str, Any]:
+    assert dt.datetime.fromisoformat(row["created_at"].replace("Z", "+00:00"))
+    assert dt.datetime.fromisoformat(row["updated_at"].replace("Z", "+00:00"))
+    return {k: v for k, v in row.items() if k not in {"created_at", "updated_at"}}
+
+
+def results(response: Any) -> list[dict[str, Any]]:
+    assert response.status_code == 200, response.content
+    return [without_timestamps(row) for row in response.json()["results"]]
+
+
+# --- POST /api/v1/patients ----------------------------------------------------------------------
+
+
+def test_doctor_registers_a_patient_with_their_provider(north: Any, api: Any) -> None:
+    response = api(north.doctor).post("/api/v1/patients", patient_body(north), format="json")
+
+    assert response.status_code == 201, response.content
+    body = response.json()
+    patient = Patient.objects.get(pk=body["id"])
+    assert without_timestamps(body) == {
+        "id": str(patient.pk),
+        "territory_id": str(north.territory.pk),
+        "provider_id": str(north.provider.pk),
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "date_of_birth": "1941-12-10",
+        "mbi": "1EG4TE5MK73",
+        "phone": "+1 (555) 010-2000",
+        "email": "ada@example.org",
+        "address": {
+            "line1": "12 Analytical Way",
+            "line2": "Apt 3",
+            "city": "Springfield",
+            "state": "IL",
+            "postal_code": "62701-1234",
+        },
+    }
+    assert patient.territory_id == north.territory.pk
+    assert patient.provider_id == north.provider.pk
+    assert (patient.first_name, patient.last_name, patient.mbi) == ("Ada", "Lovelace", "1EG4TE5MK73")
+    assert patient.history.get().history_user == north.doctor
+
+
+def test_only_the_required_fields_are_needed(north: Any, api: Any) -> None:
+    body = {
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "date_of_birth": "1941-12-10",
+        "provider_id": str(north.provider.pk),
+    }
+
+    response = api(north.doctor).post("/api/v1/patients", body, format="json")
+
+    assert response.status_code == 201, response.content
+    created = without_timestamps(response.json())
+    assert {k: created[k] for k in ("mbi", "phone", "email", "address", "territory_id")} == {
+        "mbi": None,
+        "phone": None,
+        "email": None,
+        "address": None,
+        "territory_id": str(north.territory.pk),
+    }
+
+
+def test_the_patient_joins_the_territory_of_the_provider_named(north: Any, south: Any, api: Any) -> None:
+    client = api(member_of(north, south, role="ops_staff"))
+
+    response = client.post("/api/v1/patients", patient_body(south), format="json")
+
+    assert response.status_code == 201, response.content
+    assert response.json()["territory_id"] == str(south.territory.pk)
+    assert Patient.objects.get(pk=response.json()["id"]).territory_id == south.territory.pk
+
+
+def test_a_provider_outside_the_picked_territory_is_a_mismatch(north: Any, south: Any, api: Any) -> None:
+    client = api(member_of(north, south, role="ops_staff"))
+    before = snapshot()
+
+    response = client.post("/api/v1/patients", patient_body(south), format="json", HTTP_TERRITORY_ID="north")
+
+    assert_error(response, 422, "PATIENT_PROVIDER_MISMATCH", "The provider does not work in the selected territory.")
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize(
+    ("overrides", "details"),
+    [
+        pytest.param(
+            {"mbi": "1SG4TE5MK73"},
+            {"mbi": ["Enter a valid Medicare Beneficiary Identifier (11 characters)."]},
+            id="mbi-with-forbidden-letter",
+        ),
+        pytest.param(
+            {"mbi": "123"}, {"mbi": ["Enter a valid Medicare Beneficiary Identifier (11 characters)."]}, id="mbi-short"
+        ),
+        pytest.param(
+            {"date_of_birth": (dt.date.today() + dt.timedelta(days=1)).isoformat()},
+            {"date_of_birth": ["The date of birth cannot be in the future."]},
+            id="dob-in-future",
+        ),
+        pytest.param(
+            {"date_of_birth": "1950-02-30"},
+            {"date_of_birth": ["Date has wrong format. Use one of these formats instead: YYYY-MM-DD."]},
+            id="dob-not-a-date",
+        ),
+        pytest.param(
+            {"address": {"line1": "1 Main St", "city": "Springfield", "state": "IL", "postal_code": "6270"}},
+            {"address": {"postal_code": ["Use a 5-digit ZIP or ZIP+4."]}},
+            id="bad-postal-code",
+        ),
+        pytest.param(
+            {"address": {"line1": "1 Main St", "city": "Springfield", "state": "I1", "postal_code": "62701"}},
+            {"address": {"state": ["Use the two-letter state code."]}},
+            id="bad-state",
+        ),
+        pytest.param(
+            {"address": {"city": "Springfield", "state": "IL", "postal_code": "62701"}},
+            {"address": {"line1": ["This field is required."]}},
+            id="address-without-line1",
+        ),
+        pytest.param({"email": "ada-at-example"}, {"email": ["Enter a valid email address."]}, id="bad-email"),
+        pytest.param({"phone": "call me"}, {"phone": ["Enter a phone number of 7 to 20 digits."]}, id="bad-phone"),
+        pytest.param({"first_name": ""}, {"first_name": ["This field may not be blank."]}, id="blank-first-name"),
+        pytest.param({"provider_id": "dr-north"}, {"provider_id": ["Must be a valid UUID."]}, id="provider-not-uuid"),
+        pytest.param(
+            {"provider_id": "00000000-0000-4000-8000-000000000000"},
+            {"provider_id": ["Unknown provider."]},
+            id="provider-unknown",
+        ),
+    ],
+)
+def test_invalid_patient_fields_are_named_and_nothing_is_created(
+    north: Any, api: Any, overrides: dict[str, Any], details: dict[str, Any]
+) -> None:
+    before = snapshot()
+
+    response = api(north.doctor).post("/api/v1/patients", patient_body(north, **overrides), format="json")
+
+    assert_error(response, 400, "VALIDATION_ERROR", INVALID, details)
+    assert snapshot() == before
+
+
+def test_missing_required_fields_are_each_named(north: Any, api: Any) -> None:
+    before = snapshot()
+
+    response = api(north.doctor).post("/api/v1/patients", {}, format="json")
+
+    required = ["This field is required."]
+    assert_error(
+        response,
+        400,
+        "VALIDATION_ERROR",
+        INVALID,
+        {"first_name": required, "last_name": required, "date_of_birth": required, "provider_id": required},
+    )
+    assert snapshot() == before
+
+
+def test_a_provider_of_another_territory_reads_as_unknown(north: Any, south: Any, api: Any) -> None:
+    before = snapshot()
+
+    response = api(north.doctor).post("/api/v1/patients", patient_body(south), format="json")
+
+    assert_error(response, 400, "VALIDATION_ERROR", INVALID, {"provider_id": ["Unknown provider."]})
+    assert snapshot() == before
+
+
+def test_master_distributor_may_not_register_patients(north: Any, api: Any) -> None:
+    before = snapshot()
+
+    response = api(north.distributor).post("/api/v1/patients", patient_body(north), format="json")
+
+    assert_error(response, 403, "PERMISSION_DENIED", "You may not register patients in this territory.")
+    assert snapshot() == before
+
+
+# --- GET /api/v1/patients -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "Zelda QuartermaineNorth",
+        "zelda   quartermainenorth",
+        "QuartermaineNorth, Zelda",
+        "Zelda",
+        "QuartermaineNorth",
+        "1948-07-09",
+        "07/09/1948",
+        "Zelda QuartermaineNorth 1948-07-09",
+    ],
+)
+def test_search_by_name_or_date_of_birth_finds_only_own_territory(north: Any, south: Any, api: Any, query: str) -> None:
+    # The south fixture patient shares the first name and date of birth.
+    PatientFactory(provider=north.provider, territory=north.territory, first_name="Other", last_name="Person")
+
+    response = api(north.doctor).get("/api/v1/patients", {"search": query})
+
+    assert results(response) == [patient_row(north.patient)]
+    assert response.json()["count"] == 1
+
+
+@pytest.mark.parametrize("query", ["QuartermaineSouth", "Zelda QuartermaineSouth", "1999-01-01", "Quarter"])
+def test_search_for_someone_not_in_the_territory_finds_nobody(north: Any, south: Any, api: Any, query: str) -> None:
+    response = api(north.doctor).get("/api/v1/patients", {"search": query})
+
+    assert response.status_code == 200
+    assert response.json() == {"count": 0, "next": None, "previous": None, "results": []}
+
+
+def test_a_user_of_both_territories_finds_both_namesakes(north: Any, south: Any, api: Any) -> None:
+    response = api(member_of(north, south)).get("/api/v1/patients", {"search": "Zelda 1948-07-09"})
+
+    assert sorted(results(response), key=lambda row: row["last_name"]) == [
+        patient_row(north.patient),
+        patient_row(south.patient),
+    ]
+
+
+def test_list_is_paginated_newest_first_and_records_each_phi_read(north: Any, south: Any, api: Any) -> None:
+    newer = [
+        PatientFactory(provider=north.provider, territory=north.territory, first_name=f"P{i}", last_name="Page")
+        for i in range(3)
+    ]
+    client = api(north.doctor)
+    reads_before = AccessRecord.objects.count()
+
+    first = client.get("/api/v1/patients", {"page_size": 2})
+    second = client.get("/api/v1/patients", {"page_size": 2, "page": 2})
+
+    assert first.status_code == second.status_code == 200
+    assert set(first.json()) == {"count", "next", "previous", "results"}
+    assert first.json()["count"] == 4
+    assert first.json()["next"] == "http://testserver/api/v1/patients?page=2&page_size=2"
+    assert first.json()["previous"] is None
+    assert second.json()["next"] is None
+    assert second.json()["previous"] == "http://testserver/api/v1/patients?page_size=2"
+    listed = results(first) + results(second)
+    assert listed == [patient_row(p) for p in [newer[2], newer[1], newer[0], north.patient]]
+    reads = AccessRecord.objects.order_by("at", "pk")[reads_before:]
+    assert [(r.user_id, r.territory_id, r.object_id, r.action, r.channel) for r in reads] == [
+        (north.doctor.pk, north.territory.pk, row["id"], "view", "api") for row in listed
+    ]
+    assert {r.content_type for r in reads} == {ContentType.objects.get_for_model(Patient)}
+
+
+def test_list_never_includes_another_territory(north: Any, south: Any, api: Any) -> None:
+    PatientFactory.create_batch(3, provider=south.provider, territory=south.territory)
+
+    response = api(north.doctor).get("/api/v1/patients", {"page_size": 100})
+
+    assert results(response) == [patient_row(north.patient)]
+
+
+# --- GET /api/v1/providers ------------------------------------------------------------------------
+
+
+def test_providers_of_own_territory_with_id_name_npi_and_territory(north: Any, south: Any, api: Any) -> None:
+    second = ProviderFactory(territory=north.territory, name="Dr. Aaron North", credentials="DO")
+    ProviderFactory(territory=north.territory, name="Dr. Retired", active=False)
+    ProviderFactory(territory=south.territory, name="Dr. Also South")
+
+    response = api(north.doctor).get("/api/v1/providers")
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "count": 2,
+        "next": None,
+        "previous": None,
+        "results": [
+            {
+                "id": str(provider.pk),
+                "name": provider.name,
+                "npi": provider.npi,
+                "territory_id": str(north.territory.pk),
+                "credentials": provider.credentials,
+            }
+            for provider in [second, north.provider]
+        ],
+    }
