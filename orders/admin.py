@@ -1,0 +1,373 @@
+"""The order back office: lists, the read-only order page with its timeline, and lifecycle actions.
+
+Nothing here changes an order's fields directly. Every status change, from the list's actions or
+the buttons on an order's page, runs ``orders.services.order_transition`` with the staff user as
+the actor: the same permission checks, timeline event and outbox events as the API.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from simple_history.admin import SimpleHistoryAdmin
+
+from core.admin import PHIAccessAdmin, ScopedHistoryMixin, TerritoryListFilter, TerritoryScopedAdmin
+from core.exceptions import DomainError
+
+from .models import Order, OrderEvent, OrderItem
+from .services import TRANSITIONS, order_transition
+
+TRANSITION_LABELS: dict[str, str] = {
+    "hold": "Put on hold",
+    "release_hold": "Release hold",
+    "verify": "Verify",
+    "reject": "Reject",
+    "request_payment": "Request payment",
+    "mark_paid": "Mark paid",
+    "start_fulfillment": "Start fulfillment",
+    "ship": "Mark shipped",
+    "complete": "Complete (delivery confirmed)",
+    "cancel": "Cancel",
+}
+
+# Transitions whose list action first asks for a reason (required where the service requires one).
+ASK_REASON = frozenset({"hold", "reject", "cancel"})
+
+TRANSITION_TEMPLATE = "admin/orders/order/transition_confirm.html"
+
+
+def transition_label(name: str) -> str:
+    return TRANSITION_LABELS.get(name, name.replace("_", " ").capitalize())
+
+
+class TransitionForm(forms.Form):
+    """The reason (or note) recorded on the timeline with a transition."""
+
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        required=False,
+        max_length=2000,
+        help_text="Recorded on the order's timeline.",
+    )
+
+    def __init__(self, *args: Any, transition: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["reason"].required = TRANSITIONS[transition].reason_required
+
+
+class OrderAgeFilter(admin.SimpleListFilter):
+    """How long ago the order was placed."""
+
+    title = "age"
+    parameter_name = "age"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [
+            ("under_1d", "Under 1 day"),
+            ("1_7d", "1 to 7 days"),
+            ("over_7d", "Over 7 days"),
+            ("over_30d", "Over 30 days"),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        now = timezone.now()
+        day = timedelta(days=1)
+        match self.value():
+            case "under_1d":
+                return queryset.filter(created_at__gt=now - day)
+            case "1_7d":
+                return queryset.filter(created_at__lte=now - day, created_at__gt=now - 7 * day)
+            case "over_7d":
+                return queryset.filter(created_at__lte=now - 7 * day)
+            case "over_30d":
+                return queryset.filter(created_at__lte=now - 30 * day)
+        return queryset
+
+
+class OrderItemInline(admin.TabularInline):
+    model = OrderItem
+    fields = ("sku", "product", "quantity", "unit_price_cents", "line_total_cents")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class OrderEventInline(admin.TabularInline):
+    """The order's timeline, oldest first. Events are immutable."""
+
+    model = OrderEvent
+    verbose_name = "timeline event"
+    verbose_name_plural = "timeline"
+    fields = ("sequence", "created_at", "kind", "from_status", "to_status", "actor", "actor_kind", "reason")
+    readonly_fields = fields
+    ordering = ("sequence",)
+    extra = 0
+    can_delete = False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[OrderEvent]:
+        return super().get_queryset(request).select_related("actor")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def _transition_action(name: str) -> Callable[[OrderAdmin, HttpRequest, QuerySet[Order]], HttpResponse | None]:
+    def action(model_admin: OrderAdmin, request: HttpRequest, queryset: QuerySet[Order]) -> HttpResponse | None:
+        return model_admin.transition_action(request, queryset, name)
+
+    action.__name__ = name  # the action's name in the changelist form
+    return admin.action(description=f"{transition_label(name)} (selected orders)", permissions=["change"])(action)
+
+
+@admin.register(Order)
+class OrderAdmin(ScopedHistoryMixin, PHIAccessAdmin, TerritoryScopedAdmin, SimpleHistoryAdmin):
+    """Orders of the user's territories. The page is read-only; status changes are actions."""
+
+    list_display = (
+        "reference",
+        "status",
+        "stage_display",
+        "ai_disposition",
+        "territory",
+        "payer_type",
+        "priority",
+        "created_at",
+    )
+    list_filter = (
+        "status",
+        ("territory", TerritoryListFilter),
+        "ai_disposition",
+        "payer_type",
+        OrderAgeFilter,
+    )
+    list_select_related = ("territory",)
+    search_fields = ("reference",)
+    search_help_text = "Order reference (or part of it), or the order's exact id."
+    date_hierarchy = "created_at"
+    list_per_page = 50
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    ("reference", "id"),
+                    ("status", "stage_display"),
+                    "territory",
+                    ("patient", "provider"),
+                    ("source", "priority", "delivery_mode"),
+                    ("payer_type", "requested_date"),
+                    "ai_disposition",
+                    ("created_by", "approver"),
+                )
+            },
+        ),
+        (
+            "Clinical and insurance details",
+            {"fields": ("service_type", "diagnosis_codes", "notes", "insurance_details", "verification_data")},
+        ),
+        ("Timestamps", {"fields": (("created_at", "updated_at"), ("verified_at", "completed_at", "cancelled_at"))}),
+    )
+    readonly_fields = (
+        "reference",
+        "id",
+        "status",
+        "stage_display",
+        "territory",
+        "patient",
+        "provider",
+        "source",
+        "priority",
+        "delivery_mode",
+        "payer_type",
+        "requested_date",
+        "ai_disposition",
+        "created_by",
+        "approver",
+        "service_type",
+        "diagnosis_codes",
+        "notes",
+        "insurance_details",
+        "verification_data",
+        "created_at",
+        "updated_at",
+        "verified_at",
+        "completed_at",
+        "cancelled_at",
+    )
+    inlines = (OrderItemInline, OrderEventInline)
+    actions = [_transition_action(name) for name in TRANSITIONS]
+
+    @admin.display(description="stage")
+    def stage_display(self, obj: Order) -> str:
+        return obj.stage.value if obj.stage is not None else "—"
+
+    # --- permissions: orders are created by the API and portal, changed only by transitions ---------
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # The model permission gates the transition actions; no order is ever edited through a form.
+        return obj is None and super().has_change_permission(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Order], search_term: str
+    ) -> tuple[QuerySet[Order], bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        condition = Q(reference__icontains=term)
+        with contextlib.suppress(ValueError):
+            condition |= Q(pk=uuid.UUID(term))
+        return queryset.filter(condition), False
+
+    # --- transitions ------------------------------------------------------------------------------
+    def run_transition(self, request: HttpRequest, orders: Iterable[Order], transition: str, reason: str) -> int:
+        """Run ``transition`` on each order through the service; report each outcome. Returns the successes.
+
+        Each order is its own transaction: one refusal does not undo the others. Messages name
+        orders by reference only, never by anything that is PHI.
+        """
+        done: list[str] = []
+        for order in orders:
+            try:
+                order_transition(order_id=order.pk, actor=request.user, transition=transition, reason=reason)
+            except DomainError as error:
+                self.message_user(request, f"Order {order.reference}: {error.message}", messages.ERROR)
+            else:
+                done.append(order.reference)
+        if done:
+            self.message_user(
+                request,
+                f"{transition_label(transition)}: done for {len(done)} order(s): {', '.join(done)}.",
+                messages.SUCCESS,
+            )
+        return len(done)
+
+    def transition_action(
+        self, request: HttpRequest, queryset: QuerySet[Order], transition: str
+    ) -> HttpResponse | None:
+        """The list action for ``transition``; asks for a reason first where one is wanted."""
+        orders = list(queryset.order_by("reference"))
+        if transition not in ASK_REASON:
+            self.run_transition(request, orders, transition, "")
+            return None
+        form = TransitionForm(request.POST if "apply" in request.POST else None, transition=transition)
+        if form.is_bound and form.is_valid():
+            self.run_transition(request, orders, transition, form.cleaned_data["reason"])
+            return None
+        return self._render_transition_form(
+            request,
+            form=form,
+            transition=transition,
+            orders=orders,
+            action_name=transition,
+            back_url=reverse("admin:orders_order_changelist", current_app=self.admin_site.name),
+        )
+
+    def transition_view(self, request: HttpRequest, object_id: str, transition: str) -> HttpResponse:
+        """Confirm and run one transition on one order (the buttons on the order's page)."""
+        if transition not in TRANSITIONS:
+            raise Http404
+        order = self.get_object(request, unquote(object_id))
+        if order is None:
+            raise Http404
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        change_url = reverse("admin:orders_order_change", args=(order.pk,), current_app=self.admin_site.name)
+        form = TransitionForm(request.POST if request.method == "POST" else None, transition=transition)
+        if form.is_bound and form.is_valid():
+            self.run_transition(request, [order], transition, form.cleaned_data["reason"])
+            return HttpResponseRedirect(change_url)
+        return self._render_transition_form(
+            request, form=form, transition=transition, orders=[order], action_name=None, back_url=change_url
+        )
+
+    def _render_transition_form(
+        self,
+        request: HttpRequest,
+        *,
+        form: TransitionForm,
+        transition: str,
+        orders: list[Order],
+        action_name: str | None,
+        back_url: str,
+    ) -> TemplateResponse:
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"{transition_label(transition)}: confirm",
+            "opts": self.opts,
+            "form": form,
+            "transition_label": transition_label(transition),
+            "orders": orders,
+            "action_name": action_name,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "back_url": back_url,
+        }
+        return TemplateResponse(request, TRANSITION_TEMPLATE, context)
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path(
+                "<path:object_id>/transition/<str:transition>/",
+                self.admin_site.admin_view(self.transition_view),
+                name="orders_order_transition",
+            ),
+            *super().get_urls(),
+        ]
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        extra_context = {**(extra_context or {}), "order_transitions": self._available_transitions(request, object_id)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def _available_transitions(self, request: HttpRequest, object_id: str) -> list[dict[str, str]]:
+        """Buttons for the transitions the user may run on the order now (the service decides again)."""
+        if not self.has_change_permission(request):
+            return []
+        order = self.get_object(request, unquote(object_id))
+        if order is None:
+            return []
+        available = {transition.name for transition in order.get_available_user_status_transitions(user=request.user)}
+        return [
+            {
+                "label": transition_label(name),
+                "url": reverse(
+                    "admin:orders_order_transition", args=(order.pk, name), current_app=self.admin_site.name
+                ),
+            }
+            for name in TRANSITIONS  # in lifecycle order
+            if name in available
+        ]

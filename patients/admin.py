@@ -1,0 +1,215 @@
+"""Patients, coverage and providers in the back office.
+
+Lists never show PHI (no names, no dates of birth): a list would decrypt every row it shows.
+An object's page shows the decrypted fields and records the access; saving re-encrypts through
+the model fields, with the staff user named on the history row. Patient search goes through the
+blind indexes (``patients.selectors.patient_search``), never through the encrypted columns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db import models
+from django.db.models import Q, QuerySet
+from django.forms import BaseInlineFormSet, ModelForm
+from django.http import HttpRequest, HttpResponseRedirect
+from simple_history.admin import SimpleHistoryAdmin
+
+from core.admin import (
+    PHIAccessAdmin,
+    ScopedHistoryMixin,
+    ScopedRelatedListFilter,
+    TerritoryScopedAdmin,
+    admin_territories,
+)
+from core.audit import with_history_user
+from core.exceptions import DomainError
+from territories.models import TerritoryMembership
+
+from .models import Coverage, Patient, Provider
+from .selectors import patient_search
+from .services import patient_create
+
+PATIENT_PHI_FIELDS = ("first_name", "last_name", "date_of_birth", "mbi", "phone", "email", "address")
+COVERAGE_FIELDS = (
+    "payer_type",
+    "payer_name",
+    "plan_name",
+    "member_id",
+    "group_number",
+    "coverage_tier",
+    ("effective_from", "effective_to"),
+    "active",
+)
+
+
+def _short_id(obj: models.Model) -> str:
+    return str(obj.pk)[:8]
+
+
+class _DomainErrorAsMessage:
+    """Turn a service's refusal during an add into an error message on the add page.
+
+    The admin's add view runs in a transaction, so nothing the refused service started is kept.
+    """
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None) -> Any:
+        try:
+            return super().add_view(request, form_url, extra_context)  # type: ignore[misc]
+        except DomainError as error:
+            self.message_user(request, error.message, messages.ERROR)  # type: ignore[attr-defined]
+            return HttpResponseRedirect(request.path)
+
+
+class CoverageInline(admin.StackedInline):
+    """The patient's coverage; rows live in the patient's territory."""
+
+    model = Coverage
+    fields = COVERAGE_FIELDS
+    extra = 0
+    can_delete = False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Patient)
+class PatientAdmin(_DomainErrorAsMessage, ScopedHistoryMixin, PHIAccessAdmin, TerritoryScopedAdmin, SimpleHistoryAdmin):
+    list_display = ("short_id", "territory", "provider", "created_at")
+    list_display_links = ("short_id",)
+    list_filter = (("territory", ScopedRelatedListFilter), ("provider", ScopedRelatedListFilter))
+    list_select_related = ("territory", "provider")
+    # Non-empty so the search box shows; the search itself is get_search_results (blind indexes).
+    search_fields = ("=id",)
+    search_help_text = 'Full name ("First Last" or "Last, First"), one name, or date of birth (YYYY-MM-DD), exact.'
+    date_hierarchy = "created_at"
+
+    @admin.display(description="patient", ordering="id")
+    def short_id(self, obj: Patient) -> str:
+        return f"Patient {_short_id(obj)}"
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return ((None, {"fields": ("provider", *PATIENT_PHI_FIELDS)}),)
+        return (
+            (None, {"fields": ("territory", "provider")}),
+            ("Protected health information", {"fields": PATIENT_PHI_FIELDS}),
+            (None, {"fields": (("created_at", "updated_at"),)}),
+        )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # The territory follows the provider and is bound into the ciphertext: set at registration only.
+        return () if obj is None else ("territory", "provider", "created_at", "updated_at")
+
+    def get_inlines(self, request: HttpRequest, obj: Any) -> Any:
+        return (CoverageInline,) if obj is not None else ()
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def phi_objects(self, request: HttpRequest, obj: Patient) -> list[models.Model]:
+        shown: list[models.Model] = [obj]
+        if request.user.has_perm("patients.view_coverage") or request.user.has_perm("patients.change_coverage"):
+            shown.extend(obj.coverages.all())
+        return shown
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Patient], search_term: str
+    ) -> tuple[QuerySet[Patient], bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        condition = Q(pk__in=patient_search(user=request.user, query=term).values("pk"))
+        with contextlib.suppress(ValueError):
+            condition |= Q(pk=uuid.UUID(term))
+        return queryset.filter(condition), False
+
+    def save_model(self, request: HttpRequest, obj: Patient, form: ModelForm[Patient], change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        created = patient_create(
+            actor=request.user,
+            provider_id=obj.provider_id,
+            first_name=obj.first_name or "",
+            last_name=obj.last_name or "",
+            date_of_birth=obj.date_of_birth,  # type: ignore[arg-type]
+            mbi=obj.mbi,
+            phone=obj.phone,
+            email=obj.email,
+            address=obj.address,
+        )
+        # The admin goes on with the form's instance (log entry, redirect): make it the saved row.
+        obj.pk = created.pk
+        obj.territory_id = created.territory_id
+        obj.created_at = created.created_at
+        obj.updated_at = created.updated_at
+        obj._state.adding = False
+        obj._state.db = created._state.db
+
+    def save_formset(
+        self, request: HttpRequest, form: Any, formset: BaseInlineFormSet[Any, Any, Any], change: bool
+    ) -> None:
+        patient = form.instance
+        for coverage in formset.save(commit=False):
+            coverage.territory_id = patient.territory_id
+            with_history_user(coverage, request.user)
+            coverage.save()
+        formset.save_m2m()
+
+
+@admin.register(Coverage)
+class CoverageAdmin(
+    _DomainErrorAsMessage, ScopedHistoryMixin, PHIAccessAdmin, TerritoryScopedAdmin, SimpleHistoryAdmin
+):
+    list_display = ("short_id", "patient", "payer_type", "coverage_tier", "active", "effective_from", "effective_to")
+    list_filter = ("payer_type", "active", ("territory", ScopedRelatedListFilter))
+    list_select_related = ("patient",)
+    search_fields = ("=id", "=patient__id")
+    raw_id_fields = ("patient",)
+
+    @admin.display(description="coverage", ordering="id")
+    def short_id(self, obj: Coverage) -> str:
+        return f"Coverage {_short_id(obj)}"
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return ("patient", *COVERAGE_FIELDS) if obj is None else ("patient", "territory", *COVERAGE_FIELDS)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return () if obj is None else ("patient", "territory")
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Coverage, form: ModelForm[Coverage], change: bool) -> None:
+        if not change:
+            obj.territory_id = obj.patient.territory_id  # coverage lives (and is encrypted) in the patient's territory
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(Provider)
+class ProviderAdmin(TerritoryScopedAdmin):
+    list_display = ("name", "npi", "credentials", "territory", "active", "created_at")
+    list_filter = (("territory", ScopedRelatedListFilter), "active")
+    list_select_related = ("territory",)
+    search_fields = ("name", "=npi")
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return ("territory", "name", "npi", "credentials", "user", "active")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # Patients are assigned to the provider's territory; moving a provider would strand them.
+        return () if obj is None else ("territory",)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "user" and not request.user.is_superuser:
+            colleagues = TerritoryMembership.objects.filter(territory__in=admin_territories(request)).values("user")
+            kwargs["queryset"] = db_field.related_model._default_manager.filter(pk__in=colleagues)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
