@@ -23,10 +23,11 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
+from django_fsm import ConcurrentTransition
 from simple_history.admin import SimpleHistoryAdmin
 
 from core.admin import PHIAccessAdmin, ScopedHistoryMixin, TerritoryListFilter, TerritoryScopedAdmin
-from core.exceptions import DomainError
+from core.exceptions import Conflict, DomainError
 
 from .models import Order, OrderEvent, OrderItem
 from .services import TRANSITIONS, order_transition
@@ -265,6 +266,8 @@ class OrderAdmin(ScopedHistoryMixin, PHIAccessAdmin, TerritoryScopedAdmin, Simpl
                 order_transition(order_id=order.pk, actor=request.user, transition=transition, reason=reason)
             except DomainError as error:
                 self.message_user(request, f"Order {order.reference}: {error.message}", messages.ERROR)
+            except ConcurrentTransition:
+                self.message_user(request, f"Order {order.reference}: {Conflict.default_message}", messages.ERROR)
             else:
                 done.append(order.reference)
         if done:

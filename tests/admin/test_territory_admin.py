@@ -49,6 +49,26 @@ def test_deleting_a_membership_revokes_access(north: Any) -> None:
     assert not TerritoryMembership.objects.filter(pk=membership.pk).exists()
 
 
+def test_bulk_delete_action_revokes_each_membership(north: Any) -> None:
+    memberships = TerritoryMembership.objects.filter(user__in=[north.ops, north.doctor], territory=north.territory)
+
+    response = signed_in(north.admin).post(
+        MEMBERSHIPS,
+        {"action": "delete_selected", "_selected_action": [str(m.pk) for m in memberships], "post": "yes"},
+    )
+
+    assert response.status_code == 302
+    assert list(territories_for_user(user=User.objects.get(pk=north.ops.pk))) == []
+    assert list(territories_for_user(user=User.objects.get(pk=north.doctor.pk))) == []
+    assert list(territories_for_user(user=User.objects.get(pk=north.admin.pk))) == [north.territory]
+    assert list(
+        TerritoryMembership.objects.filter(territory=north.territory).values_list("user__username", flat=True)
+    ) == [
+        "admin.north",
+        "md.north",
+    ]
+
+
 def test_changing_a_role_regrants_through_the_service(north: Any) -> None:
     membership = TerritoryMembership.objects.get(user=north.doctor, territory=north.territory)
 
