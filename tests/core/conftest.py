@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -80,7 +81,7 @@ def wait_until(condition: Callable[[], bool], *, timeout: float = 10.0, interval
 
 @pytest.fixture
 def redis_client() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(settings.REDIS_URL)
+    client = redis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
     try:
         yield client
     finally:
@@ -101,10 +102,16 @@ def live_worker(transactional_db: None) -> Iterator[WorkController]:
     saved_eager = celery_app.conf.task_always_eager
     celery_app.conf.task_always_eager = False
     celery_app.control.purge()
+    # Starting a worker runs django.setup() again (Celery's Django fixup), whose dictConfig replaces
+    # the root logger's handlers, pytest's among them: put them back once the worker is up.
+    root = logging.getLogger()
+    root_handlers, root_level = root.handlers[:], root.level
     setup_logging.connect(_keep_test_logging, weak=False)
     try:
         with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=10.0) as worker:
             setup_logging.disconnect(_keep_test_logging)
+            root.handlers[:] = root_handlers
+            root.setLevel(root_level)
             yield worker
     finally:
         setup_logging.disconnect(_keep_test_logging)
