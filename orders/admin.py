@@ -41,8 +41,8 @@ TRANSITION_LABELS: dict[str, str] = {
     "mark_paid": "Mark paid",
     "start_fulfillment": "Start fulfillment",
     "ship": "Mark shipped",
-    "complete": "Complete (delivery confirmed)",
-    "cancel": "Cancel",
+    "complete": "Complete (delivered)",
+    "cancel": "Cancel order",
 }
 
 # Transitions whose list action first asks for a reason (required where the service requires one).
@@ -146,7 +146,7 @@ def _transition_action(name: str) -> Callable[[OrderAdmin, HttpRequest, QuerySet
         return model_admin.transition_action(request, queryset, name)
 
     action.__name__ = name  # the action's name in the changelist form
-    return admin.action(description=f"{transition_label(name)} (selected orders)", permissions=["change"])(action)
+    return admin.action(description=f"{transition_label(name)}: selected orders", permissions=["change"])(action)
 
 
 @admin.register(Order)

@@ -155,7 +155,7 @@ def test_order_page_shows_the_timeline_and_transition_buttons(north: Any) -> Non
         "Put on hold",
         "Verify",
         "Reject",
-        "Cancel",
+        "Cancel order",
     ]
 
 
@@ -242,7 +242,7 @@ def test_cancel_action_without_a_reason_changes_nothing(north: Any) -> None:
     before = snapshot(order)
 
     response = signed_in(north.ops).post(
-        CHANGELIST, {"action": "cancel", "_selected_action": [str(order.pk)], "apply": "Cancel", "reason": "  "}
+        CHANGELIST, {"action": "cancel", "_selected_action": [str(order.pk)], "apply": "Cancel order", "reason": "  "}
     )
 
     assert response.status_code == 200
@@ -255,7 +255,7 @@ def test_cancel_action_with_a_reason_cancels(north: Any) -> None:
 
     response = signed_in(north.ops).post(
         CHANGELIST,
-        {"action": "cancel", "_selected_action": [str(order.pk)], "apply": "Cancel", "reason": "Duplicate order"},
+        {"action": "cancel", "_selected_action": [str(order.pk)], "apply": "Cancel order", "reason": "Duplicate order"},
         follow=True,
     )
 
@@ -264,7 +264,7 @@ def test_cancel_action_with_a_reason_cancels(north: Any) -> None:
     assert order.cancelled_at is not None
     last = OrderEvent.objects.filter(order=order).latest("sequence")
     assert (last.transition, last.actor, last.reason) == ("cancel", north.ops, "Duplicate order")
-    assert messages_of(response) == [f"Cancel: done for 1 order(s): {order.reference}."]
+    assert messages_of(response) == [f"Cancel order: done for 1 order(s): {order.reference}."]
 
 
 def test_invalid_transition_shows_an_error_and_changes_nothing(north: Any) -> None:
