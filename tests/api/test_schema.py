@@ -1,0 +1,143 @@
+"""The OpenAPI schema at /api/schema/ is complete and valid; Swagger UI at /api/docs/ shows it."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from drf_spectacular.drainage import GENERATOR_STATS
+from drf_spectacular.validation import validate_schema
+from rest_framework.test import APIClient
+
+# Every path the issue names, with its methods.
+REQUIRED_OPERATIONS = {
+    "/api/v1/auth/token": {"post"},
+    "/api/v1/patients": {"get", "post"},
+    "/api/v1/providers": {"get"},
+    "/api/v1/orders": {"post"},
+    "/api/v1/orders/{order_id}": {"get"},
+    "/api/v1/orders/territory/{territory_id}": {"get"},
+    "/api/v1/orders/{order_id}/status": {"put"},
+    "/api/v1/orders/{order_id}/verify": {"put"},
+    "/api/v1/orders/{order_id}/complete": {"put"},
+    "/api/v1/orders/{order_id}/cancel": {"put"},
+    "/api/orders/{order_id}/timeline": {"get"},
+    "/api/orders/{order_id}/events": {"post"},
+}
+HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
+
+
+def schema_json(client: APIClient) -> dict[str, Any]:
+    response = client.get("/api/schema/", {"format": "json"})
+    assert response.status_code == 200, response.content
+    return dict(json.loads(response.content))
+
+
+def operations(schema: dict[str, Any]) -> dict[str, set[str]]:
+    return {path: {m for m in item if m in HTTP_METHODS} for path, item in schema["paths"].items()}
+
+
+def test_the_generator_validates_the_schema_without_a_warning(tmp_path: Path, capsys: Any) -> None:
+    GENERATOR_STATS.reset()
+    target = tmp_path / "schema.yaml"
+    out = io.StringIO()
+
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(target), stdout=out)
+
+    captured = capsys.readouterr()
+    assert "Warning" not in captured.err
+    assert "Error" not in captured.err
+    assert target.read_text().startswith("openapi: 3.0")
+
+
+@pytest.mark.parametrize("authenticated", [False, True])
+def test_schema_is_served_to_anyone_as_valid_openapi_3(north: Any, api: Any, authenticated: bool) -> None:
+    client = api(north.doctor) if authenticated else APIClient()
+
+    schema = schema_json(client)
+
+    validate_schema(schema)
+    assert schema["openapi"].startswith("3.")
+    assert operations(schema) == REQUIRED_OPERATIONS
+
+
+def test_schema_describes_bearer_auth_the_territory_header_and_the_order_fields(db: Any) -> None:
+    schema = schema_json(APIClient())
+    paths, components = schema["paths"], schema["components"]
+
+    assert components["securitySchemes"]["jwtAuth"] == {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    # No global security and none on the token endpoint: it is the one call made without a token.
+    assert "security" not in schema
+    assert "security" not in paths["/api/v1/auth/token"]["post"]
+    assert {"jwtAuth": []} in paths["/api/v1/orders"]["post"]["security"]
+    for path, method in [("/api/v1/orders", "post"), ("/api/v1/patients", "get"), ("/api/v1/providers", "get")]:
+        headers = [p["name"] for p in paths[path][method]["parameters"] if p["in"] == "header"]
+        assert headers == ["Territory-Id"], path
+    territory_list = {p["name"]: p for p in paths["/api/v1/orders/territory/{territory_id}"]["get"]["parameters"]}
+    assert set(territory_list) == {"territory_id", "status", "page", "page_size"}
+    assert "search" in {p["name"] for p in paths["/api/v1/patients"]["get"]["parameters"]}
+
+    order = components["schemas"]["Order"]["properties"]
+    for field in ["id", "status", "stage", "ai_disposition", "items", "payer_type", "territory_id"]:
+        assert field in order, field
+    assert {"created_at", "updated_at"} <= set(order)
+    create = components["schemas"]["OrderCreateRequest"]["properties"]
+    assert {"patient_id", "provider_id", "service_type", "diagnosis_codes", "notes", "insurance"} <= set(create)
+    assert {"items", "delivery_mode", "priority", "payer_type"} <= set(create)
+    assert set(components["schemas"]["OrderStatusUpdateRequest"]["properties"]) == {
+        "status",
+        "notes",
+        "verification_data",
+    }
+    assert components["schemas"]["OrderCancelRequest"]["required"] == ["reason"]
+    assert set(components["schemas"]["PatientCreateRequest"]["properties"]) == {
+        "first_name",
+        "last_name",
+        "date_of_birth",
+        "mbi",
+        "phone",
+        "email",
+        "address",
+        "provider_id",
+    }
+    assert {"id", "name", "npi", "territory_id"} <= set(components["schemas"]["Provider"]["properties"])
+
+
+def test_schema_documents_the_error_envelope_on_every_operation(db: Any) -> None:
+    schema = schema_json(APIClient())
+    envelope = {"$ref": "#/components/schemas/ErrorEnvelope"}
+
+    assert schema["components"]["schemas"]["ErrorEnvelope"]["required"] == ["error", "status"]
+    assert set(schema["components"]["schemas"]["ErrorDetail"]["properties"]) == {"code", "message", "details"}
+    expected_errors = {
+        ("/api/v1/auth/token", "post"): {"400", "401"},
+        ("/api/v1/orders", "post"): {"400", "401", "403", "422"},
+        ("/api/v1/orders/{order_id}", "get"): {"401", "403", "404"},
+        ("/api/v1/orders/{order_id}/status", "put"): {"400", "401", "403", "404", "409"},
+        ("/api/v1/orders/{order_id}/cancel", "put"): {"400", "401", "403", "404", "409"},
+        ("/api/v1/orders/territory/{territory_id}", "get"): {"400", "401", "403", "404"},
+        ("/api/orders/{order_id}/timeline", "get"): {"401", "403", "404"},
+        ("/api/orders/{order_id}/events", "post"): {"400", "401", "403", "404"},
+        ("/api/v1/patients", "post"): {"400", "401", "403", "422"},
+    }
+    for (path, method), codes in expected_errors.items():
+        responses = schema["paths"][path][method]["responses"]
+        assert {code for code in responses if code >= "400"} == codes, (path, method)
+        for code in codes:
+            assert responses[code]["content"]["application/json"]["schema"] == envelope
+    conflict = schema["paths"]["/api/v1/orders/{order_id}/status"]["put"]["responses"]["409"]["description"]
+    assert "INVALID_STATUS_TRANSITION" in conflict
+
+
+def test_swagger_ui_is_served(db: Any) -> None:
+    response = APIClient().get("/api/docs/")
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/html")
+    page = response.content.decode()
+    assert "swagger-ui" in page
+    assert "/api/schema/" in page
