@@ -26,8 +26,9 @@ from django.utils import timezone
 from django_fsm import ConcurrentTransition
 from simple_history.admin import SimpleHistoryAdmin
 
-from core.admin import PHIAccessAdmin, ScopedHistoryMixin, TerritoryListFilter, TerritoryScopedAdmin
+from core.admin import PHIAccessAdmin, ScopedHistoryMixin
 from core.exceptions import Conflict, DomainError
+from territories.admin_scoping import TerritoryListFilter, TerritoryScopedAdmin
 
 from .models import Order, OrderEvent, OrderItem
 from .services import TRANSITIONS, order_transition

@@ -19,15 +19,10 @@ from django.forms import BaseInlineFormSet, ModelForm
 from django.http import HttpRequest, HttpResponseRedirect
 from simple_history.admin import SimpleHistoryAdmin
 
-from core.admin import (
-    PHIAccessAdmin,
-    ScopedHistoryMixin,
-    ScopedRelatedListFilter,
-    TerritoryScopedAdmin,
-    admin_territories,
-)
+from core.admin import PHIAccessAdmin, ScopedHistoryMixin
 from core.audit import with_history_user
 from core.exceptions import DomainError
+from territories.admin_scoping import ScopedRelatedListFilter, TerritoryScopedAdmin, admin_territories
 from territories.models import TerritoryMembership
 
 from .models import Coverage, Patient, Provider

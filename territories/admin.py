@@ -8,13 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
+from django.utils.html import format_html
 
-from core.admin import ScopedRelatedListFilter, TerritoryScopedAdmin
+from core.admin import ReadOnlyAdmin
+from core.models import AccessRecord, OutboxEvent, OutboxStatus
+from core.outbox import outbox_retry
 
+from .admin_scoping import ScopedRelatedListFilter, TerritoryScopedAdmin, admin_territories
 from .models import Territory, TerritoryMembership
 from .services import membership_grant, membership_revoke, territory_create
 
@@ -87,3 +91,68 @@ class TerritoryMembershipAdmin(TerritoryScopedAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[TerritoryMembership]) -> None:
         for membership in queryset.select_related("user", "territory"):
             membership_revoke(user=membership.user, territory=membership.territory)
+
+
+# --- core's records, scoped by territory (core cannot import territories, so they register here) ---
+
+
+@admin.register(OutboxEvent)
+class OutboxEventAdmin(ReadOnlyAdmin):
+    """The outbox: events waiting, delivered and failed. Failed events can be put back in the queue.
+
+    Staff other than superusers see the events of their territories (the payload's territory id).
+    """
+
+    list_display = ("topic", "status", "attempts", "available_at", "created_at", "aggregate_id")
+    list_filter = ("status", "topic")
+    search_fields = ("=aggregate_id", "=id")
+    readonly_fields = (
+        "id",
+        "topic",
+        "aggregate_type",
+        "aggregate_id",
+        "payload",
+        "status",
+        "attempts",
+        "available_at",
+        "last_error",
+        "created_at",
+        "dispatched_at",
+    )
+    actions = ["retry_failed_events"]
+    date_hierarchy = "created_at"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        queryset = super().get_queryset(request)
+        if request.user.is_superuser:
+            return queryset
+        territory_ids = [str(pk) for pk in admin_territories(request).values_list("pk", flat=True)]
+        return queryset.filter(payload__territory_id__in=territory_ids)
+
+    @admin.action(description="Retry the selected failed events", permissions=["change"])
+    def retry_failed_events(self, request: HttpRequest, queryset: QuerySet[OutboxEvent]) -> None:
+        failed = list(queryset.filter(status=OutboxStatus.FAILED).values_list("pk", flat=True))
+        for event_id in failed:
+            outbox_retry(event_id=event_id)
+        skipped = queryset.count() - len(failed)
+        if failed:
+            self.message_user(request, f"Queued {len(failed)} failed event(s) for delivery again.", messages.SUCCESS)
+        if skipped:
+            self.message_user(request, f"Skipped {skipped} event(s) that had not failed.", messages.WARNING)
+
+
+@admin.register(AccessRecord)
+class AccessRecordAdmin(ReadOnlyAdmin, TerritoryScopedAdmin):
+    """Who read which PHI, where and when. Nobody edits or deletes these."""
+
+    territory_lookup = "territory_id"
+    list_display = ("at", "user", "territory_id", "content_type", "object_link", "action", "channel")
+    list_filter = ("channel", "action", "content_type")
+    list_select_related = ("user", "content_type")
+    search_fields = ("=object_id", "user__username")
+    readonly_fields = ("user", "territory_id", "content_type", "object_id", "action", "channel", "at")
+    date_hierarchy = "at"
+
+    @admin.display(description="object id", ordering="object_id")
+    def object_link(self, obj: AccessRecord) -> str:
+        return format_html("<code>{}</code>", obj.object_id)
