@@ -323,7 +323,8 @@ def order_set_status(
     """``PUT /orders/{id}/status``: move the order to ``status`` through its one transition."""
     transition = TRANSITION_FOR_STATUS.get(status)
     if transition is None:
-        # Not a status any transition leads to (pending_verification is only reached by releasing a hold).
+        # Every status but the initial one has exactly one transition into it (pending_verification's
+        # is releasing a hold); anything else is not a status at all.
         raise ValidationFailed(details={"status": ["Unknown status."]})
     if TRANSITIONS[transition].reason_required and not (notes or "").strip():
         # Here the reason travels in ``notes``: name the field the caller sent.

@@ -88,6 +88,7 @@ ROLE_MODEL_PERMISSIONS: dict[str, list[str]] = {
         "territories.change_territorymembership",
         "territories.delete_territorymembership",
         "core.view_outboxevent",
+        "core.change_outboxevent",
         "core.view_accessrecord",
     ],
 }

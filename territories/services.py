@@ -66,9 +66,7 @@ def membership_grant(*, user: Any, territory: Territory, role: str) -> Territory
     for other in Role:
         if other not in held_roles:
             user.groups.remove(role_back_office_group(role=other))
-    if role in STAFF_ROLES and not user.is_staff:
-        user.is_staff = True
-        user.save(update_fields=["is_staff"])
+    _sync_staff_flag(user=user, held_roles=held_roles)
     return membership
 
 
@@ -81,3 +79,15 @@ def membership_revoke(*, user: Any, territory: Territory) -> None:
         user.groups.remove(territory_role_group(territory=territory, role=role))
         if role not in held_roles:
             user.groups.remove(role_back_office_group(role=role))
+    _sync_staff_flag(user=user, held_roles=held_roles)
+
+
+def _sync_staff_flag(*, user: Any, held_roles: set[str]) -> None:
+    """Back-office access follows the roles held: staff while any membership is a staff role.
+
+    Superusers keep their flag whatever their memberships.
+    """
+    is_staff = user.is_superuser or bool(held_roles & STAFF_ROLES)
+    if user.is_staff != is_staff:
+        user.is_staff = is_staff
+        user.save(update_fields=["is_staff"])

@@ -208,3 +208,24 @@ def test_staff_roles_work_in_the_back_office(east: Territory, role: str, is_staf
     assert user.is_staff is is_staff
     assert user.has_perm("orders.view_order") is back_office
     assert user.has_perm("territories.add_territorymembership") is (role == "admin")
+
+
+def test_losing_the_last_staff_role_ends_back_office_access(east: Territory, west: Territory) -> None:
+    user = UserFactory.create(username="member")
+    membership_grant(user=user, territory=east, role="ops_staff")
+    membership_grant(user=user, territory=west, role="admin")
+
+    membership_grant(user=user, territory=east, role="doctor")
+    assert _fresh(user).is_staff is True  # still admin in west
+
+    membership_revoke(user=user, territory=west)
+    user = _fresh(user)
+    assert user.is_staff is False
+    assert user.has_perm("orders.view_order") is False
+
+
+def test_superusers_keep_the_staff_flag_whatever_their_memberships(east: Territory) -> None:
+    root = UserFactory.create(username="root", is_superuser=True, is_staff=True)
+    membership_grant(user=root, territory=east, role="doctor")
+    membership_revoke(user=root, territory=east)
+    assert _fresh(root).is_staff is True
