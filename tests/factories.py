@@ -31,7 +31,7 @@ class TerritoryFactory(DjangoModelFactory[Territory]):
     name = factory.LazyAttribute(lambda o: o.code.title())
 
     @factory.post_generation
-    def role_groups(obj: Territory, create: bool, extracted: Any, **kwargs: Any) -> None:  # noqa: N805
+    def role_groups(obj: Territory, create: bool, extracted: Any, **kwargs: Any) -> None:
         if create:
             from territories.models import Role
 
