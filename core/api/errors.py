@@ -9,6 +9,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404
 from django_fsm import ConcurrentTransition
 from rest_framework import exceptions as drf
@@ -41,6 +42,9 @@ _MAPPING: list[tuple[type[Exception], str, int, str | None]] = [
     (drf.PermissionDenied, "PERMISSION_DENIED", 403, None),
     (DjangoPermissionDenied, "PERMISSION_DENIED", 403, "You do not have permission to perform this action."),
     (drf.ParseError, "VALIDATION_ERROR", 400, "The request body is not valid JSON."),
+    # Django raises these when DRF first reads the body (over DATA_UPLOAD_MAX_MEMORY_SIZE, and the like).
+    (RequestDataTooBig, "PAYLOAD_TOO_LARGE", 413, "The request body is too large."),
+    (SuspiciousOperation, "VALIDATION_ERROR", 400, "The request is malformed."),
     (drf.NotFound, "NOT_FOUND", 404, "Not found."),
     (Http404, "NOT_FOUND", 404, "Not found."),
     (drf.MethodNotAllowed, "METHOD_NOT_ALLOWED", 405, None),
