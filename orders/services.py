@@ -28,7 +28,7 @@ from core.identifiers import normalize_icd10
 from core.outbox import outbox_publish
 from patients.exceptions import PatientProviderMismatch
 from patients.models import Patient, Provider
-from patients.selectors import patients_for_user, providers_for_user
+from patients.selectors import providers_for_user
 from territories.exceptions import TerritoryMismatch
 from territories.models import Territory, TerritoryPermission
 from territories.selectors import territory_permits
@@ -180,11 +180,12 @@ def order_create(
     """Create an order in ``pending_verification`` with its items, timeline entry and ``order.created``.
 
     The order's territory is ``territory`` (the request's ``Territory-Id``) or else the
-    provider's. Raises ValidationFailed for unknown ids or products (a patient or provider outside
-    the actor's territories counts as unknown), TerritoryMismatch when the
-    actor does not work in that territory, PermissionDenied when they may not order there, and
-    PatientProviderMismatch when the provider is not of that territory or the patient is not
-    assigned to the provider's territory.
+    provider's. Raises ValidationFailed for an unknown provider (one outside the actor's
+    territories counts as unknown) or product, TerritoryMismatch when the actor does not work in
+    that territory, PermissionDenied when they may not order there, and PatientProviderMismatch
+    when the provider is not of that territory or ``patient_id`` names no patient assigned to the
+    provider's territory — the same answer whether the patient is elsewhere or does not exist,
+    so patient ids cannot be probed.
     """
     # Patients and providers outside the actor's territories read as unknown, so ids cannot be probed.
     providers = Provider.objects.all() if actor is None else providers_for_user(user=actor)
@@ -199,11 +200,8 @@ def order_create(
             raise PermissionDenied("You may not place orders in this territory.")
     if provider.territory_id != territory_id:
         raise PatientProviderMismatch("The provider does not belong to the order's territory.")
-    patients = Patient.objects.all() if actor is None else patients_for_user(user=actor)
-    patient = patients.filter(pk=patient_id).only("id", "territory_id").first()
+    patient = Patient.objects.filter(pk=patient_id, territory_id=provider.territory_id).only("id").first()
     if patient is None:
-        raise ValidationFailed(details={"patient_id": ["Unknown patient."]})
-    if patient.territory_id != provider.territory_id:
         raise PatientProviderMismatch()
 
     products = products_by_sku(skus=[item.sku for item in items])

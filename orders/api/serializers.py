@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from core.api.fields import StrictUUIDField
 from core.identifiers import is_valid_icd10
 from orders.models import DeliveryMode, Disposition, OrderEvent, OrderStatus, Priority, Source, Stage
 from patients.models import PayerType
@@ -19,8 +20,8 @@ class InsuranceSerializer(serializers.Serializer):
 class OrderCreateSerializer(serializers.Serializer):
     """Seed 002's body plus items, delivery mode, priority and payer type."""
 
-    patient_id = serializers.UUIDField()
-    provider_id = serializers.UUIDField()
+    patient_id = StrictUUIDField()
+    provider_id = StrictUUIDField()
     items = serializers.ListField(child=ItemInputSerializer(), allow_empty=False, max_length=100)
     payer_type = serializers.ChoiceField(choices=PayerType.choices)
     delivery_mode = serializers.ChoiceField(choices=DeliveryMode.choices, default=DeliveryMode.SHIP_TO_PATIENT)
@@ -88,7 +89,7 @@ class OrderSummarySerializer(serializers.Serializer):
     stage = serializers.ChoiceField(choices=Stage.choices, allow_null=True)
     ai_disposition = serializers.ChoiceField(choices=Disposition.choices, allow_null=True)
     territory_id = serializers.UUIDField()
-    patient_id = serializers.UUIDField()
+    patient_id = StrictUUIDField()
     provider_id = serializers.UUIDField()
     payer_type = serializers.ChoiceField(choices=PayerType.choices)
     source = serializers.ChoiceField(choices=Source.choices)  # type: ignore[assignment]

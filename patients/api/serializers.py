@@ -2,6 +2,7 @@ import datetime as dt
 
 from rest_framework import serializers
 
+from core.api.fields import StrictUUIDField
 from core.identifiers import is_valid_mbi, normalize_mbi
 
 
@@ -29,7 +30,7 @@ class PatientCreateSerializer(serializers.Serializer):
     )
     email = serializers.EmailField(required=False, allow_blank=True, allow_null=True)
     address = AddressSerializer(required=False, allow_null=True)
-    provider_id = serializers.UUIDField()
+    provider_id = StrictUUIDField()
 
     def validate_mbi(self, value: str | None) -> str | None:
         if not value:

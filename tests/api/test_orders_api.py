@@ -221,11 +221,6 @@ def test_master_distributor_may_not_place_orders(north: Any, api: Any) -> None:
         pytest.param(
             {"payer_type": "barter"}, {"payer_type": ['"barter" is not a valid choice.']}, id="bad-payer-type"
         ),
-        pytest.param(
-            {"patient_id": "00000000-0000-4000-8000-000000000000"},
-            {"patient_id": ["Unknown patient."]},
-            id="unknown-patient",
-        ),
     ],
 )
 def test_invalid_orders_are_refused_with_field_details(

@@ -139,24 +139,34 @@ def test_patient_and_provider_lists_never_include_the_other_territory(
     assert [row["id"] for row in providers.json()["results"]] == [str(north.provider.pk)]
 
 
-@pytest.mark.parametrize(
-    ("field", "details"),
-    [
-        ("patient_id", {"patient_id": ["Unknown patient."]}),
-        ("provider_id", {"provider_id": ["Unknown provider."]}),
-    ],
-)
-def test_an_order_for_the_other_territorys_patient_or_provider_reads_as_unknown(
-    north: Any, south: Any, api: Any, field: str, details: dict[str, Any]
+def test_an_order_for_the_other_territorys_patient_reads_like_an_unknown_patient(
+    north: Any, south: Any, api: Any
 ) -> None:
     client = api(north.doctor)
-    south_id = south.patient.pk if field == "patient_id" else south.provider.pk
     before = snapshot()
 
-    probed = client.post("/api/v1/orders", order_body(north, **{field: str(south_id)}), format="json")
-    missing = client.post("/api/v1/orders", order_body(north, **{field: str(uuid.uuid4())}), format="json")
+    probed = client.post("/api/v1/orders", order_body(north, patient_id=str(south.patient.pk)), format="json")
+    missing = client.post("/api/v1/orders", order_body(north, patient_id=str(uuid.uuid4())), format="json")
 
-    assert_error(probed, 400, "VALIDATION_ERROR", "The request has invalid fields.", details)
+    assert_error(
+        probed, 422, "PATIENT_PROVIDER_MISMATCH", "The patient is not assigned to the provider's territory.", {}
+    )
+    assert probed.json() == missing.json()
+    assert snapshot() == before
+
+
+def test_an_order_for_the_other_territorys_provider_reads_like_an_unknown_provider(
+    north: Any, south: Any, api: Any
+) -> None:
+    client = api(north.doctor)
+    before = snapshot()
+
+    probed = client.post("/api/v1/orders", order_body(north, provider_id=str(south.provider.pk)), format="json")
+    missing = client.post("/api/v1/orders", order_body(north, provider_id=str(uuid.uuid4())), format="json")
+
+    assert_error(
+        probed, 400, "VALIDATION_ERROR", "The request has invalid fields.", {"provider_id": ["Unknown provider."]}
+    )
     assert probed.json() == missing.json()
     assert snapshot() == before
 

@@ -73,11 +73,12 @@ def test_create_with_unknown_provider_is_a_validation_error(north: World) -> Non
     assert _counts() == before
 
 
-def test_create_with_unknown_patient_is_a_validation_error(north: World) -> None:
+def test_create_with_unknown_patient_is_a_mismatch_like_any_patient_outside_the_territory(north: World) -> None:
     before = _counts()
-    with pytest.raises(ValidationFailed) as raised:
+    with pytest.raises(PatientProviderMismatch) as raised:
         services.order_create(**_create_kwargs(north, patient_id=uuid.uuid4()))
-    assert raised.value.details == {"patient_id": ["Unknown patient."]}
+    assert raised.value.code == "PATIENT_PROVIDER_MISMATCH"
+    assert raised.value.details == {}
     assert _counts() == before
 
 
