@@ -89,7 +89,7 @@ class OrderSummarySerializer(serializers.Serializer):
     stage = serializers.ChoiceField(choices=Stage.choices, allow_null=True)
     ai_disposition = serializers.ChoiceField(choices=Disposition.choices, allow_null=True)
     territory_id = serializers.UUIDField()
-    patient_id = StrictUUIDField()
+    patient_id = serializers.UUIDField()
     provider_id = serializers.UUIDField()
     payer_type = serializers.ChoiceField(choices=PayerType.choices)
     source = serializers.ChoiceField(choices=Source.choices)  # type: ignore[assignment]
