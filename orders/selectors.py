@@ -13,7 +13,7 @@ from django.db.models import Prefetch, QuerySet
 
 from territories.exceptions import TerritoryMismatch
 from territories.models import Territory, TerritoryPermission
-from territories.selectors import territories_for_user, territory_lookup
+from territories.selectors import territories_for_user, territory_lookup, territory_permits
 
 from .exceptions import OrderNotFound
 from .models import Order, OrderEvent, OrderItem
@@ -58,7 +58,15 @@ def orders_in_territory(*, user: Any, territory_key: str, status: str | None = N
     return orders_with_items(orders).order_by("-created_at", "id")
 
 
-def order_timeline(*, user: Any, pk: Any) -> list[OrderEvent]:
-    """The order's events, oldest first; raises OrderNotFound like ``order_get_for_user``."""
-    order = order_get_for_user(user=user, pk=pk)
+def order_phi_visible(*, user: Any, order: Order) -> bool:
+    """Whether ``user`` may read the order's PHI (diagnosis, notes, insurance, event reasons).
+
+    Everyone who can see an order sees its status, items and timeline; the clinical details are
+    for roles that need them (minimum necessary), not, for example, a master distributor.
+    """
+    return territory_permits(user=user, permission=TerritoryPermission.VIEW_PHI, territory_id=order.territory_id)
+
+
+def order_timeline(*, order: Order) -> list[OrderEvent]:
+    """The events of an order already fetched through ``order_get_for_user``, oldest first."""
     return list(order.events.select_related("actor").order_by("sequence"))

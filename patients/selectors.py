@@ -40,8 +40,9 @@ def patients_for_user(
     *,
     user: Any,
     territory: Territory | None = None,
-    permission: TerritoryPermission = TerritoryPermission.ACCESS,
+    permission: TerritoryPermission = TerritoryPermission.VIEW_PHI,
 ) -> QuerySet[Patient]:
+    """Patients of the territories where ``user`` holds ``permission`` (reading PHI by default)."""
     return Patient.objects.filter(territory__in=_scope(user, territory, permission))
 
 
@@ -57,14 +58,20 @@ def _as_date(token: str) -> dt.date | None:
     return None
 
 
-def patient_search(*, user: Any, query: str, territory: Territory | None = None) -> QuerySet[Patient]:
+def patient_search(
+    *,
+    user: Any,
+    query: str,
+    territory: Territory | None = None,
+    permission: TerritoryPermission = TerritoryPermission.VIEW_PHI,
+) -> QuerySet[Patient]:
     """Patients matching a name and/or date of birth, through the blind indexes only.
 
     Accepts "First Last", "Last, First", a single first or last name, a date of birth
     (YYYY-MM-DD or MM/DD/YYYY), or a name together with a date of birth. Matching is exact
     after case, accent and spacing normalization: a blind index cannot match prefixes.
     """
-    patients = patients_for_user(user=user, territory=territory)
+    patients = patients_for_user(user=user, territory=territory, permission=permission)
     tokens = [t for t in re.split(r"[\s]+", query.strip()) if t]
     dates = [d for d in (_as_date(t) for t in tokens) if d is not None]
     names = [t for t in tokens if _as_date(t) is None]

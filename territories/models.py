@@ -24,7 +24,8 @@ class Role(models.TextChoices):
 class TerritoryPermission(models.TextChoices):
     """Object permissions on a Territory (codename, description)."""
 
-    ACCESS = "access_territory", "See the territory's orders, patients and providers"
+    ACCESS = "access_territory", "See the territory's orders and providers"
+    VIEW_PHI = "view_phi", "Read patients' protected health information (minimum necessary)"
     CREATE_ORDER = "create_order", "Place orders in the territory"
     REVIEW_ORDER = "review_order", "Hold, release, verify and reject orders"
     FULFILL_ORDER = "fulfill_order", "Start fulfillment, ship and complete orders"
@@ -37,12 +38,14 @@ _ALL = set(TerritoryPermission)
 ROLE_PERMISSIONS: dict[str, set[TerritoryPermission]] = {
     Role.DOCTOR: {
         TerritoryPermission.ACCESS,
+        TerritoryPermission.VIEW_PHI,
         TerritoryPermission.CREATE_ORDER,
         TerritoryPermission.CANCEL_ORDER,
         TerritoryPermission.MANAGE_PATIENTS,
     },
     Role.OPS_STAFF: {
         TerritoryPermission.ACCESS,
+        TerritoryPermission.VIEW_PHI,
         TerritoryPermission.CREATE_ORDER,
         TerritoryPermission.REVIEW_ORDER,
         TerritoryPermission.FULFILL_ORDER,
@@ -50,6 +53,7 @@ ROLE_PERMISSIONS: dict[str, set[TerritoryPermission]] = {
         TerritoryPermission.MANAGE_PATIENTS,
     },
     Role.ADMIN: _ALL,
+    # A distributor moves orders along (Pending -> Preparing -> Shipped) without clinical details.
     Role.MASTER_DISTRIBUTOR: {TerritoryPermission.ACCESS, TerritoryPermission.FULFILL_ORDER},
 }
 

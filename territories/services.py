@@ -6,7 +6,7 @@ from typing import Any
 
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
-from guardian.shortcuts import assign_perm
+from guardian.shortcuts import assign_perm, get_perms, remove_perm
 
 from .models import (
     ROLE_MODEL_PERMISSIONS,
@@ -19,11 +19,18 @@ from .models import (
 
 
 def territory_role_group(*, territory: Territory, role: str) -> Group:
-    """The group holding ``role``'s object permissions on ``territory`` (created on first use)."""
-    group, created = Group.objects.get_or_create(name=f"territory:{territory.code}:{role}")
-    if created:
-        for permission in ROLE_PERMISSIONS[role]:
-            assign_perm(f"territories.{permission.value}", group, territory)
+    """The group holding exactly ``role``'s object permissions on ``territory`` (created on first use).
+
+    Permissions are brought in line on every call, so a role that gains a permission in a
+    release gains it in existing territories the next time a membership is granted.
+    """
+    group, _ = Group.objects.get_or_create(name=f"territory:{territory.code}:{role}")
+    wanted = {f"territories.{permission.value}" for permission in ROLE_PERMISSIONS[role]}
+    held = {f"territories.{codename}" for codename in get_perms(group, territory)}
+    for permission in wanted - held:
+        assign_perm(permission, group, territory)
+    for permission in held - wanted:
+        remove_perm(permission, group, territory)
     return group
 
 

@@ -1,3 +1,5 @@
+from typing import Any
+
 from rest_framework import serializers
 
 from core.api.fields import StrictUUIDField
@@ -107,13 +109,26 @@ class OrderSummarySerializer(serializers.Serializer):
 
 
 class OrderSerializer(OrderSummarySerializer):
-    """An order with its PHI, for one order's detail."""
+    """An order with its PHI, for one order's detail.
+
+    The PHI fields are null unless ``context["with_phi"]`` (default True): the same shape for
+    every reader, the clinical details only for roles that may read them.
+    """
+
+    PHI_FIELDS = ("service_type", "diagnosis_codes", "notes", "insurance", "verification_data")
 
     service_type = serializers.CharField(allow_null=True)
     diagnosis_codes = serializers.ListField(child=serializers.CharField(), allow_null=True)
     notes = serializers.CharField(allow_null=True)
     insurance = InsuranceSerializer(source="insurance_details", allow_null=True)
     verification_data = serializers.DictField(allow_null=True)
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        if not self.context.get("with_phi", True):
+            # Leave the encrypted fields sealed: build the representation without reading them.
+            data = OrderSummarySerializer(instance, context=self.context).data
+            return {**data, **dict.fromkeys(self.PHI_FIELDS)}
+        return super().to_representation(instance)
 
 
 class OrderEventSerializer(serializers.Serializer):
@@ -129,6 +144,14 @@ class OrderEventSerializer(serializers.Serializer):
     reason = serializers.CharField(allow_null=True)
     payload = serializers.DictField(allow_null=True)
     created_at = serializers.DateTimeField()
+
+    def to_representation(self, instance: OrderEvent) -> dict[str, Any]:
+        """Reasons and payloads may be clinical: shown only with ``context["with_phi"]`` (default True)."""
+        data = super().to_representation(instance)
+        if not self.context.get("with_phi", True):
+            data["reason"] = None
+            data["payload"] = None
+        return data
 
     def get_actor_name(self, event: OrderEvent) -> str | None:
         return event.actor.display_name if event.actor is not None else None

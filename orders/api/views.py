@@ -26,10 +26,13 @@ from .serializers import (
 
 
 def _order_response(request: Request, order_id: object, *, status_code: int = 200) -> Response:
-    """Re-read the order through the user's scope, record the PHI read, and return it."""
+    """Re-read the order through the user's scope and return it: with its PHI (recording the read)
+    for users who may read PHI, without it for the others."""
     order = selectors.order_get_for_user(user=request.user, pk=order_id)
-    access_record(user=request.user, objects=[order], channel=AccessChannel.API)
-    return Response(OrderSerializer(order).data, status=status_code)
+    with_phi = selectors.order_phi_visible(user=request.user, order=order)
+    if with_phi:
+        access_record(user=request.user, objects=[order], channel=AccessChannel.API)
+    return Response(OrderSerializer(order, context={"with_phi": with_phi}).data, status=status_code)
 
 
 class OrderCreateView(APIView):
@@ -110,10 +113,12 @@ class OrderCancelView(APIView):
 class OrderTimelineView(APIView):
     @extend_schema(responses={200: OrderEventSerializer(many=True)})
     def get(self, request: Request, order_id: str) -> Response:
-        events = selectors.order_timeline(user=request.user, pk=order_id)
-        if events:
-            access_record(user=request.user, objects=[events[0].order], channel=AccessChannel.API)
-        return Response(OrderEventSerializer(events, many=True).data)
+        order = selectors.order_get_for_user(user=request.user, pk=order_id)
+        events = selectors.order_timeline(order=order)
+        with_phi = selectors.order_phi_visible(user=request.user, order=order)
+        if with_phi:
+            access_record(user=request.user, objects=[order], channel=AccessChannel.API)
+        return Response(OrderEventSerializer(events, many=True, context={"with_phi": with_phi}).data)
 
 
 class OrderEventCreateView(APIView):
@@ -122,4 +127,7 @@ class OrderEventCreateView(APIView):
         data = NoteSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         event = services.order_add_note(order_id=order_id, actor=request.user, note=data.validated_data["note"])
-        return Response(OrderEventSerializer(event).data, status=status.HTTP_201_CREATED)
+        with_phi = selectors.order_phi_visible(user=request.user, order=event.order)
+        return Response(
+            OrderEventSerializer(event, context={"with_phi": with_phi}).data, status=status.HTTP_201_CREATED
+        )

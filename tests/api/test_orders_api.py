@@ -631,7 +631,7 @@ def test_timeline_is_oldest_first_with_from_to_actor_kind_and_reason(north: Any,
     services.order_transition(order_id=order.pk, actor=north.ops, transition="release_hold")
     services.order_transition(order_id=order.pk, actor=None, transition="verify", reason="Rules clear")
 
-    rows = timeline(api(north.distributor), order.pk)
+    rows = timeline(api(north.ops), order.pk)
 
     assert [(r["sequence"], r["from_status"], r["to_status"], r["actor_kind"], r["reason"]) for r in rows] == [
         (1, "", "pending_verification", "staff", None),
@@ -647,9 +647,34 @@ def test_timeline_is_oldest_first_with_from_to_actor_kind_and_reason(north: Any,
     ]
 
 
+def test_a_master_distributor_follows_orders_without_their_clinical_details(north: Any, api: Any) -> None:
+    # Given an order with PHI and a hold reason
+    order = north.order()
+    services.order_transition(order_id=order.pk, actor=north.ops, transition="hold", reason="Need prescription")
+    client = api(north.distributor)
+    records_before = AccessRecord.objects.count()
+
+    # When the territory's distributor reads it and its timeline
+    detail = client.get(f"/api/v1/orders/{order.pk}").json()
+    rows = timeline(client, order.pk)
+
+    # Then status and items show, PHI fields are null, reasons are hidden and no PHI read is recorded
+    assert (detail["status"], detail["stage"], detail["items"][0]["sku"]) == ("on_hold", "Pending", north.product.sku)
+    assert [detail[k] for k in ("service_type", "diagnosis_codes", "notes", "insurance", "verification_data")] == [
+        None
+    ] * 5
+    assert [(r["to_status"], r["reason"], r["payload"]) for r in rows] == [
+        ("pending_verification", None, None),
+        ("on_hold", None, None),
+    ]
+    assert AccessRecord.objects.count() == records_before
+    # and the same user finds no patients to read
+    assert client.get("/api/v1/patients").json()["count"] == 0
+
+
 def test_a_note_is_appended_to_the_timeline(north: Any, api: Any) -> None:
     order = north.order()
-    client = api(north.distributor)
+    client = api(north.ops)
     before = snapshot()
 
     response = client.post(
@@ -660,7 +685,7 @@ def test_a_note_is_appended_to_the_timeline(north: Any, api: Any) -> None:
     note = {k: v for k, v in response.json().items() if k not in {"id", "created_at"}}
     expected = event_row(
         2,
-        north.distributor,
+        north.ops,
         kind="note",
         from_status="pending_verification",
         to_status="pending_verification",

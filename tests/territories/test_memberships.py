@@ -16,6 +16,7 @@ from tests.factories import TerritoryFactory, UserFactory
 pytestmark = pytest.mark.django_db
 
 ACCESS = "access_territory"
+VIEW_PHI = "view_phi"
 CREATE_ORDER = "create_order"
 REVIEW_ORDER = "review_order"
 FULFILL_ORDER = "fulfill_order"
@@ -25,9 +26,19 @@ MANAGE_PATIENTS = "manage_patients"
 
 # Written out from the platform issue's roles, independently of territories.models.ROLE_PERMISSIONS.
 EXPECTED_PERMISSIONS: dict[str, set[str]] = {
-    "doctor": {ACCESS, CREATE_ORDER, CANCEL_ORDER, MANAGE_PATIENTS},
-    "ops_staff": {ACCESS, CREATE_ORDER, REVIEW_ORDER, FULFILL_ORDER, CANCEL_ORDER, MANAGE_PATIENTS},
-    "admin": {ACCESS, CREATE_ORDER, REVIEW_ORDER, FULFILL_ORDER, CANCEL_ORDER, RECORD_PAYMENT, MANAGE_PATIENTS},
+    "doctor": {ACCESS, VIEW_PHI, CREATE_ORDER, CANCEL_ORDER, MANAGE_PATIENTS},
+    "ops_staff": {ACCESS, VIEW_PHI, CREATE_ORDER, REVIEW_ORDER, FULFILL_ORDER, CANCEL_ORDER, MANAGE_PATIENTS},
+    "admin": {
+        ACCESS,
+        VIEW_PHI,
+        CREATE_ORDER,
+        REVIEW_ORDER,
+        FULFILL_ORDER,
+        CANCEL_ORDER,
+        RECORD_PAYMENT,
+        MANAGE_PATIENTS,
+    },
+    # Minimum necessary: a distributor moves orders along without reading PHI.
     "master_distributor": {ACCESS, FULFILL_ORDER},
 }
 
