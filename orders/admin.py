@@ -26,7 +26,7 @@ from django.utils import timezone
 from django_fsm import ConcurrentTransition
 from simple_history.admin import SimpleHistoryAdmin
 
-from core.admin import PHIAccessAdmin, ScopedHistoryMixin
+from core.admin import PHIAccessAdmin, ReadOnlyInline, ScopedHistoryMixin
 from core.exceptions import Conflict, DomainError
 from territories.admin_scoping import TerritoryListFilter, TerritoryScopedAdmin
 
@@ -100,24 +100,13 @@ class OrderAgeFilter(admin.SimpleListFilter):
         return queryset
 
 
-class OrderItemInline(admin.TabularInline):
+class OrderItemInline(ReadOnlyInline):
     model = OrderItem
     fields = ("sku", "product", "quantity", "unit_price_cents", "line_total_cents")
     readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
-class OrderEventInline(admin.TabularInline):
+class OrderEventInline(ReadOnlyInline):
     """The order's timeline, oldest first. Events are immutable."""
 
     model = OrderEvent
@@ -126,20 +115,9 @@ class OrderEventInline(admin.TabularInline):
     fields = ("sequence", "created_at", "kind", "from_status", "to_status", "actor", "actor_kind", "reason")
     readonly_fields = fields
     ordering = ("sequence",)
-    extra = 0
-    can_delete = False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[OrderEvent]:
         return super().get_queryset(request).select_related("actor")
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 def _transition_action(name: str) -> Callable[[OrderAdmin, HttpRequest, QuerySet[Order]], HttpResponse | None]:

@@ -7,7 +7,7 @@ from rest_framework.views import APIView
 
 from accounts import services
 
-from .serializers import TokenRequestSerializer, TokenResponseSerializer
+from .serializers import TokenCredentialsSerializer, TokenResponseSerializer
 
 
 class TokenThrottle(AnonRateThrottle):
@@ -21,9 +21,9 @@ class TokenView(APIView):
     permission_classes = [AllowAny]
     throttle_classes = [TokenThrottle]
 
-    @extend_schema(request=TokenRequestSerializer, responses={200: TokenResponseSerializer}, auth=[])
+    @extend_schema(request=TokenCredentialsSerializer, responses={200: TokenResponseSerializer}, auth=[])
     def post(self, request: Request) -> Response:
-        data = TokenRequestSerializer(data=request.data)
+        data = TokenCredentialsSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         issued = services.token_issue(request=request._request, **data.validated_data)
         body = {
