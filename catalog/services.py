@@ -1,0 +1,200 @@
+"""Stock writes: receipts, adjustments, reservations, releases and picks.
+
+Every change to a lot's counters happens here, under a row lock on the lot, together with the
+``StockMovement`` that explains it. Lots are always locked in primary-key order, so two
+transactions reserving overlapping lots wait for each other instead of deadlocking, and two
+orders racing for the last units can never both get them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from core.exceptions import ValidationFailed
+
+from .models import Lot, MovementKind, Product, ReservationStatus, StockMovement, StockReservation, Warehouse
+
+
+@dataclass(frozen=True)
+class ReservationLine:
+    """One order line asking for stock."""
+
+    order_line_id: uuid.UUID
+    product_id: uuid.UUID
+    quantity: int
+
+
+@dataclass(frozen=True)
+class Shortfall:
+    """A line that could not be covered: nothing was reserved for it (the order's inventory flag)."""
+
+    order_line_id: uuid.UUID
+    product_id: uuid.UUID
+    requested: int
+    available: int
+
+
+def _move(lot: Lot, *, kind: MovementKind, on_hand: int = 0, reserved: int = 0, **fields: Any) -> StockMovement:
+    """Apply deltas to a locked lot and write the ledger row that explains them."""
+    lot.quantity_on_hand += on_hand
+    lot.quantity_reserved += reserved
+    if lot.quantity_on_hand < 0 or lot.quantity_reserved < 0 or lot.quantity_reserved > lot.quantity_on_hand:
+        raise ValidationFailed(details={"quantity": ["Stock cannot go below what is on hand or reserved."]})
+    lot.save(update_fields=["quantity_on_hand", "quantity_reserved"])
+    return StockMovement.objects.create(lot=lot, kind=kind, on_hand_delta=on_hand, reserved_delta=reserved, **fields)
+
+
+@transaction.atomic
+def lot_receive(
+    *,
+    actor: Any,
+    product: Product,
+    warehouse: Warehouse,
+    lot_number: str,
+    quantity: int,
+    expiration_date: dt.date | None = None,
+) -> Lot:
+    """Receive ``quantity`` units into a lot (created on first receipt).
+
+    A perishable product needs an expiration date, and a receipt into an existing lot must
+    name the same date. Raises ValidationFailed otherwise.
+    """
+    if quantity < 1:
+        raise ValidationFailed(details={"quantity": ["Receive at least one unit."]})
+    if product.is_perishable and expiration_date is None:
+        raise ValidationFailed(details={"expiration_date": ["A perishable product's lot needs an expiration date."]})
+    lot, created = Lot.objects.select_for_update().get_or_create(
+        product=product, warehouse=warehouse, lot_number=lot_number, defaults={"expiration_date": expiration_date}
+    )
+    if not created and lot.expiration_date != expiration_date:
+        raise ValidationFailed(details={"expiration_date": ["The lot already has a different expiration date."]})
+    _move(lot, kind=MovementKind.RECEIPT, on_hand=quantity, actor=actor, reason="received")
+    return lot
+
+
+@transaction.atomic
+def lot_adjust(*, actor: Any, lot_id: uuid.UUID, delta: int, reason: str) -> Lot:
+    """Correct a lot's on-hand count (a count, damage, a found box). A reason is required.
+
+    The count can never drop below what is reserved for orders.
+    """
+    if not reason.strip():
+        raise ValidationFailed(details={"reason": ["Say why the stock is adjusted."]})
+    if delta == 0:
+        raise ValidationFailed(details={"delta": ["An adjustment changes the count."]})
+    lot = Lot.objects.select_for_update().get(pk=lot_id)
+    _move(lot, kind=MovementKind.ADJUSTMENT, on_hand=delta, actor=actor, reason=reason.strip())
+    return lot
+
+
+def _usable(*, today: dt.date, needed_by: dt.date | None) -> Q:
+    """Lots that may be reserved: stock left, never expired, never expiring before the delivery date."""
+    not_expired_by = max(today, needed_by) if needed_by else today
+    return Q(warehouse__active=True, quantity_on_hand__gt=F("quantity_reserved")) & (
+        Q(expiration_date__isnull=True) | Q(expiration_date__gte=not_expired_by)
+    )
+
+
+def _fefo_key(lot: Lot) -> tuple[bool, dt.date, dt.datetime, str]:
+    """First expired, first out; stock without an expiry date last; then oldest receipt."""
+    return (lot.expiration_date is None, lot.expiration_date or dt.date.max, lot.received_at, str(lot.pk))
+
+
+def stock_reserve(
+    *,
+    order_id: uuid.UUID,
+    lines: Sequence[ReservationLine],
+    needed_by: dt.date | None = None,
+    today: dt.date | None = None,
+) -> list[Shortfall]:
+    """Reserve stock for an order's lines, FEFO across lots; returns the lines that could not be covered.
+
+    Each line is all or nothing: a line that the usable lots cannot cover reserves nothing and is
+    returned as a Shortfall (never a negative balance). Call inside the order's transaction.
+    """
+    today = today or timezone.localdate()
+    shortfalls: list[Shortfall] = []
+    with transaction.atomic():
+        # Lock every usable lot of the products in primary-key order (no deadlocks between orders);
+        # PostgreSQL re-checks the conditions on rows another transaction changed meanwhile.
+        locked = (
+            Lot.objects.select_for_update(of=("self",))
+            .filter(_usable(today=today, needed_by=needed_by), product_id__in={line.product_id for line in lines})
+            .order_by("pk")
+        )
+        by_product: dict[uuid.UUID, list[Lot]] = {}
+        for lot in locked:
+            by_product.setdefault(lot.product_id, []).append(lot)
+        for product_lots in by_product.values():
+            product_lots.sort(key=_fefo_key)
+        for line in lines:
+            lots = [lot for lot in by_product.get(line.product_id, []) if lot.quantity_available > 0]
+            available = sum(lot.quantity_available for lot in lots)
+            if available < line.quantity:
+                shortfalls.append(Shortfall(line.order_line_id, line.product_id, line.quantity, available))
+                continue
+            remaining = line.quantity
+            for lot in lots:
+                if remaining == 0:
+                    break
+                take = min(remaining, lot.quantity_available)
+                _move(lot, kind=MovementKind.RESERVATION, reserved=take, order_id=order_id)
+                StockReservation.objects.create(
+                    lot=lot, order_id=order_id, order_line_id=line.order_line_id, quantity=take
+                )
+                remaining -= take
+    return shortfalls
+
+
+def _close_reservations(*, order_id: uuid.UUID, status: ReservationStatus, actor: Any) -> int:
+    reservations = list(
+        StockReservation.objects.filter(order_id=order_id, status=ReservationStatus.ACTIVE).order_by("lot_id")
+    )
+    if not reservations:
+        return 0
+    locked = Lot.objects.select_for_update().filter(pk__in={r.lot_id for r in reservations}).order_by("pk")
+    lots = {lot.pk: lot for lot in locked}
+    now = timezone.now()
+    for reservation in reservations:
+        lot = lots[reservation.lot_id]
+        if status == ReservationStatus.RELEASED:
+            _move(lot, kind=MovementKind.RELEASE, reserved=-reservation.quantity, order_id=order_id, actor=actor)
+        else:
+            _move(
+                lot,
+                kind=MovementKind.PICK,
+                on_hand=-reservation.quantity,
+                reserved=-reservation.quantity,
+                order_id=order_id,
+                actor=actor,
+            )
+        reservation.status = status
+        reservation.closed_at = now
+        reservation.save(update_fields=["status", "closed_at"])
+    return sum(r.quantity for r in reservations)
+
+
+@transaction.atomic
+def stock_release(*, order_id: uuid.UUID, actor: Any = None) -> int:
+    """Give back an order's active reservations (cancel, rejection). Returns the units released.
+
+    Idempotent: a second call finds nothing active and changes nothing.
+    """
+    return _close_reservations(order_id=order_id, status=ReservationStatus.RELEASED, actor=actor)
+
+
+@transaction.atomic
+def stock_pick(*, order_id: uuid.UUID, actor: Any = None) -> int:
+    """Consume an order's active reservations: the units leave the shelf. Returns the units picked.
+
+    Idempotent like ``stock_release``.
+    """
+    return _close_reservations(order_id=order_id, status=ReservationStatus.CONSUMED, actor=actor)
