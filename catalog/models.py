@@ -9,12 +9,12 @@ Orders are a higher layer: reservations name them by id, never by foreign key.
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from django.conf import settings
 from django.db import models
 
 from core.identifiers import validate_hcpcs
+from core.models import AppendOnlyMixin
 
 
 class TherapyType(models.TextChoices):
@@ -137,7 +137,7 @@ class MovementKind(models.TextChoices):
     EXPIRY_WRITE_OFF = "expiry_write_off", "Expiry write-off"
 
 
-class StockMovement(models.Model):
+class StockMovement(AppendOnlyMixin, models.Model):
     """One entry of the append-only stock ledger.
 
     ``on_hand_delta`` and ``reserved_delta`` are what the movement did to the lot's counters, so
@@ -161,14 +161,6 @@ class StockMovement(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.on_hand_delta:+d}/{self.reserved_delta:+d}"
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self._state.adding:
-            raise TypeError("stock movements are append-only")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
-        raise TypeError("stock movements are append-only")
 
 
 class ReservationStatus(models.TextChoices):

@@ -3,10 +3,28 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
+
+
+class AppendOnlyMixin:
+    """For ledger and timeline rows: they are inserted, never updated or deleted through the ORM.
+
+    Put it before ``models.Model`` (or a model base) in the class's bases.
+    """
+
+    _state: Any
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise TypeError(f"{type(self).__name__} rows are append-only")
+        super().save(*args, **kwargs)  # type: ignore[misc]
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(f"{type(self).__name__} rows are append-only")
 
 
 class OutboxStatus(models.TextChoices):

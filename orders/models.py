@@ -18,6 +18,7 @@ from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 from simple_history.models import HistoricalRecords
 
 from core.fields import EncryptedJSONField, EncryptedTextField, PHIModel
+from core.models import AppendOnlyMixin
 from patients.models import PayerType
 from territories.models import TerritoryPermission
 from territories.selectors import territory_permits
@@ -309,7 +310,7 @@ class EventKind(models.TextChoices):
     NOTE = "note", "Note"
 
 
-class OrderEvent(PHIModel):
+class OrderEvent(AppendOnlyMixin, PHIModel):
     """One immutable entry of an order's timeline.
 
     Rows are only ever inserted: saving an existing row or deleting one raises, and on
@@ -339,11 +340,3 @@ class OrderEvent(PHIModel):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.from_status}→{self.to_status}"
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self._state.adding:
-            raise TypeError("order events are immutable")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
-        raise TypeError("order events are immutable")
