@@ -8,6 +8,7 @@ Orders are a higher layer: reservations name them by id, never by foreign key.
 
 from __future__ import annotations
 
+import secrets
 import uuid
 
 from django.conf import settings
@@ -65,6 +66,9 @@ class Product(models.Model):
     reorder_point = models.PositiveIntegerField(default=0, help_text="Alert and reorder at or below this stock.")
     warehouse_fulfillment = models.BooleanField(default=True, help_text="May ship from our warehouse.")
     dropship_fulfillment = models.BooleanField(default=False, help_text="May be dropshipped by the vendor.")
+    requires_training = models.BooleanField(
+        default=False, help_text="The patient needs training to use it (a patient-training task is created)."
+    )
     vendor = models.ForeignKey(Vendor, null=True, blank=True, on_delete=models.PROTECT, related_name="products")
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -189,3 +193,135 @@ class StockReservation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.quantity} of {self.lot_id} for order {self.order_id}"
+
+
+class PurchaseOrderKind(models.TextChoices):
+    DROPSHIP = "dropship", "Dropship to a patient"
+    RESTOCK = "restock", "Restock a warehouse"
+
+
+class PurchaseOrderStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    SENT = "sent", "Sent to vendor"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged by vendor"
+    SHIPPED = "shipped", "Shipped by vendor"
+    RECEIVED = "received", "Received into stock"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+# A purchase order still expected to bring stock or reach a patient.
+OPEN_PURCHASE_ORDER_STATUSES = (
+    PurchaseOrderStatus.DRAFT,
+    PurchaseOrderStatus.SENT,
+    PurchaseOrderStatus.ACKNOWLEDGED,
+)
+
+
+def new_purchase_order_number() -> str:
+    """A short unique purchase-order number such as ``PO-7KQ2M9XA``."""
+    alphabet = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+    return "PO-" + "".join(secrets.choice(alphabet) for _ in range(8))
+
+
+class PurchaseOrder(models.Model):
+    """An order to a vendor: a dropship for one patient order, or a restock of a warehouse.
+
+    Status changes only through ``catalog.purchasing``. A dropship names its patient order by id
+    (orders are a higher layer) and carries no PHI: the vendor gets SKUs and quantities.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    number = models.CharField(max_length=12, unique=True, default=new_purchase_order_number, editable=False)
+    vendor = models.ForeignKey(Vendor, on_delete=models.PROTECT, related_name="purchase_orders")
+    kind = models.CharField(max_length=20, choices=PurchaseOrderKind.choices)
+    status = models.CharField(max_length=20, choices=PurchaseOrderStatus.choices, default=PurchaseOrderStatus.DRAFT)
+    order_id = models.UUIDField(null=True, blank=True, db_index=True, help_text="The patient order (dropship).")
+    warehouse = models.ForeignKey(
+        Warehouse, null=True, blank=True, on_delete=models.PROTECT, related_name="+", help_text="Restock only."
+    )
+    expected_date = models.DateField(null=True, blank=True, help_text="When the vendor expects to ship or deliver.")
+    vendor_reference = models.CharField(max_length=100, blank=True, help_text="The vendor's acknowledgement number.")
+    carrier = models.CharField(max_length=50, blank=True)
+    tracking_number = models.CharField(max_length=100, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    shipped_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True, help_text="Received or cancelled.")
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    models.Q(kind=PurchaseOrderKind.DROPSHIP, order_id__isnull=False)
+                    | models.Q(kind=PurchaseOrderKind.RESTOCK, warehouse__isnull=False)
+                ),
+                name="purchase_order_names_its_destination",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_PURCHASE_ORDER_STATUSES
+
+
+class PurchaseOrderLine(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    purchase_order = models.ForeignKey(PurchaseOrder, on_delete=models.CASCADE, related_name="lines")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="+")
+    quantity = models.PositiveIntegerField()
+    order_line_id = models.UUIDField(null=True, blank=True, help_text="The patient order line (dropship).")
+
+    class Meta:
+        ordering = ["product__sku"]
+        constraints = [models.CheckConstraint(condition=models.Q(quantity__gte=1), name="po_line_quantity_positive")]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x {self.product.sku}"
+
+
+class StockAlertKind(models.TextChoices):
+    LOW_STOCK = "low_stock", "At or below reorder point"
+    EXPIRING_LOT = "expiring_lot", "Lot expiring soon"
+
+
+class StockAlert(models.Model):
+    """One stock condition, raised once and kept open until the condition clears.
+
+    ``condition_key`` names the condition (kind, product, lot); at most one open alert exists per
+    key, so the daily check never sends the same alert twice. When the condition clears the alert
+    is resolved, and a later recurrence is a new alert.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=20, choices=StockAlertKind.choices)
+    condition_key = models.CharField(max_length=120)
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="stock_alerts")
+    lot = models.ForeignKey(Lot, null=True, blank=True, on_delete=models.PROTECT, related_name="stock_alerts")
+    available_quantity = models.IntegerField(help_text="Available stock when raised.")
+    on_order_quantity = models.PositiveIntegerField(default=0, help_text="Units on open purchase orders when raised.")
+    suggested_reorder_quantity = models.PositiveIntegerField(default=0, help_text="Back to par, minus what is on order.")
+    expiration_date = models.DateField(null=True, blank=True)
+    raised_at = models.DateTimeField(auto_now_add=True)
+    notified_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-raised_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["condition_key"],
+                condition=models.Q(resolved_at__isnull=True),
+                name="stock_alert_one_open_per_condition",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.product.sku}"

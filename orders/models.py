@@ -283,6 +283,18 @@ class Order(ConcurrentTransitionMixin, PHIModel):
         """Cancel an open order (terminal); the service requires a reason."""
 
 
+class StockStatus(models.TextChoices):
+    RESERVED = "reserved", "Reserved"
+    INSUFFICIENT_STOCK = "insufficient_stock", "Insufficient stock (inventory flag)"
+    NOT_WAREHOUSED = "not_warehoused", "Not shipped from the warehouse"
+
+
+class FulfillmentPath(models.TextChoices):
+    WAREHOUSE = "warehouse", "Warehouse"
+    DROPSHIP = "dropship", "Dropship"
+    BACKORDER = "backorder", "Warehouse backorder"
+
+
 class OrderItem(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items")
@@ -290,6 +302,19 @@ class OrderItem(models.Model):
     sku = models.CharField("SKU", max_length=64, help_text="The product's SKU when ordered.")
     quantity = models.PositiveIntegerField()
     unit_price_cents = models.PositiveIntegerField(help_text="The product's price when ordered.")
+    stock_status = models.CharField(
+        max_length=20,
+        choices=StockStatus.choices,
+        blank=True,
+        help_text="What reserving stock for this line found when the order was submitted.",
+    )
+    stock_available = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Units available when reservation failed (the inventory flag)."
+    )
+    fulfillment_path = models.CharField(max_length=20, choices=FulfillmentPath.choices, blank=True)
+    fulfillment_rule = models.CharField(
+        max_length=40, blank=True, help_text="The routing rule that chose the path (see the routing rules)."
+    )
     history = HistoricalRecords()
 
     class Meta:
@@ -303,11 +328,16 @@ class OrderItem(models.Model):
     def line_total_cents(self) -> int:
         return self.quantity * self.unit_price_cents
 
+    @property
+    def has_inventory_flag(self) -> bool:
+        return self.stock_status == StockStatus.INSUFFICIENT_STOCK
+
 
 class EventKind(models.TextChoices):
     CREATED = "created", "Created"
     TRANSITION = "transition", "Status change"
     NOTE = "note", "Note"
+    FULFILLMENT = "fulfillment", "Fulfillment"
 
 
 class OrderEvent(AppendOnlyMixin, PHIModel):
@@ -340,3 +370,71 @@ class OrderEvent(AppendOnlyMixin, PHIModel):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.from_status}→{self.to_status}"
+
+
+class TaskKind(models.TextChoices):
+    PICK_PACK = "pick_pack", "Warehouse pick and pack"
+    DROPSHIP = "dropship", "Dropship purchase order"
+    PATIENT_TRAINING = "patient_training", "Patient training"
+
+
+class TaskStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    IN_PROGRESS = "in_progress", "In progress"
+    DONE = "done", "Done"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+# Tasks whose completion puts goods on their way to the patient.
+SHIPPING_TASK_KINDS = (TaskKind.PICK_PACK, TaskKind.DROPSHIP)
+
+
+class FulfillmentTask(models.Model):
+    """A unit of fulfillment work for one order.
+
+    A pick/pack task ships the order's warehouse items from one warehouse; a dropship task follows
+    one purchase order to a vendor; a patient-training task teaches the patient to use an item.
+    Shipping tasks carry the carrier and tracking number once shipped. The status changes only
+    through ``orders.fulfillment``.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="fulfillment_tasks")
+    territory = models.ForeignKey("territories.Territory", on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=20, choices=TaskKind.choices)
+    status = FSMField(max_length=20, choices=TaskStatus.choices, default=TaskStatus.OPEN, protected=True)
+    items = models.ManyToManyField(OrderItem, related_name="fulfillment_tasks", blank=True)
+    warehouse = models.ForeignKey("catalog.Warehouse", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    purchase_order = models.ForeignKey(
+        "catalog.PurchaseOrder", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="fulfillment_tasks"
+    )
+    due_date = models.DateField()
+    effort_minutes = models.PositiveIntegerField(help_text="Standard effort for this task.")
+    carrier = models.CharField(max_length=50, blank=True)
+    tracking_number = models.CharField(max_length=100, blank=True)
+    shipped_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["due_date", "created_at"]
+        indexes = [models.Index(fields=["status", "due_date"], name="task_status_due_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} for {self.order}"
+
+    @transition(field=status, source=TaskStatus.OPEN, target=TaskStatus.IN_PROGRESS)
+    def start(self) -> None:
+        """Someone is working on it."""
+
+    @transition(field=status, source=[TaskStatus.OPEN, TaskStatus.IN_PROGRESS], target=TaskStatus.DONE)
+    def finish(self) -> None:
+        """The work is done."""
+
+    @transition(field=status, source=[TaskStatus.OPEN, TaskStatus.IN_PROGRESS], target=TaskStatus.CANCELLED)
+    def cancel(self) -> None:
+        """The work is no longer needed (the order was cancelled)."""
