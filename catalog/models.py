@@ -307,7 +307,7 @@ class StockAlert(models.Model):
     lot = models.ForeignKey(Lot, null=True, blank=True, on_delete=models.PROTECT, related_name="stock_alerts")
     available_quantity = models.IntegerField(help_text="Available stock when raised.")
     on_order_quantity = models.PositiveIntegerField(default=0, help_text="Units on open purchase orders when raised.")
-    suggested_reorder_quantity = models.PositiveIntegerField(default=0, help_text="Back to par, minus what is on order.")
+    suggested_reorder_quantity = models.PositiveIntegerField(default=0, help_text="Back to par, minus on order.")
     expiration_date = models.DateField(null=True, blank=True)
     raised_at = models.DateTimeField(auto_now_add=True)
     notified_at = models.DateTimeField(null=True, blank=True)

@@ -404,7 +404,9 @@ class FulfillmentTask(models.Model):
     kind = models.CharField(max_length=20, choices=TaskKind.choices)
     status = FSMField(max_length=20, choices=TaskStatus.choices, default=TaskStatus.OPEN, protected=True)
     items = models.ManyToManyField(OrderItem, related_name="fulfillment_tasks", blank=True)
-    warehouse = models.ForeignKey("catalog.Warehouse", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    warehouse = models.ForeignKey(
+        "catalog.Warehouse", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     purchase_order = models.ForeignKey(
         "catalog.PurchaseOrder", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )

@@ -66,7 +66,7 @@ class Migration(migrations.Migration):
                 ('condition_key', models.CharField(max_length=120)),
                 ('available_quantity', models.IntegerField(help_text='Available stock when raised.')),
                 ('on_order_quantity', models.PositiveIntegerField(default=0, help_text='Units on open purchase orders when raised.')),
-                ('suggested_reorder_quantity', models.PositiveIntegerField(default=0, help_text='Back to par, minus what is on order.')),
+                ('suggested_reorder_quantity', models.PositiveIntegerField(default=0, help_text='Back to par, minus on order.')),
                 ('expiration_date', models.DateField(blank=True, null=True)),
                 ('raised_at', models.DateTimeField(auto_now_add=True)),
                 ('notified_at', models.DateTimeField(blank=True, null=True)),
