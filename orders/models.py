@@ -204,6 +204,15 @@ class Order(ConcurrentTransitionMixin, PHIModel):
     def total_cents(self) -> int:
         return sum(item.line_total_cents for item in self.items.all())
 
+    @property
+    def inventory_flags(self) -> list[dict[str, Any]]:
+        """Lines that stock could not cover: ``{sku, requested, available}`` each (the compliance input)."""
+        return [
+            {"sku": item.sku, "requested": item.quantity, "available": item.stock_available or 0}
+            for item in self.items.all()
+            if item.has_inventory_flag
+        ]
+
     # --- transitions: guard and flip only ------------------------------------------------------
     @transition(
         field=status,

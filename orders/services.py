@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Max
 from django.utils import timezone
 from django_fsm import can_proceed, has_transition_perm
 
 from catalog.selectors import products_by_sku
+from catalog.services import ReservationLine, stock_reserve
 from core.audit import with_history_user
 from core.exceptions import PermissionDenied, ValidationFailed
 from core.identifiers import normalize_icd10
@@ -44,8 +44,11 @@ from .models import (
     OrderStatus,
     Priority,
     Source,
+    StockStatus,
 )
+from .routing import fulfillment_delivered, fulfillment_route, fulfillment_stop
 from .selectors import _as_uuid, orders_for_user
+from .timeline import actor_kind_of, event_payload, record_event
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,8 @@ class TransitionSpec:
     topics: tuple[str, ...]
     reason_required: bool = False
     stamp: Callable[[Order, Any], None] | None = None
+    # Runs inside the transition, after the state changed and before the outbox events.
+    after: Callable[..., Any] | None = None
 
 
 def _stamp_verified(order: Order, actor: Any) -> None:
@@ -80,13 +85,23 @@ TRANSITIONS: dict[str, TransitionSpec] = {
     "release_hold": TransitionSpec(OrderStatus.PENDING_VERIFICATION, ("order.hold_released",)),
     # Seed 000's agents listen for order.approved; order.verified names the same state change.
     "verify": TransitionSpec(OrderStatus.VERIFIED, ("order.verified", "order.approved"), stamp=_stamp_verified),
-    "reject": TransitionSpec(OrderStatus.REJECTED, ("order.rejected",)),
+    "reject": TransitionSpec(OrderStatus.REJECTED, ("order.rejected",), after=fulfillment_stop),
     "request_payment": TransitionSpec(OrderStatus.AWAITING_PAYMENT, ("order.awaiting_payment",)),
     "mark_paid": TransitionSpec(OrderStatus.PAID, ("order.paid",)),
-    "start_fulfillment": TransitionSpec(OrderStatus.IN_PROGRESS, ("order.fulfillment.started",)),
+    "start_fulfillment": TransitionSpec(
+        OrderStatus.IN_PROGRESS, ("order.fulfillment.started",), after=fulfillment_route
+    ),
     "ship": TransitionSpec(OrderStatus.SHIPPED, ("order.shipped",)),
-    "complete": TransitionSpec(OrderStatus.COMPLETED, ("order.delivered",), stamp=_stamp_completed),
-    "cancel": TransitionSpec(OrderStatus.CANCELLED, ("order.cancelled",), reason_required=True, stamp=_stamp_cancelled),
+    "complete": TransitionSpec(
+        OrderStatus.COMPLETED, ("order.delivered",), stamp=_stamp_completed, after=fulfillment_delivered
+    ),
+    "cancel": TransitionSpec(
+        OrderStatus.CANCELLED,
+        ("order.cancelled",),
+        reason_required=True,
+        stamp=_stamp_cancelled,
+        after=fulfillment_stop,
+    ),
 }
 
 # PUT /orders/{id}/status names the target status; each has exactly one transition.
@@ -96,12 +111,6 @@ _CONDITION_HINTS = {
     "request_payment": "only cash-pay orders wait for payment",
     "start_fulfillment": "cash-pay orders start fulfillment once paid",
 }
-
-
-def _actor_kind(actor: Any, actor_kind: ActorKind | None) -> ActorKind:
-    if actor_kind is not None:
-        return actor_kind
-    return ActorKind.SYSTEM if actor is None else ActorKind.STAFF
 
 
 def order_lock(*, pk: Any, actor: Any) -> Order:
@@ -118,45 +127,6 @@ def order_lock(*, pk: Any, actor: Any) -> Order:
     if order is None:
         raise OrderNotFound()
     return order
-
-
-def _record_event(
-    *,
-    order: Order,
-    kind: EventKind,
-    actor: Any,
-    actor_kind: ActorKind,
-    from_status: str = "",
-    to_status: str = "",
-    transition: str = "",
-    reason: str = "",
-    payload: dict[str, Any] | None = None,
-) -> OrderEvent:
-    """Append to the order's timeline. Call with the order locked (sequence numbers are per order)."""
-    last = order.events.aggregate(last=Max("sequence"))["last"] or 0
-    return OrderEvent.objects.create(
-        order=order,
-        territory_id=order.territory_id,
-        kind=kind,
-        from_status=from_status,
-        to_status=to_status,
-        transition=transition,
-        actor=actor,
-        actor_kind=actor_kind,
-        reason=reason or None,
-        payload=payload or None,
-        sequence=last + 1,
-    )
-
-
-def _event_payload(order: Order, event: OrderEvent) -> dict[str, str | int | bool | None]:
-    return {
-        "order_id": str(order.pk),
-        "territory_id": str(order.territory_id),
-        "event_id": str(event.pk),
-        "from_status": event.from_status or None,
-        "to_status": event.to_status or None,
-    }
 
 
 def order_create(
@@ -231,26 +201,60 @@ def order_create(
         )
         with_history_user(order, actor)
         order.save()
-        for item in items:
-            product = products[item.sku]
-            line = OrderItem(
+        lines = [
+            OrderItem(
                 order=order,
-                product=product,
-                sku=product.sku,
+                product=products[item.sku],
+                sku=item.sku,
                 quantity=item.quantity,
-                unit_price_cents=product.price_cents,
+                unit_price_cents=products[item.sku].price_cents,
             )
+            for item in items
+        ]
+        flags = _reserve_stock(order=order, lines=lines)
+        for line in lines:
             with_history_user(line, actor)
             line.save()
-        event = _record_event(
+        event = record_event(
             order=order,
             kind=EventKind.CREATED,
             actor=actor,
-            actor_kind=_actor_kind(actor, actor_kind),
+            actor_kind=actor_kind_of(actor, actor_kind),
             to_status=order.status,
+            payload={"inventory_flags": flags} if flags else None,
         )
-        outbox_publish(topic="order.created", aggregate=order, payload=_event_payload(order, event))
+        outbox_publish(topic="order.created", aggregate=order, payload=event_payload(order, event))
     return order
+
+
+def _reserve_stock(*, order: Order, lines: Sequence[OrderItem]) -> list[dict[str, Any]]:
+    """Reserve warehouse stock for the order's (not yet saved) lines and set each line's stock status.
+
+    Lines whose product never ships from the warehouse reserve nothing. A line the usable lots
+    cannot cover gets the inventory flag (nothing reserved for it, the units available noted);
+    the compliance checks decide what it means for the order. Returns the flags.
+    """
+    warehoused = [line for line in lines if line.product.warehouse_fulfillment]
+    shortfalls = {
+        shortfall.order_line_id: shortfall
+        for shortfall in stock_reserve(
+            order_id=order.pk,
+            lines=[ReservationLine(line.pk, line.product_id, line.quantity) for line in warehoused],
+            needed_by=order.requested_date,
+        )
+    }
+    flags: list[dict[str, Any]] = []
+    for line in lines:
+        shortfall = shortfalls.get(line.pk)
+        if not line.product.warehouse_fulfillment:
+            line.stock_status = StockStatus.NOT_WAREHOUSED
+        elif shortfall is None:
+            line.stock_status = StockStatus.RESERVED
+        else:
+            line.stock_status = StockStatus.INSUFFICIENT_STOCK
+            line.stock_available = shortfall.available
+            flags.append({"sku": line.sku, "requested": line.quantity, "available": shortfall.available})
+    return flags
 
 
 def order_transition(
@@ -294,19 +298,21 @@ def order_transition(
             order.verification_data = verification_data
         with_history_user(order, actor)
         order.save()
-        event = _record_event(
+        event = record_event(
             order=order,
             kind=EventKind.TRANSITION,
             actor=actor,
-            actor_kind=_actor_kind(actor, actor_kind),
+            actor_kind=actor_kind_of(actor, actor_kind),
             from_status=from_status,
             to_status=order.status,
             transition=transition,
             reason=reason.strip(),
             payload=payload,
         )
+        if spec.after is not None:
+            spec.after(order=order, actor=actor)
         for topic in spec.topics:
-            outbox_publish(topic=topic, aggregate=order, payload=_event_payload(order, event))
+            outbox_publish(topic=topic, aggregate=order, payload=event_payload(order, event))
     return order
 
 
@@ -358,11 +364,11 @@ def order_add_note(*, order_id: Any, actor: Any, note: str) -> OrderEvent:
         raise ValidationFailed(details={"note": ["A note cannot be empty."]})
     with transaction.atomic():
         order = order_lock(pk=order_id, actor=actor)
-        return _record_event(
+        return record_event(
             order=order,
             kind=EventKind.NOTE,
             actor=actor,
-            actor_kind=_actor_kind(actor, None),
+            actor_kind=actor_kind_of(actor, None),
             from_status=order.status,
             to_status=order.status,
             reason=note.strip(),

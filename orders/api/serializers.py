@@ -4,7 +4,17 @@ from rest_framework import serializers
 
 from core.api.fields import StrictUUIDField
 from core.identifiers import is_valid_icd10
-from orders.models import DeliveryMode, Disposition, OrderEvent, OrderStatus, Priority, Source, Stage
+from orders.models import (
+    DeliveryMode,
+    Disposition,
+    OrderEvent,
+    OrderItem,
+    OrderStatus,
+    Priority,
+    Source,
+    Stage,
+    StockStatus,
+)
 from patients.models import PayerType
 
 
@@ -80,6 +90,18 @@ class OrderItemSerializer(serializers.Serializer):
     quantity = serializers.IntegerField()
     unit_price_cents = serializers.IntegerField()
     line_total_cents = serializers.IntegerField()
+    stock_status = serializers.ChoiceField(choices=StockStatus.choices)
+    fulfillment_path = serializers.SerializerMethodField()
+
+    def get_fulfillment_path(self, item: OrderItem) -> str | None:
+        """``warehouse``, ``dropship`` or ``backorder`` once fulfillment started; null before."""
+        return item.fulfillment_path or None
+
+
+class InventoryFlagSerializer(serializers.Serializer):
+    sku = serializers.CharField()
+    requested = serializers.IntegerField()
+    available = serializers.IntegerField()
 
 
 class OrderSummarySerializer(serializers.Serializer):
@@ -99,6 +121,7 @@ class OrderSummarySerializer(serializers.Serializer):
     delivery_mode = serializers.ChoiceField(choices=DeliveryMode.choices)
     requested_date = serializers.DateField(allow_null=True)
     items = OrderItemSerializer(many=True, source="items.all")
+    inventory_flags = InventoryFlagSerializer(many=True)
     total_cents = serializers.IntegerField()
     approver_id = serializers.UUIDField(allow_null=True)
     created_at = serializers.DateTimeField()

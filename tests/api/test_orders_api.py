@@ -33,6 +33,7 @@ SUMMARY_KEYS = {
     "delivery_mode",
     "requested_date",
     "items",
+    "inventory_flags",
     "total_cents",
     "approver_id",
     "created_at",
@@ -84,6 +85,7 @@ def event_row(
     to_status: str = "",
     transition: str = "",
     reason: str | None = None,
+    payload: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
         "sequence": sequence,
@@ -95,8 +97,32 @@ def event_row(
         "actor_name": actor.display_name,
         "actor_kind": "staff",
         "reason": reason,
-        "payload": None,
+        "payload": payload,
     }
+
+
+BACKORDER_REASON = (
+    "Backordered: the product ships only from the warehouse, which has no usable stock yet; "
+    "it is picked when stock arrives."
+)
+
+
+def backorder_row(sequence: int, actor: Any, sku: str) -> dict[str, Any]:
+    """The routing entry for an order whose one item has no stock (the fixture product has none)."""
+    return event_row(
+        sequence,
+        actor,
+        kind="fulfillment",
+        from_status="in_progress",
+        to_status="in_progress",
+        reason=f"{sku}: {BACKORDER_REASON}",
+        payload={
+            "decisions": [
+                {"sku": sku, "path": "backorder", "rule": "warehouse_backorder", "reason": BACKORDER_REASON}
+            ],
+            "tasks": ["pick_pack"],
+        },
+    )
 
 
 # --- POST /api/v1/orders --------------------------------------------------------------------------
@@ -127,7 +153,18 @@ def test_doctor_places_an_order_and_it_reads_back_in_full(north: Any, api: Any) 
         "priority": "routine",
         "delivery_mode": "ship_to_patient",
         "requested_date": None,
-        "items": [{"sku": north.product.sku, "quantity": 2, "unit_price_cents": 12500, "line_total_cents": 25000}],
+        "items": [
+            {
+                "sku": north.product.sku,
+                "quantity": 2,
+                "unit_price_cents": 12500,
+                "line_total_cents": 25000,
+                "stock_status": "insufficient_stock",
+                "fulfillment_path": None,
+            }
+        ],
+        # The fixture product has no stock: the line carries the inventory flag.
+        "inventory_flags": [{"sku": north.product.sku, "requested": 2, "available": 0}],
         "total_cents": 25000,
         "approver_id": None,
         "verified_at": None,
@@ -139,7 +176,15 @@ def test_doctor_places_an_order_and_it_reads_back_in_full(north: Any, api: Any) 
         "insurance": {"carrier": "Medicare Part B", "policy_number": "1EG4TE5MK73", "group_number": "GRP-1"},
         "verification_data": None,
     }
-    assert timeline(client, order.pk) == [event_row(1, north.doctor, kind="created", to_status="pending_verification")]
+    assert timeline(client, order.pk) == [
+        event_row(
+            1,
+            north.doctor,
+            kind="created",
+            to_status="pending_verification",
+            payload={"inventory_flags": [{"sku": north.product.sku, "requested": 2, "available": 0}]},
+        )
+    ]
     assert topics_since(seen) == ["order.created"]
     created = OutboxEvent.objects.exclude(id__in=seen).get()
     assert created.payload == {
@@ -173,8 +218,22 @@ def test_order_with_several_items_and_choices(north: Any, api: Any) -> None:
     assert response.status_code == 201, response.content
     body = response.json()
     assert body["items"] == [
-        {"sku": "CPAP-FILTER", "quantity": 6, "unit_price_cents": 450, "line_total_cents": 2700},
-        {"sku": north.product.sku, "quantity": 1, "unit_price_cents": 12500, "line_total_cents": 12500},
+        {
+            "sku": "CPAP-FILTER",
+            "quantity": 6,
+            "unit_price_cents": 450,
+            "line_total_cents": 2700,
+            "stock_status": "insufficient_stock",
+            "fulfillment_path": None,
+        },
+        {
+            "sku": north.product.sku,
+            "quantity": 1,
+            "unit_price_cents": 12500,
+            "line_total_cents": 12500,
+            "stock_status": "insufficient_stock",
+            "fulfillment_path": None,
+        },
     ]
     assert (body["total_cents"], body["delivery_mode"], body["priority"], body["payer_type"]) == (
         15200,
@@ -278,8 +337,16 @@ def test_territory_list_is_newest_first_without_phi(north: Any, south: Any, api:
             "Pending",
         )
     assert body["results"][0]["items"] == [
-        {"sku": north.product.sku, "quantity": 2, "unit_price_cents": 12500, "line_total_cents": 25000}
+        {
+            "sku": north.product.sku,
+            "quantity": 2,
+            "unit_price_cents": 12500,
+            "line_total_cents": 25000,
+            "stock_status": "insufficient_stock",
+            "fulfillment_path": None,
+        }
     ]
+    assert body["results"][0]["inventory_flags"] == [{"sku": north.product.sku, "requested": 2, "available": 0}]
 
 
 def test_territory_list_filters_by_status_and_paginates(north: Any, api: Any) -> None:
@@ -336,7 +403,13 @@ def test_insurance_order_through_its_whole_path_by_status(north: Any, api: Any) 
     assert timestamp(body["verified_at"]) <= timestamp(body["completed_at"])
     assert body["cancelled_at"] is None
     assert timeline(ops, order.pk) == [
-        event_row(1, north.doctor, kind="created", to_status="pending_verification"),
+        event_row(
+            1,
+            north.doctor,
+            kind="created",
+            to_status="pending_verification",
+            payload={"inventory_flags": [{"sku": north.product.sku, "requested": 2, "available": 0}]},
+        ),
         event_row(
             2,
             north.ops,
@@ -346,9 +419,10 @@ def test_insurance_order_through_its_whole_path_by_status(north: Any, api: Any) 
             reason="Coverage confirmed",
         ),
         event_row(3, north.ops, from_status="verified", to_status="in_progress", transition="start_fulfillment"),
-        event_row(4, north.ops, from_status="in_progress", to_status="shipped", transition="ship", reason="UPS 1Z999"),
+        backorder_row(4, north.ops, north.product.sku),
+        event_row(5, north.ops, from_status="in_progress", to_status="shipped", transition="ship", reason="UPS 1Z999"),
         event_row(
-            5, north.ops, from_status="shipped", to_status="completed", transition="complete", reason="Signed for"
+            6, north.ops, from_status="shipped", to_status="completed", transition="complete", reason="Signed for"
         ),
     ]
 
@@ -383,6 +457,7 @@ def test_cash_order_waits_for_payment_which_only_a_payment_recorder_marks(north:
         ("verified", "awaiting_payment", str(north.ops.pk)),
         ("awaiting_payment", "paid", str(north.admin.pk)),
         ("paid", "in_progress", str(north.ops.pk)),
+        ("in_progress", "in_progress", str(north.ops.pk)),  # the routing decision
     ]
 
 
@@ -576,7 +651,7 @@ def test_master_distributor_ships_but_cannot_verify(north: Any, api: Any) -> Non
     shipped = set_status(distributor, to_ship.pk, "shipped", "Left the warehouse")
     assert shipped.status_code == 200, shipped.content
     assert (shipped.json()["status"], shipped.json()["stage"]) == ("shipped", "Shipped")
-    assert to_ship.events.get(sequence=4).actor_id == north.distributor.pk
+    assert to_ship.events.get(transition="ship").actor_id == north.distributor.pk
 
 
 def test_master_distributor_cannot_cancel(north: Any, api: Any) -> None:

@@ -196,4 +196,4 @@ def test_second_writer_waits_for_the_lock_and_sees_the_new_state(north: World) -
     assert timings["finished"] >= timings["committed"]
     assert list(
         OrderEvent.objects.filter(order_id=order.pk).order_by("sequence").values_list("sequence", "to_status")
-    ) == [(1, "pending_verification"), (2, "verified"), (3, "in_progress")]
+    ) == [(1, "pending_verification"), (2, "verified"), (3, "in_progress"), (4, "in_progress")]  # 4: routing
