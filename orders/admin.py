@@ -30,7 +30,7 @@ from core.admin import PHIAccessAdmin, ReadOnlyInline, ScopedHistoryMixin
 from core.exceptions import Conflict, DomainError
 from territories.admin_scoping import TerritoryListFilter, TerritoryScopedAdmin
 
-from .models import Order, OrderEvent, OrderItem
+from .models import FulfillmentTask, Order, OrderEvent, OrderItem
 from .services import TRANSITIONS, order_transition
 
 TRANSITION_LABELS: dict[str, str] = {
@@ -102,8 +102,26 @@ class OrderAgeFilter(admin.SimpleListFilter):
 
 class OrderItemInline(ReadOnlyInline):
     model = OrderItem
-    fields = ("sku", "product", "quantity", "unit_price_cents", "line_total_cents")
+    fields = (
+        "sku",
+        "product",
+        "quantity",
+        "unit_price_cents",
+        "line_total_cents",
+        "stock_status",
+        "fulfillment_path",
+        "fulfillment_rule",
+    )
     readonly_fields = fields
+
+
+class FulfillmentTaskInline(ReadOnlyInline):
+    """The order's fulfillment work; each task's page has its actions."""
+
+    model = FulfillmentTask
+    fields = ("kind", "status", "due_date", "assignee", "warehouse", "purchase_order", "carrier", "tracking_number")
+    readonly_fields = fields
+    show_change_link = True
 
 
 class OrderEventInline(ReadOnlyInline):
@@ -203,7 +221,7 @@ class OrderAdmin(ScopedHistoryMixin, PHIAccessAdmin, TerritoryScopedAdmin, Simpl
         "completed_at",
         "cancelled_at",
     )
-    inlines = (OrderItemInline, OrderEventInline)
+    inlines = (OrderItemInline, FulfillmentTaskInline, OrderEventInline)
     actions = [_transition_action(name) for name in TRANSITIONS]
 
     @admin.display(description="stage")
@@ -353,3 +371,7 @@ class OrderAdmin(ScopedHistoryMixin, PHIAccessAdmin, TerritoryScopedAdmin, Simpl
             for name in TRANSITIONS  # in lifecycle order
             if name in available
         ]
+
+
+# The fulfillment work list registers itself with the admin site.
+from . import admin_fulfillment  # noqa: E402, F401

@@ -1,0 +1,238 @@
+"""Fulfillment tasks in the back office: the work list, the routing rules, and the task actions.
+
+A task's page is read-only; its buttons (start, ship with carrier and tracking, send the purchase
+order, record the vendor's acknowledgement or shipment, training done) each run one service of
+``orders.fulfillment`` as the staff user, which checks the territory permission again and moves
+the order when the work allows it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+
+from catalog.models import PurchaseOrderStatus
+from core.admin import ReadOnlyInline
+from core.exceptions import DomainError, ValidationFailed
+from territories.admin_scoping import TerritoryListFilter, TerritoryScopedAdmin
+
+from . import fulfillment
+from .models import FulfillmentTask, TaskKind, TaskStatus
+from .routing import ROUTING_RULES
+
+
+class ShipmentForm(forms.Form):
+    carrier = forms.CharField(max_length=50)
+    tracking_number = forms.CharField(max_length=100)
+
+
+class AcknowledgementForm(forms.Form):
+    vendor_reference = forms.CharField(max_length=100, help_text="The vendor's order or confirmation number.")
+
+
+class TrainingForm(forms.Form):
+    note = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=2000, help_text="Recorded on the timeline."
+    )
+
+
+def _po_status(task: FulfillmentTask) -> str | None:
+    return task.purchase_order.status if task.purchase_order is not None else None
+
+
+@dataclass(frozen=True)
+class TaskAction:
+    label: str
+    applies: Callable[[FulfillmentTask], bool]
+    run: Callable[[FulfillmentTask, Any, dict[str, Any]], Any]
+    form: type[forms.Form] | None = None
+
+
+def _is_open(task: FulfillmentTask) -> bool:
+    return task.status in (TaskStatus.OPEN, TaskStatus.IN_PROGRESS)
+
+
+TASK_ACTIONS: dict[str, TaskAction] = {
+    "start": TaskAction(
+        "Start",
+        lambda task: task.status == TaskStatus.OPEN,
+        lambda task, user, data: fulfillment.fulfillment_task_start(task_id=task.pk, actor=user),
+    ),
+    "ship": TaskAction(
+        "Picked, packed and shipped",
+        lambda task: _is_open(task) and task.kind == TaskKind.PICK_PACK,
+        lambda task, user, data: fulfillment.pick_pack_ship(task_id=task.pk, actor=user, **data),
+        ShipmentForm,
+    ),
+    "send": TaskAction(
+        "Send purchase order",
+        lambda task: _is_open(task) and _po_status(task) == PurchaseOrderStatus.DRAFT,
+        lambda task, user, data: fulfillment.dropship_send(task_id=task.pk, actor=user),
+    ),
+    "acknowledge": TaskAction(
+        "Record vendor acknowledgement",
+        lambda task: _is_open(task) and _po_status(task) == PurchaseOrderStatus.SENT,
+        lambda task, user, data: fulfillment.dropship_acknowledge(task_id=task.pk, actor=user, **data),
+        AcknowledgementForm,
+    ),
+    "vendor_shipped": TaskAction(
+        "Record vendor shipment",
+        lambda task: (
+            _is_open(task) and _po_status(task) in (PurchaseOrderStatus.SENT, PurchaseOrderStatus.ACKNOWLEDGED)
+        ),
+        lambda task, user, data: fulfillment.dropship_ship(task_id=task.pk, actor=user, **data),
+        ShipmentForm,
+    ),
+    "training_done": TaskAction(
+        "Training done",
+        lambda task: _is_open(task) and task.kind == TaskKind.PATIENT_TRAINING,
+        lambda task, user, data: fulfillment.patient_training_done(task_id=task.pk, actor=user, **data),
+        TrainingForm,
+    ),
+}
+
+
+class TaskItemInline(ReadOnlyInline):
+    model = FulfillmentTask.items.through
+    verbose_name = "item"
+    verbose_name_plural = "items"
+    fields = ("orderitem",)
+    readonly_fields = fields
+
+
+@admin.register(FulfillmentTask)
+class FulfillmentTaskAdmin(TerritoryScopedAdmin):
+    """The fulfillment work list of the user's territories, soonest due first."""
+
+    change_list_template = "admin/orders/fulfillmenttask/change_list.html"
+    change_form_template = "admin/orders/fulfillmenttask/change_form.html"
+    list_display = (
+        "order",
+        "kind",
+        "status",
+        "due_date",
+        "assignee",
+        "warehouse",
+        "purchase_order",
+        "effort_minutes",
+        "tracking",
+    )
+    list_filter = ("status", "kind", ("territory", TerritoryListFilter), "warehouse", "due_date")
+    list_select_related = ("order", "assignee", "warehouse", "purchase_order")
+    search_fields = ("order__reference", "tracking_number", "purchase_order__number")
+    ordering = ("due_date", "created_at")
+    fields = (
+        ("order", "kind", "status"),
+        ("assignee", "due_date", "effort_minutes"),
+        ("warehouse", "purchase_order"),
+        ("carrier", "tracking_number"),
+        ("shipped_at", "delivered_at"),
+        ("created_at", "completed_at"),
+    )
+    readonly_fields = (
+        "order",
+        "kind",
+        "status",
+        "assignee",
+        "due_date",
+        "effort_minutes",
+        "warehouse",
+        "purchase_order",
+        "carrier",
+        "tracking_number",
+        "shipped_at",
+        "delivered_at",
+        "created_at",
+        "completed_at",
+    )
+    inlines = (TaskItemInline,)
+
+    @admin.display(description="tracking")
+    def tracking(self, task: FulfillmentTask) -> str:
+        return f"{task.carrier} {task.tracking_number}" if task.tracking_number else "—"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Model level gates the task buttons; tasks are never edited through a form.
+        return obj is None and super().has_change_permission(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        return super().changelist_view(request, {**(extra_context or {}), "routing_rules": ROUTING_RULES})
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        task = self.get_object(request, unquote(object_id))
+        buttons = []
+        if task is not None and self.has_change_permission(request):
+            buttons = [
+                {
+                    "label": action.label,
+                    "url": reverse("admin:orders_fulfillmenttask_act", args=(task.pk, name)),
+                }
+                for name, action in TASK_ACTIONS.items()
+                if action.applies(task)
+            ]
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "task_actions": buttons})
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path(
+                "<path:object_id>/act/<str:action>/",
+                self.admin_site.admin_view(self.action_view),
+                name="orders_fulfillmenttask_act",
+            ),
+            *super().get_urls(),
+        ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[FulfillmentTask]:
+        return super().get_queryset(request).select_related("purchase_order")
+
+    def action_view(self, request: HttpRequest, object_id: str, action: str) -> HttpResponse:
+        """Show the action's form (or a confirmation), then run its service as the staff user."""
+        task_action = TASK_ACTIONS.get(action)
+        task = self.get_object(request, unquote(object_id))
+        if task_action is None or task is None:
+            raise Http404
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        change_url = reverse("admin:orders_fulfillmenttask_change", args=(task.pk,))
+        form_class = task_action.form or forms.Form
+        form = form_class(request.POST if request.method == "POST" else None)
+        if form.is_bound and form.is_valid():
+            try:
+                task_action.run(task, request.user, form.cleaned_data)
+            except ValidationFailed as error:
+                for field, problems in (error.details or {}).items():
+                    form.add_error(field if field in form.fields else None, problems)
+            except DomainError as error:
+                self.message_user(request, f"{task_action.label}: {error.message}", messages.ERROR)
+                return HttpResponseRedirect(change_url)
+            else:
+                self.message_user(request, f"{task_action.label}: done for order {task.order}.", messages.SUCCESS)
+                return HttpResponseRedirect(change_url)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"{task_action.label}: {task}",
+            "opts": self.opts,
+            "task": task,
+            "form": form,
+            "action_label": task_action.label,
+            "back_url": change_url,
+        }
+        return TemplateResponse(request, "admin/orders/fulfillmenttask/action.html", context)
