@@ -1,4 +1,6 @@
-"""Stock writes: receipts, adjustments, reservations, releases and picks.
+"""Catalog writes: products, and stock receipts, adjustments, reservations, releases and picks.
+
+Purchase orders are in ``catalog.purchasing`` and stock alerts in ``catalog.alerts``.
 
 Every change to a lot's counters happens here, under a row lock on the lot, together with the
 ``StockMovement`` that explains it. Lots are always locked in primary-key order, so two
@@ -14,13 +16,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from core.exceptions import ValidationFailed
+from core.exceptions import PermissionDenied, ValidationFailed
 
-from .models import Lot, MovementKind, Product, ReservationStatus, StockMovement, StockReservation, Warehouse
+from .models import (
+    Lot,
+    MovementKind,
+    Product,
+    ReservationStatus,
+    StockMovement,
+    StockReservation,
+    Vendor,
+    Warehouse,
+)
 
 
 @dataclass(frozen=True)
@@ -154,10 +166,13 @@ def stock_reserve(
     return shortfalls
 
 
-def _close_reservations(*, order_id: uuid.UUID, status: ReservationStatus, actor: Any) -> int:
-    reservations = list(
-        StockReservation.objects.filter(order_id=order_id, status=ReservationStatus.ACTIVE).order_by("lot_id")
-    )
+def _close_reservations(
+    *, order_id: uuid.UUID, status: ReservationStatus, actor: Any, warehouse_id: uuid.UUID | None = None
+) -> int:
+    active = StockReservation.objects.filter(order_id=order_id, status=ReservationStatus.ACTIVE)
+    if warehouse_id is not None:
+        active = active.filter(lot__warehouse_id=warehouse_id)
+    reservations = list(active.order_by("lot_id"))
     if not reservations:
         return 0
     locked = Lot.objects.select_for_update().filter(pk__in={r.lot_id for r in reservations}).order_by("pk")
@@ -192,9 +207,160 @@ def stock_release(*, order_id: uuid.UUID, actor: Any = None) -> int:
 
 
 @transaction.atomic
-def stock_pick(*, order_id: uuid.UUID, actor: Any = None) -> int:
-    """Consume an order's active reservations: the units leave the shelf. Returns the units picked.
+def stock_pick(*, order_id: uuid.UUID, actor: Any = None, warehouse_id: uuid.UUID | None = None) -> int:
+    """Consume an order's active reservations (in one warehouse, if given): the units leave the shelf.
 
-    Idempotent like ``stock_release``.
+    Returns the units picked. Idempotent like ``stock_release``.
     """
-    return _close_reservations(order_id=order_id, status=ReservationStatus.CONSUMED, actor=actor)
+    return _close_reservations(
+        order_id=order_id, status=ReservationStatus.CONSUMED, actor=actor, warehouse_id=warehouse_id
+    )
+
+
+# --- Catalog products, and receipts by back-office users -------------------------------------
+
+FULFILLMENT_MODES = ("warehouse", "dropship")
+PRODUCT_ADD_PERMISSION = "catalog.add_product"
+PRODUCT_CHANGE_PERMISSION = "catalog.change_product"
+LOT_ADD_PERMISSION = "catalog.add_lot"
+
+
+@dataclass(frozen=True)
+class ProductData:
+    """Every writable field of a product; a create or full update sets all of them.
+
+    ``fulfillment_modes`` names the model's ``warehouse_fulfillment`` / ``dropship_fulfillment``.
+    """
+
+    sku: str
+    name: str
+    therapy_type: str
+    price_cents: int
+    hcpcs_code: str = ""
+    rxnorm_code: str = ""
+    strength: str = ""
+    dose_form: str = ""
+    coverage_tier: str = ""
+    unit: str = "each"
+    requires_prescription: bool = True
+    is_perishable: bool = False
+    requires_training: bool = False
+    par_level: int = 0
+    reorder_point: int = 0
+    fulfillment_modes: tuple[str, ...] = ("warehouse",)
+    vendor: Vendor | None = None
+    active: bool = True
+
+
+def _require_permission(actor: Any, permission: str, message: str) -> None:
+    """``actor=None`` is the system (seed data, imports) and may do anything."""
+    if actor is not None and not actor.has_perm(permission):
+        raise PermissionDenied(message)
+
+
+def _fulfillment_mode_errors(modes: Sequence[str]) -> list[str]:
+    if not modes:
+        return ["Choose at least one fulfillment mode."]
+    if set(modes) - set(FULFILLMENT_MODES):
+        return [f"Fulfillment modes are {' and '.join(FULFILLMENT_MODES)}."]
+    if len(set(modes)) != len(modes):
+        return ["List each fulfillment mode once."]
+    return []
+
+
+def _product_save(product: Product, data: ProductData) -> Product:
+    """Copy ``data`` onto ``product``, check every rule and save it.
+
+    Raises ValidationFailed naming each bad field at once; call inside an atomic block.
+    """
+    errors: dict[str, list[str]] = {}
+    modes = list(data.fulfillment_modes)
+    if mode_errors := _fulfillment_mode_errors(modes):
+        errors["fulfillment_modes"] = mode_errors
+    if "dropship" in modes and data.vendor is None:
+        errors["vendor"] = ["Dropship fulfillment needs a vendor."]
+    if data.reorder_point > data.par_level:
+        errors["reorder_point"] = ["The reorder point cannot be above the par level."]
+    for name, value in vars(data).items():
+        if name != "fulfillment_modes":
+            setattr(product, name, value)
+    product.hcpcs_code = data.hcpcs_code.strip().upper()
+    product.warehouse_fulfillment = "warehouse" in modes
+    product.dropship_fulfillment = "dropship" in modes
+    try:
+        # The model's own checks: HCPCS format, therapy type choices, lengths, a unique SKU.
+        product.full_clean()
+    except DjangoValidationError as exc:
+        for field, messages in exc.message_dict.items():
+            errors.setdefault(field, []).extend(messages)
+    if errors:
+        raise ValidationFailed(details=errors)
+    try:
+        with transaction.atomic():
+            product.save()
+    except IntegrityError:
+        # Another request took the SKU between the check above and this write.
+        if Product.objects.filter(sku=product.sku).exclude(pk=product.pk).exists():
+            raise ValidationFailed(details={"sku": ["Product with this SKU already exists."]}) from None
+        raise
+    return product
+
+
+@transaction.atomic
+def product_create(*, actor: Any, data: ProductData) -> Product:
+    """Add a product to the catalog; ``actor`` needs ``catalog.add_product`` (PermissionDenied).
+
+    Raises ValidationFailed naming each bad field: a SKU already taken, an HCPCS code that is not a
+    letter and four digits (a blank one is allowed, medications have none), an unknown therapy
+    type, fulfillment modes that are empty, unknown or repeated, dropship without a vendor, a
+    reorder point above the par level. HCPCS codes are stored upper-case.
+    """
+    _require_permission(actor, PRODUCT_ADD_PERMISSION, "You may not add products to the catalog.")
+    return _product_save(Product(), data)
+
+
+@transaction.atomic
+def product_update(*, actor: Any, product: Product, data: ProductData) -> Product:
+    """Replace every writable field of ``product`` with ``data``; needs ``catalog.change_product``.
+
+    The SKU never changes (order lines and purchase orders keep it as a copy): ``data.sku`` must be
+    the product's SKU, else ValidationFailed; to rename, add a new product and make this one
+    inactive. Other errors as ``product_create``. Returns the updated product.
+    """
+    _require_permission(actor, PRODUCT_CHANGE_PERMISSION, "You may not change the catalog.")
+    locked = Product.objects.select_for_update().get(pk=product.pk)
+    if data.sku != locked.sku:
+        raise ValidationFailed(
+            details={"sku": ["A product's SKU cannot change; add a new product and make this one inactive."]}
+        )
+    return _product_save(locked, data)
+
+
+def stock_receive(
+    *,
+    actor: Any,
+    product: Product,
+    warehouse: Warehouse,
+    lot_number: str,
+    quantity: int,
+    expiration_date: dt.date | None = None,
+    today: dt.date | None = None,
+) -> Lot:
+    """Receive stock for a back-office user: ``lot_receive`` after two checks.
+
+    ``actor`` needs ``catalog.add_lot`` (PermissionDenied), and a lot whose expiration date is
+    already past is refused (ValidationFailed); one expiring today is still usable, as for
+    reservations. Returns the lot with its new counters.
+    """
+    _require_permission(actor, LOT_ADD_PERMISSION, "You may not receive stock.")
+    today = today or timezone.localdate()
+    if expiration_date is not None and expiration_date < today:
+        raise ValidationFailed(details={"expiration_date": ["The lot has already expired; it cannot be received."]})
+    return lot_receive(
+        actor=actor,
+        product=product,
+        warehouse=warehouse,
+        lot_number=lot_number,
+        quantity=quantity,
+        expiration_date=expiration_date,
+    )

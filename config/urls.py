@@ -3,11 +3,12 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts.api.urls import urlpatterns as accounts_v1
+from catalog.api.urls import urlpatterns as catalog_v1
 from orders.api.urls import urlpatterns as orders_api
 from orders.api.urls import v1_urlpatterns as orders_v1
 from patients.api.urls import urlpatterns as patients_v1
 
-api_v1 = [*accounts_v1, *patients_v1, *orders_v1]
+api_v1 = [*accounts_v1, *patients_v1, *orders_v1, *catalog_v1]
 
 urlpatterns = [
     path("admin/", admin.site.urls),

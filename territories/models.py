@@ -80,6 +80,7 @@ _OPS_MODEL_PERMISSIONS = [
     "catalog.view_stockmovement",
     "catalog.view_purchaseorder",
     "catalog.change_purchaseorder",
+    "catalog.view_purchaseorderline",
     "catalog.view_stockalert",
     "territories.view_territory",
 ]
@@ -103,6 +104,9 @@ ROLE_MODEL_PERMISSIONS: dict[str, list[str]] = {
         "catalog.add_lot",
         "catalog.change_lot",
         "catalog.add_purchaseorder",
+        "catalog.add_purchaseorderline",
+        "catalog.change_purchaseorderline",
+        "catalog.delete_purchaseorderline",
         "territories.view_territorymembership",
         "territories.add_territorymembership",
         "territories.change_territorymembership",

@@ -13,7 +13,7 @@ import factory
 from factory.django import DjangoModelFactory
 
 from accounts.models import User
-from catalog.models import Product, TherapyType
+from catalog.models import Product, TherapyType, Vendor, Warehouse
 from core.identifiers import npi_check_digit
 from orders.models import Order, OrderItem
 from patients.models import Coverage, Patient, PayerType, Provider
@@ -145,3 +145,21 @@ class OrderItemFactory(DjangoModelFactory[OrderItem]):
     sku = factory.SelfAttribute("product.sku")
     quantity = 1
     unit_price_cents = factory.SelfAttribute("product.price_cents")
+
+
+class VendorFactory(DjangoModelFactory[Vendor]):
+    class Meta:
+        model = Vendor
+        django_get_or_create = ("code",)
+
+    code = factory.Sequence(lambda n: f"vendor-{n}")
+    name = factory.LazyAttribute(lambda o: o.code.replace("-", " ").title())
+
+
+class WarehouseFactory(DjangoModelFactory[Warehouse]):
+    class Meta:
+        model = Warehouse
+        django_get_or_create = ("code",)
+
+    code = factory.Sequence(lambda n: f"warehouse-{n}")
+    name = factory.LazyAttribute(lambda o: o.code.replace("-", " ").title())

@@ -117,9 +117,7 @@ def backorder_row(sequence: int, actor: Any, sku: str) -> dict[str, Any]:
         to_status="in_progress",
         reason=f"{sku}: {BACKORDER_REASON}",
         payload={
-            "decisions": [
-                {"sku": sku, "path": "backorder", "rule": "warehouse_backorder", "reason": BACKORDER_REASON}
-            ],
+            "decisions": [{"sku": sku, "path": "backorder", "rule": "warehouse_backorder", "reason": BACKORDER_REASON}],
             "tasks": ["pick_pack"],
         },
     )

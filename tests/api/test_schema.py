@@ -27,6 +27,10 @@ REQUIRED_OPERATIONS = {
     "/api/v1/orders/{order_id}/cancel": {"put"},
     "/api/orders/{order_id}/timeline": {"get"},
     "/api/orders/{order_id}/events": {"post"},
+    "/api/v1/catalog/products": {"get", "post"},
+    "/api/v1/catalog/products/grouped": {"get"},
+    "/api/v1/catalog/products/{sku}": {"get", "put"},
+    "/api/v1/catalog/lots": {"post"},
 }
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 

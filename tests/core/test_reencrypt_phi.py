@@ -160,8 +160,9 @@ def test_rotation_reseals_every_value_with_the_active_key(
         assert reloaded.insurance_details == {"carrier": "Medicare Part B", "policy_number": "1EG4TE5MK73"}
         assert reloaded.verification_data == {"verified_by": "ops", "verification_method": "phone"}
         assert [h.notes for h in reloaded.history.all()] == ["Fixture order note", "Fixture order note"]
+        flags = {"inventory_flags": [{"sku": order.items.get().sku, "requested": 2, "available": 0}]}
         assert [(e.reason, e.payload) for e in OrderEvent.objects.filter(order=order).order_by("sequence")] == [
-            (None, None),
+            (None, flags),
             ("Prescription on file", {"checked": "coverage"}),
             ("Patient prefers morning delivery", None),
         ]

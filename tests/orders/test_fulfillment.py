@@ -297,7 +297,7 @@ def test_warehouse_and_dropship_ship_the_order_once_both_are_on_their_way(
         (["orders@acme.example"], f"Purchase order {purchase_order.number}")
     ]
     assert "1 x CPAP-MACHINE" in mail.outbox[0].body
-    for phi in (north.patient.first_name, north.patient.last_name, order.reference, "G47.33"):
+    for phi in (str(north.patient.first_name), str(north.patient.last_name), order.reference, "G47.33"):
         assert phi not in mail.outbox[0].body
     fulfillment.dropship_acknowledge(task_id=drop.pk, actor=north.ops, vendor_reference="ACME-5521")
     fulfillment.dropship_ship(task_id=drop.pk, actor=north.ops, carrier="FedEx", tracking_number="7712")
