@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from celery.schedules import crontab
+from celery.worker import state as worker_state
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.core.management import CommandError, call_command
@@ -40,6 +41,7 @@ from catalog.services import ReservationLine, lot_adjust, lot_receive, stock_res
 from catalog.tasks import check_stock
 from config.celery import app as celery_app
 from territories.models import Territory
+from tests.core.conftest import wait_until
 from tests.factories import ProductFactory, TerritoryFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -646,3 +648,23 @@ def test_the_task_is_registered_with_its_retry_policy_and_scheduled_daily_at_six
         "task": "catalog.tasks.check_stock",
         "schedule": crontab(hour=6, minute=0),
     }
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_runs_the_beat_task_once_per_condition(
+    live_worker: Any, admins: list[Any], mailoutbox: list[EmailMessage], warehouse: Warehouse, mask: Product
+) -> None:
+    # Given low stock, when beat's message reaches a real worker through Redis, twice
+    receive(mask, warehouse, "M-1", 3)
+    task_name = settings.CELERY_BEAT_SCHEDULE["stock-alerts-daily"]["task"]
+    done_before = worker_state.total_count[task_name]
+    for _ in range(2):
+        celery_app.send_task(task_name, args=["2026-11-23"])
+    assert wait_until(lambda: worker_state.total_count[task_name] == done_before + 2)
+
+    # Then one alert was raised and announced once
+    assert open_alerts() == [("low_stock", f"low_stock:{mask.pk}", 3, 0, 47, None)]
+    assert StockAlert.objects.get().notified_at is not None
+    assert [email.to for email in mailoutbox] == [ADMIN_EMAILS]
