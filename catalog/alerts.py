@@ -22,10 +22,11 @@ raised; they are not updated while it stays open.
 
 After the check commits, every open alert that has not been announced yet (the new ones, and any
 whose earlier announcement failed) is sent in one email to the active admins with an email
-address and one SMS summary per number in ``STOCK_ALERT_SMS_RECIPIENTS``; ``notified_at`` is set
-only when every message went out. A failure leaves the alerts un-notified for the next run: the
-announcement is delivered at least once, and a channel that had succeeded before another failed
-is repeated then. Messages hold catalog facts only (SKUs, names, quantities, lots, warehouses).
+address and one SMS summary per number in ``STOCK_ALERT_SMS_RECIPIENTS``. Each channel is stamped
+when it went out and ``notified_at`` once all had the alert; a failed channel leaves the alert
+un-notified and the next run sends that channel only. (Within the SMS channel a failure part-way
+through the numbers repeats the summary to the numbers before it.) Messages hold catalog facts
+only (SKUs, names, quantities, lots, warehouses).
 """
 
 from __future__ import annotations
@@ -234,8 +235,10 @@ def stock_alerts_notify(*, today: dt.date | None = None) -> AlertNotification:
     ``today`` (the local date by default) tells expired lots from expiring ones in the email.
 
     The alerts are claimed with ``SELECT … FOR UPDATE SKIP LOCKED``, so two runs at once never
-    announce the same alert both. ``notified_at`` is set only when every message went out; on a
-    failure nothing is marked (the next run retries), the failure is logged and ``failed`` is set.
+    announce the same alert both. Each channel is stamped when it went out (``emailed_at``,
+    ``texted_at``) and ``notified_at`` once every configured channel had the alert; a failed
+    channel is logged, sets ``failed`` and is retried by the next run, which never repeats a
+    channel that already went out.
     With nobody to tell (no admin email, no SMS number) the alerts stay un-notified, so they are
     announced once someone is configured. Never raises for a failed send.
     """
@@ -255,18 +258,45 @@ def stock_alerts_notify(*, today: dt.date | None = None) -> AlertNotification:
                 "%d stock alerts pending: no admin email address and no SMS number to send them to.", len(pending)
             )
             return AlertNotification(notified=0, email_recipients=0, sms_recipients=0)
-        try:
-            if emails:
-                subject, body = alert_email(pending, today=today)
+        failed = False
+        to_email = [alert for alert in pending if alert.emailed_at is None] if emails else []
+        if to_email:
+            try:
+                subject, body = alert_email(to_email, today=today)
                 EmailMessage(subject=subject, body=body, to=emails).send(fail_silently=False)
-            summary = alert_sms_summary(pending)
-            for number in numbers:
-                sms_send(to=number, body=summary)
-        except Exception:  # any backend's failure: keep the alerts pending for the next run
-            logger.warning("Announcing %d stock alerts failed; the next run retries.", len(pending), exc_info=True)
-            return AlertNotification(notified=0, email_recipients=len(emails), sms_recipients=len(numbers), failed=True)
-        StockAlert.objects.filter(pk__in=[alert.pk for alert in pending]).update(notified_at=timezone.now())
-    return AlertNotification(notified=len(pending), email_recipients=len(emails), sms_recipients=len(numbers))
+            except Exception:  # any backend's failure: the email is retried by the next run
+                logger.warning("Emailing %d stock alerts failed; the next run retries.", len(to_email), exc_info=True)
+                failed = True
+            else:
+                _mark(to_email, "emailed_at")
+        to_text = [alert for alert in pending if alert.texted_at is None] if numbers else []
+        if to_text:
+            try:
+                summary = alert_sms_summary(to_text)
+                for number in numbers:
+                    sms_send(to=number, body=summary)
+            except Exception:  # any backend's failure: the SMS summary is retried by the next run
+                logger.warning("Texting %d stock alerts failed; the next run retries.", len(to_text), exc_info=True)
+                failed = True
+            else:
+                _mark(to_text, "texted_at")
+        announced = [
+            alert
+            for alert in pending
+            if (not emails or alert.emailed_at is not None) and (not numbers or alert.texted_at is not None)
+        ]
+        _mark(announced, "notified_at")
+    return AlertNotification(
+        notified=len(announced), email_recipients=len(emails), sms_recipients=len(numbers), failed=failed
+    )
+
+
+def _mark(alerts: list[StockAlert], field_name: str) -> None:
+    """Stamp ``field_name`` with now on ``alerts``, in the database and on the objects."""
+    now = timezone.now()
+    StockAlert.objects.filter(pk__in=[alert.pk for alert in alerts]).update(**{field_name: now})
+    for alert in alerts:
+        setattr(alert, field_name, now)
 
 
 def _plural(count: int, word: str) -> str:

@@ -310,7 +310,9 @@ class StockAlert(models.Model):
     suggested_reorder_quantity = models.PositiveIntegerField(default=0, help_text="Back to par, minus on order.")
     expiration_date = models.DateField(null=True, blank=True)
     raised_at = models.DateTimeField(auto_now_add=True)
-    notified_at = models.DateTimeField(null=True, blank=True)
+    emailed_at = models.DateTimeField(null=True, blank=True, help_text="When the admins' email went out.")
+    texted_at = models.DateTimeField(null=True, blank=True, help_text="When the SMS summary went out.")
+    notified_at = models.DateTimeField(null=True, blank=True, help_text="When every configured channel had it.")
     resolved_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

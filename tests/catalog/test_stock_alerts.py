@@ -419,13 +419,14 @@ def test_a_failed_sms_leaves_the_alert_unnotified_and_the_next_run_notifies_it_w
     # When the check runs
     failed = check()
 
-    # Then the alert exists, un-notified; the email had gone out before the first SMS failed
+    # Then the alert exists, un-notified; the email went out and is stamped, the SMS is not
     assert (failed.raised, failed.open) == (1, 1)
     assert failed.notification == alerts.AlertNotification(
         notified=0, email_recipients=2, sms_recipients=2, failed=True
     )
     alert = StockAlert.objects.get()
-    assert alert.notified_at is None
+    assert (alert.notified_at, alert.texted_at) == (None, None)
+    assert alert.emailed_at is not None
     text = "1 stock alert: 1 low stock, 0 expiring lots — see the admin"
     assert sms_received(sms_gateway) == [({"to": SMS_NUMBERS[0], "body": text}, 503)]
     assert len(mailoutbox) == 1
@@ -436,17 +437,17 @@ def test_a_failed_sms_leaves_the_alert_unnotified_and_the_next_run_notifies_it_w
     sms_gateway.expect_request(SMS_PATH, method="POST").respond_with_json({"status": "queued"}, status=202)
     retried = check()
 
-    # Then the same alert is announced (at least once: the email is repeated) and marked notified
+    # Then the same alert is texted (the email is not repeated) and marked notified
     assert (retried.raised, retried.open) == (0, 1)
     assert retried.notification == alerts.AlertNotification(notified=1, email_recipients=2, sms_recipients=2)
     assert list(StockAlert.objects.values_list("pk", flat=True)) == [alert.pk]
     assert StockAlert.objects.get().notified_at is not None
     assert sms_received(sms_gateway) == summary_sms(text)
-    assert [mail.subject for mail in mailoutbox] == ["[Test Supply] 1 stock alert: 1 low stock, 0 expiring lots"] * 2
+    assert [mail.subject for mail in mailoutbox] == ["[Test Supply] 1 stock alert: 1 low stock, 0 expiring lots"]
 
     # And a third run sends nothing
     check()
-    assert len(mailoutbox) == 2
+    assert len(mailoutbox) == 1
     assert len(sms_gateway.log) == 2
 
 
@@ -468,17 +469,20 @@ def test_a_failed_email_leaves_the_alert_unnotified_and_the_next_run_notifies_it
     with smtp_down:
         failed = check()
 
-    # Then the alert exists, un-notified, and no SMS went out after the failed email
-    assert failed.notification is not None
-    assert failed.notification.failed
-    assert StockAlert.objects.get().notified_at is None
+    # Then the alert exists, un-notified; the SMS still went out and is stamped
+    assert failed.notification == alerts.AlertNotification(
+        notified=0, email_recipients=2, sms_recipients=2, failed=True
+    )
+    alert = StockAlert.objects.get()
+    assert (alert.notified_at, alert.emailed_at) == (None, None)
+    assert alert.texted_at is not None
     assert mailoutbox == []
-    assert sms_gateway.log == []
+    assert len(sms_gateway.log) == 2
 
     # When email works again and the check runs
     retried = check()
 
-    # Then the one alert is announced once on every channel
+    # Then the one alert is emailed once, the SMS not repeated, and it is notified
     assert (retried.raised, retried.open, StockAlert.objects.count()) == (0, 1, 1)
     assert retried.notification == alerts.AlertNotification(notified=1, email_recipients=2, sms_recipients=2)
     assert StockAlert.objects.get().notified_at is not None
