@@ -67,6 +67,13 @@ def fulfillment_task_lock(*, task_id: Any, actor: Any) -> tuple[FulfillmentTask,
     return task, order
 
 
+def fulfillment_task_kind(*, task_id: Any, actor: Any) -> str:
+    """The kind of a task the actor may see; raises NotFound (or OrderNotFound) otherwise."""
+    with transaction.atomic():
+        task, _order = fulfillment_task_lock(task_id=task_id, actor=actor)
+        return task.kind
+
+
 def _require_open(task: FulfillmentTask, *kinds: TaskKind) -> None:
     if kinds and task.kind not in kinds:
         raise Conflict(f"This is a {task.get_kind_display().lower()} task.")

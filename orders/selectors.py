@@ -16,7 +16,7 @@ from territories.models import Territory, TerritoryPermission
 from territories.selectors import territories_for_user, territory_lookup, territory_permits
 
 from .exceptions import OrderNotFound
-from .models import Order, OrderEvent, OrderItem
+from .models import FulfillmentTask, Order, OrderEvent, OrderItem
 
 
 def _as_uuid(value: Any) -> uuid.UUID | None:
@@ -70,3 +70,13 @@ def order_phi_visible(*, user: Any, order: Order) -> bool:
 def order_timeline(*, order: Order) -> list[OrderEvent]:
     """The events of an order already fetched through ``order_get_for_user``, oldest first."""
     return list(order.events.select_related("actor").order_by("sequence"))
+
+
+def fulfillment_tasks_of(*, order: Order) -> QuerySet[FulfillmentTask]:
+    """The fulfillment tasks of an order the caller already may see, with what lists show."""
+    return (
+        FulfillmentTask.objects.filter(order=order)
+        .select_related("warehouse", "purchase_order")
+        .prefetch_related("items")
+        .order_by("due_date", "created_at", "pk")
+    )

@@ -7,6 +7,7 @@ from core.identifiers import is_valid_icd10
 from orders.models import (
     DeliveryMode,
     Disposition,
+    FulfillmentTask,
     OrderEvent,
     OrderItem,
     OrderStatus,
@@ -14,6 +15,8 @@ from orders.models import (
     Source,
     Stage,
     StockStatus,
+    TaskKind,
+    TaskStatus,
 )
 from patients.models import PayerType
 
@@ -178,3 +181,43 @@ class OrderEventSerializer(serializers.Serializer):
 
     def get_actor_name(self, event: OrderEvent) -> str | None:
         return event.actor.display_name if event.actor is not None else None
+
+
+class FulfillmentTaskSerializer(serializers.Serializer):
+    """One unit of fulfillment work (no PHI: SKUs, dates, carriers and tracking numbers)."""
+
+    id = serializers.UUIDField()
+    order_id = serializers.UUIDField()
+    kind = serializers.ChoiceField(choices=TaskKind.choices)
+    status = serializers.ChoiceField(choices=TaskStatus.choices)
+    skus = serializers.SerializerMethodField()
+    due_date = serializers.DateField()
+    effort_minutes = serializers.IntegerField()
+    assignee_id = serializers.UUIDField(allow_null=True)
+    warehouse = serializers.SerializerMethodField()
+    purchase_order = serializers.SerializerMethodField()
+    carrier = serializers.CharField()
+    tracking_number = serializers.CharField()
+    shipped_at = serializers.DateTimeField(allow_null=True)
+    delivered_at = serializers.DateTimeField(allow_null=True)
+    completed_at = serializers.DateTimeField(allow_null=True)
+
+    def get_skus(self, task: FulfillmentTask) -> list[str]:
+        return sorted(item.sku for item in task.items.all())
+
+    def get_warehouse(self, task: FulfillmentTask) -> str | None:
+        """The code of the warehouse a pick/pack ships from (null for a backorder or other tasks)."""
+        return task.warehouse.code if task.warehouse else None
+
+    def get_purchase_order(self, task: FulfillmentTask) -> str | None:
+        """The dropship purchase order's number."""
+        return task.purchase_order.number if task.purchase_order else None
+
+
+class ShipmentSerializer(serializers.Serializer):
+    carrier = serializers.CharField(max_length=50)
+    tracking_number = serializers.CharField(max_length=100)
+
+
+class TaskNoteSerializer(serializers.Serializer):
+    note = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")

@@ -12,6 +12,10 @@ v1_urlpatterns = [
     path("orders/<str:order_id>/verify", views.OrderVerifyView.as_view(), name="order-verify"),
     path("orders/<str:order_id>/complete", views.OrderCompleteView.as_view(), name="order-complete"),
     path("orders/<str:order_id>/cancel", views.OrderCancelView.as_view(), name="order-cancel"),
+    path("orders/<str:order_id>/fulfillment", views.OrderFulfillmentView.as_view(), name="order-fulfillment"),
+    path("fulfillment-tasks/<str:task_id>/start", views.FulfillmentTaskStartView.as_view(), name="task-start"),
+    path("fulfillment-tasks/<str:task_id>/ship", views.FulfillmentTaskShipView.as_view(), name="task-ship"),
+    path("fulfillment-tasks/<str:task_id>/done", views.FulfillmentTaskDoneView.as_view(), name="task-done"),
 ]
 
 urlpatterns = [

@@ -1,3 +1,5 @@
+from typing import Any
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -8,11 +10,12 @@ from rest_framework.views import APIView
 
 from core.audit import access_record
 from core.models import AccessChannel
-from orders import selectors, services
-from orders.models import OrderStatus
+from orders import fulfillment, selectors, services
+from orders.models import FulfillmentTask, OrderStatus, TaskKind
 from territories.api import TERRITORY_HEADER, request_territory
 
 from .serializers import (
+    FulfillmentTaskSerializer,
     NoteSerializer,
     OrderCancelSerializer,
     OrderCompleteSerializer,
@@ -22,6 +25,8 @@ from .serializers import (
     OrderStatusUpdateSerializer,
     OrderSummarySerializer,
     OrderVerifySerializer,
+    ShipmentSerializer,
+    TaskNoteSerializer,
 )
 
 
@@ -131,3 +136,49 @@ class OrderEventCreateView(APIView):
         return Response(
             OrderEventSerializer(event, context={"with_phi": with_phi}).data, status=status.HTTP_201_CREATED
         )
+
+
+class OrderFulfillmentView(APIView):
+    @extend_schema(responses={200: FulfillmentTaskSerializer(many=True)})
+    def get(self, request: Request, order_id: str) -> Response:
+        """The order's fulfillment tasks, soonest due first (empty until fulfillment starts)."""
+        order = selectors.order_get_for_user(user=request.user, pk=order_id)
+        return Response(FulfillmentTaskSerializer(selectors.fulfillment_tasks_of(order=order), many=True).data)
+
+
+def _task_response(task_id: Any) -> Response:
+    task = FulfillmentTask.objects.select_related("warehouse", "purchase_order").get(pk=task_id)
+    return Response(FulfillmentTaskSerializer(task).data)
+
+
+class FulfillmentTaskStartView(APIView):
+    @extend_schema(request=None, responses={200: FulfillmentTaskSerializer})
+    def post(self, request: Request, task_id: str) -> Response:
+        """Start an open task; the caller becomes its assignee unless it has one."""
+        task = fulfillment.fulfillment_task_start(task_id=task_id, actor=request.user)
+        return _task_response(task.pk)
+
+
+class FulfillmentTaskShipView(APIView):
+    @extend_schema(request=ShipmentSerializer, responses={200: FulfillmentTaskSerializer})
+    def post(self, request: Request, task_id: str) -> Response:
+        """A pick/pack task shipped by the warehouse, or a dropship shipped by its vendor.
+
+        The order moves to ``shipped`` once every shipping task is done.
+        """
+        data = ShipmentSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        kind = fulfillment.fulfillment_task_kind(task_id=task_id, actor=request.user)
+        ship = fulfillment.dropship_ship if kind == TaskKind.DROPSHIP else fulfillment.pick_pack_ship
+        task = ship(task_id=task_id, actor=request.user, **data.validated_data)
+        return _task_response(task.pk)
+
+
+class FulfillmentTaskDoneView(APIView):
+    @extend_schema(request=TaskNoteSerializer, responses={200: FulfillmentTaskSerializer})
+    def post(self, request: Request, task_id: str) -> Response:
+        """A patient-training task is done (the note goes on the order's timeline)."""
+        data = TaskNoteSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        task = fulfillment.patient_training_done(task_id=task_id, actor=request.user, note=data.validated_data["note"])
+        return _task_response(task.pk)

@@ -31,6 +31,10 @@ REQUIRED_OPERATIONS = {
     "/api/v1/catalog/products/grouped": {"get"},
     "/api/v1/catalog/products/{sku}": {"get", "put"},
     "/api/v1/catalog/lots": {"post"},
+    "/api/v1/orders/{order_id}/fulfillment": {"get"},
+    "/api/v1/fulfillment-tasks/{task_id}/start": {"post"},
+    "/api/v1/fulfillment-tasks/{task_id}/ship": {"post"},
+    "/api/v1/fulfillment-tasks/{task_id}/done": {"post"},
 }
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 
