@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from io import StringIO
 from typing import Any
 
 import pytest
 from django.contrib.auth import authenticate
 from django.core.management import call_command
+from django.db.models import Sum
+from django.utils import timezone
 
 from accounts.models import User
-from catalog.models import Product
+from catalog.models import (
+    Lot,
+    MovementKind,
+    Product,
+    PurchaseOrder,
+    ReservationStatus,
+    StockMovement,
+    StockReservation,
+    Vendor,
+    Warehouse,
+)
+from catalog.selectors import available_quantities, expiring_lots_report, low_stock_report
 from core.identifiers import is_valid_hcpcs, is_valid_mbi, is_valid_npi
 from core.models import OutboxEvent
-from orders.models import Order, OrderEvent, OrderItem
+from orders.models import FulfillmentTask, Order, OrderEvent, OrderItem, StockStatus
 from patients.models import Coverage, Patient, Provider
 from territories.models import Territory, TerritoryMembership
 
@@ -38,6 +52,13 @@ def counts() -> dict[str, int]:
         "patient history": Patient.history.count(),
         "coverages": Coverage.objects.count(),
         "products": Product.objects.count(),
+        "vendors": Vendor.objects.count(),
+        "warehouses": Warehouse.objects.count(),
+        "lots": Lot.objects.count(),
+        "stock movements": StockMovement.objects.count(),
+        "stock reservations": StockReservation.objects.count(),
+        "purchase orders": PurchaseOrder.objects.count(),
+        "fulfillment tasks": FulfillmentTask.objects.count(),
         "orders": Order.objects.count(),
         "order history": Order.history.count(),
         "order items": OrderItem.objects.count(),
@@ -54,12 +75,22 @@ EXPECTED_COUNTS = {
     "patients": 6,
     "patient history": 6,
     "coverages": 6,
-    "products": 13,
+    "products": 18,
+    "vendors": 3,
+    "warehouses": 2,
+    "lots": 23,
+    # 23 receipts, then the 6 order lines reserve from 6 lots.
+    "stock movements": 29,
+    "stock reservations": 6,
+    # Both started orders ship from stock: one pick/pack task each, nothing dropshipped.
+    "purchase orders": 0,
+    "fulfillment tasks": 2,
     "orders": 4,
     # 4 creations, then verify and start_fulfillment on one order per territory.
     "order history": 8,
     "order items": 6,
-    "order events": 8,
+    # 4 creations; verify, start_fulfillment and its routing entry on one order per territory.
+    "order events": 10,
     # order.created x4; order.verified + order.approved x2; order.fulfillment.started x2.
     "outbox events": 10,
 }
@@ -71,6 +102,7 @@ def test_second_run_changes_nothing() -> None:
     passwords = dict(User.objects.values_list("username", "password"))
     products_updated = dict(Product.objects.values_list("sku", "updated_at"))
     patients_updated = dict(Patient.objects.values_list("pk", "updated_at"))
+    stock = lot_counters()
 
     seed()
 
@@ -78,6 +110,44 @@ def test_second_run_changes_nothing() -> None:
     assert dict(User.objects.values_list("username", "password")) == passwords
     assert dict(Product.objects.values_list("sku", "updated_at")) == products_updated
     assert dict(Patient.objects.values_list("pk", "updated_at")) == patients_updated
+    assert lot_counters() == stock
+
+
+def test_second_run_on_a_later_day_receives_nothing_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    seed()
+    stock = lot_counters()
+    later = timezone.localdate() + dt.timedelta(days=45)
+    monkeypatch.setattr(timezone, "localdate", lambda *args, **kwargs: later)
+
+    seed()
+
+    assert counts() == EXPECTED_COUNTS
+    assert lot_counters() == stock
+
+
+def test_seed_repairs_a_changed_demo_product() -> None:
+    seed()
+    Product.objects.filter(sku="RX-TADALAFIL-5MG").update(rxnorm_code="999999", price_cents=1, active=False)
+
+    seed()
+
+    tadalafil = Product.objects.get(sku="RX-TADALAFIL-5MG")
+    assert (tadalafil.rxnorm_code, tadalafil.price_cents, tadalafil.active) == ("403957", 3000, True)
+    assert counts() == EXPECTED_COUNTS
+
+
+def lot_counters() -> dict[tuple[str, str, str], tuple[dt.date | None, int, int]]:
+    return {
+        (sku, warehouse, number): (expires, on_hand, reserved)
+        for sku, warehouse, number, expires, on_hand, reserved in Lot.objects.values_list(
+            "product__sku",
+            "warehouse__code",
+            "lot_number",
+            "expiration_date",
+            "quantity_on_hand",
+            "quantity_reserved",
+        )
+    }
 
 
 def test_users_roles_and_territories() -> None:
@@ -140,27 +210,147 @@ def test_providers_have_valid_npis_and_doctors_are_linked() -> None:
     assert len({p.npi for p in providers}) == 4
 
 
-def test_catalog_uses_real_hcpcs_codes() -> None:
+DME_HCPCS = {
+    "CPAP-DEVICE": ("E0601", "cpap"),
+    "CPAP-MASK-FULL": ("A7030", "cpap"),
+    "CPAP-MASK-NASAL": ("A7034", "cpap"),
+    "CPAP-HEADGEAR": ("A7035", "cpap"),
+    "CPAP-TUBING": ("A7037", "cpap"),
+    "CPAP-FILTER-DISPOSABLE": ("A7038", "cpap"),
+    "CPAP-WATER-CHAMBER": ("A7046", "cpap"),
+    "DIAB-GLUCOSE-MONITOR": ("E0607", "diabetes"),
+    "DIAB-TEST-STRIPS-50": ("A4253", "diabetes"),
+    "DIAB-LANCETS-100": ("A4259", "diabetes"),
+    "MOB-WHEELCHAIR-STANDARD": ("K0001", "mobility"),
+    "MOB-WALKER-FOLDING-WHEELED": ("E0143", "mobility"),
+    "WOUND-FOAM-BORDER-16": ("A6212", "wound_care"),
+}
+
+# SKU: (RxCUI, strength, dose form, therapy type); the sources are in the seed command.
+MEDICATIONS = {
+    "RX-LIRAGLUTIDE-18MG-PEN": ("897122", "6 mg/mL (18 mg/3 mL)", "Pen Injector", "weight_management"),
+    "RX-SILDENAFIL-20MG": ("577033", "20 mg", "Oral Tablet", "ed"),
+    "RX-TADALAFIL-5MG": ("403957", "5 mg", "Oral Tablet", "ed"),
+    "RX-FINASTERIDE-1MG": ("200172", "1 mg", "Oral Tablet", "hair_loss"),
+    "RX-MINOXIDIL-2-5MG": ("197987", "2.5 mg", "Oral Tablet", "hair_loss"),
+}
+
+
+def test_dme_and_supplies_carry_real_hcpcs_codes() -> None:
     seed()
 
-    assert all(is_valid_hcpcs(code) for code in Product.objects.values_list("hcpcs_code", flat=True))
-    assert dict(Product.objects.values_list("hcpcs_code", "therapy_type")) == {
-        "E0601": "cpap",
-        "A7030": "cpap",
-        "A7034": "cpap",
-        "A7035": "cpap",
-        "A7037": "cpap",
-        "A7038": "cpap",
-        "A7046": "cpap",
-        "E0607": "diabetes",
-        "A4253": "diabetes",
-        "A4259": "diabetes",
-        "K0001": "mobility",
-        "E0143": "mobility",
-        "A6212": "wound_care",
-    }
+    dme = Product.objects.exclude(hcpcs_code="")
+    assert {p.sku: (p.hcpcs_code, p.therapy_type) for p in dme} == DME_HCPCS
+    assert all(is_valid_hcpcs(p.hcpcs_code) for p in dme)
+    assert {(p.rxnorm_code, p.strength, p.dose_form, p.coverage_tier) for p in dme} == {("", "", "", "standard")}
     assert Product.objects.get(hcpcs_code="A4253").unit == "box of 50"
     assert Product.objects.get(hcpcs_code="A4259").unit == "box of 100"
+
+
+def test_cash_pay_medications_carry_rxnorm_strength_and_dose_form() -> None:
+    seed()
+
+    medications = Product.objects.filter(hcpcs_code="")
+    assert {p.sku: (p.rxnorm_code, p.strength, p.dose_form, p.therapy_type) for p in medications} == MEDICATIONS
+    assert {p.coverage_tier for p in medications} == {"cash_pay"}
+    assert all(p.requires_prescription and p.is_perishable for p in medications)
+    assert {p.vendor.code for p in medications if p.vendor} == {"bluewater-pharmacy-wholesale"}
+    # Covered by all three cash-pay therapies of seeds 003 and 004.
+    assert {p.therapy_type for p in medications} == {"weight_management", "ed", "hair_loss"}
+
+
+def test_product_flags_vendors_and_warehouses() -> None:
+    seed()
+
+    assert dict(Vendor.objects.values_list("code", "name")) == {
+        "prairie-home-medical": "Prairie Home Medical (DME dropship)",
+        "bluewater-pharmacy-wholesale": "Bluewater Pharmacy Wholesale",
+        "cedar-wound-diabetic-supply": "Cedar Wound & Diabetic Supply",
+    }
+    assert dict(Warehouse.objects.values_list("code", "name")) == {
+        "central": "Central Distribution Center",
+        "gulf": "Gulf Coast Warehouse",
+    }
+    assert set(Product.objects.filter(requires_training=True).values_list("sku", flat=True)) == {
+        "CPAP-DEVICE",
+        "RX-LIRAGLUTIDE-18MG-PEN",
+    }
+    assert set(Product.objects.filter(is_perishable=True).values_list("sku", flat=True)) == {
+        "DIAB-TEST-STRIPS-50",
+        "WOUND-FOAM-BORDER-16",
+        *MEDICATIONS,
+    }
+    assert set(Product.objects.filter(warehouse_fulfillment=False).values_list("sku", flat=True)) == {
+        "MOB-WHEELCHAIR-STANDARD"
+    }
+    assert all(p.vendor is not None for p in Product.objects.filter(dropship_fulfillment=True))
+    assert all(0 <= p.reorder_point <= p.par_level for p in Product.objects.all())
+
+
+def test_stock_is_received_through_the_ledger() -> None:
+    today = timezone.localdate()
+
+    seed()
+
+    lots = {(lot.product.sku, lot.warehouse.code, lot.lot_number): lot for lot in Lot.objects.select_related()}
+    assert len(lots) == 23
+    strips = lots[("DIAB-TEST-STRIPS-50", "central", "TS-24A17")]
+    assert (strips.expiration_date, strips.quantity_on_hand) == (today + dt.timedelta(days=21), 40)
+    assert lots[("CPAP-DEVICE", "central", "CPD-24-0611")].expiration_date is None
+    # Every perishable lot has an expiry date, and every lot's counters are explained by its ledger.
+    assert all(lot.expiration_date is not None for lot in lots.values() if lot.product.is_perishable)
+    for lot in lots.values():
+        moved = lot.movements.aggregate(on_hand=Sum("on_hand_delta"), reserved=Sum("reserved_delta"))
+        assert (moved["on_hand"], moved["reserved"]) == (lot.quantity_on_hand, lot.quantity_reserved)
+        assert lot.movements.filter(kind=MovementKind.RECEIPT).count() == 1
+
+
+def test_stock_alert_conditions_and_a_dropship_only_product_without_stock() -> None:
+    today = timezone.localdate()
+
+    seed()
+
+    assert [
+        (row.sku, row.available, row.reorder_point, row.suggested_reorder) for row in low_stock_report(today=today)
+    ] == [("CPAP-HEADGEAR", 6, 10, 34)]
+    assert [(row.sku, row.lot_number, row.days_left) for row in expiring_lots_report(today=today, days=30)] == [
+        ("WOUND-FOAM-BORDER-16", "FD-24C21", 18),
+        ("DIAB-TEST-STRIPS-50", "TS-24A17", 21),
+        ("RX-SILDENAFIL-20MG", "SIL-24K31", 25),
+    ]
+    wheelchair = Product.objects.get(sku="MOB-WHEELCHAIR-STANDARD")
+    assert (wheelchair.fulfillment_modes, wheelchair.vendor.code if wheelchair.vendor else None) == (
+        ["dropship"],
+        "prairie-home-medical",
+    )
+    assert not wheelchair.lots.exists()
+    assert available_quantities(product_ids=[wheelchair.pk], today=today) == {wheelchair.pk: 0}
+
+
+def test_demo_orders_reserve_stock_first_expiring_first() -> None:
+    seed()
+
+    assert set(OrderItem.objects.values_list("sku", "stock_status")) == {
+        ("CPAP-MASK-FULL", StockStatus.RESERVED),
+        ("CPAP-FILTER-DISPOSABLE", StockStatus.RESERVED),
+        ("DIAB-TEST-STRIPS-50", StockStatus.RESERVED),
+        ("DIAB-LANCETS-100", StockStatus.RESERVED),
+        ("MOB-WALKER-FOLDING-WHEELED", StockStatus.RESERVED),
+        ("WOUND-FOAM-BORDER-16", StockStatus.RESERVED),
+    }
+    reserved = StockReservation.objects.filter(status=ReservationStatus.ACTIVE)
+    assert set(reserved.values_list("lot__lot_number", "quantity")) == {
+        ("FFM-24117", 1),
+        ("FLT-24140", 2),
+        ("TS-24A17", 2),
+        ("LN-24070", 1),
+        ("WLK-24150", 1),
+        ("FD-24C21", 10),
+    }
+    assert set(FulfillmentTask.objects.values_list("order__territory__code", "kind", "warehouse__code")) == {
+        ("north", "pick_pack", "central"),
+        ("south", "pick_pack", "gulf"),
+    }
 
 
 def test_patients_coverage_and_orders_per_territory() -> None:
@@ -180,11 +370,14 @@ def test_patients_coverage_and_orders_per_territory() -> None:
         orders = Order.objects.filter(territory__code=code)
         assert sorted(orders.values_list("status", flat=True)) == ["in_progress", "pending_verification"]
         started = orders.get(status="in_progress")
-        assert [(e.transition, e.actor.username if e.actor else None) for e in started.events.all()] == [
-            ("", f"dr.{code}"),
-            ("verify", f"ops.{code}"),
-            ("start_fulfillment", f"ops.{code}"),
+        assert [(e.kind, e.transition, e.actor.username if e.actor else None) for e in started.events.all()] == [
+            ("created", "", f"dr.{code}"),
+            ("transition", "verify", f"ops.{code}"),
+            ("transition", "start_fulfillment", f"ops.{code}"),
+            # Routing: every line ships from the warehouse stock reserved on submission.
+            ("fulfillment", "", f"ops.{code}"),
         ]
+        assert set(started.items.values_list("fulfillment_path", flat=True)) == {"warehouse"}
 
 
 def test_output_lists_urls_users_and_counts_but_no_patient_data() -> None:
@@ -200,7 +393,8 @@ def test_output_lists_urls_users_and_counts_but_no_patient_data() -> None:
         "dr.south     Doctor       south (South Region)",
         "ops.south    Ops staff    south (South Region)",
         "Password of every demo user: demo-password (the default; DEMO_PASSWORD changes it)",
-        "4 providers, 6 patients, 13 products, 4 orders",
+        "4 providers, 6 patients, 18 products, 4 orders",
+        "3 vendors, 2 warehouses, 23 stock lots",
     ):
         assert line in output
     for patient in Patient.objects.all():

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import environ
+from celery.schedules import crontab
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -36,6 +37,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "guardian",
     "simple_history",
+    "import_export",
     "core",
     "accounts",
     "territories",
@@ -192,6 +194,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_EXPIRES = 3600
+# Beat's crontab entries (the daily stock check at 06:00) follow the site's time zone.
+CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Fail fast when the broker is down: the outbox keeps the event and the sweep delivers it later.
 CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=2.0)
@@ -214,6 +218,14 @@ CACHES = {
     )
 }
 
+# --- Back-office CSV import and export (django-import-export) --------------------------------
+# Importing needs the model's "add" permission and exporting its "view" permission (admins that
+# also update rows, such as products, ask for "change" too). An uploaded file waits for the
+# confirmation in the cache, not on one web host's disk, so any process can finish the import.
+IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "add"
+IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
+IMPORT_EXPORT_TMP_STORAGE_CLASS = "import_export.tmp_storages.CacheStorage"
+
 # --- Logging ---------------------------------------------------------------------------------
 # Request logs drop query strings: a search such as `?search=<name>` must never reach a log.
 LOGGING = {
@@ -234,3 +246,19 @@ LOGGING = {
 # --- Domain ----------------------------------------------------------------------------------
 PRACTICE_NAME = env("PRACTICE_NAME", default="Demo Medical Supply")
 DEMO_PASSWORD = env("DEMO_PASSWORD", default="demo-password")
+
+# --- Stock alerts and SMS --------------------------------------------------------------------
+# SMS_BACKEND: dotted path of the SMS sender (core.sms); the console one prints the message body.
+# core.sms.HTTPSMSBackend POSTs JSON {"to", "body"} to SMS_HTTP_URL with the bearer SMS_HTTP_TOKEN.
+SMS_BACKEND = env("SMS_BACKEND", default="core.sms.ConsoleSMSBackend")
+SMS_HTTP_URL = env("SMS_HTTP_URL", default="")
+SMS_HTTP_TOKEN = env("SMS_HTTP_TOKEN", default="")
+SMS_HTTP_TIMEOUT_SECONDS = env.float("SMS_HTTP_TIMEOUT_SECONDS", default=10.0)
+# The daily stock check (catalog.alerts): lots expiring within this many days raise an alert; the
+# SMS summary goes to each of these numbers (comma-separated), the email to every active admin.
+STOCK_ALERT_EXPIRY_WINDOW_DAYS = env.int("STOCK_ALERT_EXPIRY_WINDOW_DAYS", default=30)
+STOCK_ALERT_SMS_RECIPIENTS = env.list("STOCK_ALERT_SMS_RECIPIENTS", default=[])
+CELERY_BEAT_SCHEDULE["stock-alerts-daily"] = {
+    "task": "catalog.tasks.check_stock",
+    "schedule": crontab(hour=6, minute=0),
+}

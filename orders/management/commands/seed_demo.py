@@ -1,15 +1,18 @@
-"""``manage.py seed_demo``: demo territories, users, providers, patients, catalog and orders.
+"""``manage.py seed_demo``: demo territories, users, providers, patients, catalog, stock and orders.
 
-Idempotent: every record is looked up by a stable key (territory code, user name, NPI, SKU, a
-patient's name through the blind index) and only created when missing, so a second run changes
-nothing and never fails. Demo orders are only placed in a territory that has no orders yet.
-Re-running resets the demo users' passwords to ``settings.DEMO_PASSWORD``.
+Idempotent: every record is looked up by a stable key (territory code, user name, NPI, vendor and
+warehouse code, SKU, lot number, a patient's name through the blind index) and only created when
+missing, so a second run changes nothing and never fails. Stock only enters through
+``catalog.services.lot_receive``, once per demo lot. Demo orders are only placed in a territory
+that has no orders yet (they reserve stock like any order). Re-running resets the demo users'
+passwords to ``settings.DEMO_PASSWORD``.
 
 The fictional patients below are demo data; nothing printed here names them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
@@ -18,8 +21,10 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import models, transaction
+from django.utils import timezone
 
-from catalog.models import Product, TherapyType
+from catalog.models import Lot, Product, TherapyType, Vendor, Warehouse
+from catalog.services import ProductData, lot_receive, product_create, product_update
 from core.audit import with_history_user
 from core.identifiers import npi_check_digit
 from orders.models import Order
@@ -92,112 +97,416 @@ def _address(line1: str, city: str, state: str, postal_code: str) -> dict[str, s
     return {"line1": line1, "line2": "", "city": city, "state": state, "postal_code": postal_code}
 
 
-# Prices are typical retail list prices in cents, not any payer's fee schedule.
-PRODUCTS: tuple[dict[str, Any], ...] = (
-    {
-        "sku": "CPAP-DEVICE",
-        "name": "CPAP device",
-        "hcpcs_code": "E0601",
-        "therapy_type": TherapyType.CPAP,
-        "price_cents": 65000,
-        "unit": "each",
-    },
-    {
-        "sku": "CPAP-MASK-FULL",
-        "name": "CPAP full face mask",
-        "hcpcs_code": "A7030",
-        "therapy_type": TherapyType.CPAP,
-        "price_cents": 15500,
-        "unit": "each",
-    },
-    {
-        "sku": "CPAP-MASK-NASAL",
-        "name": "CPAP nasal interface (mask)",
-        "hcpcs_code": "A7034",
-        "therapy_type": TherapyType.CPAP,
-        "price_cents": 9900,
-        "unit": "each",
-    },
-    {
-        "sku": "CPAP-HEADGEAR",
-        "name": "CPAP headgear",
-        "hcpcs_code": "A7035",
-        "therapy_type": TherapyType.CPAP,
-        "price_cents": 3200,
-        "unit": "each",
-    },
-    {
-        "sku": "CPAP-TUBING",
-        "name": "CPAP tubing, 6 ft",
-        "hcpcs_code": "A7037",
-        "therapy_type": TherapyType.CPAP,
-        "price_cents": 2900,
-        "unit": "each",
-    },
-    {
-        "sku": "CPAP-FILTER-DISPOSABLE",
-        "name": "CPAP filter, disposable",
-        "hcpcs_code": "A7038",
-        "therapy_type": TherapyType.CPAP,
-        "price_cents": 350,
-        "unit": "each",
-    },
-    {
-        "sku": "CPAP-WATER-CHAMBER",
-        "name": "CPAP humidifier water chamber",
-        "hcpcs_code": "A7046",
-        "therapy_type": TherapyType.CPAP,
-        "price_cents": 2600,
-        "unit": "each",
-    },
-    {
-        "sku": "DIAB-GLUCOSE-MONITOR",
-        "name": "Home blood glucose monitor",
-        "hcpcs_code": "E0607",
-        "therapy_type": TherapyType.DIABETES,
-        "price_cents": 5900,
-        "unit": "each",
-    },
-    {
-        "sku": "DIAB-TEST-STRIPS-50",
-        "name": "Blood glucose test strips",
-        "hcpcs_code": "A4253",
-        "therapy_type": TherapyType.DIABETES,
-        "price_cents": 3400,
-        "unit": "box of 50",
-    },
-    {
-        "sku": "DIAB-LANCETS-100",
-        "name": "Lancets",
-        "hcpcs_code": "A4259",
-        "therapy_type": TherapyType.DIABETES,
-        "price_cents": 1200,
-        "unit": "box of 100",
-    },
-    {
-        "sku": "MOB-WHEELCHAIR-STANDARD",
-        "name": "Standard wheelchair",
-        "hcpcs_code": "K0001",
-        "therapy_type": TherapyType.MOBILITY,
-        "price_cents": 29900,
-        "unit": "each",
-    },
-    {
-        "sku": "MOB-WALKER-FOLDING-WHEELED",
-        "name": "Folding walker with wheels",
-        "hcpcs_code": "E0143",
-        "therapy_type": TherapyType.MOBILITY,
-        "price_cents": 8900,
-        "unit": "each",
-    },
-    {
-        "sku": "WOUND-FOAM-BORDER-16",
-        "name": "Foam dressing with adhesive border, 16 sq in or less",
-        "hcpcs_code": "A6212",
-        "therapy_type": TherapyType.WOUND_CARE,
-        "price_cents": 950,
-        "unit": "each",
-    },
+# --- catalog --------------------------------------------------------------------------------
+# Vendors and warehouses are fictional; product codes are real. Prices are typical retail list
+# prices in cents, not any payer's fee schedule.
+
+
+@dataclass(frozen=True)
+class DemoVendor:
+    code: str
+    name: str
+    email: str
+    phone: str
+
+
+@dataclass(frozen=True)
+class DemoWarehouse:
+    code: str
+    name: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class DemoProduct:
+    """A catalog entry; ``vendor`` is a DemoVendor code. Fields as ``catalog.services.ProductData``."""
+
+    sku: str
+    name: str
+    therapy_type: str
+    price_cents: int
+    unit: str
+    coverage_tier: str
+    par_level: int
+    reorder_point: int
+    vendor: str
+    hcpcs_code: str = ""
+    rxnorm_code: str = ""
+    strength: str = ""
+    dose_form: str = ""
+    is_perishable: bool = False
+    requires_training: bool = False
+    fulfillment_modes: tuple[str, ...] = ("warehouse",)
+
+    def data(self, *, vendor: Vendor) -> ProductData:
+        return ProductData(
+            sku=self.sku,
+            name=self.name,
+            therapy_type=self.therapy_type,
+            price_cents=self.price_cents,
+            hcpcs_code=self.hcpcs_code,
+            rxnorm_code=self.rxnorm_code,
+            strength=self.strength,
+            dose_form=self.dose_form,
+            coverage_tier=self.coverage_tier,
+            unit=self.unit,
+            requires_prescription=True,
+            is_perishable=self.is_perishable,
+            requires_training=self.requires_training,
+            par_level=self.par_level,
+            reorder_point=self.reorder_point,
+            fulfillment_modes=self.fulfillment_modes,
+            vendor=vendor,
+            active=True,
+        )
+
+
+@dataclass(frozen=True)
+class DemoLot:
+    """A lot received into a warehouse; it expires ``expires_in_days`` after the first seeding day."""
+
+    sku: str
+    warehouse: str
+    lot_number: str
+    quantity: int
+    expires_in_days: int | None = None
+
+
+DME_VENDOR = "prairie-home-medical"
+PHARMACY_VENDOR = "bluewater-pharmacy-wholesale"
+SUPPLY_VENDOR = "cedar-wound-diabetic-supply"
+
+VENDORS: tuple[DemoVendor, ...] = (
+    DemoVendor(
+        DME_VENDOR, "Prairie Home Medical (DME dropship)", "orders@prairie-home-medical.example.com", "555-020-3001"
+    ),
+    DemoVendor(PHARMACY_VENDOR, "Bluewater Pharmacy Wholesale", "orders@bluewater-rx.example.com", "555-020-3002"),
+    DemoVendor(SUPPLY_VENDOR, "Cedar Wound & Diabetic Supply", "orders@cedar-supply.example.com", "555-020-3003"),
+)
+
+WAREHOUSES: tuple[DemoWarehouse, ...] = (
+    DemoWarehouse("central", "Central Distribution Center"),
+    DemoWarehouse("gulf", "Gulf Coast Warehouse"),
+)
+
+BOTH_MODES = ("warehouse", "dropship")
+STANDARD = "standard"
+CASH_PAY = "cash_pay"
+
+# HCPCS codes and their descriptions checked against the CMS HCPCS Level II file as mirrored in
+# github.com/wamuir/hcpcs (groups/a.md, groups/e.md, groups/k.md).
+DME_PRODUCTS: tuple[DemoProduct, ...] = (
+    # E0601 Continuous positive airway pressure (CPAP) device.
+    DemoProduct(
+        sku="CPAP-DEVICE",
+        name="CPAP device",
+        therapy_type=TherapyType.CPAP,
+        price_cents=65000,
+        unit="each",
+        coverage_tier=STANDARD,
+        par_level=6,
+        reorder_point=2,
+        vendor=DME_VENDOR,
+        hcpcs_code="E0601",
+        requires_training=True,
+        fulfillment_modes=BOTH_MODES,
+    ),
+    # A7030 Full face mask used with positive airway pressure device, each.
+    DemoProduct(
+        sku="CPAP-MASK-FULL",
+        name="CPAP full face mask",
+        therapy_type=TherapyType.CPAP,
+        price_cents=15500,
+        unit="each",
+        coverage_tier=STANDARD,
+        par_level=30,
+        reorder_point=8,
+        vendor=DME_VENDOR,
+        hcpcs_code="A7030",
+        fulfillment_modes=BOTH_MODES,
+    ),
+    # A7034 Nasal interface (mask or cannula type) used with positive airway pressure device.
+    DemoProduct(
+        sku="CPAP-MASK-NASAL",
+        name="CPAP nasal interface (mask)",
+        therapy_type=TherapyType.CPAP,
+        price_cents=9900,
+        unit="each",
+        coverage_tier=STANDARD,
+        par_level=30,
+        reorder_point=8,
+        vendor=DME_VENDOR,
+        hcpcs_code="A7034",
+    ),
+    # A7035 Headgear used with positive airway pressure device. Stocked below its reorder point.
+    DemoProduct(
+        sku="CPAP-HEADGEAR",
+        name="CPAP headgear",
+        therapy_type=TherapyType.CPAP,
+        price_cents=3200,
+        unit="each",
+        coverage_tier=STANDARD,
+        par_level=40,
+        reorder_point=10,
+        vendor=DME_VENDOR,
+        hcpcs_code="A7035",
+    ),
+    # A7037 Tubing used with positive airway pressure device.
+    DemoProduct(
+        sku="CPAP-TUBING",
+        name="CPAP tubing, 6 ft",
+        therapy_type=TherapyType.CPAP,
+        price_cents=2900,
+        unit="each",
+        coverage_tier=STANDARD,
+        par_level=40,
+        reorder_point=10,
+        vendor=DME_VENDOR,
+        hcpcs_code="A7037",
+    ),
+    # A7038 Filter, disposable, used with positive airway pressure device.
+    DemoProduct(
+        sku="CPAP-FILTER-DISPOSABLE",
+        name="CPAP filter, disposable",
+        therapy_type=TherapyType.CPAP,
+        price_cents=350,
+        unit="each",
+        coverage_tier=STANDARD,
+        par_level=200,
+        reorder_point=50,
+        vendor=DME_VENDOR,
+        hcpcs_code="A7038",
+    ),
+    # A7046 Water chamber for humidifier, used with positive airway pressure device, replacement, each.
+    DemoProduct(
+        sku="CPAP-WATER-CHAMBER",
+        name="CPAP humidifier water chamber",
+        therapy_type=TherapyType.CPAP,
+        price_cents=2600,
+        unit="each",
+        coverage_tier=STANDARD,
+        par_level=20,
+        reorder_point=5,
+        vendor=DME_VENDOR,
+        hcpcs_code="A7046",
+    ),
+    # E0607 Home blood glucose monitor.
+    DemoProduct(
+        sku="DIAB-GLUCOSE-MONITOR",
+        name="Home blood glucose monitor",
+        therapy_type=TherapyType.DIABETES,
+        price_cents=5900,
+        unit="each",
+        coverage_tier=STANDARD,
+        par_level=20,
+        reorder_point=5,
+        vendor=SUPPLY_VENDOR,
+        hcpcs_code="E0607",
+    ),
+    # A4253 Blood glucose test or reagent strips for home blood glucose monitor, per 50 strips.
+    DemoProduct(
+        sku="DIAB-TEST-STRIPS-50",
+        name="Blood glucose test strips",
+        therapy_type=TherapyType.DIABETES,
+        price_cents=3400,
+        unit="box of 50",
+        coverage_tier=STANDARD,
+        par_level=120,
+        reorder_point=30,
+        vendor=SUPPLY_VENDOR,
+        hcpcs_code="A4253",
+        is_perishable=True,
+        fulfillment_modes=BOTH_MODES,
+    ),
+    # A4259 Lancets, per box of 100.
+    DemoProduct(
+        sku="DIAB-LANCETS-100",
+        name="Lancets",
+        therapy_type=TherapyType.DIABETES,
+        price_cents=1200,
+        unit="box of 100",
+        coverage_tier=STANDARD,
+        par_level=80,
+        reorder_point=20,
+        vendor=SUPPLY_VENDOR,
+        hcpcs_code="A4259",
+    ),
+    # K0001 Standard wheelchair. Dropshipped by the DME vendor only: never stocked.
+    DemoProduct(
+        sku="MOB-WHEELCHAIR-STANDARD",
+        name="Standard wheelchair",
+        therapy_type=TherapyType.MOBILITY,
+        price_cents=29900,
+        unit="each",
+        coverage_tier=STANDARD,
+        par_level=0,
+        reorder_point=0,
+        vendor=DME_VENDOR,
+        hcpcs_code="K0001",
+        fulfillment_modes=("dropship",),
+    ),
+    # E0143 Walker, folding, wheeled, adjustable or fixed height.
+    DemoProduct(
+        sku="MOB-WALKER-FOLDING-WHEELED",
+        name="Folding walker with wheels",
+        therapy_type=TherapyType.MOBILITY,
+        price_cents=8900,
+        unit="each",
+        coverage_tier=STANDARD,
+        par_level=12,
+        reorder_point=3,
+        vendor=DME_VENDOR,
+        hcpcs_code="E0143",
+        fulfillment_modes=BOTH_MODES,
+    ),
+    # A6212 Foam dressing, wound cover, sterile, pad size 16 sq. in. or less, with any size adhesive border.
+    DemoProduct(
+        sku="WOUND-FOAM-BORDER-16",
+        name="Foam dressing with adhesive border, 16 sq in or less",
+        therapy_type=TherapyType.WOUND_CARE,
+        price_cents=950,
+        unit="each",
+        coverage_tier=STANDARD,
+        par_level=300,
+        reorder_point=60,
+        vendor=SUPPLY_VENDOR,
+        hcpcs_code="A6212",
+        is_perishable=True,
+    ),
+)
+
+# Cash-pay prescriptions (issue 3, seeds 003 and 004). Each RxNorm code (RxCUI, an SCD: ingredient,
+# strength, dose form) was confirmed in a stored source that pairs it with that drug and strength;
+# "openFDA NDC" means an api.fda.gov/drug/ndc.json record for a single-strength product whose
+# openfda.rxcui lists only that code. Medications are perishable (every lot has an expiry date);
+# the injection pen needs patient training.
+MEDICATION_PRODUCTS: tuple[DemoProduct, ...] = (
+    # RxCUI 897122 (liraglutide 6 mg/mL, 3 mL pen injector): openFDA drug shortages records for
+    # liraglutide injection 0143-9144 and 71288-563, openfda.rxcui ["897122"]
+    # (https://api.fda.gov/drug/shortages.json?search=generic_name%3Aliraglutide).
+    DemoProduct(
+        sku="RX-LIRAGLUTIDE-18MG-PEN",
+        name="Liraglutide 18 mg/3 mL pen injector",
+        therapy_type=TherapyType.WEIGHT_MANAGEMENT,
+        price_cents=79900,
+        unit="box of 5 pens",
+        coverage_tier=CASH_PAY,
+        par_level=20,
+        reorder_point=5,
+        vendor=PHARMACY_VENDOR,
+        rxnorm_code="897122",
+        strength="6 mg/mL (18 mg/3 mL)",
+        dose_form="Pen Injector",
+        is_perishable=True,
+        requires_training=True,
+        fulfillment_modes=BOTH_MODES,
+    ),
+    # RxCUI 577033 (sildenafil 20 MG Oral Tablet): openFDA NDC 62135-372, 60687-788, 82804-243 and
+    # 33342-536, sildenafil citrate 20 mg/1 film-coated tablet, openfda.rxcui ["577033"]
+    # (https://api.fda.gov/drug/ndc.json?search=product_ndc%3A%2282804-243%22).
+    DemoProduct(
+        sku="RX-SILDENAFIL-20MG",
+        name="Sildenafil 20 mg tablet",
+        therapy_type=TherapyType.ED,
+        price_cents=2400,
+        unit="bottle of 30",
+        coverage_tier=CASH_PAY,
+        par_level=120,
+        reorder_point=30,
+        vendor=PHARMACY_VENDOR,
+        rxnorm_code="577033",
+        strength="20 mg",
+        dose_form="Oral Tablet",
+        is_perishable=True,
+        fulfillment_modes=BOTH_MODES,
+    ),
+    # RxCUI 403957 (tadalafil 5 MG Oral Tablet): openFDA NDC 71335-1884 and 51655-487, tadalafil
+    # 5 mg/1 film-coated tablet, openfda.rxcui ["403957"]
+    # (https://api.fda.gov/drug/ndc.json?search=product_ndc%3A%2251655-487%22).
+    DemoProduct(
+        sku="RX-TADALAFIL-5MG",
+        name="Tadalafil 5 mg tablet",
+        therapy_type=TherapyType.ED,
+        price_cents=3000,
+        unit="bottle of 30",
+        coverage_tier=CASH_PAY,
+        par_level=80,
+        reorder_point=20,
+        vendor=PHARMACY_VENDOR,
+        rxnorm_code="403957",
+        strength="5 mg",
+        dose_form="Oral Tablet",
+        is_perishable=True,
+        fulfillment_modes=BOTH_MODES,
+    ),
+    # RxCUI 200172 (finasteride 1 MG Oral Tablet): openFDA NDC 68071-3744, 68071-4808 and 57237-061,
+    # finasteride 1 mg/1 tablet, openfda.rxcui ["200172"]
+    # (https://api.fda.gov/drug/ndc.json?search=product_ndc%3A%2257237-061%22).
+    DemoProduct(
+        sku="RX-FINASTERIDE-1MG",
+        name="Finasteride 1 mg tablet",
+        therapy_type=TherapyType.HAIR_LOSS,
+        price_cents=2700,
+        unit="bottle of 90",
+        coverage_tier=CASH_PAY,
+        par_level=100,
+        reorder_point=25,
+        vendor=PHARMACY_VENDOR,
+        rxnorm_code="200172",
+        strength="1 mg",
+        dose_form="Oral Tablet",
+        is_perishable=True,
+        fulfillment_modes=BOTH_MODES,
+    ),
+    # RxCUI 197987 (minoxidil 2.5 MG Oral Tablet): openFDA NDC 43353-342 and 82804-240, minoxidil
+    # 2.5 mg/1 tablet, openfda.rxcui ["197987"]
+    # (https://api.fda.gov/drug/ndc.json?search=packaging.package_ndc%3A%2282804-240-30%22).
+    DemoProduct(
+        sku="RX-MINOXIDIL-2-5MG",
+        name="Minoxidil 2.5 mg tablet",
+        therapy_type=TherapyType.HAIR_LOSS,
+        price_cents=1500,
+        unit="bottle of 30",
+        coverage_tier=CASH_PAY,
+        par_level=60,
+        reorder_point=15,
+        vendor=PHARMACY_VENDOR,
+        rxnorm_code="197987",
+        strength="2.5 mg",
+        dose_form="Oral Tablet",
+        is_perishable=True,
+    ),
+)
+
+PRODUCTS: tuple[DemoProduct, ...] = DME_PRODUCTS + MEDICATION_PRODUCTS
+
+# The demo's stock. Lot numbers are stable keys: a lot that exists is never received again, so
+# expiry dates stay those of the first seeding day. Some lots expire within the stock alert
+# window (30 days by default), CPAP headgear sits below its reorder point, and the standard
+# wheelchair (dropship only) has no stock at all.
+LOTS: tuple[DemoLot, ...] = (
+    DemoLot("CPAP-DEVICE", "central", "CPD-24-0611", 5),
+    DemoLot("CPAP-MASK-FULL", "central", "FFM-24117", 18),
+    DemoLot("CPAP-MASK-NASAL", "central", "NSM-24052", 20),
+    DemoLot("CPAP-HEADGEAR", "central", "HG-23310", 6),
+    DemoLot("CPAP-TUBING", "central", "TUB-24088", 35),
+    DemoLot("CPAP-TUBING", "gulf", "TUB-24091", 15),
+    DemoLot("CPAP-FILTER-DISPOSABLE", "central", "FLT-24140", 150),
+    DemoLot("CPAP-WATER-CHAMBER", "central", "WC-24033", 12),
+    DemoLot("DIAB-GLUCOSE-MONITOR", "central", "GM-24019", 14),
+    DemoLot("DIAB-TEST-STRIPS-50", "central", "TS-24A17", 40, expires_in_days=21),
+    DemoLot("DIAB-TEST-STRIPS-50", "central", "TS-25B03", 160, expires_in_days=420),
+    DemoLot("DIAB-TEST-STRIPS-50", "gulf", "TS-25B04", 60, expires_in_days=420),
+    DemoLot("DIAB-LANCETS-100", "central", "LN-24070", 90),
+    DemoLot("MOB-WALKER-FOLDING-WHEELED", "gulf", "WLK-24150", 8),
+    DemoLot("WOUND-FOAM-BORDER-16", "gulf", "FD-24C21", 30, expires_in_days=18),
+    DemoLot("WOUND-FOAM-BORDER-16", "gulf", "FD-25A09", 200, expires_in_days=600),
+    DemoLot("RX-LIRAGLUTIDE-18MG-PEN", "central", "LIR-25A114", 12, expires_in_days=210),
+    DemoLot("RX-SILDENAFIL-20MG", "central", "SIL-24K31", 25, expires_in_days=25),
+    DemoLot("RX-SILDENAFIL-20MG", "central", "SIL-25F02", 120, expires_in_days=700),
+    DemoLot("RX-TADALAFIL-5MG", "central", "TAD-25C18", 80, expires_in_days=540),
+    DemoLot("RX-FINASTERIDE-1MG", "central", "FIN-25B27", 100, expires_in_days=600),
+    DemoLot("RX-FINASTERIDE-1MG", "gulf", "FIN-25B28", 40, expires_in_days=600),
+    DemoLot("RX-MINOXIDIL-2-5MG", "central", "MNX-25D04", 60, expires_in_days=480),
 )
 
 TERRITORIES: tuple[DemoTerritory, ...] = (
@@ -336,6 +645,21 @@ TERRITORIES: tuple[DemoTerritory, ...] = (
 )
 
 
+def _product_differs(product: Product, data: ProductData) -> bool:
+    """True when saving ``data`` would change ``product`` (so an unchanged product is never re-saved)."""
+    for field in dataclasses.fields(ProductData):
+        value = getattr(data, field.name)
+        if field.name == "fulfillment_modes":
+            if tuple(product.fulfillment_modes) != tuple(value):
+                return True
+        elif field.name == "vendor":
+            if product.vendor_id != (value.pk if value is not None else None):
+                return True
+        elif getattr(product, field.name) != value:
+            return True
+    return False
+
+
 def _update_changed(instance: models.Model, values: dict[str, Any]) -> bool:
     """Set ``values`` on ``instance`` and save only if one of them differs. Returns True if saved."""
     changed = [name for name, value in values.items() if getattr(instance, name) != value]
@@ -353,7 +677,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         with transaction.atomic():
             admin = self._admin()
-            products = self._products()
+            vendors = self._vendors()
+            warehouses = self._warehouses()
+            products = self._products(vendors=vendors)
+            self._lots(products=products, warehouses=warehouses)
             for spec in TERRITORIES:
                 self._territory(spec, admin=admin, products=products)
         self._print_summary()
@@ -382,21 +709,67 @@ class Command(BaseCommand):
         return admin
 
     # --- catalog -----------------------------------------------------------------------------
-    def _products(self) -> dict[str, Product]:
-        products: dict[str, Product] = {}
-        for values in PRODUCTS:
-            defaults = {key: value for key, value in values.items() if key != "sku"}
-            defaults.setdefault("requires_prescription", True)
-            defaults.setdefault("active", True)
-            product = Product.objects.filter(sku=values["sku"]).first()
-            if product is None:
-                product = Product(sku=values["sku"], **defaults)
-                product.full_clean()
-                product.save()
+    def _vendors(self) -> dict[str, Vendor]:
+        vendors: dict[str, Vendor] = {}
+        for spec in VENDORS:
+            values = {"name": spec.name, "email": spec.email, "phone": spec.phone, "active": True}
+            vendor = Vendor.objects.filter(code=spec.code).first()
+            if vendor is None:
+                vendor = Vendor(code=spec.code, **values)
+                vendor.full_clean()
+                vendor.save()
             else:
-                _update_changed(product, defaults)
-            products[product.sku] = product
+                _update_changed(vendor, values)
+            vendors[spec.code] = vendor
+        return vendors
+
+    def _warehouses(self) -> dict[str, Warehouse]:
+        warehouses: dict[str, Warehouse] = {}
+        for spec in WAREHOUSES:
+            warehouse = Warehouse.objects.filter(code=spec.code).first()
+            if warehouse is None:
+                warehouse = Warehouse(code=spec.code, name=spec.name)
+                warehouse.full_clean()
+                warehouse.save()
+            else:
+                _update_changed(warehouse, {"name": spec.name, "active": True})
+            warehouses[spec.code] = warehouse
+        return warehouses
+
+    def _products(self, *, vendors: dict[str, Vendor]) -> dict[str, Product]:
+        """Create missing products and bring changed ones up to date, through the catalog services."""
+        existing = {p.sku: p for p in Product.objects.filter(sku__in=[spec.sku for spec in PRODUCTS])}
+        products: dict[str, Product] = {}
+        for spec in PRODUCTS:
+            data = spec.data(vendor=vendors[spec.vendor])
+            product = existing.get(spec.sku)
+            if product is None:
+                product = product_create(actor=None, data=data)
+            elif _product_differs(product, data):
+                product = product_update(actor=None, product=product, data=data)
+            products[spec.sku] = product
         return products
+
+    def _lots(self, *, products: dict[str, Product], warehouses: dict[str, Warehouse]) -> None:
+        """Receive each demo lot that does not exist yet; expiry dates count from today."""
+        today = timezone.localdate()
+        existing = set(
+            Lot.objects.filter(product__in=products.values()).values_list(
+                "product__sku", "warehouse__code", "lot_number"
+            )
+        )
+        for spec in LOTS:
+            if (spec.sku, spec.warehouse, spec.lot_number) in existing:
+                continue
+            expires = None if spec.expires_in_days is None else today + dt.timedelta(days=spec.expires_in_days)
+            lot_receive(
+                actor=None,
+                product=products[spec.sku],
+                warehouse=warehouses[spec.warehouse],
+                lot_number=spec.lot_number,
+                quantity=spec.quantity,
+                expiration_date=expires,
+            )
 
     # --- one territory -----------------------------------------------------------------------
     def _territory(self, spec: DemoTerritory, *, admin: Any, products: dict[str, Product]) -> None:
@@ -531,4 +904,8 @@ class Command(BaseCommand):
         out.write(
             f"  {Provider.objects.count()} providers, {Patient.objects.count()} patients, "
             f"{Product.objects.count()} products, {Order.objects.count()} orders"
+        )
+        out.write(
+            f"  {Vendor.objects.count()} vendors, {Warehouse.objects.count()} warehouses, "
+            f"{Lot.objects.count()} stock lots"
         )
