@@ -48,7 +48,7 @@ from .forms import AdjustStockForm, ExpiringLotsForm, ReceiveStockForm, add_serv
 from .models import Lot, Product, StockAlert, StockMovement, Vendor, Warehouse
 from .resources import LotStockResource, ProductResource, StockReceiptResource
 from .selectors import expiring_lots_report, low_stock_report
-from .services import lot_adjust, stock_receive
+from .services import lot_adjust, lot_write_off_expired, stock_receive
 
 REPORT_TEMPLATE = "admin/catalog/report.html"
 STOCK_FORM_TEMPLATE = "admin/catalog/lot/stock_form.html"
@@ -361,6 +361,18 @@ class LotAdmin(CsvImportExportMixin, ReadOnlyAdmin):
         "received_at",
     )
     inlines = (StockMovementInline,)
+    actions = ("write_off_expired",)
+
+    @admin.action(description="Write off the unreserved stock of selected expired lots", permissions=["change"])
+    def write_off_expired(self, request: HttpRequest, queryset: QuerySet[Lot]) -> None:
+        """Each lot through ``lot_write_off_expired``; a lot that has not expired is refused by name."""
+        for lot in queryset.select_related("product").order_by("pk"):
+            try:
+                units = lot_write_off_expired(actor=request.user, lot_id=lot.pk)
+            except ValidationFailed:
+                self.message_user(request, f"{lot}: not expired, nothing written off.", messages.ERROR)
+            else:
+                self.message_user(request, f"{lot}: {units} units written off.", messages.SUCCESS)
 
     # --- permissions: receiving is "add lot", adjusting is "change lot" ---------------------------
     def may_receive(self, request: HttpRequest) -> bool:

@@ -107,6 +107,30 @@ def lot_adjust(*, actor: Any, lot_id: uuid.UUID, delta: int, reason: str) -> Lot
     return lot
 
 
+@transaction.atomic
+def lot_write_off_expired(*, actor: Any, lot_id: uuid.UUID, today: dt.date | None = None) -> int:
+    """Write off the unreserved units of an expired lot (an expiry write-off in the ledger).
+
+    Returns the units written off: 0 when nothing is left to write off, so a second call changes
+    nothing. Units still reserved stay until their order releases or picks them. Raises
+    ValidationFailed for a lot that has not expired (as of ``today``, the local date by default).
+    """
+    today = today or timezone.localdate()
+    lot = Lot.objects.select_for_update().get(pk=lot_id)
+    if lot.expiration_date is None or lot.expiration_date >= today:
+        raise ValidationFailed(details={"expiration_date": ["Only an expired lot is written off."]})
+    units = lot.quantity_available
+    if units:
+        _move(
+            lot,
+            kind=MovementKind.EXPIRY_WRITE_OFF,
+            on_hand=-units,
+            actor=actor,
+            reason=f"expired {lot.expiration_date}",
+        )
+    return units
+
+
 def _usable(*, today: dt.date, needed_by: dt.date | None) -> Q:
     """Lots that may be reserved: stock left, never expired, never expiring before the delivery date."""
     not_expired_by = max(today, needed_by) if needed_by else today

@@ -714,3 +714,36 @@ def test_stock_alerts_are_listed_read_only_and_filtered_by_resolution(catalog_ad
         client.post(f"/admin/catalog/stockalert/{open_alert.pk}/change/", {"available_quantity": 9}).status_code == 403
     )
     assert StockAlert.objects.get(pk=open_alert.pk).available_quantity == 1
+
+
+def test_expired_lots_are_written_off_from_the_list_and_fresh_ones_refused(
+    catalog_admin: User, ops: User, today: dt.date
+) -> None:
+    strips = ProductFactory.create(sku="STRIPS", hcpcs_code="A4253", is_perishable=True)
+    warehouse = WarehouseFactory.create(code="main")
+    expired = lot_receive(
+        actor=None, product=strips, warehouse=warehouse, lot_number="OLD", quantity=4, expiration_date=today
+    )
+    Lot.objects.filter(pk=expired.pk).update(expiration_date=today - dt.timedelta(days=1))
+    fresh = lot_receive(
+        actor=None,
+        product=strips,
+        warehouse=warehouse,
+        lot_number="NEW",
+        quantity=6,
+        expiration_date=today + dt.timedelta(days=90),
+    )
+    action = {"action": "write_off_expired", "_selected_action": [expired.pk, fresh.pk]}
+    url = LOTS_URL
+
+    # Ops staff do not get the action: nothing changes
+    signed_in(ops).post(url, action)
+    assert sorted(Lot.objects.values_list("lot_number", "quantity_on_hand")) == [("NEW", 6), ("OLD", 4)]
+
+    response = signed_in(catalog_admin).post(url, action, follow=True)
+
+    assert sorted(messages_of(response)) == sorted(
+        [f"{expired}: 4 units written off.", f"{fresh}: not expired, nothing written off."]
+    )
+    assert sorted(Lot.objects.values_list("lot_number", "quantity_on_hand")) == [("NEW", 6), ("OLD", 0)]
+    assert StockMovement.objects.get(kind="expiry_write_off").actor == catalog_admin

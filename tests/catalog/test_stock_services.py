@@ -202,3 +202,33 @@ def test_two_orders_racing_for_the_last_units_never_both_get_them(strips: Produc
         assert counters(lot) == [("LAST", 5, 5)]
         assert StockReservation.objects.filter(lot=lot).count() == 1
     assert_ledger_explains_counters()
+
+
+def test_an_expired_lot_is_written_off_except_what_is_reserved(strips: Product, warehouse: Warehouse) -> None:
+    # Given a lot with 2 of its 5 units reserved (before it expired), now past its date
+    lot = receive(strips, warehouse, "OLD", 5, TODAY + dt.timedelta(days=5))
+    assert services.stock_reserve(order_id=uuid.uuid4(), lines=[line(strips, 2)], today=TODAY) == []
+    later = TODAY + dt.timedelta(days=6)
+
+    # When it is written off, twice
+    first = services.lot_write_off_expired(actor=None, lot_id=lot.pk, today=later)
+    second = services.lot_write_off_expired(actor=None, lot_id=lot.pk, today=later)
+
+    # Then the 3 unreserved units leave the books once, with a ledger row
+    assert (first, second) == (3, 0)
+    assert counters(lot) == [("OLD", 2, 2)]
+    assert list(
+        StockMovement.objects.filter(lot=lot, kind=MovementKind.EXPIRY_WRITE_OFF).values_list(
+            "on_hand_delta", "reserved_delta", "reason"
+        )
+    ) == [(-3, 0, f"expired {TODAY + dt.timedelta(days=5)}")]
+    assert_ledger_explains_counters()
+
+
+def test_a_lot_that_has_not_expired_is_not_written_off(strips: Product, warehouse: Warehouse) -> None:
+    lot = receive(strips, warehouse, "FRESH", 5, TODAY)
+    with pytest.raises(ValidationFailed) as refused:
+        services.lot_write_off_expired(actor=None, lot_id=lot.pk, today=TODAY)
+    assert refused.value.details == {"expiration_date": ["Only an expired lot is written off."]}
+    assert counters(lot) == [("FRESH", 5, 0)]
+    assert not StockMovement.objects.filter(kind=MovementKind.EXPIRY_WRITE_OFF).exists()
