@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
@@ -48,7 +49,15 @@ from .forms import AdjustStockForm, ExpiringLotsForm, ReceiveStockForm, add_serv
 from .models import Lot, Product, StockAlert, StockMovement, Vendor, Warehouse
 from .resources import LotStockResource, ProductResource, StockReceiptResource
 from .selectors import expiring_lots_report, low_stock_report
-from .services import lot_adjust, lot_write_off_expired, stock_receive
+from .services import (
+    lot_adjust,
+    lot_write_off_expired,
+    product_create,
+    product_data_of,
+    product_rule_errors,
+    product_update,
+    stock_receive,
+)
 
 REPORT_TEMPLATE = "admin/catalog/report.html"
 STOCK_FORM_TEMPLATE = "admin/catalog/lot/stock_form.html"
@@ -189,6 +198,46 @@ class CsvImportExportMixin(ImportExportMixin):
 # --- Products, vendors, warehouses ----------------------------------------------------------------
 
 
+class ProductAdminForm(forms.ModelForm):
+    """The product form: the model's validators, then the catalog rules of ``product_rule_errors``."""
+
+    class Meta:
+        model = Product
+        fields = [
+            "sku",
+            "name",
+            "hcpcs_code",
+            "therapy_type",
+            "coverage_tier",
+            "rxnorm_code",
+            "strength",
+            "dose_form",
+            "price_cents",
+            "unit",
+            "requires_prescription",
+            "is_perishable",
+            "requires_training",
+            "active",
+            "par_level",
+            "reorder_point",
+            "warehouse_fulfillment",
+            "dropship_fulfillment",
+            "vendor",
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if self.errors:  # the rules compare fields: check them once each field is valid on its own
+            return cleaned
+        candidate = Product(
+            **{name: value for name, value in cleaned.items() if name in {f.name for f in Product._meta.fields}}
+        )
+        for field, problems in product_rule_errors(product_data_of(candidate)).items():
+            # "No fulfillment mode" belongs beside the first mode's checkbox.
+            self.add_error("warehouse_fulfillment" if field == "fulfillment_modes" else field, problems)
+        return cleaned
+
+
 @admin.register(Product)
 class ProductAdmin(CsvImportExportMixin, admin.ModelAdmin):
     resource_classes = [ProductResource]
@@ -220,6 +269,21 @@ class ProductAdmin(CsvImportExportMixin, admin.ModelAdmin):
         ("warehouse_fulfillment", "dropship_fulfillment", "vendor"),
         ("created_at", "updated_at"),
     )
+
+    form = ProductAdminForm
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # A SKU never changes (order lines keep it); retire the product and add a new one instead.
+        return (*self.readonly_fields, "sku") if obj is not None else self.readonly_fields
+
+    def save_model(self, request: HttpRequest, obj: Product, form: Any, change: bool) -> None:
+        """Write through ``product_create`` / ``product_update``; the form already showed their rules."""
+        data = product_data_of(obj)
+        if change:
+            saved = product_update(actor=request.user, product=obj, data=data)
+        else:
+            saved = product_create(actor=request.user, data=data)
+        obj.pk, obj._state.adding = saved.pk, False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Order items keep pointing at their product; retire a product by making it inactive.

@@ -36,7 +36,7 @@ from import_export.instance_loaders import BaseInstanceLoader
 from core.exceptions import ValidationFailed
 
 from .models import Lot, Product, Vendor, Warehouse
-from .services import ProductData, product_create, product_update, stock_receive
+from .services import product_create, product_data_of, product_update, stock_receive
 
 PRODUCT_COLUMNS = (
     "sku",
@@ -229,10 +229,6 @@ class CatalogImportMixin:
 
 # --- Products -------------------------------------------------------------------------------------
 
-_PRODUCT_DATA_FIELDS = tuple(
-    field.name for field in dataclasses.fields(ProductData) if field.name != "fulfillment_modes"
-)
-
 
 class ProductResource(CatalogImportMixin, resources.ModelResource):
     """The product catalog as CSV, one row per product keyed by ``sku``.
@@ -285,10 +281,7 @@ class ProductResource(CatalogImportMixin, resources.ModelResource):
         admin's preview and log entries name the stored product.
         """
         self.require_transaction(kwargs)
-        data = ProductData(
-            **{name: getattr(instance, name) for name in _PRODUCT_DATA_FIELDS},
-            fulfillment_modes=tuple(instance.fulfillment_modes),
-        )
+        data = product_data_of(instance)
         actor = kwargs.get("user")
         try:
             if is_create:

@@ -10,6 +10,7 @@ orders racing for the last units can never both get them.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
 from collections.abc import Sequence
@@ -292,10 +293,12 @@ def _fulfillment_mode_errors(modes: Sequence[str]) -> list[str]:
     return []
 
 
-def _product_save(product: Product, data: ProductData) -> Product:
-    """Copy ``data`` onto ``product``, check every rule and save it.
+def product_rule_errors(data: ProductData) -> dict[str, list[str]]:
+    """The catalog's rules beyond the model's field validators, as ``{field: [message]}`` (empty when met).
 
-    Raises ValidationFailed naming each bad field at once; call inside an atomic block.
+    Fulfillment modes are non-empty, known and not repeated; dropship needs a vendor; the reorder
+    point is not above the par level. Every product write checks them (through ``product_create``
+    and ``product_update``); forms call this to show the same answers beside their fields.
     """
     errors: dict[str, list[str]] = {}
     modes = list(data.fulfillment_modes)
@@ -305,6 +308,24 @@ def _product_save(product: Product, data: ProductData) -> Product:
         errors["vendor"] = ["Dropship fulfillment needs a vendor."]
     if data.reorder_point > data.par_level:
         errors["reorder_point"] = ["The reorder point cannot be above the par level."]
+    return errors
+
+
+def product_data_of(product: Product) -> ProductData:
+    """The writable fields of a (possibly unsaved) product instance, as ``product_create`` takes them."""
+    names = [field.name for field in dataclasses.fields(ProductData) if field.name != "fulfillment_modes"]
+    return ProductData(
+        **{name: getattr(product, name) for name in names}, fulfillment_modes=tuple(product.fulfillment_modes)
+    )
+
+
+def _product_save(product: Product, data: ProductData) -> Product:
+    """Copy ``data`` onto ``product``, check every rule and save it.
+
+    Raises ValidationFailed naming each bad field at once; call inside an atomic block.
+    """
+    errors = product_rule_errors(data)
+    modes = list(data.fulfillment_modes)
     for name, value in vars(data).items():
         if name != "fulfillment_modes":
             setattr(product, name, value)

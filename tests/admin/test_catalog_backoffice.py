@@ -324,6 +324,66 @@ def test_product_form_offers_requires_training(catalog_admin: User) -> None:
     assert 'name="requires_training"' in page
 
 
+def product_form(**overrides: Any) -> dict[str, Any]:
+    form: dict[str, Any] = {
+        "sku": "MASK-M",
+        "name": "Nasal mask, medium",
+        "hcpcs_code": "a7034",
+        "therapy_type": "cpap",
+        "coverage_tier": "standard",
+        "rxnorm_code": "",
+        "strength": "",
+        "dose_form": "",
+        "price_cents": "8900",
+        "unit": "each",
+        "requires_prescription": "on",
+        "par_level": "40",
+        "reorder_point": "10",
+        "warehouse_fulfillment": "on",
+        "vendor": "",
+        "active": "on",
+    }
+    form.update(overrides)
+    return {key: value for key, value in form.items() if value is not None}
+
+
+def test_the_product_form_saves_through_the_catalog_service(catalog_admin: User) -> None:
+    response = signed_in(catalog_admin).post(f"{PRODUCTS_URL}add/", product_form())
+
+    assert response.status_code == 302, response.context and response.context["adminform"].form.errors
+    product = Product.objects.get(sku="MASK-M")
+    # The service's normalisation: HCPCS upper-case
+    assert (product.hcpcs_code, product.price_cents, product.fulfillment_modes) == ("A7034", 8900, ["warehouse"])
+
+    # A product's SKU is shown but cannot be changed
+    page = signed_in(catalog_admin).get(f"{PRODUCTS_URL}{product.pk}/change/").content.decode()
+    assert 'name="sku"' not in page
+    response = signed_in(catalog_admin).post(
+        f"{PRODUCTS_URL}{product.pk}/change/", product_form(sku="RENAMED", price_cents="9900")
+    )
+    assert response.status_code == 302
+    assert list(Product.objects.values_list("sku", "price_cents")) == [("MASK-M", 9900)]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "errors"),
+    [
+        ({"reorder_point": "50"}, {"reorder_point": ["The reorder point cannot be above the par level."]}),
+        ({"dropship_fulfillment": "on"}, {"vendor": ["Dropship fulfillment needs a vendor."]}),
+        ({"warehouse_fulfillment": None}, {"warehouse_fulfillment": ["Choose at least one fulfillment mode."]}),
+        ({"hcpcs_code": "A70"}, {"hcpcs_code": ["Enter a valid HCPCS Level II code: a letter and four digits."]}),
+    ],
+)
+def test_the_product_form_shows_the_catalog_rules_and_saves_nothing(
+    catalog_admin: User, overrides: dict[str, Any], errors: dict[str, list[str]]
+) -> None:
+    response = signed_in(catalog_admin).post(f"{PRODUCTS_URL}add/", product_form(**overrides))
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors == errors
+    assert not Product.objects.exists()
+
+
 # --- stock CSV ------------------------------------------------------------------------------------
 
 LOTS_URL = "/admin/catalog/lot/"
