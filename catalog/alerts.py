@@ -41,6 +41,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured
 from django.core.mail import EmailMessage
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from core.exceptions import DomainError
@@ -218,11 +219,11 @@ def stock_alerts_check(*, today: dt.date | None = None) -> AlertRun:
 
 
 def admin_email_addresses() -> list[str]:
-    """The email addresses of the active users in the admin role's group, sorted, without repeats."""
+    """The email addresses of the active admins (the admin role's group, and superusers), sorted, once each."""
     return sorted(
         set(
             get_user_model()
-            .objects.filter(groups__name=ADMIN_GROUP_NAME, is_active=True)
+            .objects.filter(Q(groups__name=ADMIN_GROUP_NAME) | Q(is_superuser=True), is_active=True)
             .exclude(email="")
             .values_list("email", flat=True)
         )

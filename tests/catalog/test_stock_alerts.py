@@ -18,6 +18,7 @@ import pytest
 from celery.schedules import crontab
 from celery.worker import state as worker_state
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.mail import EmailMessage
 from django.core.management import CommandError, call_command
 from django.db import OperationalError, connection, transaction
@@ -68,10 +69,11 @@ def territory() -> Territory:
 
 @pytest.fixture
 def admins(territory: Territory) -> list[Any]:
-    """Two admins with email; besides them an admin without email, an inactive admin and an ops user."""
+    """Two admins with email (one by role, one a superuser); besides them an admin without email, an
+    inactive admin and an ops user."""
     people = [
         UserFactory.create(username="bob", email=ADMIN_EMAILS[1], territory=territory, role="admin"),
-        UserFactory.create(username="alice", email=ADMIN_EMAILS[0], territory=territory, role="admin"),
+        get_user_model().objects.create_superuser(username="alice", email=ADMIN_EMAILS[0], password="x"),
     ]
     UserFactory.create(username="noemail", email="", territory=territory, role="admin")
     UserFactory.create(

@@ -37,6 +37,7 @@ from territories.services import membership_grant, territory_create
 
 DEFAULT_DEMO_PASSWORD = "demo-password"
 ADMIN_USERNAME = "admin"
+ADMIN_EMAIL = "admin@demo-medical-supply.example"
 
 
 @dataclass(frozen=True)
@@ -702,10 +703,12 @@ class Command(BaseCommand):
 
     def _admin(self) -> Any:
         admin = self._user(ADMIN_USERNAME, first_name="Demo", last_name="Admin")
-        if not (admin.is_superuser and admin.is_staff):
+        if not (admin.is_superuser and admin.is_staff and admin.email):
             admin.is_superuser = True
             admin.is_staff = True
-            admin.save(update_fields=["is_superuser", "is_staff"])
+            # Stock alerts are emailed to the admins (the console in the embedded default).
+            admin.email = admin.email or ADMIN_EMAIL
+            admin.save(update_fields=["is_superuser", "is_staff", "email"])
         return admin
 
     # --- catalog -----------------------------------------------------------------------------
