@@ -24,3 +24,21 @@ class InvalidStatusTransition(DomainError):
                 "requested_status": requested_status,
             },
         )
+
+
+class ComplianceNotClear(DomainError):
+    """Verification refused: the compliance checks found holds or reviews and no override was given."""
+
+    code = "COMPLIANCE_NOT_CLEAR"
+    http_status = 409
+
+    def __init__(self, *, order_id: Any, disposition: str, findings: list[dict[str, Any]], required_artifacts: list[str]):
+        super().__init__(
+            f"The order is {disposition.replace('_', ' ')}: resolve the findings or override with a reason.",
+            details={
+                "order_id": str(order_id),
+                "disposition": disposition,
+                "findings": findings,
+                "required_artifacts": required_artifacts,
+            },
+        )

@@ -14,10 +14,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 from simple_history.models import HistoricalRecords
 
-from core.fields import EncryptedJSONField, EncryptedTextField, PHIModel
+from compliance.inputs import ArtifactType
+from core.fields import EncryptedCharField, EncryptedDateField, EncryptedJSONField, EncryptedTextField, PHIModel
 from core.models import AppendOnlyMixin
 from patients.models import PayerType
 from territories.models import TerritoryPermission
@@ -154,6 +156,7 @@ class Order(ConcurrentTransitionMixin, PHIModel):
     priority = models.CharField(max_length=20, choices=Priority.choices, default=Priority.ROUTINE)
     delivery_mode = models.CharField(max_length=30, choices=DeliveryMode.choices, default=DeliveryMode.SHIP_TO_PATIENT)
     requested_date = models.DateField(null=True, blank=True, help_text="Requested delivery date.")
+    order_date = models.DateField(default=timezone.localdate, help_text="The written order's date.")
     payer_type = models.CharField(max_length=20, choices=PayerType.choices)
     ai_disposition = models.CharField(  # noqa: DJ001 - NULL means the checks have not run yet
         max_length=20,
@@ -175,6 +178,15 @@ class Order(ConcurrentTransitionMixin, PHIModel):
     notes = EncryptedTextField()
     insurance_details = EncryptedJSONField(help_text="{carrier, policy_number, group_number}")
     verification_data = EncryptedJSONField(help_text="{verified_by, verification_method, coverage_details}")
+    f2f_date = EncryptedDateField("face-to-face encounter date")
+
+    # The practitioner's electronic signature of the written order: who, when, and a hash of the
+    # order summary they signed (orders.signing).
+    signed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    signed_at = models.DateTimeField(null=True, blank=True)
+    signature_hash = models.CharField(max_length=64, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -347,6 +359,43 @@ class EventKind(models.TextChoices):
     TRANSITION = "transition", "Status change"
     NOTE = "note", "Note"
     FULFILLMENT = "fulfillment", "Fulfillment"
+    COMPLIANCE = "compliance", "Compliance check"
+    ATTACHMENT = "attachment", "Attachment"
+
+
+def attachment_path(instance: Attachment, filename: str) -> str:
+    """Storage key of an attachment: ids only, never the uploaded file's name (it may hold PHI)."""
+    return f"attachments/{instance.territory_id}/{instance.order_id}/{instance.pk}"
+
+
+class Attachment(PHIModel):
+    """A document on an order (WOPD, face-to-face note, prior authorization, CMN, ...).
+
+    Files go through Django's storage API (local media here, S3-compatible storage through
+    django-storages in production); the original file name and the document date are PHI and
+    encrypted. Attachments are kept for the compliance ledger and never deleted.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="attachments")
+    territory = models.ForeignKey("territories.Territory", on_delete=models.PROTECT, related_name="+")
+    artifact_type = models.CharField(max_length=40, choices=[(t.value, t.value) for t in ArtifactType])
+    document_date = EncryptedDateField(help_text="The date on the document (encounter, decision, signature).")
+    file = models.FileField(upload_to=attachment_path, max_length=200)
+    original_name = EncryptedCharField(max_length=255)
+    content_type = models.CharField(max_length=100)
+    size = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.artifact_type} for {self.order}"
 
 
 class OrderEvent(AppendOnlyMixin, PHIModel):

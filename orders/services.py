@@ -11,17 +11,24 @@ dispatcher delivers after commit. Nothing here sends anything before commit.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
 from django_fsm import can_proceed, has_transition_perm
 
 from catalog.selectors import products_by_sku
 from catalog.services import ReservationLine, stock_reserve
+from compliance.engine import ComplianceResult, Disposition
+from compliance.inputs import ArtifactType
+from compliance.models import SnapshotKind
 from core.audit import with_history_user
 from core.exceptions import PermissionDenied, ValidationFailed
 from core.identifiers import normalize_icd10
@@ -33,9 +40,11 @@ from territories.exceptions import TerritoryMismatch
 from territories.models import Territory, TerritoryPermission
 from territories.selectors import territory_permits
 
-from .exceptions import InvalidStatusTransition, OrderNotFound
+from .compliance_checks import hold_reason, order_check_compliance
+from .exceptions import ComplianceNotClear, InvalidStatusTransition, OrderNotFound
 from .models import (
     ActorKind,
+    Attachment,
     DeliveryMode,
     EventKind,
     Order,
@@ -146,8 +155,16 @@ def order_create(
     notes: str | None = None,
     insurance: dict[str, str] | None = None,
     actor_kind: ActorKind | None = None,
+    order_date: dt.date | None = None,
+    f2f_date: dt.date | None = None,
+    sign: bool = False,
 ) -> Order:
-    """Create an order in ``pending_verification`` with its items, timeline entry and ``order.created``.
+    """Create an order with its items, timeline entry and ``order.created``, then run the compliance checks.
+
+    The order starts in ``pending_verification``; the checks record a ComplianceSnapshot, set
+    ``ai_disposition`` and move an order whose disposition is ``hold`` to ``on_hold``
+    (``order.held``). ``sign`` is the ordering practitioner's electronic signature of the
+    written order: only the provider's own user may sign (PermissionDenied otherwise).
 
     The order's territory is ``territory`` (the request's ``Territory-Id``) or else the
     provider's. Raises ValidationFailed for an unknown provider (one outside the actor's
@@ -182,6 +199,8 @@ def order_create(
     }
     if item_errors:
         raise ValidationFailed(details={"items": item_errors})
+    if sign and (actor is None or provider.user_id != actor.pk):
+        raise PermissionDenied("Only the ordering practitioner can sign the order.")
 
     with transaction.atomic():
         order = Order(
@@ -198,6 +217,8 @@ def order_create(
             diagnosis_codes=[normalize_icd10(code) for code in diagnosis_codes] or None,
             notes=notes or None,
             insurance_details=insurance or None,
+            order_date=order_date or timezone.localdate(),
+            f2f_date=f2f_date,
         )
         with_history_user(order, actor)
         order.save()
@@ -215,6 +236,8 @@ def order_create(
         for line in lines:
             with_history_user(line, actor)
             line.save()
+        if sign:
+            _sign(order=order, actor=actor, lines=lines)
         event = record_event(
             order=order,
             kind=EventKind.CREATED,
@@ -224,7 +247,45 @@ def order_create(
             payload={"inventory_flags": flags} if flags else None,
         )
         outbox_publish(topic="order.created", aggregate=order, payload=event_payload(order, event))
+        order, _result = _apply_compliance(order=order, actor=actor, kind=SnapshotKind.SUBMISSION)
     return order
+
+
+def _sign(*, order: Order, actor: Any, lines: Sequence[OrderItem]) -> None:
+    """Record the practitioner's signature with a hash of the order summary it covers."""
+    summary = {
+        "order": str(order.pk),
+        "patient": str(order.patient_id),
+        "provider": str(order.provider_id),
+        "order_date": order.order_date.isoformat(),
+        "items": sorted([line.sku, line.quantity] for line in lines),
+        "diagnosis_codes": order.diagnosis_codes or [],
+    }
+    order.signed_by = actor
+    order.signed_at = timezone.now()
+    order.signature_hash = hashlib.sha256(json.dumps(summary, sort_keys=True).encode()).hexdigest()
+    order.save(update_fields=["signed_by", "signed_at", "signature_hash", "updated_at"])
+
+
+def _apply_compliance(*, order: Order, actor: Any, kind: str) -> tuple[Order, ComplianceResult]:
+    """Run the checks on the locked order and move it to match: a hold parks a pending order, a
+    cleared hold goes back to pending verification. Call inside the order's transaction."""
+    result = order_check_compliance(order=order, actor=actor, kind=kind)
+    transition = None
+    if result.disposition == Disposition.HOLD and order.status == OrderStatus.PENDING_VERIFICATION:
+        transition = "hold"
+    elif result.disposition != Disposition.HOLD and order.status == OrderStatus.ON_HOLD:
+        transition = "release_hold"
+    if transition is not None:
+        order = order_transition(
+            order_id=order.pk,
+            actor=None,
+            transition=transition,
+            reason=hold_reason(result) if transition == "hold" else "Compliance: no hold remains",
+            payload={"disposition": str(result.disposition)},
+            actor_kind=ActorKind.AI,
+        )
+    return order, result
 
 
 def _reserve_stock(*, order: Order, lines: Sequence[OrderItem]) -> list[dict[str, Any]]:
@@ -266,12 +327,15 @@ def order_transition(
     payload: dict[str, Any] | None = None,
     actor_kind: ActorKind | None = None,
     verification_data: dict[str, Any] | None = None,
+    override_reason: str = "",
 ) -> Order:
     """Run the named lifecycle transition on an order the actor can see.
 
-    Raises OrderNotFound, InvalidStatusTransition (naming the current and requested status),
-    PermissionDenied when the actor's role may not make this change, and ValidationFailed when
-    a required reason is missing. On any error nothing is written.
+    Verifying runs the compliance checks again first: only a ``clear`` result verifies, unless
+    ``override_reason`` is given by a user with the override permission (audited on the
+    timeline). Raises OrderNotFound, InvalidStatusTransition (naming the current and requested
+    status), PermissionDenied when the actor's role may not make this change, ComplianceNotClear,
+    and ValidationFailed when a required reason is missing. On any error nothing is written.
     """
     spec = TRANSITIONS[transition]
     if spec.reason_required and not (reason or "").strip():
@@ -290,6 +354,9 @@ def order_transition(
             )
         if actor is not None and not has_transition_perm(method, actor):
             raise PermissionDenied("Your role may not make this change to the order.")
+        if transition == "verify":
+            payload = {**(payload or {}), **_compliance_gate(order=order, actor=actor, override_reason=override_reason)}
+            reason = reason or override_reason
         from_status = order.status
         method()
         if spec.stamp is not None:
@@ -314,6 +381,111 @@ def order_transition(
         for topic in spec.topics:
             outbox_publish(topic=topic, aggregate=order, payload=event_payload(order, event))
     return order
+
+
+def _compliance_gate(*, order: Order, actor: Any, override_reason: str) -> dict[str, Any]:
+    """Re-run the checks before verification; returns what the verify event records."""
+    result = order_check_compliance(order=order, actor=actor, kind=SnapshotKind.APPROVAL)
+    if result.disposition == Disposition.CLEAR:
+        return {"compliance": "clear"}
+    codes = sorted({f.code for f in result.findings if f.severity != "info"})
+    if not override_reason.strip():
+        raise ComplianceNotClear(
+            order_id=order.pk,
+            disposition=str(result.disposition),
+            findings=[f.as_dict() for f in result.findings],
+            required_artifacts=result.required_artifacts,
+        )
+    if actor is None or not territory_permits(
+        user=actor, permission=TerritoryPermission.OVERRIDE_COMPLIANCE, territory_id=order.territory_id
+    ):
+        raise PermissionDenied("Verifying over open compliance findings needs the override permission.")
+    return {"compliance": str(result.disposition), "override": {"reason": override_reason.strip(), "findings": codes}}
+
+
+def order_approve(*, order_id: Any, actor: Any, notes: str = "", override_reason: str = "") -> Order:
+    """``POST /api/portal/orders/{id}/approve``: re-run the checks and verify (``order.approved``).
+
+    Verifies a held or pending order when the checks come back ``clear``, or over open findings
+    with ``override_reason`` and the override permission. Raises as ``order_transition``.
+    """
+    return order_transition(
+        order_id=order_id, actor=actor, transition="verify", reason=notes.strip(), override_reason=override_reason
+    )
+
+
+ATTACHMENT_CONTENT_TYPES = ("application/pdf", "image/png", "image/jpeg")
+
+
+def order_attach(
+    *, order_id: Any, actor: Any, artifact_type: str, document_date: dt.date | None, file: UploadedFile
+) -> Attachment:
+    """Attach a document to an open order; while the order waits for verification, re-run the checks.
+
+    Anyone who places or reviews orders in the territory may attach. Raises ValidationFailed
+    for an unknown artifact type, a file type other than PDF, PNG or JPEG, an empty file or
+    one above ``settings.ATTACHMENT_MAX_BYTES``; InvalidStatusTransition for a closed order.
+    """
+    errors: dict[str, list[str]] = {}
+    if artifact_type not in ArtifactType.__members__.values():
+        errors["artifact_type"] = [f"Choose one of {', '.join(t.value for t in ArtifactType)}."]
+    content_type = (file.content_type or "").split(";")[0].strip().lower()
+    if content_type not in ATTACHMENT_CONTENT_TYPES:
+        errors["file"] = ["Attach a PDF, PNG or JPEG file."]
+    elif not file.size or file.size > settings.ATTACHMENT_MAX_BYTES:
+        errors["file"] = [f"The file must hold between 1 byte and {settings.ATTACHMENT_MAX_BYTES} bytes."]
+    if errors:
+        raise ValidationFailed(details=errors)
+    with transaction.atomic():
+        order = order_lock(pk=order_id, actor=actor)
+        if actor is not None and not (
+            territory_permits(user=actor, permission=TerritoryPermission.VIEW_PHI, territory_id=order.territory_id)
+            and (
+                territory_permits(
+                    user=actor, permission=TerritoryPermission.CREATE_ORDER, territory_id=order.territory_id
+                )
+                or territory_permits(
+                    user=actor, permission=TerritoryPermission.REVIEW_ORDER, territory_id=order.territory_id
+                )
+            )
+        ):
+            raise PermissionDenied("Your role may not add documents to orders.")
+        if order.is_terminal:
+            raise InvalidStatusTransition(
+                order_id=order.pk,
+                current_status=order.status,
+                requested_status=order.status,
+                message=f"Documents cannot be added to a {order.status} order.",
+            )
+        digest = hashlib.sha256()
+        for chunk in file.chunks():
+            digest.update(chunk)
+        file.seek(0)
+        attachment = Attachment(
+            order=order,
+            territory_id=order.territory_id,
+            artifact_type=artifact_type,
+            document_date=document_date,
+            original_name=file.name or "",
+            content_type=content_type,
+            size=file.size,
+            sha256=digest.hexdigest(),
+            uploaded_by=actor,
+        )
+        attachment.file.save(str(attachment.pk), file, save=False)
+        attachment.save()
+        record_event(
+            order=order,
+            kind=EventKind.ATTACHMENT,
+            actor=actor,
+            actor_kind=actor_kind_of(actor, None),
+            from_status=order.status,
+            to_status=order.status,
+            payload={"attachment_id": str(attachment.pk), "artifact_type": artifact_type},
+        )
+        if order.status in (OrderStatus.PENDING_VERIFICATION, OrderStatus.ON_HOLD):
+            _apply_compliance(order=order, actor=actor, kind=SnapshotKind.ATTACHMENT)
+    return attachment
 
 
 def order_set_status(

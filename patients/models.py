@@ -19,7 +19,7 @@ from core.fields import (
     EncryptedJSONField,
     PHIModel,
 )
-from core.identifiers import validate_npi
+from core.identifiers import validate_hcpcs, validate_npi
 
 
 class Provider(models.Model):
@@ -62,6 +62,12 @@ class Patient(PHIModel):
     phone = EncryptedCharField(max_length=30)
     email = EncryptedCharField(max_length=254)
     address = EncryptedJSONField(help_text="{line1, line2, city, state, postal_code}")
+    # Medication-safety intake (seed 004): what the patient reports, checked before prescribing.
+    allergies = EncryptedJSONField(help_text="Drug allergies as recorded, e.g. [\"sulfa\", \"tadalafil\"].")
+    medications = EncryptedJSONField(help_text="Current medications as recorded, e.g. [\"isosorbide mononitrate 30 mg\"].")
+    conditions = EncryptedJSONField(
+        help_text="History items from the medication safety table's conditions, e.g. [\"men2\"]."
+    )
 
     first_name_index = BlindIndexField(sources=("first_name",), purpose="patient.first_name")
     last_name_index = BlindIndexField(sources=("last_name",), purpose="patient.last_name")
@@ -108,3 +114,54 @@ class Coverage(PHIModel):
 
     def __str__(self) -> str:
         return f"Coverage {str(self.pk)[:8]} ({self.get_payer_type_display()})"
+
+
+class PriorAuthorizationDecision(models.TextChoices):
+    AFFIRMED = "affirmed", "Affirmed"
+    NON_AFFIRMED = "non_affirmed", "Non-affirmed"
+
+
+class PriorAuthorization(PHIModel):
+    """A payer's prior authorization decision for one HCPCS code, on file for a patient.
+
+    The unique tracking number (UTN) identifies the patient's request at the DME MAC, so it is
+    encrypted. ``expires_on`` is the end the decision letter states; without one the engine uses
+    the program's validity from the rule files.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    territory = models.ForeignKey("territories.Territory", on_delete=models.PROTECT, related_name="+")
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="prior_authorizations")
+    hcpcs_code = models.CharField("HCPCS code", max_length=5, validators=[validate_hcpcs])
+    decision = models.CharField(max_length=20, choices=PriorAuthorizationDecision.choices)
+    decision_date = models.DateField()
+    expires_on = models.DateField(null=True, blank=True)
+    tracking_number = EncryptedCharField("unique tracking number", max_length=50)
+    created_at = models.DateTimeField(auto_now_add=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-decision_date"]
+
+    def __str__(self) -> str:
+        return f"Prior authorization {self.hcpcs_code} ({self.get_decision_display()})"
+
+
+class ProviderCredential(models.Model):
+    """A licence or enrolment that lets a provider order in one territory for a date range."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="credentials_held")
+    territory = models.ForeignKey("territories.Territory", on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=50, help_text="e.g. state medical licence, Medicare enrolment")
+    number = models.CharField(max_length=50)
+    valid_from = models.DateField()
+    valid_to = models.DateField(null=True, blank=True, help_text="Last valid day; empty: open-ended.")
+    active = models.BooleanField(default=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["provider", "-valid_from"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.number}"

@@ -13,7 +13,7 @@ from core.crypto import blind_index
 from territories.models import Territory, TerritoryPermission
 from territories.selectors import territories_for_user
 
-from .models import Patient, Provider
+from .models import Coverage, Patient, PriorAuthorization, Provider, ProviderCredential
 
 
 def _scope(user: Any, territory: Territory | None, permission: TerritoryPermission) -> QuerySet[Territory]:
@@ -101,3 +101,29 @@ def patient_search(
             )
         condition &= names_condition
     return patients.filter(condition)
+
+
+# --- facts the compliance checks read (system reads: the caller has already scoped the order) ---
+
+
+def active_coverage(*, patient: Patient, on: dt.date) -> Coverage | None:
+    """The patient's coverage in force on ``on`` (the newest active one), or None."""
+    coverages = patient.coverages.filter(active=True).filter(
+        Q(effective_from__isnull=True) | Q(effective_from__lte=on), Q(effective_to__isnull=True) | Q(effective_to__gte=on)
+    )
+    return coverages.order_by("-effective_from", "-created_at").first()
+
+
+def prior_authorizations_of(*, patient: Patient) -> list[PriorAuthorization]:
+    return list(PriorAuthorization.objects.filter(patient=patient))
+
+
+def provider_credentialed(*, provider: Provider, territory_id: Any, on: dt.date) -> bool:
+    """Whether ``provider`` holds an active credential valid in the territory on ``on``."""
+    return ProviderCredential.objects.filter(
+        Q(valid_to__isnull=True) | Q(valid_to__gte=on),
+        provider=provider,
+        territory_id=territory_id,
+        active=True,
+        valid_from__lte=on,
+    ).exists()

@@ -32,6 +32,7 @@ class TerritoryPermission(models.TextChoices):
     CANCEL_ORDER = "cancel_order", "Cancel orders"
     RECORD_PAYMENT = "record_payment", "Record a payment on an order by hand"
     MANAGE_PATIENTS = "manage_patients", "Register and edit patients"
+    OVERRIDE_COMPLIANCE = "override_compliance", "Verify an order over open compliance findings (with a reason)"
 
 
 _ALL = set(TerritoryPermission)
@@ -83,6 +84,13 @@ _OPS_MODEL_PERMISSIONS = [
     "catalog.view_purchaseorderline",
     "catalog.view_stockalert",
     "territories.view_territory",
+    "orders.view_attachment",
+    "orders.add_attachment",
+    "compliance.view_payerrule",
+    "compliance.view_compliancesnapshot",
+    "patients.view_priorauthorization",
+    "patients.add_priorauthorization",
+    "patients.view_providercredential",
 ]
 ROLE_MODEL_PERMISSIONS: dict[str, list[str]] = {
     Role.DOCTOR: [],
@@ -107,6 +115,11 @@ ROLE_MODEL_PERMISSIONS: dict[str, list[str]] = {
         "catalog.add_purchaseorderline",
         "catalog.change_purchaseorderline",
         "catalog.delete_purchaseorderline",
+        "compliance.add_payerrule",
+        "compliance.change_payerrule",
+        "patients.change_priorauthorization",
+        "patients.add_providercredential",
+        "patients.change_providercredential",
         "territories.view_territorymembership",
         "territories.add_territorymembership",
         "territories.change_territorymembership",

@@ -262,3 +262,8 @@ CELERY_BEAT_SCHEDULE["stock-alerts-daily"] = {
     "task": "catalog.tasks.check_stock",
     "schedule": crontab(hour=6, minute=0),
 }
+
+# Compliance engine: the folder of rule files (TOML, see compliance/rules/README.md).
+COMPLIANCE_RULES_DIR = env("COMPLIANCE_RULES_DIR", default=str(BASE_DIR / "compliance" / "rules"))
+# Order attachments (WOPD, face-to-face notes, prior authorizations, CMNs): largest accepted file.
+ATTACHMENT_MAX_BYTES = env.int("ATTACHMENT_MAX_BYTES", default=10 * 1024 * 1024)

@@ -1,0 +1,634 @@
+"""The deterministic compliance engine: one input, the rule files, one result.
+
+``evaluate(facts)`` runs every check against the rules in force on the order date (the delivery
+date where a rule speaks of delivery) and returns the findings and the disposition: any ``hold``
+finding makes the order ``hold``; else any ``needs_review`` finding makes it ``needs_review``;
+else it is ``clear``. ``info`` findings explain a decision (an item routed to dropship, a
+suspended requirement) and never change the disposition. The engine reads no database and sends
+nothing; it is safe to call for a draft on every keystroke.
+
+The Medicare DMEPOS documentation rules (face-to-face and WOPD, prior authorization, quantity
+limits, refills) apply to insurance orders; the standard written order, territory, inventory and
+medication safety checks apply to every order.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from core.identifiers import is_valid_npi
+
+from .inputs import ArtifactType, ComplianceInput, ItemFacts
+from .rulebook import Row, RuleSet, Source, load_rule_sets, rule_versions
+
+
+class Severity(StrEnum):
+    HOLD = "hold"
+    NEEDS_REVIEW = "needs_review"
+    INFO = "info"
+
+
+class Disposition(StrEnum):
+    CLEAR = "clear"
+    HOLD = "hold"
+    NEEDS_REVIEW = "needs_review"
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    severity: Severity
+    message: str
+    rule: str
+    source: Mapping[str, str] | None = None
+    required_artifacts: tuple[str, ...] = ()
+    field: str | None = None  # the order field it concerns, for inline display
+    item: str | None = None  # the line's key when it concerns one line
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "severity": str(self.severity),
+            "message": self.message,
+            "rule": self.rule,
+            "source": dict(self.source) if self.source else None,
+            "required_artifacts": list(self.required_artifacts),
+            "field": self.field,
+            "item": self.item,
+        }
+
+
+@dataclass(frozen=True)
+class ComplianceResult:
+    disposition: Disposition
+    findings: tuple[Finding, ...]
+    rule_versions: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def required_artifacts(self) -> list[str]:
+        """Every artifact that would resolve a hold or review finding, each once, sorted."""
+        return sorted(
+            {artifact for f in self.findings if f.severity != Severity.INFO for artifact in f.required_artifacts}
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "disposition": str(self.disposition),
+            "findings": [finding.as_dict() for finding in self.findings],
+            "required_artifacts": self.required_artifacts,
+            "rule_versions": dict(self.rule_versions),
+        }
+
+
+def evaluate(facts: ComplianceInput, *, rule_sets: Mapping[str, RuleSet] | None = None) -> ComplianceResult:
+    """Evaluate ``facts`` against the rule files (default: the configured folder)."""
+    rule_sets = rule_sets if rule_sets is not None else load_rule_sets()
+    check = _Checker(facts, rule_sets)
+    findings = check.run()
+    return ComplianceResult(disposition=disposition_of(findings), findings=findings, rule_versions=rule_versions(rule_sets))
+
+
+def disposition_of(findings: Iterable[Finding]) -> Disposition:
+    severities = {finding.severity for finding in findings}
+    if Severity.HOLD in severities:
+        return Disposition.HOLD
+    if Severity.NEEDS_REVIEW in severities:
+        return Disposition.NEEDS_REVIEW
+    return Disposition.CLEAR
+
+
+def add_months(day: dt.date, months: int) -> dt.date:
+    """``day`` moved by ``months`` calendar months, clamped to the end of a shorter month."""
+    month_index = day.year * 12 + day.month - 1 + months
+    year, month = divmod(month_index, 12)
+    return dt.date(year, month + 1, min(day.day, calendar.monthrange(year, month + 1)[1]))
+
+
+def _fmt(day: dt.date) -> str:
+    return day.isoformat()
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+class _Checker:
+    def __init__(self, facts: ComplianceInput, rule_sets: Mapping[str, RuleSet]) -> None:
+        self.facts = facts
+        self.rules = rule_sets
+        self.today = dt.date.today()
+        self.order_date = facts.order_date or self.today
+        # Where a rule speaks of delivery: the requested delivery date, else the order date.
+        self.delivery_date = facts.requested_date or self.order_date
+        self.findings: list[Finding] = []
+        self.artifact_dates: dict[str, list[dt.date | None]] = {}
+        for artifact in facts.artifacts:
+            self.artifact_dates.setdefault(artifact.artifact_type, []).append(artifact.document_date)
+        self.insurance = facts.payer_type == "insurance"
+
+    def run(self) -> tuple[Finding, ...]:
+        self.standard_written_order()
+        self.territory_and_credentials()
+        if self.insurance:
+            self.face_to_face_and_wopd()
+            self.prior_authorization()
+            self.quantity_limits_and_refills()
+            self.payer_rules()
+        self.inventory()
+        self.medication_safety()
+        return tuple(self.findings)
+
+    # --- helpers -------------------------------------------------------------------------------
+    def add(
+        self,
+        code: str,
+        severity: Severity,
+        message: str,
+        *,
+        rule: str,
+        source: Source | Mapping[str, str] | None = None,
+        artifacts: Iterable[str] = (),
+        field: str | None = None,
+        item: ItemFacts | None = None,
+    ) -> None:
+        cited = source.cite() if isinstance(source, Source) else source
+        self.findings.append(
+            Finding(
+                code=code,
+                severity=severity,
+                message=message,
+                rule=rule,
+                source=cited,
+                required_artifacts=tuple(artifacts),
+                field=field,
+                item=item.key if item is not None else None,
+            )
+        )
+
+    def has_artifact(self, *types: str) -> bool:
+        return any(self.artifact_dates.get(t) for t in types)
+
+    def artifact_dated(self, *types: str, on_or_before: dt.date) -> bool:
+        return any(d is not None and d <= on_or_before for t in types for d in self.artifact_dates.get(t, []))
+
+    def coded_items(self) -> list[ItemFacts]:
+        return [item for item in self.facts.items if item.hcpcs]
+
+    # --- 1. standard written order -------------------------------------------------------------
+    def standard_written_order(self) -> None:
+        facts = self.facts
+        present = {
+            "beneficiary": facts.patient.known and (facts.patient.has_name or facts.patient.has_mbi),
+            "order_date": facts.order_date is not None,
+            "item_description": bool(facts.items) and all(i.description or i.hcpcs for i in facts.items),
+            "quantity": bool(facts.items) and all((i.quantity or 0) >= 1 for i in facts.items),
+            "practitioner": facts.provider.known and bool(facts.provider.name or facts.provider.npi),
+            "signature": facts.signed_on is not None or self.has_artifact(ArtifactType.SWO, ArtifactType.WOPD),
+        }
+        fields = {
+            "beneficiary": "patient_id",
+            "order_date": "order_date",
+            "item_description": "items",
+            "quantity": "items",
+            "practitioner": "provider_id",
+            "signature": "signature",
+        }
+        for row in self.rules["standard_written_order"].rows_in_force(self.order_date):
+            element = row["element"]
+            if not present.get(element, True):
+                self.add(
+                    f"SWO_MISSING_{element.upper()}",
+                    Severity.HOLD,
+                    f"The written order lacks the {row['label']}.",
+                    rule="standard_written_order",
+                    source=row.source,
+                    artifacts=row.get("artifacts", ()),
+                    field=fields.get(element),
+                )
+
+    # --- 8. territory and credentials ----------------------------------------------------------
+    def territory_and_credentials(self) -> None:
+        provider, patient = self.facts.provider, self.facts.patient
+        rule = "territory"
+        if provider.known:
+            if not provider.npi or not is_valid_npi(provider.npi):
+                self.add(
+                    "PROVIDER_NPI_INVALID",
+                    Severity.HOLD,
+                    "The ordering provider has no valid NPI on file.",
+                    rule=rule,
+                    field="provider_id",
+                )
+            if not provider.credentialed_in_territory:
+                self.add(
+                    "PROVIDER_NOT_CREDENTIALED",
+                    Severity.HOLD,
+                    "The ordering provider has no active credential in the order's territory on the order date.",
+                    rule=rule,
+                    field="provider_id",
+                )
+        if patient.known and not patient.in_territory:
+            self.add(
+                "PATIENT_OUTSIDE_TERRITORY",
+                Severity.HOLD,
+                "The patient is not registered in the order's territory.",
+                rule=rule,
+                field="patient_id",
+            )
+
+    # --- 2. face-to-face encounter and written order prior to delivery ------------------------
+    def face_to_face_and_wopd(self) -> None:
+        rule_set = self.rules["f2f_wopd"]
+        listed: dict[str, Row] = {}
+        for row in rule_set.rows_in_force(self.order_date):
+            for code in row.codes:
+                listed[code] = row
+        items = [item for item in self.coded_items() if item.hcpcs in listed]
+        if not items:
+            return
+        codes = ", ".join(sorted({item.hcpcs or "" for item in items}))
+        source = listed[items[0].hcpcs or ""].source
+        window_months = int(rule_set.settings.get("f2f_window_months", 6))
+        window_start = add_months(self.order_date, -window_months)
+        note_dates = [d for d in self.artifact_dates.get(ArtifactType.F2F_NOTE, []) if d is not None]
+        encounter = self.facts.f2f_date or (max(note_dates) if note_dates else None)
+        rule = "f2f_wopd"
+        if encounter is None:
+            self.add(
+                "F2F_ENCOUNTER_REQUIRED",
+                Severity.HOLD,
+                f"{codes} need a face-to-face encounter within the {window_months} months before the order.",
+                rule=rule,
+                source=source,
+                artifacts=[ArtifactType.F2F_NOTE],
+                field="f2f_date",
+            )
+        elif not (window_start <= encounter <= self.order_date):
+            self.add(
+                "F2F_ENCOUNTER_OUT_OF_WINDOW",
+                Severity.HOLD,
+                f"{codes} need a face-to-face encounter between {_fmt(window_start)} and {_fmt(self.order_date)};"
+                f" the one on file is dated {_fmt(encounter)}.",
+                rule=rule,
+                source=source,
+                artifacts=[ArtifactType.F2F_NOTE],
+                field="f2f_date",
+            )
+        elif not note_dates:
+            self.add(
+                "F2F_NOTE_REQUIRED",
+                Severity.HOLD,
+                f"{codes} need the face-to-face encounter note on file.",
+                rule=rule,
+                source=source,
+                artifacts=[ArtifactType.F2F_NOTE],
+                field="attachments",
+            )
+        signed_in_time = self.facts.signed_on is not None and self.facts.signed_on <= self.delivery_date
+        if not signed_in_time and not self.artifact_dated(
+            ArtifactType.WOPD, ArtifactType.SWO, on_or_before=self.delivery_date
+        ):
+            self.add(
+                "WOPD_REQUIRED",
+                Severity.HOLD,
+                f"{codes} need a written order dated on or before delivery ({_fmt(self.delivery_date)}).",
+                rule=rule,
+                source=source,
+                artifacts=[ArtifactType.WOPD],
+                field="signature",
+            )
+
+    # --- 3. prior authorization ----------------------------------------------------------------
+    def prior_authorization(self) -> None:
+        rule_set = self.rules["prior_authorization"]
+        programs = {program["id"]: program for program in rule_set.tables.get("programs", ())}
+        state = (self.facts.patient.state or "").upper()
+        rows_by_code: dict[str, Row] = {}
+        for row in rule_set.rows_in_force(self.delivery_date):
+            states = row.get("states")
+            if states and state not in states:
+                continue
+            for code in row.codes:
+                rows_by_code[code] = row
+        for item in self.coded_items():
+            row = rows_by_code.get(item.hcpcs or "")
+            if row is None:
+                continue
+            program = programs.get(row["program"], {})
+            name = program.get("name", row["program"])
+            if row.get("status") == "suspended":
+                self.add(
+                    "PRIOR_AUTH_SUSPENDED",
+                    Severity.INFO,
+                    f"Prior authorization for {item.hcpcs} ({name}) is suspended on {_fmt(self.delivery_date)}.",
+                    rule="prior_authorization",
+                    source=row.source,
+                    item=item,
+                )
+                continue
+            self._require_prior_auth(
+                item,
+                rule="prior_authorization",
+                source=row.source,
+                label=f"the CMS Required Prior Authorization List ({name})",
+                validity=program,
+                code_prefix="PRIOR_AUTH",
+            )
+
+    def _require_prior_auth(
+        self,
+        item: ItemFacts,
+        *,
+        rule: str,
+        source: Source | Mapping[str, str] | None,
+        label: str,
+        validity: Mapping[str, Any],
+        code_prefix: str,
+    ) -> None:
+        """Hold unless an affirmed decision for the item covers the delivery date."""
+        delivery = self.delivery_date
+        decisions = [pa for pa in self.facts.prior_authorizations if pa.hcpcs == item.hcpcs]
+        attached = [d for d in self.artifact_dates.get(ArtifactType.PRIOR_AUTH, []) if d is not None]
+        valid_until: list[dt.date] = []
+        for pa in decisions:
+            if pa.affirmed and pa.decision_date <= delivery:
+                valid_until.append(pa.expires_on or _valid_until(pa.decision_date, validity))
+        valid_until += [_valid_until(day, validity) for day in attached if day <= delivery]
+        if any(until >= delivery for until in valid_until):
+            return
+        if valid_until:
+            code, message = (
+                f"{code_prefix}_EXPIRED",
+                f"{item.hcpcs} is on {label}; the affirmed decision on file expired on {_fmt(max(valid_until))},"
+                f" before delivery on {_fmt(delivery)}.",
+            )
+        elif any(not pa.affirmed for pa in decisions):
+            code, message = (
+                f"{code_prefix}_NON_AFFIRMED",
+                f"{item.hcpcs} is on {label}; the decision on file is non-affirmed.",
+            )
+        else:
+            code, message = (
+                f"{code_prefix}_REQUIRED",
+                f"{item.hcpcs} is on {label}; no affirmed prior authorization is on file.",
+            )
+        self.add(
+            code, Severity.HOLD, message, rule=rule, source=source, artifacts=[ArtifactType.PRIOR_AUTH], item=item
+        )
+
+    # --- 4 and 5. quantity limits and refills --------------------------------------------------
+    def quantity_limits_and_refills(self) -> None:
+        limits = self.rules["quantity_limits"]
+        insulin_codes = set(limits.settings.get("insulin_treated_diagnoses", ()))
+        insulin = any(code in insulin_codes for code in self.facts.diagnosis_codes)
+        applicable = "insulin_treated" if insulin else "not_insulin_treated"
+        pools: dict[int, tuple[Row, list[ItemFacts]]] = {}
+        for row in limits.rows_in_force(self.delivery_date):
+            if row.get("when", "any") not in ("any", applicable):
+                continue
+            for item in self.coded_items():
+                if item.hcpcs in row.codes:
+                    pools.setdefault(row.index, (row, []))[1].append(item)
+        for row, items in pools.values():
+            self._quantity_limit(row, items)
+            self._refill(row, items)
+
+    def _quantity_limit(self, row: Row, items: list[ItemFacts]) -> None:
+        period = int(row["period_months"])
+        allowed = int(row["quantity"])
+        window_start = add_months(self.delivery_date, -period)
+        delivered = sum(
+            d.quantity
+            for d in self.facts.supply_history
+            if d.hcpcs in row.codes and window_start < d.delivered_on <= self.delivery_date
+        )
+        ordered = sum(item.quantity or 0 for item in items)
+        if delivered + ordered <= allowed:
+            return
+        codes = ", ".join(sorted({item.hcpcs or "" for item in items}))
+        pooled = f" (shared by {', '.join(row.codes)})" if len(row.codes) > 1 else ""
+        message = (
+            f"{codes}: {ordered} ordered and {delivered} delivered in the {_plural(period, 'month')} to"
+            f" {_fmt(self.delivery_date)} exceed the usual maximum of {allowed} per {_plural(period, 'month')}"
+            f" for {row['description']}{pooled}."
+        )
+        if self.has_artifact(ArtifactType.MEDICAL_NECESSITY):
+            severity, message = Severity.NEEDS_REVIEW, message + " Medical-necessity documentation is attached."
+        else:
+            severity = Severity.HOLD
+        self.add(
+            "QUANTITY_LIMIT_EXCEEDED",
+            severity,
+            message,
+            rule="quantity_limits",
+            source=row.source,
+            artifacts=[ArtifactType.MEDICAL_NECESSITY],
+            field="quantity",
+            item=items[0],
+        )
+
+    def _refill(self, limit: Row, items: list[ItemFacts]) -> None:
+        history = [d for d in self.facts.supply_history if d.hcpcs in limit.codes and d.delivered_on <= self.delivery_date]
+        if not history:
+            return  # a first delivery, not a refill
+        refill_rows = self.rules["refills"].rows_in_force(self.delivery_date)
+        if not refill_rows:
+            return
+        refill = refill_rows[0]
+        last_day = max(d.delivered_on for d in history)
+        last_quantity = sum(d.quantity for d in history if d.delivered_on == last_day)
+        period_days = (add_months(last_day, int(limit["period_months"])) - last_day).days
+        supply_end = last_day + dt.timedelta(days=period_days * last_quantity // int(limit["quantity"]))
+        earliest = supply_end - dt.timedelta(days=int(refill["deliver_no_sooner_than_days"]))
+        codes = ", ".join(sorted({item.hcpcs or "" for item in items}))
+        if self.delivery_date < earliest:
+            self.add(
+                "REFILL_TOO_EARLY",
+                Severity.HOLD,
+                f"{codes}: the supply delivered on {_fmt(last_day)} lasts until {_fmt(supply_end)}; a refill may be"
+                f" delivered from {_fmt(earliest)}, not on {_fmt(self.delivery_date)}.",
+                rule="refills",
+                source=refill.source,
+                field="requested_date",
+                item=items[0],
+            )
+        # Before 2024 the contact window counted back from delivery; since CMS-1780-F it counts back
+        # from the expected end of the current supply (the row's contact_anchor says which).
+        anchor = supply_end if refill.get("contact_anchor") == "expected_end_of_supply" else self.delivery_date
+        window_start = anchor - dt.timedelta(days=int(refill["contact_no_sooner_than_days"]))
+        confirmations = self.artifact_dates.get(ArtifactType.PATIENT_REFILL_CONFIRMATION, [])
+        if not any(d is not None and window_start <= d <= self.delivery_date for d in confirmations):
+            self.add(
+                "REFILL_CONFIRMATION_REQUIRED",
+                Severity.HOLD,
+                f"{codes} is a refill: the patient must confirm the need on or after {_fmt(window_start)} and"
+                f" before delivery on {_fmt(self.delivery_date)}.",
+                rule="refills",
+                source=refill.source,
+                artifacts=[ArtifactType.PATIENT_REFILL_CONFIRMATION],
+                item=items[0],
+            )
+
+    # --- 7. payer and plan rules ----------------------------------------------------------------
+    def payer_rules(self) -> None:
+        tier = (self.facts.coverage_tier or "").strip().lower()
+        for item in self.coded_items():
+            for payer_rule in (r for r in self.facts.payer_rules if r.hcpcs == item.hcpcs):
+                source = {"id": "payer_rule", "title": payer_rule.source or f"{payer_rule.payer} coverage rules", "url": ""}
+                if payer_rule.not_covered:
+                    self.add(
+                        "PAYER_NOT_COVERED",
+                        Severity.NEEDS_REVIEW,
+                        f"{item.hcpcs} is not covered by {payer_rule.payer}.",
+                        rule="payer_rules",
+                        source=source,
+                        item=item,
+                    )
+                tiers = [t.strip().lower() for t in payer_rule.coverage_tiers if t.strip()]
+                if tiers and tier not in tiers:
+                    self.add(
+                        "COVERAGE_TIER_EXCLUDED",
+                        Severity.NEEDS_REVIEW,
+                        f"{item.hcpcs} is covered by {payer_rule.payer} for the {', '.join(tiers)} tier(s) only;"
+                        f" the patient's tier is {tier or 'not recorded'}.",
+                        rule="payer_rules",
+                        source=source,
+                        item=item,
+                    )
+                if payer_rule.requires_prior_auth:
+                    self._require_prior_auth(
+                        item,
+                        rule="payer_rules",
+                        source=source,
+                        label=f"{payer_rule.payer}'s prior authorization list",
+                        validity={},
+                        code_prefix="PAYER_PRIOR_AUTH",
+                    )
+                if payer_rule.requires_cmn and not self.has_artifact(ArtifactType.CMN):
+                    self.add(
+                        "CMN_REQUIRED",
+                        Severity.HOLD,
+                        f"{payer_rule.payer} requires a certificate of medical necessity for {item.hcpcs}.",
+                        rule="payer_rules",
+                        source=source,
+                        artifacts=[ArtifactType.CMN],
+                        item=item,
+                    )
+
+    # --- 9. inventory flags ---------------------------------------------------------------------
+    def inventory(self) -> None:
+        for item in self.facts.items:
+            if not item.stock_short:
+                continue
+            available = item.stock_available or 0
+            if item.dropship_allowed:
+                self.add(
+                    "INVENTORY_DROPSHIP",
+                    Severity.INFO,
+                    f"{item.sku}: {available} available in the warehouse for {item.quantity}; the vendor will dropship it.",
+                    rule="inventory",
+                    item=item,
+                )
+                continue
+            restock = (
+                f" Expected restock on {_fmt(item.expected_restock)} (open purchase order)."
+                if item.expected_restock
+                else " No purchase order is open."
+            )
+            self.add(
+                "INVENTORY_SHORTFALL",
+                Severity.HOLD,
+                f"{item.sku}: {available} available for {item.quantity} ordered, and it cannot be dropshipped.{restock}",
+                rule="inventory",
+                field="quantity",
+                item=item,
+            )
+
+    # --- 10. medication safety ------------------------------------------------------------------
+    def medication_safety(self) -> None:
+        rule_set = self.rules["medication_safety"]
+        ingredients = rule_set.tables.get("ingredients", ())
+        classes = {entry["id"]: entry for entry in rule_set.tables.get("drug_classes", ())}
+        conditions = {entry["id"]: entry for entry in rule_set.tables.get("conditions", ())}
+        source_of_table = next(iter(rule_set.sources.values()), None)
+        patient = self.facts.patient
+        allergies = [_normalise(a) for a in patient.allergies]
+        medications = [_normalise(m) for m in patient.medications]
+        rows = rule_set.rows_in_force(self.order_date)
+        for item in self.facts.items:
+            if not item.rxnorm_code:
+                continue
+            ingredient = next((i for i in ingredients if item.rxnorm_code in i.get("rxnorm_products", ())), None)
+            if ingredient is None:
+                self.add(
+                    "MEDICATION_NOT_IN_SAFETY_TABLE",
+                    Severity.NEEDS_REVIEW,
+                    f"{item.sku}: RxNorm {item.rxnorm_code} is not in the medication safety table; a provider must"
+                    " review contraindications and interactions.",
+                    rule="medication_safety",
+                    source=source_of_table,
+                    item=item,
+                )
+                continue
+            names = [_normalise(n) for n in ingredient.get("names", ())]
+            if any(_mentions(allergy, names) for allergy in allergies):
+                self.add(
+                    "MEDICATION_ALLERGY",
+                    Severity.NEEDS_REVIEW,
+                    f"{item.sku}: the patient has a recorded allergy to {ingredient['id']}.",
+                    rule="medication_safety",
+                    source=source_of_table,
+                    item=item,
+                )
+            for row in rows:
+                if row["drug_class"] != ingredient.get("drug_class"):
+                    continue
+                if row["kind"] == "interaction":
+                    other = classes.get(row.get("with_class", ""), {})
+                    other_names = [_normalise(n) for n in other.get("names", ())]
+                    if any(_mentions(medication, other_names) for medication in medications):
+                        self.add(
+                            "MEDICATION_INTERACTION",
+                            Severity.NEEDS_REVIEW,
+                            f"{item.sku} with {other.get('label', row.get('with_class'))}: {row['message']}",
+                            rule="medication_safety",
+                            source=row.source,
+                            item=item,
+                        )
+                elif row["kind"] == "contraindication" and row.get("condition") in patient.conditions:
+                    condition = conditions.get(row["condition"], {})
+                    self.add(
+                        "MEDICATION_CONTRAINDICATION",
+                        Severity.NEEDS_REVIEW,
+                        f"{item.sku} and {condition.get('label', row['condition'])}: {row['message']}",
+                        rule="medication_safety",
+                        source=row.source,
+                        item=item,
+                    )
+
+
+def _valid_until(decision_date: dt.date, validity: Mapping[str, Any]) -> dt.date:
+    """Last day an affirmed decision covers a delivery: N days or months after the decision.
+
+    Without a program validity (a payer's own list) the decision has no stated end.
+    """
+    if "decision_valid_months" in validity:
+        return add_months(decision_date, int(validity["decision_valid_months"]))
+    if "decision_valid_days" in validity:
+        return decision_date + dt.timedelta(days=int(validity["decision_valid_days"]))
+    return dt.date.max
+
+
+def _normalise(text: str) -> str:
+    return " ".join(text.lower().replace("-", " ").split())
+
+
+def _mentions(text: str, names: Iterable[str]) -> bool:
+    """Whether ``text`` (a medication or allergy as recorded) names any of ``names`` as whole words."""
+    padded = f" {text} "
+    return any(name and f" {name} " in padded for name in names)

@@ -1,0 +1,193 @@
+"""Loading and validating the rule files in ``compliance/rules/`` (see its README.md for their format).
+
+``load_rule_sets()`` returns every rule set, parsed and checked. Parsed files are kept per process
+keyed by their path, size and modification time, so an edited file is read again on next use and
+nothing shared between processes is assumed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+
+from core.identifiers import is_valid_hcpcs
+
+# The rule sets the engine needs; a missing file is an error, not an empty table.
+REQUIRED_RULE_SETS = (
+    "standard_written_order",
+    "f2f_wopd",
+    "prior_authorization",
+    "quantity_limits",
+    "refills",
+    "medication_safety",
+)
+# Row tables by rule set (most files call theirs "rows").
+_ROW_TABLE = {"quantity_limits": "limits"}
+# Rule sets in which one HCPCS code may be in force in one row only on any day (per state set).
+_ONE_ROW_PER_CODE = ("f2f_wopd", "prior_authorization", "quantity_limits")
+
+
+class RuleFileError(ValueError):
+    """A rule file is missing, unreadable or inconsistent; the message names the file and row."""
+
+
+@dataclass(frozen=True)
+class Source:
+    id: str
+    title: str
+    url: str
+
+    def cite(self) -> dict[str, str]:
+        return {"id": self.id, "title": self.title, "url": self.url}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One rule row: its fields, its dates and its source."""
+
+    rule_set: str
+    index: int
+    fields: Mapping[str, Any]
+    effective_from: dt.date
+    effective_to: dt.date | None
+    source: Source
+
+    def in_force(self, on: dt.date) -> bool:
+        return self.effective_from <= on and (self.effective_to is None or on <= self.effective_to)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.fields[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.fields.get(key, default)
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        return tuple(self.fields.get("codes", ()))
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    name: str
+    version: str
+    title: str
+    settings: Mapping[str, Any]
+    sources: Mapping[str, Source]
+    rows: tuple[Row, ...]
+    tables: Mapping[str, tuple[Mapping[str, Any], ...]] = field(default_factory=dict)
+
+    def rows_in_force(self, on: dt.date) -> list[Row]:
+        return [row for row in self.rows if row.in_force(on)]
+
+
+def rules_dir() -> Path:
+    return Path(settings.COMPLIANCE_RULES_DIR)
+
+
+def load_rule_sets(directory: Path | None = None) -> dict[str, RuleSet]:
+    """Every rule set of ``directory`` (default: settings.COMPLIANCE_RULES_DIR), validated.
+
+    Raises RuleFileError naming the file and row of the first problem found.
+    """
+    directory = directory or rules_dir()
+    stamps = []
+    for name in REQUIRED_RULE_SETS:
+        path = directory / f"{name}.toml"
+        try:
+            stat = path.stat()
+        except OSError as error:
+            raise RuleFileError(f"{path.name}: missing ({error.strerror})") from error
+        stamps.append((name, str(path), stat.st_size, stat.st_mtime_ns))
+    return _load(tuple(stamps))
+
+
+def rule_versions(rule_sets: Mapping[str, RuleSet]) -> dict[str, str]:
+    return {name: rule_set.version for name, rule_set in sorted(rule_sets.items())}
+
+
+@functools.lru_cache(maxsize=8)
+def _load(stamps: tuple[tuple[str, str, int, int], ...]) -> dict[str, RuleSet]:
+    return {name: _parse(name, Path(path)) for name, path, _size, _mtime in stamps}
+
+
+def _parse(name: str, path: Path) -> RuleSet:
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise RuleFileError(f"{path.name}: cannot be read: {error}") from error
+    if data.get("rule_set") != name:
+        raise RuleFileError(f"{path.name}: rule_set must be {name!r}")
+    for key in ("version", "title"):
+        if not isinstance(data.get(key), str) or not data[key]:
+            raise RuleFileError(f"{path.name}: {key} is required")
+    sources = {}
+    for entry in data.get("sources", []):
+        if not all(isinstance(entry.get(key), str) and entry[key] for key in ("id", "title", "url")):
+            raise RuleFileError(f"{path.name}: every source needs id, title and url")
+        if entry["id"] in sources:
+            raise RuleFileError(f"{path.name}: source {entry['id']!r} is listed twice")
+        sources[entry["id"]] = Source(entry["id"], entry["title"], entry["url"])
+    table = _ROW_TABLE.get(name, "rows")
+    rows = tuple(_parse_row(name, path, index, raw, sources) for index, raw in enumerate(data.get(table, []), start=1))
+    if not rows:
+        raise RuleFileError(f"{path.name}: no [[{table}]] rows")
+    if name in _ONE_ROW_PER_CODE:
+        _check_no_overlap(path, rows)
+    scalar_settings = {key: value for key, value in data.items() if not isinstance(value, list)}
+    other_tables = {
+        key: tuple(value)
+        for key, value in data.items()
+        if isinstance(value, list) and key not in ("sources", table) and all(isinstance(v, dict) for v in value)
+    }
+    return RuleSet(
+        name=name,
+        version=data["version"],
+        title=data["title"],
+        settings=scalar_settings,
+        sources=sources,
+        rows=rows,
+        tables=other_tables,
+    )
+
+
+def _parse_row(name: str, path: Path, index: int, raw: dict[str, Any], sources: Mapping[str, Source]) -> Row:
+    where = f"{path.name} row {index}"
+    start, end = raw.get("effective_from"), raw.get("effective_to")
+    if not isinstance(start, dt.date) or isinstance(start, dt.datetime):
+        raise RuleFileError(f"{where}: effective_from must be a date")
+    if end is not None and (not isinstance(end, dt.date) or isinstance(end, dt.datetime) or end < start):
+        raise RuleFileError(f"{where}: effective_to must be a date on or after effective_from")
+    source = sources.get(raw.get("source", ""))
+    if source is None:
+        raise RuleFileError(f"{where}: source {raw.get('source')!r} is not among the file's sources")
+    bad_codes = [code for code in raw.get("codes", []) if not isinstance(code, str) or not is_valid_hcpcs(code)]
+    if bad_codes:
+        raise RuleFileError(f"{where}: not HCPCS Level II codes: {', '.join(map(str, bad_codes))}")
+    return Row(rule_set=name, index=index, fields=raw, effective_from=start, effective_to=end, source=source)
+
+
+def _check_no_overlap(path: Path, rows: Iterable[Row]) -> None:
+    seen: dict[tuple[str, tuple[str, ...]], list[Row]] = {}
+    for row in rows:
+        states = tuple(sorted(row.get("states") or ()))
+        for code in row.codes:
+            for other in seen.get((code, states), []):
+                if _overlaps(row, other) and row.get("when", "any") == other.get("when", "any"):
+                    raise RuleFileError(
+                        f"{path.name}: rows {other.index} and {row.index} are both in force for {code} on one day"
+                    )
+            seen.setdefault((code, states), []).append(row)
+
+
+def _overlaps(a: Row, b: Row) -> bool:
+    a_end = a.effective_to or dt.date.max
+    b_end = b.effective_to or dt.date.max
+    return a.effective_from <= b_end and b.effective_from <= a_end

@@ -1,0 +1,336 @@
+"""Building the compliance engine's input from an order or an unsaved draft, and applying its result.
+
+The engine (``compliance.engine``) evaluates plain facts; this module is where an order's world —
+its patient's coverage, prior authorizations on file, supply history (earlier delivered orders),
+the provider's credentials, the order's attachments and stock — becomes those facts. A draft
+(the inline check) goes through the same builder as a saved order, so the portal's live answer
+and the decision at submission never differ for the same inputs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.utils import timezone
+
+from catalog.models import Product
+from catalog.selectors import available_quantities, expected_restock_date, products_by_sku
+from compliance.engine import ComplianceResult, Disposition
+from compliance.inputs import (
+    AttachedArtifact,
+    ComplianceInput,
+    Delivery,
+    ItemFacts,
+    PatientFacts,
+    PriorAuthorizationFacts,
+    ProviderFacts,
+)
+from compliance.selectors import payer_rules_in_force
+from compliance.services import compliance_evaluate_and_record
+from core.exceptions import ValidationFailed
+from patients.exceptions import PatientProviderMismatch
+from patients.models import Patient, PayerType, PriorAuthorizationDecision, Provider
+from patients.selectors import (
+    active_coverage,
+    patients_for_user,
+    prior_authorizations_of,
+    provider_credentialed,
+    providers_for_user,
+)
+
+from .models import ActorKind, EventKind, Order, OrderItem, OrderStatus
+from .timeline import record_event
+
+
+@dataclass(frozen=True)
+class DraftItem:
+    """A draft line: a catalog product by ``sku``, or an item outside the catalog by ``hcpcs`` code."""
+
+    sku: str | None = None
+    hcpcs: str | None = None
+    quantity: int | None = None
+
+
+@dataclass(frozen=True)
+class Draft:
+    """An order as filled in so far; every field may still be missing."""
+
+    items: Sequence[DraftItem] = ()
+    patient_id: uuid.UUID | None = None
+    provider_id: uuid.UUID | None = None
+    payer_type: str | None = None
+    coverage_tier: str | None = None
+    order_date: dt.date | None = None
+    requested_date: dt.date | None = None
+    f2f_date: dt.date | None = None
+    diagnosis_codes: Sequence[str] = ()
+    artifacts: Sequence[AttachedArtifact] = ()
+    signed: bool = False
+
+
+def facts_for_order(order: Order) -> ComplianceInput:
+    """The engine's input for a saved order, read fresh from the database."""
+    items = list(order.items.select_related("product__vendor").order_by("sku"))
+    return _facts(
+        territory_id=order.territory_id,
+        patient=order.patient,
+        provider=order.provider,
+        payer_type=order.payer_type,
+        coverage_tier=None,
+        order_date=order.order_date,
+        requested_date=order.requested_date,
+        f2f_date=order.f2f_date,
+        diagnosis_codes=order.diagnosis_codes or [],
+        signed_on=timezone.localdate(order.signed_at) if order.signed_at else None,
+        artifacts=[
+            AttachedArtifact(attachment.artifact_type, attachment.document_date)
+            for attachment in order.attachments.all()
+        ],
+        items=[_line_facts(index, item) for index, item in enumerate(items)],
+        exclude_order_id=order.pk,
+    )
+
+
+def facts_for_draft(*, actor: Any, draft: Draft, territory_id: Any = None) -> ComplianceInput:
+    """The engine's input for a draft nobody has saved.
+
+    The patient and provider must be ones the actor can see (else the same errors as creating
+    the order: ValidationFailed for the provider, PatientProviderMismatch for the patient);
+    unknown SKUs are a ValidationFailed naming the line.
+    """
+    provider = None
+    if draft.provider_id is not None:
+        provider = providers_for_user(user=actor).filter(pk=draft.provider_id, active=True).first()
+        if provider is None:
+            raise ValidationFailed(details={"provider_id": ["Unknown provider."]})
+    patient = None
+    if draft.patient_id is not None:
+        patient = patients_for_user(user=actor).filter(pk=draft.patient_id).first()
+        if patient is None or (provider is not None and patient.territory_id != provider.territory_id):
+            raise PatientProviderMismatch()
+    territory_id = territory_id or (provider.territory_id if provider else patient.territory_id if patient else None)
+    products = products_by_sku(skus=[item.sku for item in draft.items if item.sku])
+    unknown = {
+        str(index): {"sku": ["Unknown or inactive product."]}
+        for index, item in enumerate(draft.items)
+        if item.sku and item.sku not in products
+    }
+    if unknown:
+        raise ValidationFailed(details={"items": unknown})
+    available = available_quantities(product_ids=[p.pk for p in products.values()])
+    items = []
+    for index, item in enumerate(draft.items):
+        product = products.get(item.sku or "")
+        if product is None:
+            items.append(
+                ItemFacts(
+                    key=str(index),
+                    hcpcs=item.hcpcs,
+                    description=f"HCPCS {item.hcpcs}" if item.hcpcs else None,
+                    quantity=item.quantity,
+                )
+            )
+            continue
+        short = product.warehouse_fulfillment and available.get(product.pk, 0) < (item.quantity or 0)
+        items.append(
+            _product_facts(
+                index,
+                product,
+                quantity=item.quantity,
+                stock_short=short,
+                stock_available=available.get(product.pk, 0) if short else None,
+            )
+        )
+    order_date = draft.order_date or timezone.localdate()
+    return _facts(
+        territory_id=territory_id,
+        patient=patient,
+        provider=provider,
+        payer_type=draft.payer_type,
+        coverage_tier=draft.coverage_tier,
+        order_date=draft.order_date,
+        requested_date=draft.requested_date,
+        f2f_date=draft.f2f_date,
+        diagnosis_codes=draft.diagnosis_codes,
+        signed_on=order_date if draft.signed else None,
+        artifacts=draft.artifacts,
+        items=items,
+        exclude_order_id=None,
+    )
+
+
+def _line_facts(index: int, item: OrderItem) -> ItemFacts:
+    return _product_facts(
+        index,
+        item.product,
+        quantity=item.quantity,
+        stock_short=item.has_inventory_flag,
+        stock_available=item.stock_available,
+    )
+
+
+def _product_facts(
+    index: int, product: Product, *, quantity: int | None, stock_short: bool, stock_available: int | None
+) -> ItemFacts:
+    vendor = product.vendor
+    return ItemFacts(
+        key=str(index),
+        sku=product.sku,
+        hcpcs=product.hcpcs_code or None,
+        description=product.name,
+        quantity=quantity,
+        rxnorm_code=product.rxnorm_code or None,
+        dropship_allowed=product.dropship_fulfillment and vendor is not None and vendor.active,
+        stock_short=stock_short,
+        stock_available=stock_available,
+        expected_restock=expected_restock_date(product=product) if stock_short else None,
+    )
+
+
+def _facts(
+    *,
+    territory_id: Any,
+    patient: Patient | None,
+    provider: Provider | None,
+    payer_type: str | None,
+    coverage_tier: str | None,
+    order_date: dt.date | None,
+    requested_date: dt.date | None,
+    f2f_date: dt.date | None,
+    diagnosis_codes: Sequence[str],
+    signed_on: dt.date | None,
+    artifacts: Sequence[AttachedArtifact],
+    items: list[ItemFacts],
+    exclude_order_id: Any,
+) -> ComplianceInput:
+    on = order_date or timezone.localdate()
+    coverage = active_coverage(patient=patient, on=on) if patient is not None else None
+    if payer_type is None and coverage is not None:
+        payer_type = coverage.payer_type
+    payer_rules: tuple[Any, ...] = ()
+    if coverage is not None and payer_type == PayerType.INSURANCE:
+        payer_rules = payer_rules_in_force(
+            payer_name=coverage.payer_name or "",
+            plan_name=coverage.plan_name or "",
+            hcpcs_codes=[item.hcpcs for item in items if item.hcpcs],
+            on=on,
+        )
+    return ComplianceInput(
+        order_date=order_date,
+        requested_date=requested_date,
+        payer_type=payer_type,
+        coverage_tier=coverage_tier if coverage_tier is not None else (coverage.coverage_tier if coverage else None),
+        patient=_patient_facts(patient, territory_id),
+        provider=_provider_facts(provider, territory_id, on),
+        items=tuple(items),
+        diagnosis_codes=tuple(diagnosis_codes),
+        f2f_date=f2f_date,
+        signed_on=signed_on,
+        artifacts=tuple(artifacts),
+        prior_authorizations=tuple(
+            PriorAuthorizationFacts(
+                hcpcs=pa.hcpcs_code,
+                affirmed=pa.decision == PriorAuthorizationDecision.AFFIRMED,
+                decision_date=pa.decision_date,
+                expires_on=pa.expires_on,
+            )
+            for pa in (prior_authorizations_of(patient=patient) if patient is not None else [])
+        ),
+        supply_history=_supply_history(patient, exclude_order_id) if patient is not None else (),
+        payer_rules=payer_rules,
+    )
+
+
+def _patient_facts(patient: Patient | None, territory_id: Any) -> PatientFacts:
+    if patient is None:
+        return PatientFacts()
+    address = patient.address or {}
+    return PatientFacts(
+        known=True,
+        has_name=bool((patient.first_name or "").strip() and (patient.last_name or "").strip()),
+        has_mbi=bool(patient.mbi),
+        in_territory=patient.territory_id == territory_id,
+        state=address.get("state") or None,
+        allergies=tuple(patient.allergies or ()),
+        medications=tuple(patient.medications or ()),
+        conditions=tuple(patient.conditions or ()),
+    )
+
+
+def _provider_facts(provider: Provider | None, territory_id: Any, on: dt.date) -> ProviderFacts:
+    if provider is None:
+        return ProviderFacts()
+    return ProviderFacts(
+        known=True,
+        name=provider.name,
+        npi=provider.npi,
+        credentialed_in_territory=territory_id is not None
+        and provider_credentialed(provider=provider, territory_id=territory_id, on=on),
+    )
+
+
+def _supply_history(patient: Patient, exclude_order_id: Any) -> tuple[Delivery, ...]:
+    """Units delivered to the patient by earlier orders (delivery confirmed), by HCPCS code."""
+    lines = (
+        OrderItem.objects.filter(order__patient=patient, order__status=OrderStatus.COMPLETED)
+        .exclude(order_id=exclude_order_id)
+        .exclude(product__hcpcs_code="")
+        .values_list("product__hcpcs_code", "quantity", "order__completed_at")
+    )
+    return tuple(
+        Delivery(hcpcs=code, quantity=quantity, delivered_on=timezone.localdate(completed_at))
+        for code, quantity, completed_at in lines
+        if completed_at is not None
+    )
+
+
+def order_check_compliance(*, order: Order, actor: Any, kind: str) -> ComplianceResult:
+    """Evaluate the (locked) order, freeze the snapshot, set its disposition and note it on the timeline.
+
+    Call inside the transaction that holds the order's lock. Does not change the order's status.
+    """
+    facts = facts_for_order(order)
+    result, snapshot = compliance_evaluate_and_record(
+        order_id=order.pk, territory_id=order.territory_id, kind=kind, facts=facts, actor=actor
+    )
+    order.ai_disposition = str(result.disposition)
+    order.save(update_fields=["ai_disposition", "updated_at"])
+    record_event(
+        order=order,
+        kind=EventKind.COMPLIANCE,
+        actor=None,
+        actor_kind=ActorKind.AI,
+        from_status=order.status,
+        to_status=order.status,
+        payload={
+            "snapshot_id": str(snapshot.pk),
+            "check": kind,
+            "disposition": str(result.disposition),
+            "findings": [
+                {"code": f.code, "severity": str(f.severity), "message": f.message, "item": f.item}
+                for f in result.findings
+            ],
+        },
+    )
+    return result
+
+
+def hold_reason(result: ComplianceResult) -> str:
+    """A short reason naming the finding codes (no PHI: codes and HCPCS only)."""
+    codes = sorted({f.code for f in result.findings if f.severity != "info"})
+    return "Compliance: " + ", ".join(codes) if codes else "Compliance"
+
+
+__all__ = [
+    "Disposition",
+    "Draft",
+    "DraftItem",
+    "facts_for_draft",
+    "facts_for_order",
+    "hold_reason",
+    "order_check_compliance",
+]
