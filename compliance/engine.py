@@ -90,7 +90,9 @@ def evaluate(facts: ComplianceInput, *, rule_sets: Mapping[str, RuleSet] | None 
     rule_sets = rule_sets if rule_sets is not None else load_rule_sets()
     check = _Checker(facts, rule_sets)
     findings = check.run()
-    return ComplianceResult(disposition=disposition_of(findings), findings=findings, rule_versions=rule_versions(rule_sets))
+    return ComplianceResult(
+        disposition=disposition_of(findings), findings=findings, rule_versions=rule_versions(rule_sets)
+    )
 
 
 def disposition_of(findings: Iterable[Finding]) -> Disposition:
@@ -316,9 +318,10 @@ class _Checker:
             for code in row.codes:
                 rows_by_code[code] = row
         for item in self.coded_items():
-            row = rows_by_code.get(item.hcpcs or "")
-            if row is None:
+            listed = rows_by_code.get(item.hcpcs or "")
+            if listed is None:
                 continue
+            row = listed
             program = programs.get(row["program"], {})
             name = program.get("name", row["program"])
             if row.get("status") == "suspended":
@@ -377,9 +380,7 @@ class _Checker:
                 f"{code_prefix}_REQUIRED",
                 f"{item.hcpcs} is on {label}; no affirmed prior authorization is on file.",
             )
-        self.add(
-            code, Severity.HOLD, message, rule=rule, source=source, artifacts=[ArtifactType.PRIOR_AUTH], item=item
-        )
+        self.add(code, Severity.HOLD, message, rule=rule, source=source, artifacts=[ArtifactType.PRIOR_AUTH], item=item)
 
     # --- 4 and 5. quantity limits and refills --------------------------------------------------
     def quantity_limits_and_refills(self) -> None:
@@ -433,7 +434,9 @@ class _Checker:
         )
 
     def _refill(self, limit: Row, items: list[ItemFacts]) -> None:
-        history = [d for d in self.facts.supply_history if d.hcpcs in limit.codes and d.delivered_on <= self.delivery_date]
+        history = [
+            d for d in self.facts.supply_history if d.hcpcs in limit.codes and d.delivered_on <= self.delivery_date
+        ]
         if not history:
             return  # a first delivery, not a refill
         refill_rows = self.rules["refills"].rows_in_force(self.delivery_date)
@@ -479,7 +482,11 @@ class _Checker:
         tier = (self.facts.coverage_tier or "").strip().lower()
         for item in self.coded_items():
             for payer_rule in (r for r in self.facts.payer_rules if r.hcpcs == item.hcpcs):
-                source = {"id": "payer_rule", "title": payer_rule.source or f"{payer_rule.payer} coverage rules", "url": ""}
+                source = {
+                    "id": "payer_rule",
+                    "title": payer_rule.source or f"{payer_rule.payer} coverage rules",
+                    "url": "",
+                }
                 if payer_rule.not_covered:
                     self.add(
                         "PAYER_NOT_COVERED",
@@ -530,7 +537,8 @@ class _Checker:
                 self.add(
                     "INVENTORY_DROPSHIP",
                     Severity.INFO,
-                    f"{item.sku}: {available} available in the warehouse for {item.quantity}; the vendor will dropship it.",
+                    f"{item.sku}: {available} available in the warehouse for {item.quantity};"
+                    " the vendor will dropship it.",
                     rule="inventory",
                     item=item,
                 )
@@ -543,7 +551,8 @@ class _Checker:
             self.add(
                 "INVENTORY_SHORTFALL",
                 Severity.HOLD,
-                f"{item.sku}: {available} available for {item.quantity} ordered, and it cannot be dropshipped.{restock}",
+                f"{item.sku}: {available} available for {item.quantity} ordered, and it cannot be dropshipped."
+                + restock,
                 rule="inventory",
                 field="quantity",
                 item=item,

@@ -69,7 +69,7 @@ class Delivery:
 
 @dataclass(frozen=True)
 class PayerRuleFacts:
-    """A payer/plan × HCPCS rule in force on the order date (from the admin-edited table)."""
+    """A payer/plan and HCPCS rule in force on the order date (from the admin-edited table)."""
 
     hcpcs: str
     payer: str

@@ -79,7 +79,9 @@ class ComplianceSnapshot(AppendOnlyMixin, PHIModel):
     rule_versions = models.JSONField(default=dict)
     inputs = EncryptedJSONField()
     result = EncryptedJSONField()
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

@@ -19,19 +19,24 @@ from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 from django_fsm import ConcurrentTransition
 from simple_history.admin import SimpleHistoryAdmin
 
+from compliance.inputs import ArtifactType
 from core.admin import PHIAccessAdmin, ReadOnlyInline, ScopedHistoryMixin
+from core.audit import access_record
 from core.exceptions import Conflict, DomainError
+from core.models import AccessChannel
 from territories.admin_scoping import TerritoryListFilter, TerritoryScopedAdmin
 
-from .models import FulfillmentTask, Order, OrderEvent, OrderItem
-from .services import TRANSITIONS, order_transition
+from .models import Attachment, FulfillmentTask, Order, OrderEvent, OrderItem
+from .selectors import order_compliance_result
+from .services import TRANSITIONS, order_attach, order_transition
 
 TRANSITION_LABELS: dict[str, str] = {
     "hold": "Put on hold",
@@ -66,9 +71,27 @@ class TransitionForm(forms.Form):
         help_text="Recorded on the order's timeline.",
     )
 
+    override_reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+        required=False,
+        max_length=2000,
+        label="Override reason",
+        help_text="Only to verify over open compliance findings: needs the override permission; audited.",
+    )
+
     def __init__(self, *args: Any, transition: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["reason"].required = TRANSITIONS[transition].reason_required
+        if transition != "verify":
+            del self.fields["override_reason"]
+
+
+class AttachmentForm(forms.Form):
+    """A document for an order; the compliance checks run again while the order waits for verification."""
+
+    artifact_type = forms.ChoiceField(choices=[(t.value, t.value) for t in ArtifactType])
+    document_date = forms.DateField(required=False, help_text="The date on the document (YYYY-MM-DD).")
+    file = forms.FileField(help_text="PDF, PNG or JPEG.")
 
 
 class OrderAgeFilter(admin.SimpleListFilter):
@@ -122,6 +145,19 @@ class FulfillmentTaskInline(ReadOnlyInline):
     fields = ("kind", "status", "due_date", "assignee", "warehouse", "purchase_order", "carrier", "tracking_number")
     readonly_fields = fields
     show_change_link = True
+
+
+class AttachmentInline(ReadOnlyInline):
+    """Documents on the order (the compliance ledger); add one with the "Add document" button."""
+
+    model = Attachment
+    fields = ("artifact_type", "document_date", "content_type", "size", "uploaded_by", "created_at", "download")
+    readonly_fields = fields
+
+    @admin.display(description="file")
+    def download(self, obj: Attachment) -> str:
+        url = reverse("admin:orders_order_attachment", args=(obj.order_id, obj.pk))
+        return format_html('<a href="{}">Open</a>', url)
 
 
 class OrderEventInline(ReadOnlyInline):
@@ -188,6 +224,11 @@ class OrderAdmin(ScopedHistoryMixin, PHIAccessAdmin, TerritoryScopedAdmin, Simpl
                 )
             },
         ),
+        ("Compliance", {"fields": ("compliance_findings",)}),
+        (
+            "Written order",
+            {"fields": (("order_date", "f2f_date"), ("signed_by", "signed_at"), "signature_hash")},
+        ),
         (
             "Clinical and insurance details",
             {"fields": ("service_type", "diagnosis_codes", "notes", "insurance_details", "verification_data")},
@@ -208,6 +249,12 @@ class OrderAdmin(ScopedHistoryMixin, PHIAccessAdmin, TerritoryScopedAdmin, Simpl
         "payer_type",
         "requested_date",
         "ai_disposition",
+        "compliance_findings",
+        "order_date",
+        "f2f_date",
+        "signed_by",
+        "signed_at",
+        "signature_hash",
         "created_by",
         "approver",
         "service_type",
@@ -221,12 +268,41 @@ class OrderAdmin(ScopedHistoryMixin, PHIAccessAdmin, TerritoryScopedAdmin, Simpl
         "completed_at",
         "cancelled_at",
     )
-    inlines = (OrderItemInline, FulfillmentTaskInline, OrderEventInline)
+    inlines = (OrderItemInline, AttachmentInline, FulfillmentTaskInline, OrderEventInline)
     actions = [_transition_action(name) for name in TRANSITIONS]
 
     @admin.display(description="stage")
     def stage_display(self, obj: Order) -> str:
         return obj.stage.value if obj.stage is not None else "—"
+
+    @admin.display(description="latest check")
+    def compliance_findings(self, obj: Order) -> str:
+        """The latest compliance decision: each finding, what would resolve it, and the rule's source."""
+        result = order_compliance_result(order=obj)
+        if result is None:
+            return "Not checked yet."
+        findings = list(result["findings"])
+        if not findings:
+            return format_html("<strong>{}</strong>: no findings.", result["disposition"])
+        rows = format_html_join(
+            "",
+            "<li><strong>{}</strong> {} — {}{}{}</li>",
+            (
+                (
+                    f["severity"],
+                    f["code"],
+                    f["message"],
+                    format_html(" Resolve with: {}.", ", ".join(f["required_artifacts"]))
+                    if f["required_artifacts"]
+                    else "",
+                    format_html(' <a href="{}" rel="noreferrer">{}</a>', f["source"]["url"], f["source"]["title"])
+                    if f.get("source") and f["source"].get("url")
+                    else "",
+                )
+                for f in findings
+            ),
+        )
+        return format_html("<strong>{}</strong><ul>{}</ul>", result["disposition"], rows)
 
     # --- permissions: orders are created by the API and portal, changed only by transitions ---------
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -251,7 +327,9 @@ class OrderAdmin(ScopedHistoryMixin, PHIAccessAdmin, TerritoryScopedAdmin, Simpl
         return queryset.filter(condition), False
 
     # --- transitions ------------------------------------------------------------------------------
-    def run_transition(self, request: HttpRequest, orders: Iterable[Order], transition: str, reason: str) -> int:
+    def run_transition(
+        self, request: HttpRequest, orders: Iterable[Order], transition: str, reason: str, override_reason: str = ""
+    ) -> int:
         """Run ``transition`` on each order through the service; report each outcome. Returns the successes.
 
         Each order is its own transaction: one refusal does not undo the others. Messages name
@@ -260,7 +338,13 @@ class OrderAdmin(ScopedHistoryMixin, PHIAccessAdmin, TerritoryScopedAdmin, Simpl
         done: list[str] = []
         for order in orders:
             try:
-                order_transition(order_id=order.pk, actor=request.user, transition=transition, reason=reason)
+                order_transition(
+                    order_id=order.pk,
+                    actor=request.user,
+                    transition=transition,
+                    reason=reason,
+                    override_reason=override_reason,
+                )
             except DomainError as error:
                 self.message_user(request, f"Order {order.reference}: {error.message}", messages.ERROR)
             except ConcurrentTransition:
@@ -308,7 +392,8 @@ class OrderAdmin(ScopedHistoryMixin, PHIAccessAdmin, TerritoryScopedAdmin, Simpl
         change_url = reverse("admin:orders_order_change", args=(order.pk,), current_app=self.admin_site.name)
         form = TransitionForm(request.POST if request.method == "POST" else None, transition=transition)
         if form.is_bound and form.is_valid():
-            self.run_transition(request, [order], transition, form.cleaned_data["reason"])
+            override = form.cleaned_data.get("override_reason", "")
+            self.run_transition(request, [order], transition, form.cleaned_data["reason"], override)
             return HttpResponseRedirect(change_url)
         return self._render_transition_form(
             request, form=form, transition=transition, orders=[order], action_name=None, back_url=change_url
@@ -337,6 +422,43 @@ class OrderAdmin(ScopedHistoryMixin, PHIAccessAdmin, TerritoryScopedAdmin, Simpl
         }
         return TemplateResponse(request, TRANSITION_TEMPLATE, context)
 
+    def attach_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Add a document to the order through ``order_attach`` (which re-runs the checks)."""
+        order = self.get_object(request, unquote(object_id))
+        if order is None:
+            raise Http404
+        if not request.user.has_perm("orders.add_attachment"):
+            raise PermissionDenied
+        change_url = reverse("admin:orders_order_change", args=(order.pk,), current_app=self.admin_site.name)
+        form = AttachmentForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                order_attach(order_id=order.pk, actor=request.user, **form.cleaned_data)
+            except DomainError as error:
+                details = "; ".join(f"{field}: {' '.join(map(str, msgs))}" for field, msgs in error.details.items())
+                self.message_user(request, f"{error.message} {details}".strip(), messages.ERROR)
+            else:
+                self.message_user(request, f"Order {order.reference}: document added and checks run again.")
+                return HttpResponseRedirect(change_url)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Add a document to order {order.reference}",
+            "opts": self.opts,
+            "form": form,
+            "order": order,
+            "back_url": change_url,
+        }
+        return TemplateResponse(request, "admin/orders/order/attach.html", context)
+
+    def attachment_view(self, request: HttpRequest, object_id: str, attachment_id: str) -> FileResponse:
+        """Open an attachment of an order the user may see (recorded as a PHI read)."""
+        order = self.get_object(request, unquote(object_id))
+        attachment = order.attachments.filter(pk=attachment_id).first() if order is not None else None
+        if attachment is None:
+            raise Http404
+        access_record(user=request.user, objects=[attachment], channel=AccessChannel.ADMIN)
+        return FileResponse(attachment.file.open("rb"), content_type=attachment.content_type)
+
     def get_urls(self) -> list[URLPattern]:
         return [
             path(
@@ -344,13 +466,23 @@ class OrderAdmin(ScopedHistoryMixin, PHIAccessAdmin, TerritoryScopedAdmin, Simpl
                 self.admin_site.admin_view(self.transition_view),
                 name="orders_order_transition",
             ),
+            path("<path:object_id>/attach/", self.admin_site.admin_view(self.attach_view), name="orders_order_attach"),
+            path(
+                "<path:object_id>/attachments/<uuid:attachment_id>/",
+                self.admin_site.admin_view(self.attachment_view),
+                name="orders_order_attachment",
+            ),
             *super().get_urls(),
         ]
 
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        extra_context = {**(extra_context or {}), "order_transitions": self._available_transitions(request, object_id)}
+        extra_context = {
+            **(extra_context or {}),
+            "order_transitions": self._available_transitions(request, object_id),
+            "can_attach": request.user.has_perm("orders.add_attachment"),
+        }
         return super().change_view(request, object_id, form_url, extra_context)
 
     def _available_transitions(self, request: HttpRequest, object_id: str) -> list[dict[str, str]]:

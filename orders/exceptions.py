@@ -32,7 +32,9 @@ class ComplianceNotClear(DomainError):
     code = "COMPLIANCE_NOT_CLEAR"
     http_status = 409
 
-    def __init__(self, *, order_id: Any, disposition: str, findings: list[dict[str, Any]], required_artifacts: list[str]):
+    def __init__(
+        self, *, order_id: Any, disposition: str, findings: list[dict[str, Any]], required_artifacts: list[str]
+    ):
         super().__init__(
             f"The order is {disposition.replace('_', ' ')}: resolve the findings or override with a reason.",
             details={

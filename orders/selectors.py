@@ -7,16 +7,20 @@ outside the user's territories is indistinguishable from one that does not exist
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet
 
+from compliance.models import ComplianceSnapshot
+from compliance.selectors import latest_snapshot
 from territories.exceptions import TerritoryMismatch
 from territories.models import Territory, TerritoryPermission
 from territories.selectors import territories_for_user, territory_lookup, territory_permits
 
 from .exceptions import OrderNotFound
-from .models import FulfillmentTask, Order, OrderEvent, OrderItem
+from .models import FulfillmentTask, Order, OrderEvent, OrderItem, OrderStatus
 
 
 def _as_uuid(value: Any) -> uuid.UUID | None:
@@ -80,3 +84,45 @@ def fulfillment_tasks_of(*, order: Order) -> QuerySet[FulfillmentTask]:
         .prefetch_related("items")
         .order_by("due_date", "created_at", "pk")
     )
+
+
+def order_compliance_result(*, order: Order) -> dict[str, Any] | None:
+    """The latest compliance result of an order the caller may see (None before any check)."""
+    snapshot = latest_snapshot(order_id=order.pk)
+    return snapshot.result if snapshot is not None else None
+
+
+@dataclass(frozen=True)
+class ReviewQueue:
+    orders: Sequence[Order]
+    results: dict[Any, dict[str, Any]]  # latest compliance result per order id
+
+
+REVIEW_STATUSES = (OrderStatus.ON_HOLD, OrderStatus.PENDING_VERIFICATION)
+
+
+def review_queue(*, user: Any, territory_key: str | None = None, reason: str | None = None) -> ReviewQueue:
+    """Held orders and orders waiting for verification in the territories the user reviews, oldest first.
+
+    ``territory_key`` (id or code) narrows it to one territory the user reviews (else
+    TerritoryMismatch); ``reason`` keeps the orders whose latest check has a finding of that code.
+    """
+    territories = territories_for_user(user=user, permission=TerritoryPermission.REVIEW_ORDER)
+    if territory_key:
+        territory = territory_lookup(key=territory_key)
+        if territory is None or not territories.filter(pk=territory.pk).exists():
+            raise TerritoryMismatch(details={"territory_id": territory_key[:64]})
+        territories = territories.filter(pk=territory.pk)
+    orders = list(
+        orders_with_items(Order.objects.filter(territory__in=territories, status__in=REVIEW_STATUSES)).order_by(
+            "created_at", "id"
+        )
+    )
+    results: dict[Any, dict[str, Any]] = {}
+    for snapshot in ComplianceSnapshot.objects.filter(order_id__in=[o.pk for o in orders]).order_by("created_at"):
+        results[snapshot.order_id] = snapshot.result
+    if reason:
+        orders = [
+            order for order in orders if any(f["code"] == reason for f in results.get(order.pk, {}).get("findings", []))
+        ]
+    return ReviewQueue(orders=orders, results=results)

@@ -468,7 +468,7 @@ def order_attach(
             document_date=document_date,
             original_name=file.name or "",
             content_type=content_type,
-            size=file.size,
+            size=file.size or 0,
             sha256=digest.hexdigest(),
             uploaded_by=actor,
         )

@@ -25,11 +25,22 @@ from core.exceptions import DomainError
 from territories.admin_scoping import ScopedRelatedListFilter, TerritoryScopedAdmin, admin_territories
 from territories.models import TerritoryMembership
 
-from .models import Coverage, Patient, Provider
+from .models import Coverage, Patient, PriorAuthorization, Provider, ProviderCredential
 from .selectors import patient_search
 from .services import patient_create
 
-PATIENT_PHI_FIELDS = ("first_name", "last_name", "date_of_birth", "mbi", "phone", "email", "address")
+PATIENT_PHI_FIELDS = (
+    "first_name",
+    "last_name",
+    "date_of_birth",
+    "mbi",
+    "phone",
+    "email",
+    "address",
+    "allergies",
+    "medications",
+    "conditions",
+)
 COVERAGE_FIELDS = (
     "payer_type",
     "payer_name",
@@ -186,8 +197,55 @@ class CoverageAdmin(
         super().save_model(request, obj, form, change)
 
 
+class ProviderCredentialInline(admin.TabularInline):
+    """Licences and enrolments: the compliance checks hold orders from providers without one in the territory."""
+
+    model = ProviderCredential
+    fields = ("territory", "kind", "number", "valid_from", "valid_to", "active")
+    extra = 0
+    can_delete = False
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "territory" and not request.user.is_superuser:
+            kwargs["queryset"] = admin_territories(request)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+@admin.register(PriorAuthorization)
+class PriorAuthorizationAdmin(
+    _DomainErrorAsMessage, ScopedHistoryMixin, PHIAccessAdmin, TerritoryScopedAdmin, SimpleHistoryAdmin
+):
+    """Prior authorization decisions on file; the compliance checks read them for listed items."""
+
+    list_display = ("short_id", "patient", "hcpcs_code", "decision", "decision_date", "expires_on")
+    list_filter = ("decision", ("territory", ScopedRelatedListFilter))
+    list_select_related = ("patient",)
+    search_fields = ("=id", "=patient__id", "hcpcs_code")
+    raw_id_fields = ("patient",)
+    fields = ("patient", "hcpcs_code", "decision", "decision_date", "expires_on", "tracking_number")
+
+    @admin.display(description="prior authorization", ordering="id")
+    def short_id(self, obj: PriorAuthorization) -> str:
+        return f"PA {_short_id(obj)}"
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return () if obj is None else ("patient",)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(
+        self, request: HttpRequest, obj: PriorAuthorization, form: ModelForm[PriorAuthorization], change: bool
+    ) -> None:
+        if not change:
+            obj.territory_id = obj.patient.territory_id  # encrypted in the patient's territory
+        with_history_user(obj, request.user)
+        super().save_model(request, obj, form, change)
+
+
 @admin.register(Provider)
 class ProviderAdmin(TerritoryScopedAdmin):
+    inlines = (ProviderCredentialInline,)
     list_display = ("name", "npi", "credentials", "territory", "active", "created_at")
     list_filter = (("territory", ScopedRelatedListFilter), "active")
     list_select_related = ("territory",)

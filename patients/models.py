@@ -63,10 +63,12 @@ class Patient(PHIModel):
     email = EncryptedCharField(max_length=254)
     address = EncryptedJSONField(help_text="{line1, line2, city, state, postal_code}")
     # Medication-safety intake (seed 004): what the patient reports, checked before prescribing.
-    allergies = EncryptedJSONField(help_text="Drug allergies as recorded, e.g. [\"sulfa\", \"tadalafil\"].")
-    medications = EncryptedJSONField(help_text="Current medications as recorded, e.g. [\"isosorbide mononitrate 30 mg\"].")
+    allergies = EncryptedJSONField(help_text='Drug allergies as recorded, e.g. ["sulfa", "tadalafil"].')
+    medications = EncryptedJSONField(
+        help_text='Current medications as recorded, e.g. ["isosorbide mononitrate 30 mg"].'
+    )
     conditions = EncryptedJSONField(
-        help_text="History items from the medication safety table's conditions, e.g. [\"men2\"]."
+        help_text='History items from the medication safety table\'s conditions, e.g. ["men2"].'
     )
 
     first_name_index = BlindIndexField(sources=("first_name",), purpose="patient.first_name")

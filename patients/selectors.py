@@ -109,7 +109,8 @@ def patient_search(
 def active_coverage(*, patient: Patient, on: dt.date) -> Coverage | None:
     """The patient's coverage in force on ``on`` (the newest active one), or None."""
     coverages = patient.coverages.filter(active=True).filter(
-        Q(effective_from__isnull=True) | Q(effective_from__lte=on), Q(effective_to__isnull=True) | Q(effective_to__gte=on)
+        Q(effective_from__isnull=True) | Q(effective_from__lte=on),
+        Q(effective_to__isnull=True) | Q(effective_to__gte=on),
     )
     return coverages.order_by("-effective_from", "-created_at").first()
 

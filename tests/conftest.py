@@ -11,12 +11,13 @@ from rest_framework.test import APIClient
 
 from accounts.models import User
 from catalog.models import Product
+from catalog.services import lot_receive
 from orders import services as order_services
 from orders.models import Order
 from patients.models import Patient, Provider
 from territories.models import Territory
 
-from .factories import PatientFactory, ProductFactory, ProviderFactory, TerritoryFactory, UserFactory
+from .factories import PatientFactory, ProductFactory, ProviderFactory, TerritoryFactory, UserFactory, WarehouseFactory
 
 
 @dataclass
@@ -33,9 +34,13 @@ class World:
     product: Product
 
     def order(self, *, actor: Any = None, payer_type: str = "insurance", **overrides: Any) -> Order:
-        """An order created through the real service (timeline entry and outbox row included)."""
+        """An order created through the real service (timeline entry, outbox row and compliance check).
+
+        The doctor's own orders are signed, so with stock on hand they come out ``clear``.
+        """
         fields: dict[str, Any] = {
             "actor": actor or self.doctor,
+            "sign": (actor or self.doctor) == self.doctor,
             "patient_id": self.patient.pk,
             "provider_id": self.provider.pk,
             "items": [order_services.ItemRequest(sku=self.product.sku, quantity=2)],
@@ -48,11 +53,20 @@ class World:
 
 
 def make_world(code: str) -> World:
+    """A territory with its people, a credentialed provider, a patient and a product in stock."""
     territory = TerritoryFactory.create(code=code, name=code.title())
     provider = ProviderFactory.create(territory=territory, name=f"Dr. {code.title()}")
     doctor = UserFactory.create(username=f"dr.{code}", territory=territory, role="doctor")
     provider.user = doctor
     provider.save(update_fields=["user"])
+    product = ProductFactory.create(sku=f"CPAP-MASK-{code.upper()}", hcpcs_code="A7032", price_cents=12500)
+    lot_receive(
+        actor=None,
+        product=product,
+        warehouse=WarehouseFactory.create(code=f"wh-{code}"),
+        lot_number=f"WORLD-{code.upper()}",
+        quantity=500,
+    )
     return World(
         territory=territory,
         doctor=doctor,
@@ -67,7 +81,7 @@ def make_world(code: str) -> World:
             last_name=f"Quartermaine{code.title()}",
             date_of_birth=dt.date(1948, 7, 9),
         ),
-        product=ProductFactory.create(sku=f"CPAP-MASK-{code.upper()}", hcpcs_code="A7030", price_cents=12500),
+        product=product,
     )
 
 

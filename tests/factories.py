@@ -16,7 +16,7 @@ from accounts.models import User
 from catalog.models import Product, TherapyType, Vendor, Warehouse
 from core.identifiers import npi_check_digit
 from orders.models import Order, OrderItem
-from patients.models import Coverage, Patient, PayerType, Provider
+from patients.models import Coverage, Patient, PayerType, Provider, ProviderCredential
 from territories.models import Territory
 from territories.services import membership_grant, territory_role_group
 
@@ -68,13 +68,27 @@ def _valid_npi(n: int) -> str:
 
 
 class ProviderFactory(DjangoModelFactory[Provider]):
+    """A provider with an active licence in their territory (pass ``credentialed=False`` for none)."""
+
     class Meta:
         model = Provider
+        skip_postgeneration_save = True
 
     territory = factory.SubFactory(TerritoryFactory)
     name = factory.Sequence(lambda n: f"Dr. Provider {n}")
     npi = factory.Sequence(_valid_npi)
     credentials = "MD"
+
+    @factory.post_generation
+    def credentialed(obj: Provider, create: bool, extracted: Any, **kwargs: Any) -> None:
+        if create and extracted is not False:
+            ProviderCredential.objects.create(
+                provider=obj,
+                territory=obj.territory,
+                kind="State medical licence",
+                number=f"LIC-{obj.npi}",
+                valid_from=dt.date(2020, 1, 1),
+            )
 
 
 class PatientFactory(DjangoModelFactory[Patient]):

@@ -57,12 +57,15 @@ class OrderCreateSerializer(serializers.Serializer):
         return items
 
     def validate_diagnosis_codes(self, codes: list[str]) -> list[str]:
-        bad = [str(index) for index, code in enumerate(codes) if not is_valid_icd10(code)]
-        if bad:
-            raise serializers.ValidationError(
-                {index: ["Enter a valid ICD-10-CM code, such as E11.9."] for index in bad}
-            )
-        return codes
+        return validate_icd10_list(codes)
+
+
+def validate_icd10_list(codes: list[str]) -> list[str]:
+    """Every code a valid ICD-10-CM code, else a ValidationError naming the bad positions."""
+    bad = [str(index) for index, code in enumerate(codes) if not is_valid_icd10(code)]
+    if bad:
+        raise serializers.ValidationError({index: ["Enter a valid ICD-10-CM code, such as E11.9."] for index in bad})
+    return codes
 
 
 class OrderStatusUpdateSerializer(serializers.Serializer):

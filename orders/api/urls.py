@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import portal, views
 
 v1_urlpatterns = [
     path("orders", views.OrderCreateView.as_view(), name="order-create"),
@@ -19,6 +19,14 @@ v1_urlpatterns = [
 ]
 
 urlpatterns = [
+    path("portal/orders", portal.PortalOrdersView.as_view(), name="portal-orders"),
+    path("portal/orders/<str:order_id>/approve", portal.PortalOrderApproveView.as_view(), name="portal-order-approve"),
+    path(
+        "portal/orders/<str:order_id>/attachments",
+        portal.PortalOrderAttachmentsView.as_view(),
+        name="portal-order-attachments",
+    ),
+    path("portal/compliance/check", portal.ComplianceCheckView.as_view(), name="portal-compliance-check"),
     path("orders/<str:order_id>/timeline", views.OrderTimelineView.as_view(), name="order-timeline"),
     path("orders/<str:order_id>/events", views.OrderEventCreateView.as_view(), name="order-events"),
 ]

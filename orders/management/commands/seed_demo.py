@@ -29,7 +29,7 @@ from core.audit import with_history_user
 from core.identifiers import npi_check_digit
 from orders.models import Order
 from orders.services import ItemRequest, order_create, order_transition
-from patients.models import Coverage, Patient, PayerType, Provider
+from patients.models import Coverage, Patient, PayerType, Provider, ProviderCredential
 from patients.selectors import patient_search
 from patients.services import patient_create
 from territories.models import Role, Territory, TerritoryMembership
@@ -812,6 +812,13 @@ class Command(BaseCommand):
             provider.save()
         else:
             _update_changed(provider, {**values, "active": True})
+        # A state licence in the territory: the compliance checks hold orders from uncredentialed providers.
+        ProviderCredential.objects.get_or_create(
+            provider=provider,
+            territory=territory,
+            kind="State medical licence",
+            defaults={"number": f"LIC-{spec.npi[-6:]}", "valid_from": dt.date(2020, 1, 1)},
+        )
         return provider
 
     def _patient(self, spec: DemoPatient, *, actor: Any, territory: Territory, providers: list[Provider]) -> Patient:
@@ -862,6 +869,8 @@ class Command(BaseCommand):
             diagnosis_codes=spec.diagnosis_codes,
             notes=spec.notes,
             insurance=insurance,
+            # The doctor signs orders for their own patients; a colleague's stay unsigned (a hold to resolve).
+            sign=patient.provider.user_id == doctor.pk,
         )
         if spec.start_fulfillment:
             order_transition(

@@ -1,0 +1,279 @@
+"""Portal endpoints (seed 000) under /api/portal/: orders with their compliance decision, the review
+queue, approval, attachments, and the inline compliance check of a draft."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from rest_framework import serializers, status
+from rest_framework.generics import GenericAPIView
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from compliance.engine import evaluate
+from compliance.inputs import ArtifactType, AttachedArtifact
+from core.audit import access_record
+from core.exceptions import ValidationFailed
+from core.identifiers import is_valid_hcpcs, normalize_icd10
+from core.models import AccessChannel
+from orders import selectors, services
+from orders.compliance_checks import Draft, DraftItem, facts_for_draft
+from orders.models import Attachment
+from patients.models import PayerType
+from territories.api import TERRITORY_HEADER, request_territory
+
+from .serializers import OrderCreateSerializer, OrderSerializer, OrderSummarySerializer, validate_icd10_list
+
+ARTIFACT_CHOICES = [t.value for t in ArtifactType]
+
+
+class FindingSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    severity = serializers.ChoiceField(choices=["hold", "needs_review", "info"])
+    message = serializers.CharField()
+    rule = serializers.CharField()
+    source = serializers.DictField(  # type: ignore[assignment]
+        allow_null=True, help_text="{id, title, url} of the rule's public source."
+    )
+    required_artifacts = serializers.ListField(child=serializers.ChoiceField(choices=ARTIFACT_CHOICES))
+    field = serializers.CharField(allow_null=True, help_text="The order field the finding concerns.")
+    item = serializers.CharField(allow_null=True, help_text="The position (from 0) of the line it concerns.")
+
+
+class ComplianceResultSerializer(serializers.Serializer):
+    disposition = serializers.ChoiceField(choices=["clear", "hold", "needs_review"])
+    findings = FindingSerializer(many=True)
+    required_artifacts = serializers.ListField(child=serializers.ChoiceField(choices=ARTIFACT_CHOICES))
+
+
+class ArtifactField(serializers.Field):
+    """An attached artifact: its type (``"WOPD"``) or ``{artifact_type, document_date}``."""
+
+    def to_internal_value(self, data: Any) -> AttachedArtifact:
+        if isinstance(data, str):
+            data = {"artifact_type": data}
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("Give an artifact type or {artifact_type, document_date}.")
+        artifact = _ArtifactSerializer(data=data)
+        artifact.is_valid(raise_exception=True)
+        return AttachedArtifact(artifact.validated_data["artifact_type"], artifact.validated_data.get("document_date"))
+
+    def to_representation(self, value: AttachedArtifact) -> dict[str, Any]:
+        return {"artifact_type": value.artifact_type, "document_date": value.document_date}
+
+
+class _ArtifactSerializer(serializers.Serializer):
+    artifact_type = serializers.ChoiceField(choices=ARTIFACT_CHOICES)
+    document_date = serializers.DateField(required=False, allow_null=True)
+
+
+class DraftItemSerializer(serializers.Serializer):
+    sku = serializers.CharField(max_length=64, required=False)
+    hcpcs = serializers.CharField(max_length=5, required=False, help_text="For an item not in the catalog.")
+    quantity = serializers.IntegerField(min_value=1, max_value=9999, required=False, allow_null=True)
+
+    def validate_hcpcs(self, value: str) -> str:
+        if not is_valid_hcpcs(value):
+            raise serializers.ValidationError("Enter a valid HCPCS Level II code: a letter and four digits.")
+        return value.strip().upper()
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs.get("sku") and not attrs.get("hcpcs"):
+            raise serializers.ValidationError("Give the item's sku, or its hcpcs code when it is not in the catalog.")
+        return attrs
+
+
+class ComplianceCheckSerializer(serializers.Serializer):
+    """The same body as an order, every field optional: the draft as filled in so far."""
+
+    items = serializers.ListField(child=DraftItemSerializer(), required=False, default=list, max_length=100)
+    patient_id = serializers.UUIDField(required=False, allow_null=True)
+    provider_id = serializers.UUIDField(required=False, allow_null=True)
+    payer_type = serializers.ChoiceField(choices=PayerType.choices, required=False, allow_null=True)
+    coverage_tier = serializers.CharField(max_length=50, required=False, allow_null=True)
+    order_date = serializers.DateField(required=False, allow_null=True)
+    requested_date = serializers.DateField(required=False, allow_null=True)
+    f2f_date = serializers.DateField(required=False, allow_null=True)
+    diagnosis_codes = serializers.ListField(
+        child=serializers.CharField(max_length=10), required=False, default=list, max_length=12
+    )
+    artifacts = serializers.ListField(child=ArtifactField(), required=False, default=list, max_length=50)
+    signed = serializers.BooleanField(required=False, default=False)
+
+    def validate_diagnosis_codes(self, codes: list[str]) -> list[str]:
+        return validate_icd10_list(codes)
+
+
+class PortalOrderCreateSerializer(OrderCreateSerializer):
+    """``POST /api/v1/orders``'s body plus the written order's date, the face-to-face date and the signature."""
+
+    order_date = serializers.DateField(required=False, allow_null=True)
+    f2f_date = serializers.DateField(required=False, allow_null=True)
+    sign = serializers.BooleanField(
+        required=False, default=False, help_text="The ordering practitioner signs the written order electronically."
+    )
+
+
+class ApproveSerializer(serializers.Serializer):
+    notes = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
+    override_reason = serializers.CharField(
+        max_length=2000,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Verify over open findings (needs the override permission; recorded on the timeline).",
+    )
+
+
+class AttachmentUploadSerializer(serializers.Serializer):
+    artifact_type = serializers.ChoiceField(choices=ARTIFACT_CHOICES)
+    document_date = serializers.DateField(required=False, allow_null=True)
+    file = serializers.FileField()
+
+
+class AttachmentSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    order_id = serializers.UUIDField()
+    artifact_type = serializers.CharField()
+    document_date = serializers.DateField(allow_null=True)
+    content_type = serializers.CharField()
+    size = serializers.IntegerField()
+    sha256 = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class PortalOrderSerializer(OrderSerializer):
+    compliance = serializers.SerializerMethodField()
+
+    @extend_schema_field(ComplianceResultSerializer(allow_null=True))
+    def get_compliance(self, order: Any) -> dict[str, Any] | None:
+        return _compliance_of(order, dict(self.context))
+
+
+class ReviewQueueEntrySerializer(OrderSummarySerializer):
+    """A held or pending order with the reasons it waits (finding codes and messages)."""
+
+    reasons = serializers.SerializerMethodField()
+
+    @extend_schema_field(FindingSerializer(many=True))
+    def get_reasons(self, order: Any) -> list[dict[str, Any]]:
+        result = self.context["results"].get(order.pk)
+        return [f for f in (result or {}).get("findings", []) if f["severity"] != "info"]
+
+
+def _compliance_of(order: Any, context: dict[str, Any]) -> dict[str, Any] | None:
+    """The latest decision on the order (findings can be clinical: only for readers of PHI)."""
+    if not context.get("with_phi", True):
+        return None
+    result = selectors.order_compliance_result(order=order)
+    if result is None:
+        return None
+    return {key: result[key] for key in ("disposition", "findings", "required_artifacts")}
+
+
+def _portal_order_response(request: Request, order_id: Any, *, status_code: int = 200) -> Response:
+    order = selectors.order_get_for_user(user=request.user, pk=order_id)
+    with_phi = selectors.order_phi_visible(user=request.user, order=order)
+    if with_phi:
+        access_record(user=request.user, objects=[order], channel=AccessChannel.API)
+    return Response(PortalOrderSerializer(order, context={"with_phi": with_phi}).data, status=status_code)
+
+
+class PortalOrdersView(GenericAPIView):
+    serializer_class = ReviewQueueEntrySerializer
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "status",
+                OpenApiTypes.STR,
+                enum=["pending"],
+                description="pending: held orders and orders waiting for verification (the review queue).",
+            ),
+            OpenApiParameter("territory", OpenApiTypes.STR, description="Only this territory (id or code)."),
+            OpenApiParameter("reason", OpenApiTypes.STR, description="Only orders with a finding of this code."),
+        ],
+        responses={200: ReviewQueueEntrySerializer(many=True)},
+    )
+    def get(self, request: Request) -> Response:
+        """The review queue: held and pending orders of the reviewer's territories, oldest first."""
+        wanted = request.query_params.get("status", "pending")
+        if wanted != "pending":
+            raise ValidationFailed(details={"status": ["Only status=pending (the review queue) is listed here."]})
+        queue = selectors.review_queue(
+            user=request.user,
+            territory_key=request.query_params.get("territory") or None,
+            reason=request.query_params.get("reason") or None,
+        )
+        page = self.paginate_queryset(queue.orders)
+        context = {"results": queue.results}
+        return self.get_paginated_response(ReviewQueueEntrySerializer(page, many=True, context=context).data)
+
+    @extend_schema(
+        parameters=[TERRITORY_HEADER], request=PortalOrderCreateSerializer, responses={201: PortalOrderSerializer}
+    )
+    def post(self, request: Request) -> Response:
+        """Create the order, run the compliance checks, and answer with the disposition and findings."""
+        data = PortalOrderCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = dict(data.validated_data)
+        items = [services.ItemRequest(sku=i["sku"], quantity=i["quantity"]) for i in fields.pop("items")]
+        order = services.order_create(actor=request.user, territory=request_territory(request), items=items, **fields)
+        return _portal_order_response(request, order.pk, status_code=status.HTTP_201_CREATED)
+
+
+class PortalOrderApproveView(APIView):
+    @extend_schema(request=ApproveSerializer, responses={200: PortalOrderSerializer})
+    def post(self, request: Request, order_id: str) -> Response:
+        """Re-run the checks and verify the order when clear, or over open findings with a permitted override."""
+        data = ApproveSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.order_approve(order_id=order_id, actor=request.user, **data.validated_data)
+        return _portal_order_response(request, order_id)
+
+
+class PortalOrderAttachmentsView(APIView):
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(request={"multipart/form-data": AttachmentUploadSerializer}, responses={201: AttachmentSerializer})
+    def post(self, request: Request, order_id: str) -> Response:
+        """Attach a document (PDF, PNG or JPEG); a held or pending order is checked again."""
+        data = AttachmentUploadSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        attachment = services.order_attach(order_id=order_id, actor=request.user, **data.validated_data)
+        saved = Attachment.objects.get(pk=attachment.pk)
+        return Response(AttachmentSerializer(saved).data, status=status.HTTP_201_CREATED)
+
+
+class ComplianceCheckView(APIView):
+    @extend_schema(
+        parameters=[TERRITORY_HEADER], request=ComplianceCheckSerializer, responses={200: ComplianceResultSerializer}
+    )
+    def post(self, request: Request) -> Response:
+        """Evaluate a draft order without saving anything: the live answer while a clinician fills it in."""
+        data = ComplianceCheckSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = data.validated_data
+        territory = request_territory(request)
+        draft = Draft(
+            items=[
+                DraftItem(sku=i.get("sku"), hcpcs=i.get("hcpcs"), quantity=i.get("quantity")) for i in fields["items"]
+            ],
+            patient_id=fields.get("patient_id"),
+            provider_id=fields.get("provider_id"),
+            payer_type=fields.get("payer_type"),
+            coverage_tier=fields.get("coverage_tier"),
+            order_date=fields.get("order_date"),
+            requested_date=fields.get("requested_date"),
+            f2f_date=fields.get("f2f_date"),
+            diagnosis_codes=[normalize_icd10(code) for code in fields["diagnosis_codes"]],
+            artifacts=fields["artifacts"],
+            signed=fields["signed"],
+        )
+        facts = facts_for_draft(actor=request.user, draft=draft, territory_id=territory.pk if territory else None)
+        result = evaluate(facts).as_dict()
+        return Response({key: result[key] for key in ("disposition", "findings", "required_artifacts")})
