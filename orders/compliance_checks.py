@@ -297,8 +297,10 @@ def order_check_compliance(*, order: Order, actor: Any, kind: str) -> Compliance
     result, snapshot = compliance_evaluate_and_record(
         order_id=order.pk, territory_id=order.territory_id, kind=kind, facts=facts, actor=actor
     )
+    # The decision's audit record is the snapshot and the timeline event; the column is its summary
+    # for lists and filters, so it is set without another history row.
     order.ai_disposition = str(result.disposition)
-    order.save(update_fields=["ai_disposition", "updated_at"])
+    Order.objects.filter(pk=order.pk).update(ai_disposition=order.ai_disposition)
     record_event(
         order=order,
         kind=EventKind.COMPLIANCE,

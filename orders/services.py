@@ -220,6 +220,8 @@ def order_create(
             order_date=order_date or timezone.localdate(),
             f2f_date=f2f_date,
         )
+        if sign:
+            _sign(order=order, actor=actor, items=items)
         with_history_user(order, actor)
         order.save()
         lines = [
@@ -236,8 +238,6 @@ def order_create(
         for line in lines:
             with_history_user(line, actor)
             line.save()
-        if sign:
-            _sign(order=order, actor=actor, lines=lines)
         event = record_event(
             order=order,
             kind=EventKind.CREATED,
@@ -251,20 +251,19 @@ def order_create(
     return order
 
 
-def _sign(*, order: Order, actor: Any, lines: Sequence[OrderItem]) -> None:
-    """Record the practitioner's signature with a hash of the order summary it covers."""
+def _sign(*, order: Order, actor: Any, items: Sequence[ItemRequest]) -> None:
+    """Stamp the (unsaved) order with the practitioner's signature and a hash of the summary it covers."""
     summary = {
         "order": str(order.pk),
         "patient": str(order.patient_id),
         "provider": str(order.provider_id),
         "order_date": order.order_date.isoformat(),
-        "items": sorted([line.sku, line.quantity] for line in lines),
+        "items": sorted([item.sku, item.quantity] for item in items),
         "diagnosis_codes": order.diagnosis_codes or [],
     }
     order.signed_by = actor
     order.signed_at = timezone.now()
     order.signature_hash = hashlib.sha256(json.dumps(summary, sort_keys=True).encode()).hexdigest()
-    order.save(update_fields=["signed_by", "signed_at", "signature_hash", "updated_at"])
 
 
 def _apply_compliance(*, order: Order, actor: Any, kind: str) -> tuple[Order, ComplianceResult]:

@@ -109,13 +109,7 @@ class ComplianceCheckSerializer(serializers.Serializer):
 
 
 class PortalOrderCreateSerializer(OrderCreateSerializer):
-    """``POST /api/v1/orders``'s body plus the written order's date, the face-to-face date and the signature."""
-
-    order_date = serializers.DateField(required=False, allow_null=True)
-    f2f_date = serializers.DateField(required=False, allow_null=True)
-    sign = serializers.BooleanField(
-        required=False, default=False, help_text="The ordering practitioner signs the written order electronically."
-    )
+    """The same body as ``POST /api/v1/orders``."""
 
 
 class ApproveSerializer(serializers.Serializer):

@@ -49,6 +49,13 @@ class OrderCreateSerializer(serializers.Serializer):
     )
     notes = serializers.CharField(max_length=5000, required=False, allow_blank=True, allow_null=True)
     insurance = InsuranceSerializer(required=False, allow_null=True)
+    order_date = serializers.DateField(required=False, allow_null=True, help_text="The written order's date (today).")
+    f2f_date = serializers.DateField(
+        required=False, allow_null=True, help_text="Date of the face-to-face encounter for this order."
+    )
+    sign = serializers.BooleanField(
+        required=False, default=False, help_text="The ordering practitioner signs the written order electronically."
+    )
 
     def validate_items(self, items: list[dict]) -> list[dict]:
         skus = [item["sku"] for item in items]
@@ -126,6 +133,9 @@ class OrderSummarySerializer(serializers.Serializer):
     priority = serializers.ChoiceField(choices=Priority.choices)
     delivery_mode = serializers.ChoiceField(choices=DeliveryMode.choices)
     requested_date = serializers.DateField(allow_null=True)
+    order_date = serializers.DateField()
+    signed_by_id = serializers.UUIDField(allow_null=True)
+    signed_at = serializers.DateTimeField(allow_null=True)
     items = OrderItemSerializer(many=True, source="items.all")
     inventory_flags = InventoryFlagSerializer(many=True)
     total_cents = serializers.IntegerField()
@@ -144,13 +154,14 @@ class OrderSerializer(OrderSummarySerializer):
     every reader, the clinical details only for roles that may read them.
     """
 
-    PHI_FIELDS = ("service_type", "diagnosis_codes", "notes", "insurance", "verification_data")
+    PHI_FIELDS = ("service_type", "diagnosis_codes", "notes", "insurance", "verification_data", "f2f_date")
 
     service_type = serializers.CharField(allow_null=True)
     diagnosis_codes = serializers.ListField(child=serializers.CharField(), allow_null=True)
     notes = serializers.CharField(allow_null=True)
     insurance = InsuranceSerializer(source="insurance_details", allow_null=True)
     verification_data = serializers.DictField(allow_null=True)
+    f2f_date = serializers.DateField(allow_null=True)
 
     def to_representation(self, instance: Any) -> dict[str, Any]:
         if not self.context.get("with_phi", True):

@@ -58,6 +58,7 @@ def test_history_through_the_api_names_the_token_user(north: World, api: Any) ->
             "provider_id": str(north.provider.pk),
             "items": [{"sku": north.product.sku, "quantity": 1}],
             "payer_type": "insurance",
+            "sign": True,
         },
         format="json",
     )
@@ -171,7 +172,7 @@ def _event_row(event_id: Any) -> tuple[Any, ...]:
 
 def test_saving_an_existing_event_raises(north: World) -> None:
     order = north.order()
-    event = OrderEvent.objects.get(order=order)
+    event = OrderEvent.objects.get(order=order, sequence=1)
     before = _event_row(event.pk)
     event.kind = "note"
     with pytest.raises(TypeError, match="OrderEvent rows are append-only"):
@@ -181,7 +182,7 @@ def test_saving_an_existing_event_raises(north: World) -> None:
 
 def test_deleting_an_event_raises(north: World) -> None:
     order = north.order()
-    event = OrderEvent.objects.get(order=order)
+    event = OrderEvent.objects.get(order=order, sequence=1)
     with pytest.raises(TypeError, match="OrderEvent rows are append-only"):
         event.delete()
     assert OrderEvent.objects.filter(pk=event.pk).count() == 1
@@ -198,7 +199,7 @@ def test_deleting_an_event_raises(north: World) -> None:
 def test_database_refuses_raw_changes_to_events(north: World, statement: str) -> None:
     # Given an event
     order = north.order()
-    event = OrderEvent.objects.get(order=order)
+    event = OrderEvent.objects.get(order=order, sequence=1)
     before = _event_row(event.pk)
 
     # When raw SQL bypasses the model, then the trigger refuses it (RAISE EXCEPTION: SQLSTATE P0001)
@@ -216,7 +217,7 @@ def test_database_refuses_raw_changes_to_events(north: World, statement: str) ->
 @pytest.mark.postgres
 def test_database_refuses_bulk_queryset_changes_to_events(north: World) -> None:
     order = north.order()
-    event = OrderEvent.objects.get(order=order)
+    event = OrderEvent.objects.get(order=order, sequence=1)
     before = _event_row(event.pk)
 
     with pytest.raises(ProgrammingError, match="order events are immutable"), transaction.atomic():

@@ -76,9 +76,12 @@ def test_two_verifications_of_one_order_one_wins(north: World, attempt: int) -> 
         "requested_status": "verified",
     }
     assert Order.objects.get(pk=order.pk).status == "verified"
+    # Created, checked at submission, checked again by the winner's verification, verified.
     assert list(OrderEvent.objects.filter(order_id=order.pk).order_by("sequence").values_list("sequence", "kind")) == [
         (1, "created"),
-        (2, "transition"),
+        (2, "compliance"),
+        (3, "compliance"),
+        (4, "transition"),
     ]
     assert OrderEvent.objects.filter(order_id=order.pk, transition="verify").count() == 1
     assert sorted(OutboxEvent.objects.filter(aggregate_id=str(order.pk)).values_list("topic", flat=True)) == [
@@ -196,4 +199,11 @@ def test_second_writer_waits_for_the_lock_and_sees_the_new_state(north: World) -
     assert timings["finished"] >= timings["committed"]
     assert list(
         OrderEvent.objects.filter(order_id=order.pk).order_by("sequence").values_list("sequence", "to_status")
-    ) == [(1, "pending_verification"), (2, "verified"), (3, "in_progress"), (4, "in_progress")]  # 4: routing
+    ) == [
+        (1, "pending_verification"),
+        (2, "pending_verification"),  # compliance check at submission
+        (3, "pending_verification"),  # compliance check before verification
+        (4, "verified"),
+        (5, "in_progress"),
+        (6, "in_progress"),  # routing
+    ]

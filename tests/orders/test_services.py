@@ -49,6 +49,7 @@ def _create_kwargs(world: World, **overrides: Any) -> dict[str, Any]:
         "provider_id": world.provider.pk,
         "items": [services.ItemRequest(sku=world.product.sku, quantity=2)],
         "payer_type": "insurance",
+        "sign": True,
     }
     kwargs.update(overrides)
     return kwargs
@@ -168,9 +169,9 @@ def test_inactive_product_is_a_validation_error(north: World) -> None:
 # --- order_create: success --------------------------------------------------------------------
 
 
-def test_create_writes_order_items_one_event_and_one_outbox_row(north: World) -> None:
-    # Given two products
-    second = ProductFactory.create(sku="CPAP-FILTER", price_cents=899)
+def test_create_writes_order_items_events_and_outbox_rows_and_runs_the_checks(north: World) -> None:
+    # Given two products, the second one out of stock and not dropshipped
+    second = ProductFactory.create(sku="CPAP-FILTER", hcpcs_code="A7038", price_cents=899)
     before = _counts()
 
     # When the doctor orders them
@@ -187,17 +188,18 @@ def test_create_writes_order_items_one_event_and_one_outbox_row(north: World) ->
         )
     )
 
-    # Then
+    # Then the order, its items, the created event, the compliance check (a hold: the filter cannot be
+    # covered) and the hold itself are written, with order.created and order.held in the outbox
     assert _counts() == {
         "orders": before["orders"] + 1,
         "items": before["items"] + 2,
-        "events": before["events"] + 1,
-        "outbox": before["outbox"] + 1,
+        "events": before["events"] + 3,
+        "outbox": before["outbox"] + 2,
     }
     order = Order.objects.get(pk=order.pk)
     assert REFERENCE.match(order.reference), order.reference
     assert (order.status, order.territory_id, order.patient_id, order.provider_id, order.created_by_id) == (
-        "pending_verification",
+        "on_hold",
         north.territory.pk,
         north.patient.pk,
         north.provider.pk,
@@ -209,8 +211,10 @@ def test_create_writes_order_items_one_event_and_one_outbox_row(north: World) ->
         "ship_to_patient",
         "insurance",
     )
-    assert order.ai_disposition is None
+    assert order.ai_disposition == "hold"
     assert order.approver_id is None
+    assert (order.signed_by_id, order.order_date) == (north.doctor.pk, timezone.localdate())
+    assert len(order.signature_hash) == 64
     assert order.diagnosis_codes == ["G47.33"]
     assert order.notes == "Mask leaks at night"
     assert order.insurance_details == {"carrier": "Medicare", "policy_number": "1EG4TE5MK73", "group_number": ""}
@@ -220,7 +224,12 @@ def test_create_writes_order_items_one_event_and_one_outbox_row(north: World) ->
     ]
     assert order.total_cents == 6 * 899 + 2 * 12500
 
-    event = OrderEvent.objects.get(order=order)
+    assert list(OrderEvent.objects.filter(order=order).values_list("sequence", "kind", "transition")) == [
+        (1, "created", ""),
+        (2, "compliance", ""),
+        (3, "transition", "hold"),
+    ]
+    event = OrderEvent.objects.get(order=order, sequence=1)
     assert (event.kind, event.from_status, event.to_status, event.transition, event.sequence) == (
         "created",
         "",
@@ -229,18 +238,20 @@ def test_create_writes_order_items_one_event_and_one_outbox_row(north: World) ->
         1,
     )
     assert (event.actor_id, event.actor_kind, event.territory_id) == (north.doctor.pk, "staff", north.territory.pk)
-    # Nothing is in stock in this world: both lines carry the inventory flag.
+    # The world's product is in stock; the filter is not, so its line carries the inventory flag.
     assert (event.reason, event.payload) == (
         None,
-        {
-            "inventory_flags": [
-                {"sku": north.product.sku, "requested": 2, "available": 0},
-                {"sku": "CPAP-FILTER", "requested": 6, "available": 0},
-            ]
-        },
+        {"inventory_flags": [{"sku": "CPAP-FILTER", "requested": 6, "available": 0}]},
+    )
+    hold = OrderEvent.objects.get(order=order, sequence=3)
+    # Six disposable filters are also above the usual maximum of two a month.
+    assert (hold.actor_id, hold.actor_kind, hold.reason) == (
+        None,
+        "ai",
+        "Compliance: INVENTORY_SHORTFALL, QUANTITY_LIMIT_EXCEEDED",
     )
 
-    outbox = OutboxEvent.objects.get(aggregate_id=str(order.pk))
+    outbox = OutboxEvent.objects.get(aggregate_id=str(order.pk), topic="order.created")
     assert (outbox.topic, outbox.aggregate_type) == ("order.created", "orders.order")
     assert outbox.payload == {
         "order_id": str(order.pk),
@@ -264,8 +275,8 @@ def test_references_differ_between_orders(north: World) -> None:
 
 
 def test_system_created_order_has_a_system_event(north: World) -> None:
-    order = services.order_create(**_create_kwargs(north, actor=None))
-    event = OrderEvent.objects.get(order=order)
+    order = services.order_create(**_create_kwargs(north, actor=None, sign=False))
+    event = OrderEvent.objects.get(order=order, sequence=1)
     assert (event.actor_id, event.actor_kind) == (None, "system")
     assert Order.objects.get(pk=order.pk).created_by_id is None
 
@@ -288,7 +299,7 @@ def test_verify_sets_approver_verified_at_and_verification_data(north: World) ->
     assert order.verified_at is not None
     assert started <= order.verified_at <= timezone.now()
     assert order.verification_data == {"verified_by": "ops", "verification_method": "portal"}
-    event = OrderEvent.objects.get(order=order, sequence=2)
+    event = OrderEvent.objects.get(order=order, transition="verify")
     assert (event.transition, event.reason, event.actor_id) == ("verify", "Coverage confirmed", north.ops.pk)
     assert sorted(OutboxEvent.objects.filter(aggregate_id=str(order.pk)).values_list("topic", flat=True)) == [
         "order.approved",
@@ -321,7 +332,7 @@ def test_cancel_records_reason_and_time(north: World) -> None:
     order = Order.objects.get(pk=order.pk)
     assert order.status == "cancelled"
     assert order.cancelled_at is not None
-    event = OrderEvent.objects.get(order=order, sequence=2)
+    event = OrderEvent.objects.get(order=order, transition="cancel")
     assert (event.transition, event.from_status, event.to_status, event.reason) == (
         "cancel",
         "pending_verification",
@@ -409,7 +420,7 @@ def test_add_note_appends_a_note_event(north: World) -> None:
         "verified",
         "verified",
         "",
-        3,
+        len(before["events"]) + 1,
     )
     assert (event.reason, event.actor_id, event.actor_kind) == ("Patient prefers mornings", north.doctor.pk, "staff")
 

@@ -24,6 +24,7 @@ from orders.exceptions import InvalidStatusTransition
 from orders.models import Order, OrderEvent, OrderStatus
 from orders.services import TRANSITIONS, order_transition
 from tests.conftest import World
+from tests.factories import PatientFactory
 
 PENDING_VERIFICATION = "pending_verification"
 ON_HOLD = "on_hold"
@@ -156,12 +157,16 @@ def _attempt(*, world: World, order_id: Any, payer_type: str, before: Snapshot, 
     assert error is None, (transition, role, status, error)
     assert new_status == target
     assert new_updated_at > updated_at
-    # The status change, then (starting, cancelling or rejecting) at most one fulfillment entry.
+    # Verifying first re-runs the compliance checks; then the status change, then (starting,
+    # cancelling or rejecting) at most one fulfillment entry.
     added_events = list(OrderEvent.objects.filter(order_id=order_id, sequence__gt=event_count).order_by("sequence"))
-    assert [e.kind for e in added_events] in (["transition"], ["transition", "fulfillment"])
+    expected_kinds = (["transition"], ["transition", "fulfillment"])
+    if transition == "verify":
+        expected_kinds = (["compliance", "transition"],)
+    assert [e.kind for e in added_events] in expected_kinds
     assert new_event_count == event_count + len(added_events)
-    event = added_events[0]
-    assert event.sequence == event_count + 1
+    event = next(e for e in added_events if e.kind == "transition")
+    assert event.sequence == event_count + len(added_events) - (1 if added_events[-1].kind == "fulfillment" else 0)
     assert (event.kind, event.from_status, event.to_status, event.transition) == (
         "transition",
         status,
@@ -188,10 +193,12 @@ def _attempt(*, world: World, order_id: Any, payer_type: str, before: Snapshot, 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data(), payer_type=st.sampled_from(["cash", "insurance"]))
 def test_random_transition_sequences_follow_the_rules(north: World, data: st.DataObject, payer_type: str) -> None:
-    # Given a fresh order (the World is shared by the examples of this test; each gets its own order)
-    order = north.order(payer_type=payer_type)
+    # Given a fresh order (the World is shared by the examples of this test; each gets its own order,
+    # for its own patient, so that earlier examples' deliveries are not this patient's supply history)
+    patient = PatientFactory.create(provider=north.provider, territory=north.territory)
+    order = north.order(payer_type=payer_type, patient_id=patient.pk)
     state = _snapshot(order.pk)
-    assert (state[0], state[2], len(state[3])) == (PENDING_VERIFICATION, 1, 1)
+    assert (state[0], state[2], len(state[3])) == (PENDING_VERIFICATION, 2, 1)  # created, compliance check
     steps = data.draw(st.integers(min_value=0, max_value=12), label="steps")
 
     for _ in range(steps):
