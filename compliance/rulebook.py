@@ -141,11 +141,12 @@ def _parse(name: str, path: Path) -> RuleSet:
         raise RuleFileError(f"{path.name}: no [[{table}]] rows")
     if name in _ONE_ROW_PER_CODE:
         _check_no_overlap(path, rows)
-    scalar_settings = {key: value for key, value in data.items() if not isinstance(value, list)}
+    def is_table(value: Any) -> bool:
+        return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
+
+    scalar_settings = {key: value for key, value in data.items() if not is_table(value)}
     other_tables = {
-        key: tuple(value)
-        for key, value in data.items()
-        if isinstance(value, list) and key not in ("sources", table) and all(isinstance(v, dict) for v in value)
+        key: tuple(value) for key, value in data.items() if is_table(value) and key not in ("sources", table)
     }
     return RuleSet(
         name=name,

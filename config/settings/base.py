@@ -179,6 +179,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {
         "OrderStatusEnum": "orders.models.OrderStatus",
+        "ArtifactTypeEnum": "compliance.inputs.ArtifactType",
     },
 }
 

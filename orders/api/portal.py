@@ -50,6 +50,21 @@ class ComplianceResultSerializer(serializers.Serializer):
     required_artifacts = serializers.ListField(child=serializers.ChoiceField(choices=ARTIFACT_CHOICES))
 
 
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "enum": ARTIFACT_CHOICES},
+            {
+                "type": "object",
+                "properties": {
+                    "artifact_type": {"type": "string", "enum": ARTIFACT_CHOICES},
+                    "document_date": {"type": "string", "format": "date", "nullable": True},
+                },
+                "required": ["artifact_type"],
+            },
+        ]
+    }
+)
 class ArtifactField(serializers.Field):
     """An attached artifact: its type (``"WOPD"``) or ``{artifact_type, document_date}``."""
 

@@ -35,6 +35,10 @@ REQUIRED_OPERATIONS = {
     "/api/v1/fulfillment-tasks/{task_id}/start": {"post"},
     "/api/v1/fulfillment-tasks/{task_id}/ship": {"post"},
     "/api/v1/fulfillment-tasks/{task_id}/done": {"post"},
+    "/api/portal/orders": {"get", "post"},
+    "/api/portal/orders/{order_id}/approve": {"post"},
+    "/api/portal/orders/{order_id}/attachments": {"post"},
+    "/api/portal/compliance/check": {"post"},
 }
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 

@@ -1,0 +1,469 @@
+"""The deterministic engine against the real rule files, rule by rule, with real codes and dates.
+
+Every case starts from a complete, signed insurance order that is ``clear`` and changes one fact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from compliance.engine import Severity, add_months, evaluate
+from compliance.inputs import (
+    AttachedArtifact,
+    ComplianceInput,
+    Delivery,
+    ItemFacts,
+    PatientFacts,
+    PayerRuleFacts,
+    PriorAuthorizationFacts,
+    ProviderFacts,
+)
+from compliance.rulebook import RuleFileError, load_rule_sets
+
+D = dt.date
+VALID_NPI = "1245319599"  # check digit per the 80840 Luhn rule (CMS example)
+
+
+def facts(*items: ItemFacts, **changes: Any) -> ComplianceInput:
+    """A signed, complete insurance order dated 2026-11-02 for one patient in territory 'T'."""
+    base = ComplianceInput(
+        order_date=D(2026, 11, 2),
+        requested_date=D(2026, 11, 9),
+        payer_type="insurance",
+        patient=PatientFacts(known=True, has_name=True, has_mbi=True, in_territory=True, state="MN"),
+        provider=ProviderFacts(known=True, name="Dr. Lindqvist", npi=VALID_NPI, credentialed_in_territory=True),
+        items=items or (item("A7032", 2),),
+        signed_on=D(2026, 11, 2),
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def item(hcpcs: str | None, quantity: int = 1, key: str = "0", **changes: Any) -> ItemFacts:
+    return ItemFacts(
+        key=key, sku=f"SKU-{hcpcs}", hcpcs=hcpcs, description=f"Item {hcpcs}", quantity=quantity, **changes
+    )
+
+
+def codes(result: Any) -> list[tuple[str, str]]:
+    return [(f.code, str(f.severity)) for f in result.findings]
+
+
+def finding(result: Any, code: str) -> Any:
+    return next(f for f in result.findings if f.code == code)
+
+
+def test_a_complete_signed_order_is_clear_and_names_the_rule_versions() -> None:
+    result = evaluate(facts())
+    assert (str(result.disposition), result.findings, result.required_artifacts) == ("clear", (), [])
+    assert set(result.rule_versions) == {
+        "standard_written_order",
+        "f2f_wopd",
+        "prior_authorization",
+        "quantity_limits",
+        "refills",
+        "medication_safety",
+    }
+
+
+# --- 1. standard written order ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("changes", "code", "message"),
+    [
+        (
+            {"patient": PatientFacts()},
+            "SWO_MISSING_BENEFICIARY",
+            "The written order lacks the beneficiary name or Medicare Beneficiary Identifier.",
+        ),
+        ({"order_date": None}, "SWO_MISSING_ORDER_DATE", "The written order lacks the order date."),
+        (
+            {"items": (ItemFacts(key="0", quantity=1),)},
+            "SWO_MISSING_ITEM_DESCRIPTION",
+            "The written order lacks the general description of the item.",
+        ),
+        (
+            {"items": (ItemFacts(key="0", sku="X", description="Walker"),)},
+            "SWO_MISSING_QUANTITY",
+            "The written order lacks the quantity to be dispensed.",
+        ),
+        (
+            {"provider": ProviderFacts()},
+            "SWO_MISSING_PRACTITIONER",
+            "The written order lacks the treating practitioner name or NPI.",
+        ),
+        (
+            {"signed_on": None},
+            "SWO_MISSING_SIGNATURE",
+            "The written order lacks the treating practitioner's signature.",
+        ),
+    ],
+)
+def test_each_missing_standard_written_order_element_is_a_hold_naming_it(
+    changes: dict[str, Any], code: str, message: str
+) -> None:
+    result = evaluate(facts(**changes))
+    assert str(result.disposition) == "hold"
+    found = finding(result, code)
+    assert (found.severity, found.message, found.rule) == (Severity.HOLD, message, "standard_written_order")
+    assert found.source is not None and found.source["url"].startswith("https://")
+
+
+def test_the_signature_can_come_from_a_signed_order_document() -> None:
+    unsigned = facts(signed_on=None)
+    assert finding(evaluate(unsigned), "SWO_MISSING_SIGNATURE").required_artifacts == ("SWO",)
+    signed_document = dataclasses.replace(unsigned, artifacts=(AttachedArtifact("SWO", D(2026, 11, 2)),))
+    assert codes(evaluate(signed_document)) == []
+
+
+# --- 2. face-to-face encounter and written order prior to delivery --------------------------------
+
+PMD = "K0823"  # a power wheelchair base on the Required F2F/WOPD list since 2022-04-13
+
+
+def pmd_order(order_date: D, **changes: Any) -> ComplianceInput:
+    # Prior authorization is on file so that only the F2F/WOPD rule speaks.
+    pa = PriorAuthorizationFacts(hcpcs=PMD, affirmed=True, decision_date=order_date)
+    changes.setdefault("signed_on", order_date)
+    return facts(item(PMD), order_date=order_date, requested_date=order_date, prior_authorizations=(pa,), **changes)
+
+
+def test_an_item_is_not_on_the_f2f_list_before_the_list_took_effect() -> None:
+    result = evaluate(pmd_order(D(2022, 4, 12), signed_on=None, artifacts=(AttachedArtifact("SWO", D(2022, 4, 12)),)))
+    assert [c for c, _ in codes(result) if c.startswith(("F2F", "WOPD"))] == []
+
+
+def test_a_listed_item_needs_a_face_to_face_encounter_within_six_months() -> None:
+    order_date = D(2022, 10, 20)
+    result = evaluate(pmd_order(order_date))
+    assert codes(result) == [("F2F_ENCOUNTER_REQUIRED", "hold")]
+    assert finding(result, "F2F_ENCOUNTER_REQUIRED").required_artifacts == ("F2F_NOTE",)
+
+    too_old = evaluate(pmd_order(order_date, f2f_date=D(2022, 4, 19)))
+    assert codes(too_old) == [("F2F_ENCOUNTER_OUT_OF_WINDOW", "hold")]
+    assert finding(too_old, "F2F_ENCOUNTER_OUT_OF_WINDOW").message == (
+        "K0823 need a face-to-face encounter between 2022-04-20 and 2022-10-20; the one on file is dated 2022-04-19."
+    )
+
+    undocumented = evaluate(pmd_order(order_date, f2f_date=D(2022, 4, 20)))
+    assert codes(undocumented) == [("F2F_NOTE_REQUIRED", "hold")]
+
+    documented = pmd_order(
+        order_date, f2f_date=D(2022, 4, 20), artifacts=(AttachedArtifact("F2F_NOTE", D(2022, 4, 20)),)
+    )
+    assert codes(evaluate(documented)) == []
+
+
+def test_a_listed_item_needs_a_written_order_dated_on_or_before_delivery() -> None:
+    order_date = D(2023, 3, 1)
+    note = AttachedArtifact("F2F_NOTE", D(2023, 2, 1))
+    unsigned = pmd_order(order_date, signed_on=None, artifacts=(note, AttachedArtifact("SWO", D(2023, 3, 5))))
+    # The signed order arrived after delivery (2023-03-01): it satisfies the SWO but not the WOPD timing.
+    assert codes(evaluate(unsigned)) == [("WOPD_REQUIRED", "hold")]
+    in_time = pmd_order(order_date, signed_on=None, artifacts=(note, AttachedArtifact("WOPD", D(2023, 2, 28))))
+    assert codes(evaluate(in_time)) == []
+
+
+def test_a_code_removed_from_the_f2f_list_stops_needing_it_the_day_after_its_last_day() -> None:
+    # L1833 was listed from 2022-04-13 and removed effective 2024-08-12 (89 FR 41324).
+    def l1833(day: D) -> list[str]:
+        pa = PriorAuthorizationFacts(hcpcs="L1833", affirmed=True, decision_date=day)
+        result = evaluate(
+            facts(item("L1833"), order_date=day, requested_date=day, signed_on=day, prior_authorizations=(pa,))
+        )
+        return [code for code, _ in codes(result)]
+
+    assert l1833(D(2024, 8, 11)) == ["F2F_ENCOUNTER_REQUIRED"]
+    assert l1833(D(2024, 8, 12)) == []
+
+
+def test_an_unlisted_code_needs_neither() -> None:
+    assert codes(evaluate(facts(item("A7032"), f2f_date=None))) == []
+
+
+# --- 3. prior authorization -----------------------------------------------------------------------
+
+
+def pa_order(hcpcs: str, delivery: D, *, state: str = "MN", decisions: tuple[Any, ...] = ()) -> ComplianceInput:
+    return facts(
+        item(hcpcs),
+        order_date=delivery,
+        requested_date=delivery,
+        f2f_date=delivery,
+        artifacts=(AttachedArtifact("F2F_NOTE", delivery),),
+        patient=PatientFacts(known=True, has_name=True, in_territory=True, state=state),
+        prior_authorizations=decisions,
+    )
+
+
+def pa_codes(result: Any) -> list[tuple[str, str]]:
+    return [(code, severity) for code, severity in codes(result) if code.startswith("PRIOR_AUTH")]
+
+
+def test_a_listed_item_without_an_affirmed_decision_is_a_hold() -> None:
+    result = evaluate(pa_order("K0856", D(2025, 3, 3)))
+    assert pa_codes(result) == [("PRIOR_AUTH_REQUIRED", "hold")]
+    assert finding(result, "PRIOR_AUTH_REQUIRED").message == (
+        "K0856 is on the CMS Required Prior Authorization List (Power Mobility Devices (power wheelchairs and"
+        " power operated vehicles)); no affirmed prior authorization is on file."
+    )
+    assert finding(result, "PRIOR_AUTH_REQUIRED").required_artifacts == ("PRIOR_AUTH",)
+
+
+def test_the_pmd_pilot_applied_only_in_its_states_before_going_national() -> None:
+    # K0856: IL, MO, NY, WV from 2017-03-20; nationwide from 2017-07-17 (81 FR 93636).
+    assert pa_codes(evaluate(pa_order("K0856", D(2017, 5, 1), state="NY"))) == [("PRIOR_AUTH_REQUIRED", "hold")]
+    assert pa_codes(evaluate(pa_order("K0856", D(2017, 5, 1), state="MN"))) == []
+    assert pa_codes(evaluate(pa_order("K0856", D(2017, 7, 17), state="MN"))) == [("PRIOR_AUTH_REQUIRED", "hold")]
+
+
+def test_a_suspended_code_is_noted_but_not_held() -> None:
+    # E0748 (osteogenesis stimulator) required in CA from 2024-08-12, suspended from 2024-08-28.
+    assert pa_codes(evaluate(pa_order("E0748", D(2024, 8, 27), state="CA"))) == [("PRIOR_AUTH_REQUIRED", "hold")]
+    suspended = evaluate(pa_order("E0748", D(2024, 8, 28), state="CA"))
+    assert pa_codes(suspended) == [("PRIOR_AUTH_SUSPENDED", "info")]
+    assert str(suspended.disposition) == "clear"
+
+
+def test_a_removed_code_needs_no_prior_authorization_after_removal() -> None:
+    # L1833 left the Required Prior Authorization List effective 2024-08-12.
+    assert pa_codes(evaluate(pa_order("L1833", D(2024, 8, 11)))) == [("PRIOR_AUTH_REQUIRED", "hold")]
+    assert pa_codes(evaluate(pa_order("L1833", D(2024, 8, 12)))) == []
+
+
+def test_an_affirmed_decision_is_valid_for_its_programs_period() -> None:
+    # Power mobility devices: an affirmed decision is valid for 6 months.
+    decided = PriorAuthorizationFacts(hcpcs="K0856", affirmed=True, decision_date=D(2025, 1, 10))
+    assert pa_codes(evaluate(pa_order("K0856", D(2025, 7, 10), decisions=(decided,)))) == []
+    expired = evaluate(pa_order("K0856", D(2025, 7, 11), decisions=(decided,)))
+    assert pa_codes(expired) == [("PRIOR_AUTH_EXPIRED", "hold")]
+    # Lower limb prostheses: 120 days.
+    llp = PriorAuthorizationFacts(hcpcs="L5856", affirmed=True, decision_date=D(2025, 1, 1))
+    assert pa_codes(evaluate(pa_order("L5856", D(2025, 5, 1), decisions=(llp,)))) == []
+    assert pa_codes(evaluate(pa_order("L5856", D(2025, 5, 2), decisions=(llp,)))) == [("PRIOR_AUTH_EXPIRED", "hold")]
+
+
+def test_a_non_affirmed_decision_is_a_hold() -> None:
+    refused = PriorAuthorizationFacts(hcpcs="E0193", affirmed=False, decision_date=D(2025, 2, 1))
+    assert pa_codes(evaluate(pa_order("E0193", D(2025, 2, 3), decisions=(refused,)))) == [
+        ("PRIOR_AUTH_NON_AFFIRMED", "hold")
+    ]
+
+
+# --- 4. quantity limits ---------------------------------------------------------------------------
+
+
+def test_pap_supplies_at_the_limit_pass_and_over_it_hold() -> None:
+    # A7032 (nasal mask cushion): 2 per month.
+    assert codes(evaluate(facts(item("A7032", 2)))) == []
+    over = evaluate(facts(item("A7032", 3)))
+    assert codes(over) == [("QUANTITY_LIMIT_EXCEEDED", "hold")]
+    assert finding(over, "QUANTITY_LIMIT_EXCEEDED").message == (
+        "A7032: 3 ordered and 0 delivered in the 1 month to 2026-11-09 exceed the usual maximum of 2 per 1 month"
+        " for Cushion for use on nasal mask interface, replacement only, each."
+    )
+
+
+def test_supply_history_counts_inside_the_rolling_window_only() -> None:
+    # A7030 (full face mask): 1 per 3 months; one was delivered on 2026-08-09.
+    history = (Delivery(hcpcs="A7030", quantity=1, delivered_on=D(2026, 8, 9)),)
+    confirmed = (AttachedArtifact("PATIENT_REFILL_CONFIRMATION", D(2026, 11, 1)),)
+    inside = facts(item("A7030"), requested_date=D(2026, 11, 8), supply_history=history, artifacts=confirmed)
+    assert codes(evaluate(inside)) == [("QUANTITY_LIMIT_EXCEEDED", "hold")]
+    outside = dataclasses.replace(inside, requested_date=D(2026, 11, 9))
+    assert codes(evaluate(outside)) == []
+
+
+def test_medical_necessity_documentation_turns_the_hold_into_a_review() -> None:
+    documented = facts(item("A7032", 4), artifacts=(AttachedArtifact("MEDICAL_NECESSITY", D(2026, 11, 1)),))
+    result = evaluate(documented)
+    assert (str(result.disposition), codes(result)) == ("needs_review", [("QUANTITY_LIMIT_EXCEEDED", "needs_review")])
+
+
+def test_diabetic_test_strips_follow_insulin_use() -> None:
+    # A4253 (per 50 strips): 2 units per 3 months without insulin, 6 with insulin (Z79.4).
+    three_boxes = item("A4253", 3)
+    assert codes(evaluate(facts(three_boxes, diagnosis_codes=("E11.9",)))) == [("QUANTITY_LIMIT_EXCEEDED", "hold")]
+    assert codes(evaluate(facts(three_boxes, diagnosis_codes=("E11.9", "Z79.4")))) == []
+    assert codes(evaluate(facts(item("A4253", 7), diagnosis_codes=("Z79.4",)))) == [("QUANTITY_LIMIT_EXCEEDED", "hold")]
+
+
+def test_same_function_items_share_one_limit_when_a_row_pools_them(tmp_path: Path, settings: Any) -> None:
+    # The public PAP policy gives every code its own line, so the shipped file pools nothing; a payer
+    # file that pools heated and plain tubing (A4604, A7037) into one allowance is read the same way.
+    rules = tmp_path / "rules"
+    shutil.copytree(Path(settings.COMPLIANCE_RULES_DIR), rules)
+    path = rules / "quantity_limits.toml"
+    text = path.read_text()
+    text = text.replace('codes = ["A4604"]', 'codes = ["A4604", "A7037"]', 1)
+    start = text.index('codes = ["A7037"]')
+    row_start = text.rindex("[[limits]]", 0, start)
+    row_end = text.find("[[limits]]", start)
+    text = text[:row_start] + text[row_end:]
+    path.write_text(text)
+    settings.COMPLIANCE_RULES_DIR = str(rules)
+
+    history = (Delivery(hcpcs="A4604", quantity=1, delivered_on=D(2026, 10, 1)),)
+    result = evaluate(facts(item("A7037"), supply_history=history))
+    assert [c for c, _ in codes(result)][0] == "QUANTITY_LIMIT_EXCEEDED"
+    assert "(shared by A4604, A7037)" in finding(result, "QUANTITY_LIMIT_EXCEEDED").message
+
+
+# --- 5. refills -----------------------------------------------------------------------------------
+
+
+def strips(delivery: D, *artifacts: AttachedArtifact, delivered: D = D(2026, 6, 1)) -> ComplianceInput:
+    # One box of 50 strips lasts half of the 3-month allowance of two boxes (non-insulin).
+    history = (Delivery(hcpcs="A4253", quantity=1, delivered_on=delivered),)
+    return facts(
+        item("A4253"), order_date=delivery, requested_date=delivery, supply_history=history, artifacts=artifacts
+    )
+
+
+def test_a_refill_delivered_too_early_is_a_hold_naming_the_first_allowed_day() -> None:
+    # Delivered 2026-06-01: 92 days / 2 = 46 days of supply, ending 2026-07-17; delivery from 2026-07-07.
+    confirmation = AttachedArtifact("PATIENT_REFILL_CONFIRMATION", D(2026, 7, 1))
+    early = evaluate(strips(D(2026, 7, 6), confirmation))
+    assert codes(early) == [("REFILL_TOO_EARLY", "hold")]
+    assert finding(early, "REFILL_TOO_EARLY").message == (
+        "A4253: the supply delivered on 2026-06-01 lasts until 2026-07-17; a refill may be delivered from"
+        " 2026-07-07, not on 2026-07-06."
+    )
+    assert codes(evaluate(strips(D(2026, 7, 7), confirmation))) == []
+
+
+def test_a_refill_needs_the_patients_confirmation_within_the_window() -> None:
+    # Since 2024 the contact may be no sooner than 30 days before the supply's expected end (2026-07-17).
+    assert codes(evaluate(strips(D(2026, 7, 10)))) == [("REFILL_CONFIRMATION_REQUIRED", "hold")]
+    too_soon = AttachedArtifact("PATIENT_REFILL_CONFIRMATION", D(2026, 6, 16))
+    assert codes(evaluate(strips(D(2026, 7, 10), too_soon))) == [("REFILL_CONFIRMATION_REQUIRED", "hold")]
+    in_window = AttachedArtifact("PATIENT_REFILL_CONFIRMATION", D(2026, 6, 17))
+    assert codes(evaluate(strips(D(2026, 7, 10), in_window))) == []
+
+
+# --- 7. payer rules, 8. territory, 9. inventory ----------------------------------------------------
+
+
+def test_payer_rules_require_artifacts_and_flag_excluded_tiers() -> None:
+    rule = PayerRuleFacts(
+        hcpcs="A7032", payer="Acme Health Gold", requires_prior_auth=True, requires_cmn=True, coverage_tiers=("gold",)
+    )
+    result = evaluate(facts(payer_rules=(rule,), coverage_tier="silver"))
+    assert codes(result) == [
+        ("COVERAGE_TIER_EXCLUDED", "needs_review"),
+        ("PAYER_PRIOR_AUTH_REQUIRED", "hold"),
+        ("CMN_REQUIRED", "hold"),
+    ]
+    assert result.required_artifacts == ["CMN", "PRIOR_AUTH"]
+    resolved = facts(
+        payer_rules=(rule,),
+        coverage_tier="gold",
+        artifacts=(AttachedArtifact("CMN", D(2026, 11, 1)), AttachedArtifact("PRIOR_AUTH", D(2026, 11, 1))),
+    )
+    assert codes(evaluate(resolved)) == []
+    not_covered = PayerRuleFacts(hcpcs="A7032", payer="Acme Health", not_covered=True)
+    assert codes(evaluate(facts(payer_rules=(not_covered,)))) == [("PAYER_NOT_COVERED", "needs_review")]
+
+
+def test_provider_credential_npi_and_patient_territory() -> None:
+    assert codes(evaluate(facts(provider=ProviderFacts(known=True, name="Dr. A", npi=VALID_NPI)))) == [
+        ("PROVIDER_NOT_CREDENTIALED", "hold")
+    ]
+    bad_npi = ProviderFacts(known=True, name="Dr. A", npi="1245319598", credentialed_in_territory=True)
+    assert codes(evaluate(facts(provider=bad_npi))) == [("PROVIDER_NPI_INVALID", "hold")]
+    elsewhere = PatientFacts(known=True, has_name=True, in_territory=False)
+    assert codes(evaluate(facts(patient=elsewhere))) == [("PATIENT_OUTSIDE_TERRITORY", "hold")]
+
+
+def test_inventory_flags_route_to_dropship_or_hold_with_the_restock_date() -> None:
+    dropship = item("A7032", 2, stock_short=True, stock_available=1, dropship_allowed=True)
+    result = evaluate(facts(dropship))
+    assert (str(result.disposition), codes(result)) == ("clear", [("INVENTORY_DROPSHIP", "info")])
+    restock = item("A7032", 2, stock_short=True, stock_available=1, expected_restock=D(2026, 11, 20))
+    held = evaluate(facts(restock))
+    assert codes(held) == [("INVENTORY_SHORTFALL", "hold")]
+    assert finding(held, "INVENTORY_SHORTFALL").message == (
+        "SKU-A7032: 1 available for 2 ordered, and it cannot be dropshipped. "
+        "Expected restock on 2026-11-20 (open purchase order)."
+    )
+
+
+# --- 10. medication safety ----------------------------------------------------------------------
+
+
+def med(rxnorm: str) -> ItemFacts:
+    return ItemFacts(key="0", sku=f"RX-{rxnorm}", description="Medication", quantity=1, rxnorm_code=rxnorm)
+
+
+def patient(**changes: Any) -> PatientFacts:
+    return dataclasses.replace(PatientFacts(known=True, has_name=True, in_territory=True), **changes)
+
+
+def test_a_pde5_inhibitor_with_a_nitrate_needs_review() -> None:
+    sildenafil = med("577033")  # sildenafil 20 mg oral tablet
+    assert codes(evaluate(facts(sildenafil, payer_type="cash", patient=patient()))) == []
+    on_nitrates = patient(medications=("Isosorbide mononitrate 30 mg ER",))
+    result = evaluate(facts(sildenafil, payer_type="cash", patient=on_nitrates))
+    assert (str(result.disposition), codes(result)) == ("needs_review", [("MEDICATION_INTERACTION", "needs_review")])
+    assert "Nitrates" in finding(result, "MEDICATION_INTERACTION").message
+
+
+def test_a_glp1_agonist_with_men2_or_a_family_history_of_mtc_needs_review() -> None:
+    liraglutide = med("897122")  # liraglutide 18 mg/3 mL pen
+    for condition in ("men2", "family_history_medullary_thyroid_carcinoma", "medullary_thyroid_carcinoma"):
+        result = evaluate(facts(liraglutide, payer_type="cash", patient=patient(conditions=(condition,))))
+        assert codes(result) == [("MEDICATION_CONTRAINDICATION", "needs_review")], condition
+
+
+def test_an_allergy_to_the_ingredient_needs_review_and_an_unknown_medication_too() -> None:
+    tadalafil = med("403957")  # tadalafil 5 mg oral tablet
+    allergic = evaluate(facts(tadalafil, payer_type="cash", patient=patient(allergies=("Cialis",))))
+    assert codes(allergic) == [("MEDICATION_ALLERGY", "needs_review")]
+    unrelated = evaluate(facts(tadalafil, payer_type="cash", patient=patient(allergies=("penicillin",))))
+    assert codes(unrelated) == []
+    assert codes(evaluate(facts(med("999999"), payer_type="cash", patient=patient()))) == [
+        ("MEDICATION_NOT_IN_SAFETY_TABLE", "needs_review")
+    ]
+
+
+# --- the rule files themselves ----------------------------------------------------------------------
+
+
+def test_every_row_cites_a_source_with_a_public_url() -> None:
+    for rule_set in load_rule_sets().values():
+        for row in rule_set.rows:
+            assert row.source.url.startswith("https://"), (rule_set.name, row.index)
+
+
+def test_a_broken_rule_file_is_refused_naming_the_file_and_row(tmp_path: Path, settings: Any) -> None:
+    rules = tmp_path / "rules"
+    shutil.copytree(Path(settings.COMPLIANCE_RULES_DIR), rules)
+    path = rules / "refills.toml"
+    path.write_text(path.read_text().replace('source = "DMEMAC-refill-2024"', 'source = "NOWHERE"'))
+    with pytest.raises(RuleFileError) as raised:
+        load_rule_sets(rules)
+    assert str(raised.value) == "refills.toml row 2: source 'NOWHERE' is not among the file's sources"
+
+
+def test_ten_items_are_evaluated_well_under_100_ms() -> None:
+    lines = tuple(
+        item(code, 1, key=str(i))
+        for i, code in enumerate(
+            ["A7030", "A7031", "A7032", "A7033", "A7034", "A7035", "A7036", "A7037", "A7038", "K0823"]
+        )
+    )
+    evaluate(facts(*lines))  # the rule files are read once per process
+    started = time.perf_counter()
+    evaluate(facts(*lines))
+    assert time.perf_counter() - started < 0.1
+
+
+def test_add_months_clamps_to_the_end_of_shorter_months() -> None:
+    assert (add_months(D(2026, 8, 31), -6), add_months(D(2024, 1, 31), 1)) == (D(2026, 2, 28), D(2024, 2, 29))
