@@ -281,7 +281,7 @@ class _Checker:
                 artifacts=[ArtifactType.F2F_NOTE],
                 field="f2f_date",
             )
-        elif not note_dates:
+        elif not self.has_artifact(ArtifactType.F2F_NOTE):
             self.add(
                 "F2F_NOTE_REQUIRED",
                 Severity.HOLD,

@@ -141,6 +141,7 @@ def _parse(name: str, path: Path) -> RuleSet:
         raise RuleFileError(f"{path.name}: no [[{table}]] rows")
     if name in _ONE_ROW_PER_CODE:
         _check_no_overlap(path, rows)
+
     def is_table(value: Any) -> bool:
         return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
 

@@ -417,7 +417,7 @@ ATTACHMENT_CONTENT_TYPES = ("application/pdf", "image/png", "image/jpeg")
 
 
 def order_attach(
-    *, order_id: Any, actor: Any, artifact_type: str, document_date: dt.date | None, file: UploadedFile
+    *, order_id: Any, actor: Any, artifact_type: str, file: UploadedFile, document_date: dt.date | None = None
 ) -> Attachment:
     """Attach a document to an open order; while the order waits for verification, re-run the checks.
 

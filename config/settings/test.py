@@ -9,6 +9,7 @@ does not answer the suite falls back to SQLite / eager Celery and the tests mark
 import base64
 import os
 import socket
+import tempfile
 
 
 def _answers(host: str, port: int) -> bool:
@@ -46,3 +47,5 @@ SERVICES = {
     "postgres": DATABASES["default"]["ENGINE"].endswith("postgresql"),
     "redis": bool(REDIS_URL),
 }
+# Uploaded attachments go to a throwaway folder, never into the checkout.
+MEDIA_ROOT = tempfile.mkdtemp(prefix="medorder-test-media-")
