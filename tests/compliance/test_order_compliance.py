@@ -233,7 +233,7 @@ def test_a_hold_is_resolved_by_an_attachment_and_the_order_approved(north: World
     attachment = Attachment.objects.get(order_id=order_id)
     assert response.json()["sha256"] == attachment.sha256
     assert (attachment.artifact_type, attachment.original_name, attachment.size) == ("SWO", "signed.pdf", len(PDF))
-    assert "signed" not in attachment.file.name  # the storage key carries ids only
+    assert attachment.file.name == f"attachments/{north.territory.pk}/{order_id}/{attachment.pk}"  # ids only
     assert attachment.file.read() == PDF
     order = Order.objects.get(pk=order_id)
     assert (order.status, order.ai_disposition) == ("pending_verification", "clear")

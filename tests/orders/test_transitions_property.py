@@ -160,7 +160,7 @@ def _attempt(*, world: World, order_id: Any, payer_type: str, before: Snapshot, 
     # Verifying first re-runs the compliance checks; then the status change, then (starting,
     # cancelling or rejecting) at most one fulfillment entry.
     added_events = list(OrderEvent.objects.filter(order_id=order_id, sequence__gt=event_count).order_by("sequence"))
-    expected_kinds = (["transition"], ["transition", "fulfillment"])
+    expected_kinds: tuple[list[str], ...] = (["transition"], ["transition", "fulfillment"])
     if transition == "verify":
         expected_kinds = (["compliance", "transition"],)
     assert [e.kind for e in added_events] in expected_kinds
