@@ -62,6 +62,7 @@ class Draft:
     items: Sequence[DraftItem] = ()
     patient_id: uuid.UUID | None = None
     provider_id: uuid.UUID | None = None
+    provider_npi: str | None = None
     payer_type: str | None = None
     coverage_tier: str | None = None
     order_date: dt.date | None = None
@@ -103,10 +104,16 @@ def facts_for_draft(*, actor: Any, draft: Draft, territory_id: Any = None) -> Co
     unknown SKUs are a ValidationFailed naming the line.
     """
     provider = None
-    if draft.provider_id is not None:
-        provider = providers_for_user(user=actor).filter(pk=draft.provider_id, active=True).first()
-        if provider is None:
-            raise ValidationFailed(details={"provider_id": ["Unknown provider."]})
+    if draft.provider_id is not None or draft.provider_npi:
+        providers = providers_for_user(user=actor).filter(active=True)
+        if draft.provider_id is not None:
+            provider = providers.filter(pk=draft.provider_id).first()
+            if provider is None:
+                raise ValidationFailed(details={"provider_id": ["Unknown provider."]})
+        else:
+            provider = providers.filter(npi=draft.provider_npi).first()
+            if provider is None:
+                raise ValidationFailed(details={"provider_npi": ["No provider with this NPI in your territories."]})
     patient = None
     if draft.patient_id is not None:
         patient = patients_for_user(user=actor).filter(pk=draft.patient_id).first()

@@ -18,7 +18,7 @@ from compliance.engine import evaluate
 from compliance.inputs import ArtifactType, AttachedArtifact
 from core.audit import access_record
 from core.exceptions import ValidationFailed
-from core.identifiers import is_valid_hcpcs, normalize_icd10
+from core.identifiers import is_valid_hcpcs, is_valid_npi, normalize_icd10
 from core.models import AccessChannel
 from orders import selectors, services
 from orders.compliance_checks import Draft, DraftItem, facts_for_draft
@@ -108,6 +108,12 @@ class ComplianceCheckSerializer(serializers.Serializer):
     items = serializers.ListField(child=DraftItemSerializer(), required=False, default=list, max_length=100)
     patient_id = serializers.UUIDField(required=False, allow_null=True)
     provider_id = serializers.UUIDField(required=False, allow_null=True)
+    provider_npi = serializers.CharField(
+        max_length=10,
+        required=False,
+        allow_null=True,
+        help_text="The ordering provider by NPI, instead of provider_id.",
+    )
     payer_type = serializers.ChoiceField(choices=PayerType.choices, required=False, allow_null=True)
     coverage_tier = serializers.CharField(max_length=50, required=False, allow_null=True)
     order_date = serializers.DateField(required=False, allow_null=True)
@@ -121,6 +127,11 @@ class ComplianceCheckSerializer(serializers.Serializer):
 
     def validate_diagnosis_codes(self, codes: list[str]) -> list[str]:
         return validate_icd10_list(codes)
+
+    def validate_provider_npi(self, value: str | None) -> str | None:
+        if value and not is_valid_npi(value):
+            raise serializers.ValidationError("Enter a valid 10-digit NPI (its check digit does not match).")
+        return value or None
 
 
 class PortalOrderCreateSerializer(OrderCreateSerializer):
@@ -274,6 +285,7 @@ class ComplianceCheckView(APIView):
             ],
             patient_id=fields.get("patient_id"),
             provider_id=fields.get("provider_id"),
+            provider_npi=fields.get("provider_npi"),
             payer_type=fields.get("payer_type"),
             coverage_tier=fields.get("coverage_tier"),
             order_date=fields.get("order_date"),

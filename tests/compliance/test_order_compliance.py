@@ -465,6 +465,11 @@ def test_an_empty_draft_names_every_missing_element(north: World, api: Any) -> N
         ),
         ({"artifacts": ["SELFIE"]}, {"artifacts": {"0": {"artifact_type": ['"SELFIE" is not a valid choice.']}}}),
         ({"items": [{"sku": "NO-SUCH"}]}, {"items": {"0": {"sku": ["Unknown or inactive product."]}}}),
+        (
+            {"provider_npi": "1245319598"},
+            {"provider_npi": ["Enter a valid 10-digit NPI (its check digit does not match)."]},
+        ),
+        ({"provider_npi": "1245319599"}, {"provider_npi": ["No provider with this NPI in your territories."]}),
     ],
 )
 def test_bad_drafts_are_validation_errors(
@@ -473,6 +478,21 @@ def test_bad_drafts_are_validation_errors(
     response = api(north.doctor).post("/api/portal/compliance/check", body, format="json")
     assert response.status_code == 400
     assert (response.json()["error"]["code"], response.json()["error"]["details"]) == ("VALIDATION_ERROR", details)
+
+
+def test_a_provider_can_be_named_by_npi(north: World, api: Any) -> None:
+    response = api(north.doctor).post(
+        "/api/portal/compliance/check",
+        {
+            "provider_npi": north.provider.npi,
+            "patient_id": str(north.patient.pk),
+            "signed": True,
+            "items": [{"sku": north.product.sku, "quantity": 1}],
+            "payer_type": "insurance",
+        },
+        format="json",
+    )
+    assert response.json() == {"disposition": "clear", "findings": [], "required_artifacts": []}
 
 
 def test_a_patient_outside_the_doctors_territories_cannot_be_checked(north: World, south: World, api: Any) -> None:
