@@ -86,13 +86,15 @@ EXPECTED_COUNTS = {
     "purchase orders": 0,
     "fulfillment tasks": 2,
     "orders": 4,
-    # 4 creations, then verify and start_fulfillment on one order per territory.
-    "order history": 8,
+    # 4 creations; the hold of south's unsigned order (a colleague's patient); then verify and
+    # start_fulfillment on one order per territory.
+    "order history": 9,
     "order items": 6,
-    # 4 creations; verify, start_fulfillment and its routing entry on one order per territory.
-    "order events": 10,
-    # order.created x4; order.verified + order.approved x2; order.fulfillment.started x2.
-    "outbox events": 10,
+    # 4 creations, each with its compliance check; the hold; the compliance check before verifying,
+    # verify, start_fulfillment and its routing entry on one order per territory.
+    "order events": 17,
+    # order.created x4; order.held x1; order.verified + order.approved x2; order.fulfillment.started x2.
+    "outbox events": 11,
 }
 
 
@@ -368,10 +370,26 @@ def test_patients_coverage_and_orders_per_territory() -> None:
             "insurance",
         ]
         orders = Order.objects.filter(territory__code=code)
-        assert sorted(orders.values_list("status", flat=True)) == ["in_progress", "pending_verification"]
+        # The doctor signs orders for their own provider's patients; south's second order is for a
+        # colleague's patient, so it stays unsigned and the compliance checks hold it.
+        waiting = {"north": "pending_verification", "south": "on_hold"}[code]
+        assert sorted(orders.values_list("status", flat=True)) == ["in_progress", waiting]
+        other = orders.get(status=waiting)
+        assert (other.signed_by is None, other.ai_disposition) == (
+            {"north": (False, "clear"), "south": (True, "hold")}[code]
+        )
+        if code == "south":
+            assert other.events.get(transition="hold").reason == "Compliance: SWO_MISSING_SIGNATURE"
         started = orders.get(status="in_progress")
+        assert (started.signed_by.username if started.signed_by else None, started.ai_disposition) == (
+            f"dr.{code}",
+            "clear",
+        )
         assert [(e.kind, e.transition, e.actor.username if e.actor else None) for e in started.events.all()] == [
             ("created", "", f"dr.{code}"),
+            # the checks at submission and again before verifying
+            ("compliance", "", None),
+            ("compliance", "", None),
             ("transition", "verify", f"ops.{code}"),
             ("transition", "start_fulfillment", f"ops.{code}"),
             # Routing: every line ships from the warehouse stock reserved on submission.

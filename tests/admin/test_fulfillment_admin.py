@@ -72,7 +72,9 @@ def test_ship_from_the_task_page_moves_the_order_to_shipped(north: World) -> Non
     task = FulfillmentTask.objects.get(pk=task.pk)
     assert (task.status, task.carrier, task.tracking_number, task.assignee) == ("done", "UPS", "1Z999AA1", north.ops)
     assert Order.objects.get(pk=order.pk).status == "shipped"
-    assert Lot.objects.get().quantity_on_hand == 0
+    # The expiring lot went first (FEFO); the world's undated lot is untouched
+    assert Lot.objects.get(lot_number="L-north").quantity_on_hand == 0
+    assert Lot.objects.get(lot_number="WORLD-NORTH").quantity_on_hand == 500
 
 
 def test_a_shipment_without_tracking_is_refused_and_changes_nothing(north: World) -> None:

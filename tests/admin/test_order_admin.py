@@ -150,7 +150,8 @@ def test_order_page_shows_the_timeline_and_transition_buttons(north: Any) -> Non
     timeline = next(
         formset for formset in response.context["inline_admin_formsets"] if formset.opts.model is OrderEvent
     )
-    assert [event.sequence for event in timeline.formset.queryset] == [1]
+    # created, then the compliance check at submission
+    assert [(event.sequence, event.kind) for event in timeline.formset.queryset] == [(1, "created"), (2, "compliance")]
     assert [t["label"] for t in response.context["order_transitions"]] == [
         "Put on hold",
         "Verify",
@@ -214,8 +215,12 @@ def test_verify_action_runs_the_transition(north: Any) -> None:
     events = list(OrderEvent.objects.filter(order=order).order_by("sequence"))
     assert [(e.sequence, e.kind, e.from_status, e.to_status, e.transition, e.actor, e.actor_kind) for e in events] == [
         (1, "created", "", "pending_verification", "", north.doctor, "staff"),
-        (2, "transition", "pending_verification", "verified", "verify", north.ops, "staff"),
+        (2, "compliance", "pending_verification", "pending_verification", "", None, "ai"),
+        (3, "compliance", "pending_verification", "pending_verification", "", None, "ai"),
+        (4, "transition", "pending_verification", "verified", "verify", north.ops, "staff"),
     ]
+    assert [e.payload["check"] for e in events[1:3]] == ["submission", "approval"]
+    assert events[3].payload == {"compliance": "clear"}
     assert sorted(OutboxEvent.objects.filter(aggregate_id=str(order.pk)).values_list("topic", flat=True)) == [
         "order.approved",
         "order.created",
@@ -262,8 +267,15 @@ def test_cancel_action_with_a_reason_cancels(north: Any) -> None:
     order.refresh_from_db()
     assert order.status == OrderStatus.CANCELLED
     assert order.cancelled_at is not None
+    cancelled = OrderEvent.objects.filter(order=order, kind="transition").latest("sequence")
+    assert (cancelled.transition, cancelled.actor, cancelled.reason) == ("cancel", north.ops, "Duplicate order")
+    # and the stock reserved for it goes back
     last = OrderEvent.objects.filter(order=order).latest("sequence")
-    assert (last.transition, last.actor, last.reason) == ("cancel", north.ops, "Duplicate order")
+    assert (last.sequence, last.kind, last.reason) == (
+        cancelled.sequence + 1,
+        "fulfillment",
+        "Fulfillment stopped: released 2 reserved units.",
+    )
     assert messages_of(response) == [f"Cancel order: done for 1 order(s): {order.reference}."]
 
 

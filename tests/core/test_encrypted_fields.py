@@ -181,9 +181,12 @@ def test_encrypted_values_read_back_as_written(order: Order, patient: Patient) -
     assert stored_order.service_type == PHI["service_type"]
     assert stored_order.insurance_details == {"carrier": "Acme Health", "policy_number": PHI["policy_number"]}
     assert stored_order.verification_data == {"verified_by": "ops", "coverage_details": PHI["verification"]}
+    # created, compliance check at submission, hold, compliance check before verifying, verify
     assert [event.reason for event in OrderEvent.objects.filter(order=order).order_by("sequence")] == [
         None,
+        None,
         PHI["hold_reason"],
+        None,
         "ok",
     ]
     assert [h.notes for h in Order.history.filter(id=order.pk).order_by("history_id")] == [PHI["notes"]] * 3

@@ -265,7 +265,8 @@ def test_payloads_carry_ids_and_statuses_only(north: Any) -> None:
     # Given an order created and put on hold with a reason naming the patient
     order = north.order()
     order_transition(order_id=order.pk, actor=north.ops, transition="hold", reason="Call Zelda about the mask size")
-    created, held = OrderEvent.objects.filter(order=order).order_by("sequence")
+    created, checked, held = OrderEvent.objects.filter(order=order).order_by("sequence")
+    assert (checked.kind, checked.actor_kind) == ("compliance", "ai")  # the checks publish nothing
 
     # Then its outbox events carry ids and statuses, and nothing else
     events = OutboxEvent.objects.filter(aggregate_id=str(order.pk)).order_by("created_at")

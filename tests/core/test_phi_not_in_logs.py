@@ -150,11 +150,13 @@ def test_the_api_never_logs_or_echoes_phi(
                 "notes": ORDER_PHI["notes"],
                 "service_type": ORDER_PHI["service_type"],
                 "insurance": {"carrier": "Medicare", "policy_number": ORDER_PHI["policy_number"]},
+                "sign": True,
             },
             format="json",
         ),
         201,
     )
+    assert order["status"] == "pending_verification"
     order_url = f"/api/v1/orders/{order['id']}"
     assert expect(doctor.get(order_url), 200)["notes"] == ORDER_PHI["notes"]
     held = {"status": "on_hold", "notes": ORDER_PHI["hold_reason"]}
@@ -164,7 +166,8 @@ def test_the_api_never_logs_or_echoes_phi(
     assert expect(ops.put(f"{order_url}/verify", verify_body, format="json"), 200)["status"] == "verified"
     expect(doctor.post(f"/api/orders/{order['id']}/events", {"note": ORDER_PHI["timeline_note"]}, format="json"), 201)
     timeline = expect(doctor.get(f"/api/orders/{order['id']}/timeline"), 200)
-    assert len(timeline) == 4
+    # created, compliance check, hold, compliance check before verifying, verify, note
+    assert len(timeline) == 6
 
     # And requests fail: invalid MBI, invalid ICD-10 code, a future birth date, a forbidden
     # transition, a missing reason, an unknown order, another territory's order

@@ -11,6 +11,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
 
+from compliance.models import ComplianceSnapshot
 from core.management.commands.reencrypt_phi import encrypted_models
 from orders import services as order_services
 from orders.models import Order, OrderEvent
@@ -20,14 +21,35 @@ from tests.factories import CoverageFactory
 
 pytestmark = pytest.mark.django_db
 
+PATIENT_COLUMNS = [
+    "first_name",
+    "last_name",
+    "date_of_birth",
+    "mbi",
+    "phone",
+    "email",
+    "address",
+    "allergies",
+    "medications",
+    "conditions",
+]
+ORDER_COLUMNS = ["service_type", "diagnosis_codes", "notes", "insurance_details", "verification_data", "f2f_date"]
+# The tables ``make_phi`` fills, with their encrypted columns.
 ENCRYPTED_COLUMNS = {
-    "patients_patient": ["first_name", "last_name", "date_of_birth", "mbi", "phone", "email", "address"],
-    "patients_historicalpatient": ["first_name", "last_name", "date_of_birth", "mbi", "phone", "email", "address"],
+    "patients_patient": PATIENT_COLUMNS,
+    "patients_historicalpatient": PATIENT_COLUMNS,
     "patients_coverage": ["payer_name", "plan_name", "member_id", "group_number"],
     "patients_historicalcoverage": ["payer_name", "plan_name", "member_id", "group_number"],
-    "orders_order": ["service_type", "diagnosis_codes", "notes", "insurance_details", "verification_data"],
-    "orders_historicalorder": ["service_type", "diagnosis_codes", "notes", "insurance_details", "verification_data"],
+    "orders_order": ORDER_COLUMNS,
+    "orders_historicalorder": ORDER_COLUMNS,
     "orders_orderevent": ["reason", "payload"],
+    "compliance_compliancesnapshot": ["inputs", "result"],
+}
+# Encrypted tables ``make_phi`` leaves empty.
+OTHER_ENCRYPTED_COLUMNS = {
+    "orders_attachment": ["document_date", "original_name"],
+    "patients_priorauthorization": ["tracking_number"],
+    "patients_historicalpriorauthorization": ["tracking_number"],
 }
 HISTORY_TABLES = ["patients_historicalpatient", "patients_historicalcoverage", "orders_historicalorder"]
 
@@ -98,7 +120,7 @@ def phi_under_k1(settings: Any, north: World, south: World) -> dict[str, Any]:
 
 def test_every_encrypted_model_is_found() -> None:
     found = {model._meta.db_table: [str(f.column) for f in fields] for model, fields in encrypted_models()}
-    for table, columns in ENCRYPTED_COLUMNS.items():
+    for table, columns in (ENCRYPTED_COLUMNS | OTHER_ENCRYPTED_COLUMNS).items():
         assert found[table] == columns
 
 
@@ -123,7 +145,7 @@ def test_rotation_reseals_every_value_with_the_active_key(
         dict(Patient.objects.values_list("pk", "updated_at")) | dict(Order.objects.values_list("pk", "updated_at"))
         == updated_at
     )
-    assert f"  total: {len({key[:2] for key in before})} rows, {len(before)} values in 7 models" in output
+    assert f"  total: {len({key[:2] for key in before})} rows, {len(before)} values in 8 models" in output
     event_rows = len({key[:2] for key in before if key[0] == "orders_orderevent"})
     assert f"orders.OrderEvent: {event_rows}/{event_rows} rows re-encrypted" in output
     patient_rows = len({key[:2] for key in before if key[0] == "patients_patient"})
@@ -160,10 +182,20 @@ def test_rotation_reseals_every_value_with_the_active_key(
         assert reloaded.insurance_details == {"carrier": "Medicare Part B", "policy_number": "1EG4TE5MK73"}
         assert reloaded.verification_data == {"verified_by": "ops", "verification_method": "phone"}
         assert [h.notes for h in reloaded.history.all()] == ["Fixture order note", "Fixture order note"]
-        flags = {"inventory_flags": [{"sku": order.items.get().sku, "requested": 2, "available": 0}]}
+        snapshots = {s.kind: s for s in ComplianceSnapshot.objects.filter(order_id=order.pk)}
+        assert {kind: s.result["disposition"] for kind, s in snapshots.items()} == {
+            "submission": "clear",
+            "approval": "clear",
+        }
+        checked = {
+            kind: {"snapshot_id": str(snapshot.pk), "check": kind, "disposition": "clear", "findings": []}
+            for kind, snapshot in snapshots.items()
+        }
         assert [(e.reason, e.payload) for e in OrderEvent.objects.filter(order=order).order_by("sequence")] == [
-            (None, flags),
-            ("Prescription on file", {"checked": "coverage"}),
+            (None, None),
+            (None, checked["submission"]),
+            (None, checked["approval"]),
+            ("Prescription on file", {"checked": "coverage", "compliance": "clear"}),
             ("Patient prefers morning delivery", None),
         ]
 
@@ -188,7 +220,7 @@ def test_dry_run_counts_and_writes_nothing(settings: Any, phi_under_k1: dict[str
 
     assert raw_tokens() == before
     assert "Summary (would re-encrypt):" in output
-    assert f"  total: {len({key[:2] for key in before})} rows, {len(before)} values in 7 models" in output
+    assert f"  total: {len({key[:2] for key in before})} rows, {len(before)} values in 8 models" in output
     assert "Nothing to do" not in run(dry_run=True)
 
 

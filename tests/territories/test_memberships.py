@@ -23,6 +23,7 @@ FULFILL_ORDER = "fulfill_order"
 CANCEL_ORDER = "cancel_order"
 RECORD_PAYMENT = "record_payment"
 MANAGE_PATIENTS = "manage_patients"
+OVERRIDE_COMPLIANCE = "override_compliance"
 
 # Written out from the platform issue's roles, independently of territories.models.ROLE_PERMISSIONS.
 EXPECTED_PERMISSIONS: dict[str, set[str]] = {
@@ -37,6 +38,7 @@ EXPECTED_PERMISSIONS: dict[str, set[str]] = {
         CANCEL_ORDER,
         RECORD_PAYMENT,
         MANAGE_PATIENTS,
+        OVERRIDE_COMPLIANCE,
     },
     # Minimum necessary: a distributor moves orders along without reading PHI.
     "master_distributor": {ACCESS, FULFILL_ORDER},
