@@ -27,6 +27,7 @@ def started(world: World, *items: order_services.ItemRequest) -> Order:
 
 @pytest.fixture
 def stocked(north: World) -> Lot:
+    """A dated lot of the world's product in warehouse "main": FEFO reserves it before the world's undated lot."""
     warehouse = Warehouse.objects.create(code="main", name="Main warehouse")
     return lot_receive(
         actor=None,
@@ -92,7 +93,7 @@ def test_a_distributor_starts_and_ships_and_the_order_follows(north: World, api:
     body = shipped.json()
     assert (body["status"], body["carrier"], body["tracking_number"]) == ("done", "UPS", "1Z999")
     assert Order.objects.get(pk=order.pk).status == "shipped"
-    assert Lot.objects.get().quantity_on_hand == 3
+    assert Lot.objects.get(pk=stocked.pk).quantity_on_hand == 3
 
 
 def test_a_dropship_is_shipped_by_the_vendor_once_its_purchase_order_is_sent(north: World, api: Any) -> None:
@@ -117,6 +118,14 @@ def test_a_dropship_is_shipped_by_the_vendor_once_its_purchase_order_is_sent(nor
 
 def test_training_done_with_a_note(north: World, api: Any) -> None:
     pen = ProductFactory.create(sku="PEN", hcpcs_code="A4253", requires_training=True)
+    # In stock, so the order clears its compliance checks (no INVENTORY_SHORTFALL hold).
+    lot_receive(
+        actor=None,
+        product=pen,
+        warehouse=Warehouse.objects.create(code="main", name="Main warehouse"),
+        lot_number="PEN-1",
+        quantity=5,
+    )
     order = started(north, order_services.ItemRequest(sku=pen.sku, quantity=1))
     training = FulfillmentTask.objects.get(order=order, kind="patient_training")
 
@@ -147,7 +156,8 @@ def test_bad_shipments_are_refused_and_change_nothing(
     assert_error(response, 400, "VALIDATION_ERROR")
     assert response.json()["error"]["details"] == details
     assert FulfillmentTask.objects.get(pk=task.pk).status == "open"
-    assert (Order.objects.get(pk=order.pk).status, Lot.objects.get().quantity_on_hand) == ("in_progress", 5)
+    stocked.refresh_from_db()
+    assert (Order.objects.get(pk=order.pk).status, stocked.quantity_on_hand) == ("in_progress", 5)
 
 
 def test_doctors_other_territories_and_unknown_tasks_are_refused(

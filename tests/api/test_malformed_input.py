@@ -399,7 +399,7 @@ def mostly(value: Any) -> st.SearchStrategy[Any]:
 
 def order_bodies(world: Any) -> st.SearchStrategy[Any]:
     """Bodies mixing valid values and random JSON per field, plus random keys, or not an object at all."""
-    valid = order_body(world, requested_date="2031-01-01", source="portal")
+    valid = order_body(world, requested_date="2031-01-01", source="portal", sign=True)
     item = st.fixed_dictionaries(
         {
             "sku": st.one_of(
@@ -413,8 +413,10 @@ def order_bodies(world: Any) -> st.SearchStrategy[Any]:
     one_item = st.lists(item, min_size=1, max_size=1)
     fields["items"] = st.one_of(one_item, one_item, st.lists(item, max_size=3), json_values)
     fields["payer_type"] = st.one_of(st.sampled_from(["cash", "insurance"]), json_values)
+    # The signature is always drawn too (mostly valid), so created orders come out both clear and held.
+    always = required | {"sign"}
     objects = st.fixed_dictionaries(
-        {key: fields[key] for key in required}, optional={key: fields[key] for key in fields if key not in required}
+        {key: fields[key] for key in always}, optional={key: fields[key] for key in fields if key not in always}
     ).flatmap(
         lambda body: st.dictionaries(st.text(max_size=8), json_values, max_size=2).map(lambda extra: {**extra, **body})
     )
@@ -434,7 +436,26 @@ def test_random_order_bodies_never_get_a_500(north: Any, api: Any, data: Any) ->
     event(f"POST /api/v1/orders -> {response.status_code}")
     if response.status_code == 201:
         assert Order.objects.count() == orders_before + 1
-        assert response.json()["status"] == "pending_verification"
+        created = response.json()
+        if isinstance(body, dict) and body.get("sign") is True:
+            assert created["signed_by_id"] == str(north.doctor.pk)
+        # The compliance checks decide at submission: an unsigned order, a line the stock cannot
+        # cover (examples share the fixture's 500 units) or more than Medicare's 2 A7032 cushions a
+        # month on an insurance order is held; anything else is clear and waits for verification.
+        findings = set()
+        if created["signed_at"] is None:
+            findings.add("SWO_MISSING_SIGNATURE")
+        if created["inventory_flags"]:
+            findings.add("INVENTORY_SHORTFALL")
+        if created["payer_type"] == "insurance" and sum(item["quantity"] for item in created["items"]) > 2:
+            findings.add("QUANTITY_LIMIT_EXCEEDED")
+        event(f"held: {sorted(findings)}")
+        if findings:
+            assert (created["status"], created["ai_disposition"]) == ("on_hold", "hold")
+            held = OrderEvent.objects.get(order_id=created["id"], transition="hold")
+            assert held.reason == "Compliance: " + ", ".join(sorted(findings))
+        else:
+            assert (created["status"], created["ai_disposition"]) == ("pending_verification", "clear")
     else:
         assert Order.objects.count() == orders_before
 
@@ -472,7 +493,12 @@ def test_random_status_bodies_never_get_a_500_and_every_change_has_its_event(nor
             assert response.json()["status"] == after == body["status"]
             # One status change; starting or stopping fulfillment adds its routing entry.
             added = OrderEvent.objects.filter(order=order, sequence__gt=events_before).order_by("sequence")
-            assert [e.kind for e in added] in (["transition"], ["transition", "fulfillment"])
+            if body["status"] == "verified":
+                # Verifying re-runs the compliance checks first; only a clear result verifies.
+                assert [e.kind for e in added] == ["compliance", "transition"]
+                assert added[0].payload["disposition"] == "clear"
+            else:
+                assert [e.kind for e in added] in (["transition"], ["transition", "fulfillment"])
             assert events_after == events_before + len(added)
         else:
             assert (after, events_after) == (before, events_before)

@@ -8,7 +8,9 @@ import uuid
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
+from compliance.models import ComplianceSnapshot
 from core.models import AccessRecord, OutboxEvent
 from orders import services
 from orders.models import Order, OrderEvent
@@ -32,6 +34,9 @@ SUMMARY_KEYS = {
     "priority",
     "delivery_mode",
     "requested_date",
+    "order_date",
+    "signed_by_id",
+    "signed_at",
     "items",
     "inventory_flags",
     "total_cents",
@@ -42,7 +47,7 @@ SUMMARY_KEYS = {
     "completed_at",
     "cancelled_at",
 }
-PHI_KEYS = {"service_type", "diagnosis_codes", "notes", "insurance", "verification_data"}
+PHI_KEYS = {"service_type", "diagnosis_codes", "notes", "insurance", "verification_data", "f2f_date"}
 
 
 def timestamp(value: str) -> dt.datetime:
@@ -101,26 +106,56 @@ def event_row(
     }
 
 
-BACKORDER_REASON = (
-    "Backordered: the product ships only from the warehouse, which has no usable stock yet; "
-    "it is picked when stock arrives."
+WAREHOUSE_REASON = (
+    "Ships from the warehouse: the product allows it and its stock was reserved when the order was submitted."
 )
 
 
-def backorder_row(sequence: int, actor: Any, sku: str) -> dict[str, Any]:
-    """The routing entry for an order whose one item has no stock (the fixture product has none)."""
+def warehouse_row(sequence: int, actor: Any, sku: str) -> dict[str, Any]:
+    """The routing entry for an order whose one item had its stock reserved at submission (the fixture product's)."""
     return event_row(
         sequence,
         actor,
         kind="fulfillment",
         from_status="in_progress",
         to_status="in_progress",
-        reason=f"{sku}: {BACKORDER_REASON}",
+        reason=f"{sku}: {WAREHOUSE_REASON}",
         payload={
-            "decisions": [{"sku": sku, "path": "backorder", "rule": "warehouse_backorder", "reason": BACKORDER_REASON}],
+            "decisions": [{"sku": sku, "path": "warehouse", "rule": "warehouse_reserved", "reason": WAREHOUSE_REASON}],
             "tasks": ["pick_pack"],
         },
     )
+
+
+def compliance_row(
+    sequence: int,
+    order: Any,
+    *,
+    status: str = "pending_verification",
+    check: str = "submission",
+    disposition: str = "clear",
+    findings: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The timeline entry of a compliance check (the engine acts: no user, actor kind ``ai``)."""
+    snapshot_row = ComplianceSnapshot.objects.get(order_id=order.pk, kind=check)
+    assert snapshot_row.disposition == disposition
+    return {
+        "sequence": sequence,
+        "kind": "compliance",
+        "from_status": status,
+        "to_status": status,
+        "transition": "",
+        "actor_id": None,
+        "actor_name": None,
+        "actor_kind": "ai",
+        "reason": None,
+        "payload": {
+            "snapshot_id": str(snapshot_row.pk),
+            "check": check,
+            "disposition": disposition,
+            "findings": findings or [],
+        },
+    }
 
 
 # --- POST /api/v1/orders --------------------------------------------------------------------------
@@ -130,7 +165,9 @@ def test_doctor_places_an_order_and_it_reads_back_in_full(north: Any, api: Any) 
     client = api(north.doctor)
     seen = outbox_ids()
 
-    response = client.post("/api/v1/orders", order_body(north, diagnosis_codes=["g4733", "E11.9"]), format="json")
+    response = client.post(
+        "/api/v1/orders", order_body(north, diagnosis_codes=["g4733", "E11.9"], sign=True), format="json"
+    )
 
     assert response.status_code == 201, response.content
     body = response.json()
@@ -138,11 +175,13 @@ def test_doctor_places_an_order_and_it_reads_back_in_full(north: Any, api: Any) 
     assert set(body) == SUMMARY_KEYS | PHI_KEYS
     assert re.fullmatch(r"[2-9A-HJ-NP-Z]{3}-[2-9A-HJ-NP-Z]{3}", body["reference"])
     assert timestamp(body["created_at"]) <= timestamp(body["updated_at"])
-    assert {k: v for k, v in body.items() if k not in {"reference", "created_at", "updated_at"}} == {
+    # The doctor signed the written order while placing it.
+    assert timestamp(body["signed_at"]) <= timestamp(body["updated_at"])
+    assert {k: v for k, v in body.items() if k not in {"reference", "created_at", "updated_at", "signed_at"}} == {
         "id": str(order.pk),
         "status": "pending_verification",
         "stage": "Pending",
-        "ai_disposition": None,
+        "ai_disposition": "clear",
         "territory_id": str(north.territory.pk),
         "patient_id": str(north.patient.pk),
         "provider_id": str(north.provider.pk),
@@ -151,18 +190,20 @@ def test_doctor_places_an_order_and_it_reads_back_in_full(north: Any, api: Any) 
         "priority": "routine",
         "delivery_mode": "ship_to_patient",
         "requested_date": None,
+        "order_date": timezone.localdate().isoformat(),
+        "signed_by_id": str(north.doctor.pk),
         "items": [
             {
                 "sku": north.product.sku,
                 "quantity": 2,
                 "unit_price_cents": 12500,
                 "line_total_cents": 25000,
-                "stock_status": "insufficient_stock",
+                "stock_status": "reserved",
                 "fulfillment_path": None,
             }
         ],
-        # The fixture product has no stock: the line carries the inventory flag.
-        "inventory_flags": [{"sku": north.product.sku, "requested": 2, "available": 0}],
+        # The fixture product is in stock: its units are reserved and the line carries no inventory flag.
+        "inventory_flags": [],
         "total_cents": 25000,
         "approver_id": None,
         "verified_at": None,
@@ -173,22 +214,19 @@ def test_doctor_places_an_order_and_it_reads_back_in_full(north: Any, api: Any) 
         "notes": "Mask cushion worn",
         "insurance": {"carrier": "Medicare Part B", "policy_number": "1EG4TE5MK73", "group_number": "GRP-1"},
         "verification_data": None,
+        "f2f_date": None,
     }
     assert timeline(client, order.pk) == [
-        event_row(
-            1,
-            north.doctor,
-            kind="created",
-            to_status="pending_verification",
-            payload={"inventory_flags": [{"sku": north.product.sku, "requested": 2, "available": 0}]},
-        )
+        event_row(1, north.doctor, kind="created", to_status="pending_verification"),
+        compliance_row(2, order),
     ]
+    # The compliance check publishes nothing of its own.
     assert topics_since(seen) == ["order.created"]
     created = OutboxEvent.objects.exclude(id__in=seen).get()
     assert created.payload == {
         "order_id": str(order.pk),
         "territory_id": str(north.territory.pk),
-        "event_id": str(order.events.get().pk),
+        "event_id": str(order.events.get(kind="created").pk),
         "from_status": None,
         "to_status": "pending_verification",
     }
@@ -229,7 +267,7 @@ def test_order_with_several_items_and_choices(north: Any, api: Any) -> None:
             "quantity": 1,
             "unit_price_cents": 12500,
             "line_total_cents": 12500,
-            "stock_status": "insufficient_stock",
+            "stock_status": "reserved",
             "fulfillment_path": None,
         },
     ]
@@ -340,11 +378,12 @@ def test_territory_list_is_newest_first_without_phi(north: Any, south: Any, api:
             "quantity": 2,
             "unit_price_cents": 12500,
             "line_total_cents": 25000,
-            "stock_status": "insufficient_stock",
+            "stock_status": "reserved",
             "fulfillment_path": None,
         }
     ]
-    assert body["results"][0]["inventory_flags"] == [{"sku": north.product.sku, "requested": 2, "available": 0}]
+    # The fixture product is in stock: nothing is flagged.
+    assert body["results"][0]["inventory_flags"] == []
 
 
 def test_territory_list_filters_by_status_and_paginates(north: Any, api: Any) -> None:
@@ -401,26 +440,24 @@ def test_insurance_order_through_its_whole_path_by_status(north: Any, api: Any) 
     assert timestamp(body["verified_at"]) <= timestamp(body["completed_at"])
     assert body["cancelled_at"] is None
     assert timeline(ops, order.pk) == [
+        event_row(1, north.doctor, kind="created", to_status="pending_verification"),
+        compliance_row(2, order),
+        # Verifying re-runs the checks first.
+        compliance_row(3, order, check="approval"),
         event_row(
-            1,
-            north.doctor,
-            kind="created",
-            to_status="pending_verification",
-            payload={"inventory_flags": [{"sku": north.product.sku, "requested": 2, "available": 0}]},
-        ),
-        event_row(
-            2,
+            4,
             north.ops,
             from_status="pending_verification",
             to_status="verified",
             transition="verify",
             reason="Coverage confirmed",
+            payload={"compliance": "clear"},
         ),
-        event_row(3, north.ops, from_status="verified", to_status="in_progress", transition="start_fulfillment"),
-        backorder_row(4, north.ops, north.product.sku),
-        event_row(5, north.ops, from_status="in_progress", to_status="shipped", transition="ship", reason="UPS 1Z999"),
+        event_row(5, north.ops, from_status="verified", to_status="in_progress", transition="start_fulfillment"),
+        warehouse_row(6, north.ops, north.product.sku),
+        event_row(7, north.ops, from_status="in_progress", to_status="shipped", transition="ship", reason="UPS 1Z999"),
         event_row(
-            6, north.ops, from_status="shipped", to_status="completed", transition="complete", reason="Signed for"
+            8, north.ops, from_status="shipped", to_status="completed", transition="complete", reason="Signed for"
         ),
     ]
 
@@ -451,6 +488,8 @@ def test_cash_order_waits_for_payment_which_only_a_payment_recorder_marks(north:
     started = set_status(ops, order.pk, "in_progress")
     assert (started.json()["status"], started.json()["stage"]) == ("in_progress", "Preparing")
     assert [(row["from_status"], row["to_status"], row["actor_id"]) for row in timeline(ops, order.pk)[1:]] == [
+        ("pending_verification", "pending_verification", None),  # the compliance check at submission
+        ("pending_verification", "pending_verification", None),  # and again before verifying
         ("pending_verification", "verified", str(north.ops.pk)),
         ("verified", "awaiting_payment", str(north.ops.pk)),
         ("awaiting_payment", "paid", str(north.admin.pk)),
@@ -501,7 +540,10 @@ def test_verify_endpoint_records_approver_notes_and_verification_data(north: Any
     assert body["verification_data"] == verification
     assert body["verified_at"] is not None
     assert topics_since(seen) == ["order.approved", "order.verified"]
-    event = order.events.get(sequence=2)
+    # The checks ran again (sequence 3) before the verify transition.
+    check = order.events.get(sequence=3)
+    assert (check.kind, check.payload["check"], check.payload["disposition"]) == ("compliance", "approval", "clear")
+    event = order.events.get(sequence=4)
     assert (event.transition, event.reason, event.actor_id) == ("verify", "Called payer", north.ops.pk)
 
 
@@ -545,14 +587,26 @@ def test_cancel_endpoint_records_the_reason(north: Any, api: Any) -> None:
     assert (body["status"], body["stage"]) == ("cancelled", None)
     assert body["cancelled_at"] is not None
     assert topics_since(seen) == ["order.cancelled"]
-    assert timeline(client, order.pk)[-1] == event_row(
-        2,
-        north.doctor,
-        from_status="pending_verification",
-        to_status="cancelled",
-        transition="cancel",
-        reason="Patient declined",
-    )
+    assert timeline(client, order.pk)[-2:] == [
+        event_row(
+            3,
+            north.doctor,
+            from_status="pending_verification",
+            to_status="cancelled",
+            transition="cancel",
+            reason="Patient declined",
+        ),
+        # The units reserved at submission go back to stock.
+        event_row(
+            4,
+            north.doctor,
+            kind="fulfillment",
+            from_status="cancelled",
+            to_status="cancelled",
+            reason="Fulfillment stopped: released 2 reserved units.",
+            payload={"released_units": 2, "cancelled_tasks": []},
+        ),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -588,7 +642,7 @@ def test_cancel_through_status_needs_notes_as_the_reason(north: Any, api: Any) -
     assert snapshot() == before
     accepted = set_status(client, order.pk, "cancelled", "Duplicate order")
     assert accepted.json()["status"] == "cancelled"
-    assert order.events.get(sequence=2).reason == "Duplicate order"
+    assert order.events.get(sequence=3).reason == "Duplicate order"
 
 
 def test_a_terminal_order_cannot_be_cancelled(north: Any, api: Any) -> None:
@@ -708,14 +762,20 @@ def test_timeline_is_oldest_first_with_from_to_actor_kind_and_reason(north: Any,
 
     assert [(r["sequence"], r["from_status"], r["to_status"], r["actor_kind"], r["reason"]) for r in rows] == [
         (1, "", "pending_verification", "staff", None),
-        (2, "pending_verification", "on_hold", "staff", "Need prescription"),
-        (3, "on_hold", "pending_verification", "staff", None),
-        (4, "pending_verification", "verified", "system", "Rules clear"),
+        (2, "pending_verification", "pending_verification", "ai", None),
+        (3, "pending_verification", "on_hold", "staff", "Need prescription"),
+        (4, "on_hold", "pending_verification", "staff", None),
+        (5, "pending_verification", "pending_verification", "ai", None),
+        (6, "pending_verification", "verified", "system", "Rules clear"),
     ]
+    checks_and_changes = ["created", "compliance", "transition", "transition", "compliance", "transition"]
+    assert [r["kind"] for r in rows] == checks_and_changes
     assert [(r["actor_id"], r["actor_name"]) for r in rows] == [
         (str(north.doctor.pk), north.doctor.display_name),
+        (None, None),
         (str(north.ops.pk), north.ops.display_name),
         (str(north.ops.pk), north.ops.display_name),
+        (None, None),
         (None, None),
     ]
 
@@ -736,9 +796,10 @@ def test_a_master_distributor_follows_orders_without_their_clinical_details(nort
     assert [detail[k] for k in ("service_type", "diagnosis_codes", "notes", "insurance", "verification_data")] == [
         None
     ] * 5
-    assert [(r["to_status"], r["reason"], r["payload"]) for r in rows] == [
-        ("pending_verification", None, None),
-        ("on_hold", None, None),
+    assert [(r["kind"], r["to_status"], r["reason"], r["payload"]) for r in rows] == [
+        ("created", "pending_verification", None, None),
+        ("compliance", "pending_verification", None, None),
+        ("transition", "on_hold", None, None),
     ]
     assert AccessRecord.objects.count() == records_before
     # and the same user finds no patients to read
@@ -757,7 +818,7 @@ def test_a_note_is_appended_to_the_timeline(north: Any, api: Any) -> None:
     assert response.status_code == 201, response.content
     note = {k: v for k, v in response.json().items() if k not in {"id", "created_at"}}
     expected = event_row(
-        2,
+        3,
         north.ops,
         kind="note",
         from_status="pending_verification",
@@ -774,7 +835,7 @@ def test_a_note_is_appended_to_the_timeline(north: Any, api: Any) -> None:
         before.order_history,
     )
     assert after.order_events == before.order_events + 1
-    assert OrderEvent.objects.filter(order=order).count() == 2
+    assert OrderEvent.objects.filter(order=order).count() == 3  # created, compliance, note
 
 
 @pytest.mark.parametrize(

@@ -221,9 +221,9 @@ def test_routing_each_case_and_the_work_it_creates(
     ]
     assert FulfillmentTask.objects.get(order=order, kind="dropship").purchase_order == purchase_order
     # And the decisions and reasons are on the timeline, right after the status change
-    transition, routing = list(
-        OrderEvent.objects.filter(order=order, sequence__gt=events_before).order_by("sequence")
-    )[-2:]
+    transition, routing = list(OrderEvent.objects.filter(order=order, sequence__gt=events_before).order_by("sequence"))[
+        -2:
+    ]
     assert (transition.transition, routing.kind, routing.to_status) == (
         "start_fulfillment",
         "fulfillment",
