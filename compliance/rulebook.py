@@ -18,6 +18,7 @@ from typing import Any
 from django.conf import settings
 
 from core.identifiers import is_valid_hcpcs
+from patients.models import HistoryCondition
 
 # The rule sets the engine needs; a missing file is an error, not an empty table.
 REQUIRED_RULE_SETS = (
@@ -141,6 +142,8 @@ def _parse(name: str, path: Path) -> RuleSet:
         raise RuleFileError(f"{path.name}: no [[{table}]] rows")
     if name in _ONE_ROW_PER_CODE:
         _check_no_overlap(path, rows)
+    if name == "medication_safety":
+        _check_medication_references(path, data, rows)
 
     def is_table(value: Any) -> bool:
         return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
@@ -174,6 +177,20 @@ def _parse_row(name: str, path: Path, index: int, raw: dict[str, Any], sources: 
     if bad_codes:
         raise RuleFileError(f"{where}: not HCPCS Level II codes: {', '.join(map(str, bad_codes))}")
     return Row(rule_set=name, index=index, fields=raw, effective_from=start, effective_to=end, source=source)
+
+
+def _check_medication_references(path: Path, data: dict[str, Any], rows: Iterable[Row]) -> None:
+    """Conditions are the patient intake's vocabulary; rows name known classes and conditions."""
+    conditions = {entry.get("id") for entry in data.get("conditions", [])}
+    unknown = conditions - set(HistoryCondition.values)
+    if unknown:
+        raise RuleFileError(f"{path.name}: conditions not in the patient intake's list: {', '.join(sorted(unknown))}")
+    classes = {entry.get("id") for entry in data.get("drug_classes", [])}
+    for row in rows:
+        if row.get("kind") == "interaction" and row.get("with_class") not in classes:
+            raise RuleFileError(f"{path.name} row {row.index}: unknown drug class {row.get('with_class')!r}")
+        if row.get("kind") == "contraindication" and row.get("condition") not in conditions:
+            raise RuleFileError(f"{path.name} row {row.index}: unknown condition {row.get('condition')!r}")
 
 
 def _check_no_overlap(path: Path, rows: Iterable[Row]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from simple_history.models import HistoricalRecords
 
@@ -48,6 +49,30 @@ class Provider(models.Model):
         return f"{self.name} (NPI {self.npi})"
 
 
+class HistoryCondition(models.TextChoices):
+    """History items the intake records for the medication safety checks (compliance's rule file uses these ids)."""
+
+    MEDULLARY_THYROID_CARCINOMA = "medullary_thyroid_carcinoma", "Personal history of medullary thyroid carcinoma"
+    FAMILY_HISTORY_MEDULLARY_THYROID_CARCINOMA = (
+        "family_history_medullary_thyroid_carcinoma",
+        "Family history of medullary thyroid carcinoma",
+    )
+    MEN2 = "men2", "Multiple endocrine neoplasia type 2 (MEN 2A or 2B)"
+    PREGNANCY = "pregnancy", "Currently pregnant"
+    PREGNANCY_POSSIBLE = "pregnancy_possible", "May become pregnant"
+    PHEOCHROMOCYTOMA = "pheochromocytoma", "Pheochromocytoma"
+
+
+def validate_history_conditions(value: object) -> None:
+    """A list of HistoryCondition ids (a typo would silently miss a contraindication)."""
+    if value in (None, []):
+        return
+    if not isinstance(value, list) or any(item not in HistoryCondition.values for item in value):
+        raise ValidationError(
+            f"Give a list of these history items: {', '.join(HistoryCondition.values)}.", code="invalid_conditions"
+        )
+
+
 class Patient(PHIModel):
     """A patient assigned to one provider's territory."""
 
@@ -68,7 +93,8 @@ class Patient(PHIModel):
         help_text='Current medications as recorded, e.g. ["isosorbide mononitrate 30 mg"].'
     )
     conditions = EncryptedJSONField(
-        help_text='History items from the medication safety table\'s conditions, e.g. ["men2"].'
+        help_text='History items for the medication safety checks, e.g. ["men2"].',
+        validators=[validate_history_conditions],
     )
 
     first_name_index = BlindIndexField(sources=("first_name",), purpose="patient.first_name")

@@ -31,6 +31,9 @@ def patient_create(
     email: str | None = None,
     address: dict[str, str] | None = None,
     territory: Territory | None = None,
+    allergies: list[str] | None = None,
+    medications: list[str] | None = None,
+    conditions: list[str] | None = None,
 ) -> Patient:
     """Register a patient with ``provider_id``'s provider; the patient joins that territory.
 
@@ -58,6 +61,9 @@ def patient_create(
         phone=phone or None,
         email=email or None,
         address=address or None,
+        allergies=allergies or None,
+        medications=medications or None,
+        conditions=conditions or None,
     )
     with_history_user(patient, actor)
     patient.save()

@@ -4,6 +4,7 @@ from rest_framework import serializers
 
 from core.api.fields import StrictUUIDField
 from core.identifiers import is_valid_mbi, normalize_mbi
+from patients.models import HistoryCondition
 
 
 class AddressSerializer(serializers.Serializer):
@@ -31,6 +32,19 @@ class PatientCreateSerializer(serializers.Serializer):
     email = serializers.EmailField(required=False, allow_blank=True, allow_null=True)
     address = AddressSerializer(required=False, allow_null=True)
     provider_id = StrictUUIDField()
+    allergies = serializers.ListField(
+        child=serializers.CharField(max_length=100), required=False, default=list, max_length=50
+    )
+    medications = serializers.ListField(
+        child=serializers.CharField(max_length=200), required=False, default=list, max_length=50
+    )
+    conditions = serializers.ListField(
+        child=serializers.ChoiceField(choices=HistoryCondition.choices),
+        required=False,
+        default=list,
+        max_length=20,
+        help_text="History items the medication safety checks use.",
+    )
 
     def validate_mbi(self, value: str | None) -> str | None:
         if not value:
@@ -58,6 +72,9 @@ class PatientSerializer(serializers.Serializer):
     phone = serializers.CharField(allow_null=True)
     email = serializers.CharField(allow_null=True)
     address = AddressSerializer(allow_null=True)
+    allergies = serializers.ListField(child=serializers.CharField(), allow_null=True)
+    medications = serializers.ListField(child=serializers.CharField(), allow_null=True)
+    conditions = serializers.ListField(child=serializers.CharField(), allow_null=True)
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
 

@@ -50,6 +50,9 @@ def patient_row(patient: Patient) -> dict[str, Any]:
         "phone": patient.phone,
         "email": patient.email,
         "address": patient.address,
+        "allergies": patient.allergies,
+        "medications": patient.medications,
+        "conditions": patient.conditions,
     }
 
 
@@ -90,11 +93,28 @@ def test_doctor_registers_a_patient_with_their_provider(north: Any, api: Any) ->
             "state": "IL",
             "postal_code": "62701-1234",
         },
+        "allergies": None,
+        "medications": None,
+        "conditions": None,
     }
     assert patient.territory_id == north.territory.pk
     assert patient.provider_id == north.provider.pk
     assert (patient.first_name, patient.last_name, patient.mbi) == ("Ada", "Lovelace", "1EG4TE5MK73")
     assert patient.history.get().history_user == north.doctor
+
+
+def test_the_medication_safety_history_is_recorded_encrypted(north: Any, api: Any) -> None:
+    body = patient_body(north, allergies=["sulfa"], medications=["Isosorbide mononitrate 30 mg"], conditions=["men2"])
+    response = api(north.doctor).post("/api/v1/patients", body, format="json")
+    assert response.status_code == 201, response.content
+    created = response.json()
+    assert (created["allergies"], created["medications"], created["conditions"]) == (
+        ["sulfa"],
+        ["Isosorbide mononitrate 30 mg"],
+        ["men2"],
+    )
+    raw = Patient.objects.filter(pk=created["id"]).values_list("allergies", "medications", "conditions").get()
+    assert all(str(value).startswith("phi1:") for value in raw)
 
 
 def test_only_the_required_fields_are_needed(north: Any, api: Any) -> None:
@@ -182,6 +202,11 @@ def test_a_provider_outside_the_picked_territory_is_a_mismatch(north: Any, south
             {"provider_id": "00000000-0000-4000-8000-000000000000"},
             {"provider_id": ["Unknown provider."]},
             id="provider-unknown",
+        ),
+        pytest.param(
+            {"conditions": ["men2", "thyroid stuff"]},
+            {"conditions": {"1": ['"thyroid stuff" is not a valid choice.']}},
+            id="unknown-history-condition",
         ),
     ],
 )
