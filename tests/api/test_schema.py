@@ -115,6 +115,9 @@ def test_schema_describes_bearer_auth_the_territory_header_and_the_order_fields(
         "email",
         "address",
         "provider_id",
+        "allergies",
+        "medications",
+        "conditions",
     }
     assert {"id", "name", "npi", "territory_id"} <= set(components["schemas"]["Provider"]["properties"])
 
