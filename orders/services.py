@@ -413,7 +413,13 @@ def order_approve(*, order_id: Any, actor: Any, notes: str = "", override_reason
     )
 
 
-ATTACHMENT_CONTENT_TYPES = ("application/pdf", "image/png", "image/jpeg")
+# Accepted document types and the bytes each file must start with (the declared type alone is the
+# uploader's word; the signature is the file's).
+ATTACHMENT_SIGNATURES = {
+    "application/pdf": b"%PDF-",
+    "image/png": b"\x89PNG\r\n\x1a\n",
+    "image/jpeg": b"\xff\xd8\xff",
+}
 
 
 def order_attach(
@@ -429,10 +435,11 @@ def order_attach(
     if artifact_type not in ArtifactType.__members__.values():
         errors["artifact_type"] = [f"Choose one of {', '.join(t.value for t in ArtifactType)}."]
     content_type = (file.content_type or "").split(";")[0].strip().lower()
-    if content_type not in ATTACHMENT_CONTENT_TYPES:
-        errors["file"] = ["Attach a PDF, PNG or JPEG file."]
-    elif not file.size or file.size > settings.ATTACHMENT_MAX_BYTES:
+    signature = ATTACHMENT_SIGNATURES.get(content_type)
+    if not file.size or file.size > settings.ATTACHMENT_MAX_BYTES:
         errors["file"] = [f"The file must hold between 1 byte and {settings.ATTACHMENT_MAX_BYTES} bytes."]
+    elif signature is None or _first_bytes(file, len(signature)) != signature:
+        errors["file"] = ["Attach a PDF, PNG or JPEG file."]
     if errors:
         raise ValidationFailed(details=errors)
     with transaction.atomic():
@@ -485,6 +492,13 @@ def order_attach(
         if order.status in (OrderStatus.PENDING_VERIFICATION, OrderStatus.ON_HOLD):
             _apply_compliance(order=order, actor=actor, kind=SnapshotKind.ATTACHMENT)
     return attachment
+
+
+def _first_bytes(file: UploadedFile, count: int) -> bytes:
+    file.seek(0)
+    head = file.read(count)
+    file.seek(0)
+    return bytes(head)
 
 
 def order_set_status(

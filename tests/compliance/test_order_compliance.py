@@ -314,6 +314,7 @@ def test_the_plain_verify_endpoint_is_gated_the_same_way(north: World, api: Any)
             {"file": ["Attach a PDF, PNG or JPEG file."]},
         ),
         ({"artifact_type": "WOPD"}, {"file": ["No file was submitted."]}),
+        ({"artifact_type": "WOPD", "file": "fake"}, {"file": ["Attach a PDF, PNG or JPEG file."]}),
     ],
 )
 def test_bad_attachments_are_refused_and_change_nothing(
@@ -321,7 +322,11 @@ def test_bad_attachments_are_refused_and_change_nothing(
 ) -> None:
     order = north.order()
     before = state(order.pk)
-    files = {"pdf": pdf(), "exe": SimpleUploadedFile("x.exe", b"MZ", content_type="application/x-msdownload")}
+    files = {
+        "pdf": pdf(),
+        "exe": SimpleUploadedFile("x.exe", b"MZ", content_type="application/x-msdownload"),
+        "fake": SimpleUploadedFile("x.pdf", b"MZ\x90\x00 not a pdf", content_type="application/pdf"),
+    }
     body = {key: files[value] if key == "file" else value for key, value in upload.items()}
 
     response = api(north.doctor).post(f"/api/portal/orders/{order.pk}/attachments", body, format="multipart")
