@@ -99,12 +99,21 @@ class ReviewQueue:
 
 
 REVIEW_STATUSES = (OrderStatus.ON_HOLD, OrderStatus.PENDING_VERIFICATION)
+REVIEW_DISPOSITIONS = ("hold", "needs_review")
 
 
-def review_queue(*, user: Any, territory_key: str | None = None, reason: str | None = None) -> ReviewQueue:
-    """Held orders and orders waiting for verification in the territories the user reviews, oldest first.
+def review_queue(
+    *,
+    user: Any,
+    territory_key: str | None = None,
+    reason: str | None = None,
+    dispositions: Sequence[str] = REVIEW_DISPOSITIONS,
+) -> ReviewQueue:
+    """Orders waiting for a person in the territories the user reviews, oldest first.
 
-    ``territory_key`` (id or code) narrows it to one territory the user reviews (else
+    By default the holds and the reviews (``on_hold`` or ``pending_verification`` orders whose
+    latest check is ``hold`` or ``needs_review``); ``dispositions`` may ask for ``clear`` ones
+    waiting for verification too. ``territory_key`` (id or code) narrows it to one territory the user reviews (else
     TerritoryMismatch); ``reason`` keeps the orders whose latest check has a finding of that code.
     """
     territories = territories_for_user(user=user, permission=TerritoryPermission.REVIEW_ORDER)
@@ -114,9 +123,9 @@ def review_queue(*, user: Any, territory_key: str | None = None, reason: str | N
             raise TerritoryMismatch(details={"territory_id": territory_key[:64]})
         territories = territories.filter(pk=territory.pk)
     orders = list(
-        orders_with_items(Order.objects.filter(territory__in=territories, status__in=REVIEW_STATUSES)).order_by(
-            "created_at", "id"
-        )
+        orders_with_items(
+            Order.objects.filter(territory__in=territories, status__in=REVIEW_STATUSES, ai_disposition__in=dispositions)
+        ).order_by("created_at", "id")
     )
     results: dict[Any, dict[str, Any]] = {}
     for snapshot in ComplianceSnapshot.objects.filter(order_id__in=[o.pk for o in orders]).order_by("created_at"):

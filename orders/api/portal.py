@@ -216,18 +216,29 @@ class PortalOrdersView(GenericAPIView):
             ),
             OpenApiParameter("territory", OpenApiTypes.STR, description="Only this territory (id or code)."),
             OpenApiParameter("reason", OpenApiTypes.STR, description="Only orders with a finding of this code."),
+            OpenApiParameter(
+                "disposition",
+                OpenApiTypes.STR,
+                enum=["hold", "needs_review", "clear"],
+                description="Only this disposition (default: hold and needs_review; clear lists orders that only"
+                " wait for verification).",
+            ),
         ],
         responses={200: ReviewQueueEntrySerializer(many=True)},
     )
     def get(self, request: Request) -> Response:
-        """The review queue: held and pending orders of the reviewer's territories, oldest first."""
+        """The review queue: holds and reviews of the reviewer's territories, oldest first, with their reasons."""
         wanted = request.query_params.get("status", "pending")
         if wanted != "pending":
             raise ValidationFailed(details={"status": ["Only status=pending (the review queue) is listed here."]})
+        disposition = request.query_params.get("disposition") or None
+        if disposition is not None and disposition not in ("hold", "needs_review", "clear"):
+            raise ValidationFailed(details={"disposition": ["Choose hold, needs_review or clear."]})
         queue = selectors.review_queue(
             user=request.user,
             territory_key=request.query_params.get("territory") or None,
             reason=request.query_params.get("reason") or None,
+            dispositions=(disposition,) if disposition else selectors.REVIEW_DISPOSITIONS,
         )
         page = self.paginate_queryset(queue.orders)
         context = {"results": queue.results}

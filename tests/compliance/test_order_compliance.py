@@ -382,24 +382,41 @@ def test_a_snapshot_stays_the_same_after_a_rule_file_changes(north: World, tmp_p
 def test_the_review_queue_lists_holds_and_reviews_oldest_first_with_reasons(
     north: World, south: World, api: Any
 ) -> None:
+    # Given a held order, an order that needs review, a clear one, a verified one, and one in south
     held = api(north.ops).post("/api/portal/orders", portal_body(north), format="json").json()["id"]
+    sildenafil = stocked("RX-SILDENAFIL-20", rxnorm_code="577033", therapy_type="ed")
+    patient = PatientFactory.create(provider=north.provider, territory=north.territory, allergies=["sildenafil"])
+    review = north.order(
+        patient_id=patient.pk, payer_type="cash", items=[services.ItemRequest(sku=sildenafil.sku, quantity=1)]
+    )
     clear = north.order()
     verified = north.order()
     services.order_verify(order_id=verified.pk, actor=north.ops)
-    south.order()
+    south.order(actor=south.ops)
 
     response = api(north.ops).get("/api/portal/orders", {"status": "pending"})
 
     assert response.status_code == 200, response.content
     rows = response.json()["results"]
-    assert [row["id"] for row in rows] == [held, str(clear.pk)]
+    assert [(row["id"], row["status"], row["ai_disposition"]) for row in rows] == [
+        (held, "on_hold", "hold"),
+        (str(review.pk), "pending_verification", "needs_review"),
+    ]
     assert [(r["code"], r["severity"]) for r in rows[0]["reasons"]] == [("SWO_MISSING_SIGNATURE", "hold")]
-    assert rows[1]["reasons"] == []
-    by_reason = api(north.ops).get("/api/portal/orders", {"status": "pending", "reason": "SWO_MISSING_SIGNATURE"})
-    assert [row["id"] for row in by_reason.json()["results"]] == [held]
-    other = api(north.ops).get("/api/portal/orders", {"status": "pending", "territory": "south"})
-    assert other.status_code == 403
+    assert [(r["code"], r["severity"]) for r in rows[1]["reasons"]] == [("MEDICATION_ALLERGY", "needs_review")]
+
+    def ids(**params: str) -> list[str]:
+        return [
+            row["id"]
+            for row in api(north.ops).get("/api/portal/orders", {"status": "pending", **params}).json()["results"]
+        ]
+
+    assert ids(reason="MEDICATION_ALLERGY") == [str(review.pk)]
+    assert ids(disposition="clear") == [str(clear.pk)]
+    assert ids(territory="north", disposition="hold") == [held]
+    assert api(north.ops).get("/api/portal/orders", {"status": "pending", "territory": "south"}).status_code == 403
     assert api(north.doctor).get("/api/portal/orders", {"status": "pending"}).json()["results"] == []
+    assert api(south.ops).get("/api/portal/orders", {"status": "pending"}).json()["count"] == 1
 
 
 def test_the_queue_knows_only_the_pending_status(north: World, api: Any) -> None:
