@@ -389,10 +389,14 @@ def _compliance_gate(*, order: Order, actor: Any, override_reason: str) -> dict[
         return {"compliance": "clear"}
     codes = sorted({f.code for f in result.findings if f.severity != "info"})
     if not override_reason.strip():
+        # Codes only: messages can name a patient's allergies or dates of service, and error
+        # bodies travel further than the order's own page (which shows them in full).
         raise ComplianceNotClear(
             order_id=order.pk,
             disposition=str(result.disposition),
-            findings=[f.as_dict() for f in result.findings],
+            findings=[
+                {"code": f.code, "severity": str(f.severity), "rule": f.rule, "item": f.item} for f in result.findings
+            ],
             required_artifacts=result.required_artifacts,
         )
     if actor is None or not territory_permits(

@@ -263,7 +263,9 @@ def test_approving_a_held_order_without_an_override_is_refused_and_changes_nothi
         "hold",
         ["SWO"],
     )
-    assert [f["code"] for f in error["details"]["findings"]] == ["SWO_MISSING_SIGNATURE"]
+    assert error["details"]["findings"] == [
+        {"code": "SWO_MISSING_SIGNATURE", "severity": "hold", "rule": "standard_written_order", "item": None}
+    ]
     assert state(order_id) == before
 
 
