@@ -48,6 +48,24 @@ def role_back_office_group(*, role: str) -> Group:
     return group
 
 
+def role_permissions_sync() -> int:
+    """Bring every role's groups in line with ROLE_PERMISSIONS and ROLE_MODEL_PERMISSIONS.
+
+    Runs after every ``migrate``, so a permission a release adds to a role (``override_compliance``
+    for admins, say) reaches existing territories at deployment, not at the next membership
+    grant. Idempotent; returns the number of territory groups checked.
+    """
+    checked = 0
+    with transaction.atomic():
+        for role in Role:
+            role_back_office_group(role=role)
+        for territory in Territory.objects.all():
+            for role in Role:
+                territory_role_group(territory=territory, role=role)
+                checked += 1
+    return checked
+
+
 def territory_create(*, code: str, name: str) -> Territory:
     with transaction.atomic():
         territory = Territory.objects.create(code=code, name=name)

@@ -6,11 +6,18 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import AnonymousUser
+from guardian.shortcuts import get_perms, remove_perm
 
 from accounts.models import User
-from territories.models import Territory, TerritoryMembership, TerritoryPermission
+from territories.models import Role, Territory, TerritoryMembership, TerritoryPermission
 from territories.selectors import territories_for_user, territory_permits
-from territories.services import membership_grant, membership_revoke, territory_create
+from territories.services import (
+    membership_grant,
+    membership_revoke,
+    role_permissions_sync,
+    territory_create,
+    territory_role_group,
+)
 from tests.factories import TerritoryFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -242,3 +249,18 @@ def test_superusers_keep_the_staff_flag_whatever_their_memberships(east: Territo
     membership_grant(user=root, territory=east, role="doctor")
     membership_revoke(user=root, territory=east)
     assert _fresh(root).is_staff is True
+
+
+def test_a_permission_added_to_a_role_reaches_existing_groups_on_sync(north: Any) -> None:
+    # Given an admin group that predates a permission (as after an upgrade)
+    group = territory_role_group(territory=north.territory, role="admin")
+    remove_perm("territories.override_compliance", group, north.territory)
+    assert "override_compliance" not in get_perms(group, north.territory)
+
+    # When the roles are synced (migrate does this after every run)
+    checked = role_permissions_sync()
+
+    # Then the admin role holds it again, and a second sync changes nothing
+    assert "override_compliance" in get_perms(group, north.territory)
+    assert checked == Territory.objects.count() * len(Role)
+    assert role_permissions_sync() == checked
