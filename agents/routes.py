@@ -8,13 +8,25 @@ own issues and add their entries here.
 
 from __future__ import annotations
 
+from importlib import import_module
+
 from core.outbox import subscribe
 
-ROUTES: dict[str, tuple[str, ...]] = {}
+ROUTES: dict[str, tuple[str, ...]] = {
+    # Payments agent: a verified cash-pay order is invoiced; a cancelled one's open invoice is voided.
+    "order.verified": ("payments.tasks.issue_invoice",),
+    "order.cancelled": ("payments.tasks.void_invoice",),
+}
 
 
 def register() -> None:
-    """Subscribe every route (called once from ``AgentsConfig.ready``)."""
+    """Subscribe every route (called once from ``AgentsConfig.ready``).
+
+    Each task's module is imported here, so the task is registered in every process that
+    publishes (a web process running Celery eagerly would otherwise send an unknown name to the
+    broker instead of running it).
+    """
     for topic, task_names in ROUTES.items():
         for task_name in task_names:
+            import_module(task_name.rsplit(".", 1)[0])
             subscribe(topic, task_name)

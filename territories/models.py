@@ -91,6 +91,8 @@ _OPS_MODEL_PERMISSIONS = [
     "patients.view_priorauthorization",
     "patients.add_priorauthorization",
     "patients.view_providercredential",
+    "payments.view_invoice",
+    "payments.view_invoiceline",
 ]
 ROLE_MODEL_PERMISSIONS: dict[str, list[str]] = {
     Role.DOCTOR: [],

@@ -1,0 +1,67 @@
+"""Invoices for cash-pay orders (payments and Stripe events arrive with the payment flows).
+
+Money is kept in integer cents. An invoice's lines are a copy of the order's lines when it was
+issued, so a later price change never alters an issued invoice. Orders are a lower layer: the
+invoice points at its order; the order never imports payments.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from simple_history.models import HistoricalRecords
+
+
+class InvoiceStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    OPEN = "open", "Open"
+    PAID = "paid", "Paid"
+    VOID = "void", "Void"
+
+
+class Invoice(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    number = models.CharField(max_length=20, unique=True, help_text="INV-<year>-<serial>, gapless per year.")
+    order = models.OneToOneField("orders.Order", on_delete=models.PROTECT, related_name="invoice")
+    territory = models.ForeignKey("territories.Territory", on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=10, choices=InvoiceStatus.choices, default=InvoiceStatus.OPEN)
+    currency = models.CharField(max_length=3, default="usd")
+    subtotal_cents = models.PositiveIntegerField()
+    total_cents = models.PositiveIntegerField()
+    issued_at = models.DateTimeField()
+    paid_at = models.DateTimeField(null=True, blank=True)
+    voided_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-issued_at"]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class InvoiceLine(models.Model):
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
+    sku = models.CharField("SKU", max_length=64)
+    description = models.CharField(max_length=200)
+    quantity = models.PositiveIntegerField()
+    unit_price_cents = models.PositiveIntegerField()
+    total_cents = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["invoice", "sku"]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x {self.sku}"
+
+
+class InvoiceSerial(models.Model):
+    """The last invoice serial of a year (locked while a number is taken, so numbers never repeat)."""
+
+    year = models.PositiveIntegerField(primary_key=True)
+    last = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.year}: {self.last}"
