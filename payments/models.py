@@ -65,3 +65,51 @@ class InvoiceSerial(models.Model):
 
     def __str__(self) -> str:
         return f"{self.year}: {self.last}"
+
+
+class PaymentStatus(models.TextChoices):
+    """Stripe's PaymentIntent statuses, plus refunded."""
+
+    REQUIRES_PAYMENT_METHOD = "requires_payment_method", "Requires payment method"
+    REQUIRES_CONFIRMATION = "requires_confirmation", "Requires confirmation"
+    REQUIRES_ACTION = "requires_action", "Requires action"
+    PROCESSING = "processing", "Processing"
+    REQUIRES_CAPTURE = "requires_capture", "Requires capture"
+    CANCELED = "canceled", "Canceled"
+    SUCCEEDED = "succeeded", "Succeeded"
+    REFUNDED = "refunded", "Refunded"
+
+
+class PaymentProvider(models.TextChoices):
+    STRIPE = "stripe", "Stripe"
+    SANDBOX = "sandbox", "Sandbox (no real money)"
+
+
+class Payment(models.Model):
+    """One attempt to collect an order's total; its state mirrors the provider's, apart from the order's."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="payments")
+    territory = models.ForeignKey("territories.Territory", on_delete=models.PROTECT, related_name="+")
+    provider = models.CharField(max_length=20, choices=PaymentProvider.choices)
+    attempt = models.PositiveIntegerField(default=1, help_text="Numbered per order; part of the idempotency key.")
+    payment_intent_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    checkout_session_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    amount_cents = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3, default="usd")
+    status = models.CharField(
+        max_length=30, choices=PaymentStatus.choices, default=PaymentStatus.REQUIRES_PAYMENT_METHOD
+    )
+    last_error_code = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    succeeded_at = models.DateTimeField(null=True, blank=True)
+    refunded_at = models.DateTimeField(null=True, blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["order", "attempt"], name="payment_attempt_unique_per_order")]
+
+    def __str__(self) -> str:
+        return f"Payment {self.attempt} of {self.order_id}"

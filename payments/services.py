@@ -1,16 +1,20 @@
-"""Invoice writes. Each service is idempotent: outbox delivery is at least once."""
+"""Invoice and payment writes. Each is idempotent: outbox delivery and client retries are at least once."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from core.exceptions import Conflict, DomainError
 from orders.models import Order, OrderStatus
+from orders.selectors import order_get_for_user
 from patients.models import PayerType
 
-from .models import Invoice, InvoiceLine, InvoiceSerial, InvoiceStatus
+from .gateway import IntentResult, PaymentGatewayError, payment_intent_create
+from .models import Invoice, InvoiceLine, InvoiceSerial, InvoiceStatus, Payment, PaymentProvider, PaymentStatus
 
 # Orders not (or no longer) verified get no invoice: the event may arrive after a cancellation.
 NOT_INVOICED = (OrderStatus.PENDING_VERIFICATION, OrderStatus.ON_HOLD, OrderStatus.REJECTED, OrderStatus.CANCELLED)
@@ -76,3 +80,59 @@ def invoice_void(*, order_id: Any) -> Invoice | None:
         invoice.voided_at = timezone.now()
         invoice.save(update_fields=["status", "voided_at"])
     return invoice
+
+
+class PaymentNotPossible(Conflict):
+    code = "PAYMENT_NOT_POSSIBLE"
+
+
+class PaymentProviderUnavailable(DomainError):
+    code = "PAYMENT_PROVIDER_UNAVAILABLE"
+    http_status = 503
+    default_message = "The payment provider could not be reached; try again shortly."
+
+
+def payment_intent_for_order(*, actor: Any, order_id: Any) -> tuple[Payment, IntentResult]:
+    """``POST /payments/create-intent``: create or return the PaymentIntent of an order awaiting payment.
+
+    The idempotency key is fixed per order and attempt (``medorder-order-<id>-attempt-<n>``), so
+    a retry, a double click or two racing requests get the same PaymentIntent and nothing is
+    charged twice. Only the order's id goes to Stripe as metadata, with a generic description.
+    Raises OrderNotFound (not the actor's), PaymentNotPossible (not a cash order awaiting
+    payment), PaymentProviderUnavailable (Stripe refused or was unreachable; nothing is written).
+    """
+    order = order_get_for_user(user=actor, pk=order_id)
+    if order.payer_type != PayerType.CASH or order.status != OrderStatus.AWAITING_PAYMENT:
+        raise PaymentNotPossible(
+            "Only a cash-pay order awaiting payment can be paid.",
+            details={"order_id": str(order.pk), "status": order.status},
+        )
+    if not settings.STRIPE_SECRET_KEY:
+        raise PaymentProviderUnavailable("Stripe is not configured here.")
+    latest = Payment.objects.filter(order=order).order_by("-attempt").first()
+    attempt = 1 if latest is None else latest.attempt + (1 if latest.status == PaymentStatus.CANCELED else 0)
+    amount = order.total_cents
+    try:
+        intent = payment_intent_create(
+            amount_cents=amount,
+            currency=settings.PAYMENT_CURRENCY,
+            reference=order.reference,
+            metadata={"order_id": str(order.pk)},
+            idempotency_key=f"medorder-order-{order.pk}-attempt-{attempt}",
+        )
+    except PaymentGatewayError as error:
+        raise PaymentProviderUnavailable(details={"provider_error": error.code}) from error
+    with transaction.atomic():
+        payment, _created = Payment.objects.get_or_create(
+            order=order,
+            attempt=attempt,
+            defaults={
+                "territory_id": order.territory_id,
+                "provider": PaymentProvider.STRIPE,
+                "payment_intent_id": intent.payment_intent_id,
+                "amount_cents": intent.amount,
+                "currency": intent.currency,
+                "status": intent.status,
+            },
+        )
+    return payment, intent

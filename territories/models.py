@@ -93,6 +93,7 @@ _OPS_MODEL_PERMISSIONS = [
     "patients.view_providercredential",
     "payments.view_invoice",
     "payments.view_invoiceline",
+    "payments.view_payment",
 ]
 ROLE_MODEL_PERMISSIONS: dict[str, list[str]] = {
     Role.DOCTOR: [],

@@ -268,3 +268,9 @@ CELERY_BEAT_SCHEDULE["stock-alerts-daily"] = {
 COMPLIANCE_RULES_DIR = env("COMPLIANCE_RULES_DIR", default=str(BASE_DIR / "compliance" / "rules"))
 # Order attachments (WOPD, face-to-face notes, prior authorizations, CMNs): largest accepted file.
 ATTACHMENT_MAX_BYTES = env.int("ATTACHMENT_MAX_BYTES", default=10 * 1024 * 1024)
+# Stripe (payments): with no secret key the built-in sandbox provider stands in. STRIPE_API_BASE
+# points stripe-python at another host (tests run a local server that speaks Stripe's API).
+STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="")
+STRIPE_API_BASE = env("STRIPE_API_BASE", default="")
+PAYMENT_CURRENCY = env("PAYMENT_CURRENCY", default="usd")
