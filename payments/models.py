@@ -113,3 +113,19 @@ class Payment(models.Model):
 
     def __str__(self) -> str:
         return f"Payment {self.attempt} of {self.order_id}"
+
+
+class ProcessedStripeEvent(models.Model):
+    """A Stripe event already applied, written in the same transaction as its effect (so never twice)."""
+
+    event_id = models.CharField(max_length=255, primary_key=True)
+    type = models.CharField(max_length=100)
+    payment = models.ForeignKey(Payment, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    outcome = models.CharField(max_length=100, help_text="What the event did (or why it did nothing).")
+    processed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-processed_at"]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id}"

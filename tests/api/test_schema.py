@@ -40,6 +40,7 @@ REQUIRED_OPERATIONS = {
     "/api/portal/orders/{order_id}/attachments": {"post"},
     "/api/portal/compliance/check": {"post"},
     "/payments/create-intent": {"post"},
+    "/payments/webhook": {"post"},
 }
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 
