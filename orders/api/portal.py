@@ -16,10 +16,8 @@ from rest_framework.views import APIView
 
 from compliance.engine import evaluate
 from compliance.inputs import ArtifactType, AttachedArtifact
-from core.audit import access_record
 from core.exceptions import ValidationFailed
 from core.identifiers import is_valid_hcpcs, is_valid_npi, normalize_icd10
-from core.models import AccessChannel
 from orders import selectors, services
 from orders.compliance_checks import Draft, DraftItem, facts_for_draft
 from orders.models import Attachment
@@ -27,6 +25,7 @@ from patients.models import PayerType
 from territories.api import TERRITORY_HEADER, request_territory
 
 from .serializers import OrderCreateSerializer, OrderSerializer, OrderSummarySerializer, validate_icd10_list
+from .views import order_create_from_request, order_response
 
 ARTIFACT_CHOICES = [t.value for t in ArtifactType]
 
@@ -196,11 +195,7 @@ def _compliance_of(order: Any, context: dict[str, Any]) -> dict[str, Any] | None
 
 
 def _portal_order_response(request: Request, order_id: Any, *, status_code: int = 200) -> Response:
-    order = selectors.order_get_for_user(user=request.user, pk=order_id)
-    with_phi = selectors.order_phi_visible(user=request.user, order=order)
-    if with_phi:
-        access_record(user=request.user, objects=[order], channel=AccessChannel.API)
-    return Response(PortalOrderSerializer(order, context={"with_phi": with_phi}).data, status=status_code)
+    return order_response(request, order_id, status_code=status_code, serializer=PortalOrderSerializer)
 
 
 class PortalOrdersView(GenericAPIView):
@@ -249,11 +244,7 @@ class PortalOrdersView(GenericAPIView):
     )
     def post(self, request: Request) -> Response:
         """Create the order, run the compliance checks, and answer with the disposition and findings."""
-        data = PortalOrderCreateSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        fields = dict(data.validated_data)
-        items = [services.ItemRequest(sku=i["sku"], quantity=i["quantity"]) for i in fields.pop("items")]
-        order = services.order_create(actor=request.user, territory=request_territory(request), items=items, **fields)
+        order = order_create_from_request(request)
         return _portal_order_response(request, order.pk, status_code=status.HTTP_201_CREATED)
 
 

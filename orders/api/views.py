@@ -30,31 +30,38 @@ from .serializers import (
 )
 
 
-def _order_response(request: Request, order_id: object, *, status_code: int = 200) -> Response:
+def order_response(
+    request: Request, order_id: object, *, status_code: int = 200, serializer: type[OrderSerializer] = OrderSerializer
+) -> Response:
     """Re-read the order through the user's scope and return it: with its PHI (recording the read)
     for users who may read PHI, without it for the others."""
     order = selectors.order_get_for_user(user=request.user, pk=order_id)
     with_phi = selectors.order_phi_visible(user=request.user, order=order)
     if with_phi:
         access_record(user=request.user, objects=[order], channel=AccessChannel.API)
-    return Response(OrderSerializer(order, context={"with_phi": with_phi}).data, status=status_code)
+    return Response(serializer(order, context={"with_phi": with_phi}).data, status=status_code)
+
+
+def order_create_from_request(request: Request) -> Any:
+    """Validate an order body (``OrderCreateSerializer``) and create the order through the service."""
+    data = OrderCreateSerializer(data=request.data)
+    data.is_valid(raise_exception=True)
+    fields = dict(data.validated_data)
+    items = [services.ItemRequest(sku=i["sku"], quantity=i["quantity"]) for i in fields.pop("items")]
+    return services.order_create(actor=request.user, territory=request_territory(request), items=items, **fields)
 
 
 class OrderCreateView(APIView):
     @extend_schema(parameters=[TERRITORY_HEADER], request=OrderCreateSerializer, responses={201: OrderSerializer})
     def post(self, request: Request) -> Response:
-        data = OrderCreateSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        fields = dict(data.validated_data)
-        items = [services.ItemRequest(sku=i["sku"], quantity=i["quantity"]) for i in fields.pop("items")]
-        order = services.order_create(actor=request.user, territory=request_territory(request), items=items, **fields)
-        return _order_response(request, order.pk, status_code=status.HTTP_201_CREATED)
+        order = order_create_from_request(request)
+        return order_response(request, order.pk, status_code=status.HTTP_201_CREATED)
 
 
 class OrderDetailView(APIView):
     @extend_schema(responses={200: OrderSerializer})
     def get(self, request: Request, order_id: str) -> Response:
-        return _order_response(request, order_id)
+        return order_response(request, order_id)
 
 
 class OrderTerritoryListView(GenericAPIView):
@@ -85,7 +92,7 @@ class OrderStatusView(APIView):
         data = OrderStatusUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         services.order_set_status(order_id=order_id, actor=request.user, **data.validated_data)
-        return _order_response(request, order_id)
+        return order_response(request, order_id)
 
 
 class OrderVerifyView(APIView):
@@ -94,7 +101,7 @@ class OrderVerifyView(APIView):
         data = OrderVerifySerializer(data=request.data)
         data.is_valid(raise_exception=True)
         services.order_verify(order_id=order_id, actor=request.user, **data.validated_data)
-        return _order_response(request, order_id)
+        return order_response(request, order_id)
 
 
 class OrderCompleteView(APIView):
@@ -103,7 +110,7 @@ class OrderCompleteView(APIView):
         data = OrderCompleteSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         services.order_complete(order_id=order_id, actor=request.user, **data.validated_data)
-        return _order_response(request, order_id)
+        return order_response(request, order_id)
 
 
 class OrderCancelView(APIView):
@@ -112,7 +119,7 @@ class OrderCancelView(APIView):
         data = OrderCancelSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         services.order_cancel(order_id=order_id, actor=request.user, **data.validated_data)
-        return _order_response(request, order_id)
+        return order_response(request, order_id)
 
 
 class OrderTimelineView(APIView):
