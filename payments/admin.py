@@ -5,12 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.http import HttpRequest
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
 
 from core.admin import ReadOnlyInline
-from territories.admin_scoping import TerritoryListFilter, TerritoryScopedAdmin
+from core.admin_reports import Report, ReportColumn, ReportRow, render_report, wants_csv
+from territories.admin_scoping import TerritoryListFilter, TerritoryScopedAdmin, admin_territories
 
 from .models import Invoice, InvoiceLine, Payment
+from .selectors import reconciliation_mismatches
 
 
 class InvoiceLineInline(ReadOnlyInline):
@@ -93,3 +98,56 @@ class PaymentAdmin(TerritoryScopedAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path(
+                "reconciliation/",
+                self.admin_site.admin_view(self.reconciliation_view),
+                name="payments_payment_reconciliation",
+            ),
+            *super().get_urls(),
+        ]
+
+    def reconciliation_view(self, request: HttpRequest) -> HttpResponse:
+        """Orders and payments that disagree (``reconciliation_mismatches``), on the page or as CSV."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        now = timezone.now()
+        territory_ids = (
+            None if request.user.is_superuser else list(admin_territories(request).values_list("pk", flat=True))
+        )
+        report = Report(
+            columns=(
+                ReportColumn("Mismatch"),
+                ReportColumn("Order"),
+                ReportColumn("Order status"),
+                ReportColumn("Payment status"),
+                ReportColumn("Amount (cents)", numeric=True),
+                ReportColumn("Detail"),
+            ),
+            rows=[
+                ReportRow(
+                    values=(
+                        row.kind,
+                        row.reference,
+                        row.order_status,
+                        row.payment_status,
+                        row.amount_cents,
+                        row.detail,
+                    ),
+                    url=reverse("admin:orders_order_change", args=(row.order_id,), current_app=self.admin_site.name),
+                )
+                for row in reconciliation_mismatches(now=now, territory_ids=territory_ids)
+            ],
+        )
+        if wants_csv(request):
+            return report.csv_response(f"payment-reconciliation-{timezone.localdate(now).isoformat()}.csv")
+        return render_report(
+            self,
+            request,
+            report,
+            title="Payment reconciliation",
+            intro="Paid orders without a succeeded payment, succeeded payments on cancelled or unpaid orders, "
+            "refunds without a cancelled order, and orders still awaiting payment after the link expired.",
+        )

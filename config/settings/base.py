@@ -274,3 +274,5 @@ STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="")
 STRIPE_API_BASE = env("STRIPE_API_BASE", default="")
 PAYMENT_CURRENCY = env("PAYMENT_CURRENCY", default="usd")
+# A patient's payment link expires after this many hours; reconciliation flags orders still waiting.
+PAYMENT_LINK_TTL_HOURS = env.int("PAYMENT_LINK_TTL_HOURS", default=72)
