@@ -49,9 +49,7 @@ def reconciliation_mismatches(*, now: dt.datetime, territory_ids: Iterable[Any] 
     for order in unpaid.prefetch_related("items"):
         rows.append(_row("paid_without_payment", order, None, "The order is paid but no payment succeeded."))
     for payment in (
-        payments.filter(status=PaymentStatus.SUCCEEDED)
-        .exclude(order__status__in=PAID_STATUSES)
-        .select_related("order")
+        payments.filter(status=PaymentStatus.SUCCEEDED).exclude(order__status__in=PAID_STATUSES).select_related("order")
     ):
         rows.append(
             _row(
