@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from catalog.models import Product
 from catalog.selectors import available_quantities, expected_restock_date, products_by_sku
-from compliance.engine import ComplianceResult, Disposition
+from compliance.engine import ComplianceResult
 from compliance.inputs import (
     AttachedArtifact,
     ComplianceInput,
@@ -332,14 +332,3 @@ def hold_reason(result: ComplianceResult) -> str:
     """A short reason naming the finding codes (no PHI: codes and HCPCS only)."""
     codes = sorted({f.code for f in result.findings if f.severity != "info"})
     return "Compliance: " + ", ".join(codes) if codes else "Compliance"
-
-
-__all__ = [
-    "Disposition",
-    "Draft",
-    "DraftItem",
-    "facts_for_draft",
-    "facts_for_order",
-    "hold_reason",
-    "order_check_compliance",
-]

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 
-from core.admin import ReadOnlyInline
+from core.admin import ReadOnlyAdmin, ReadOnlyInline
 from core.admin_reports import Report, ReportColumn, ReportRow, render_report, wants_csv
 from territories.admin_scoping import TerritoryListFilter, TerritoryScopedAdmin, admin_territories
 
@@ -25,7 +23,7 @@ class InvoiceLineInline(ReadOnlyInline):
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(TerritoryScopedAdmin):
+class InvoiceAdmin(ReadOnlyAdmin, TerritoryScopedAdmin):
     list_display = ("number", "order", "status", "total_cents", "currency", "issued_at", "paid_at", "voided_at")
     list_filter = ("status", ("territory", TerritoryListFilter))
     list_select_related = ("order",)
@@ -51,18 +49,9 @@ class InvoiceAdmin(TerritoryScopedAdmin):
     )
     inlines = (InvoiceLineInline,)
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(Payment)
-class PaymentAdmin(TerritoryScopedAdmin):
+class PaymentAdmin(ReadOnlyAdmin, TerritoryScopedAdmin):
     """Payments mirror the provider's state; money fields are never edited here."""
 
     list_display = ("order", "attempt", "provider", "status", "amount_cents", "currency", "created_at", "succeeded_at")
@@ -89,15 +78,6 @@ class PaymentAdmin(TerritoryScopedAdmin):
         "succeeded_at",
         "refunded_at",
     )
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_urls(self) -> list[URLPattern]:
         return [
