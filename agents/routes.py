@@ -13,9 +13,14 @@ from importlib import import_module
 from core.outbox import subscribe
 
 ROUTES: dict[str, tuple[str, ...]] = {
-    # Payments agent: a verified cash-pay order is invoiced; a cancelled one's open invoice is voided.
-    "order.verified": ("payments.tasks.issue_invoice",),
-    "order.cancelled": ("payments.tasks.void_invoice",),
+    # Payments agent: a verified cash-pay order is invoiced and waits for payment; the patient gets
+    # a payment link; a revoked link's Checkout Sessions are expired; a cancelled order's open
+    # invoice is voided and its payments refunded, as is a payment that came in twice.
+    "order.verified": ("payments.tasks.issue_invoice", "payments.tasks.request_payment"),
+    "order.awaiting_payment": ("payments.tasks.send_payment_link",),
+    "payment_link.revoked": ("payments.tasks.expire_checkout_sessions",),
+    "order.cancelled": ("payments.tasks.void_invoice", "payments.tasks.refund_cancelled_order"),
+    "payment.refund_due": ("payments.tasks.refund_duplicate_payment",),
 }
 
 

@@ -7,14 +7,16 @@ from catalog.api.urls import urlpatterns as catalog_v1
 from orders.api.urls import urlpatterns as orders_api
 from orders.api.urls import v1_urlpatterns as orders_v1
 from patients.api.urls import urlpatterns as patients_v1
+from payments.api.urls import portal_urlpatterns as payments_portal
 
 api_v1 = [*accounts_v1, *patients_v1, *orders_v1, *catalog_v1]
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
-    path("api/", include(orders_api)),
+    path("api/", include([*orders_api, *payments_portal])),
     path("payments/", include("payments.api.urls")),
+    path("pay/", include("payments.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("", include("core.urls")),

@@ -361,6 +361,7 @@ class EventKind(models.TextChoices):
     FULFILLMENT = "fulfillment", "Fulfillment"
     COMPLIANCE = "compliance", "Compliance check"
     ATTACHMENT = "attachment", "Attachment"
+    PAYMENT = "payment", "Payment"
 
 
 def attachment_path(instance: Attachment, filename: str) -> str:

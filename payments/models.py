@@ -1,4 +1,4 @@
-"""Invoices for cash-pay orders (payments and Stripe events arrive with the payment flows).
+"""Invoices, payment links, payments, refunds and processed Stripe events of cash-pay orders.
 
 Money is kept in integer cents. An invoice's lines are a copy of the order's lines when it was
 issued, so a later price change never alters an issued invoice. Orders are a lower layer: the
@@ -8,7 +8,9 @@ invoice points at its order; the order never imports payments.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
+from django.conf import settings
 from django.db import models
 from simple_history.models import HistoricalRecords
 
@@ -85,8 +87,45 @@ class PaymentProvider(models.TextChoices):
     SANDBOX = "sandbox", "Sandbox (no real money)"
 
 
+class PaymentLink(models.Model):
+    """The patient's way to pay one order: ``/pay/<token>``, where the token is this row's id signed.
+
+    A link works until ``expires_at`` unless revoked; issuing a new link for the order revokes
+    the previous one (``revoke_reason`` "Re-issued") and expires its open Checkout Session.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="payment_links")
+    territory = models.ForeignKey("territories.Territory", on_delete=models.PROTECT, related_name="+")
+    expires_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    revoke_reason = models.CharField(max_length=200, blank=True)
+    notified_at = models.DateTimeField(null=True, blank=True, help_text="When the patient was sent the link.")
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Payment link {self.pk}"
+
+    def is_usable(self, now: Any) -> bool:
+        return self.revoked_at is None and self.expires_at > now
+
+
 class Payment(models.Model):
-    """One attempt to collect an order's total; its state mirrors the provider's, apart from the order's."""
+    """One attempt to collect an order's total; its state mirrors the provider's, apart from the order's.
+
+    A Checkout Session attempt (from a payment link) has ``checkout_session_id`` and learns its
+    PaymentIntent id when the session completes; a custom front end's attempt has only the intent.
+    """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="payments")
@@ -95,6 +134,9 @@ class Payment(models.Model):
     attempt = models.PositiveIntegerField(default=1, help_text="Numbered per order; part of the idempotency key.")
     payment_intent_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
     checkout_session_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    checkout_url = models.URLField(max_length=2000, blank=True)
+    checkout_expires_at = models.DateTimeField(null=True, blank=True)
+    link = models.ForeignKey(PaymentLink, null=True, blank=True, on_delete=models.PROTECT, related_name="payments")
     amount_cents = models.PositiveIntegerField()
     currency = models.CharField(max_length=3, default="usd")
     status = models.CharField(
@@ -113,6 +155,43 @@ class Payment(models.Model):
 
     def __str__(self) -> str:
         return f"Payment {self.attempt} of {self.order_id}"
+
+
+class RefundStatus(models.TextChoices):
+    """Stripe's Refund statuses; ``pending`` is also where a refund waits before the provider answered."""
+
+    PENDING = "pending", "Pending"
+    REQUIRES_ACTION = "requires_action", "Requires action"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELED = "canceled", "Canceled"
+
+
+class Refund(models.Model):
+    """The full refund of a succeeded payment (one per payment: its idempotency key is the payment's id).
+
+    ``reason`` is the staff's own text and stays here; Stripe is told nothing but the ids.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    payment = models.OneToOneField(Payment, on_delete=models.PROTECT, related_name="refund")
+    territory = models.ForeignKey("territories.Territory", on_delete=models.PROTECT, related_name="+")
+    refund_id = models.CharField(max_length=255, unique=True, null=True, blank=True, help_text="The provider's id.")
+    amount_cents = models.PositiveIntegerField()
+    status = models.CharField(max_length=20, choices=RefundStatus.choices, default=RefundStatus.PENDING)
+    reason = models.CharField(max_length=500)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Refund of {self.payment_id}"
 
 
 class ProcessedStripeEvent(models.Model):

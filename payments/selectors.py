@@ -13,7 +13,7 @@ from django.db.models import Exists, Min, OuterRef, Q
 from orders.models import Order, OrderStatus
 from patients.models import PayerType
 
-from .models import Payment, PaymentStatus
+from .models import InvoiceLine, Payment, PaymentLink, PaymentStatus
 
 # Cash orders in these states have been paid for.
 PAID_STATUSES = (OrderStatus.PAID, OrderStatus.IN_PROGRESS, OrderStatus.SHIPPED, OrderStatus.COMPLETED)
@@ -37,7 +37,8 @@ def reconciliation_mismatches(*, now: dt.datetime, territory_ids: Iterable[Any] 
     - a paid cash order without a succeeded (or later refunded) payment;
     - a succeeded payment on an order that is cancelled or not (yet) paid;
     - a refunded payment whose order is not cancelled;
-    - an order still awaiting payment after its payment link's lifetime (``PAYMENT_LINK_TTL_HOURS``).
+    - an order still awaiting payment longer than a link's lifetime (``PAYMENT_LINK_TTL_HOURS``)
+      with no payment link still valid.
 
     ``territory_ids`` limits it to those territories (None: every territory).
     """
@@ -59,9 +60,14 @@ def reconciliation_mismatches(*, now: dt.datetime, territory_ids: Iterable[Any] 
                 f"Payment succeeded; order is {payment.order.status}.",
             )
         )
+    # A duplicate payment refunded on an order paid otherwise is not a mismatch.
+    other_settled = Payment.objects.filter(order=OuterRef("order"), status=PaymentStatus.SUCCEEDED).exclude(
+        pk=OuterRef("pk")
+    )
     for payment in (
         payments.filter(status=PaymentStatus.REFUNDED)
         .exclude(order__status=OrderStatus.CANCELLED)
+        .filter(~Exists(other_settled))
         .select_related("order")
     ):
         rows.append(
@@ -72,11 +78,17 @@ def reconciliation_mismatches(*, now: dt.datetime, territory_ids: Iterable[Any] 
         orders.filter(status=OrderStatus.AWAITING_PAYMENT)
         .annotate(waiting_since=Min("events__created_at", filter=Q(events__to_status=OrderStatus.AWAITING_PAYMENT)))
         .filter(waiting_since__lt=expiry)
+        .filter(~Exists(PaymentLink.objects.filter(order=OuterRef("pk"), revoked_at__isnull=True, expires_at__gt=now)))
         .prefetch_related("items")
     )
     for order in waiting:
         rows.append(
-            _row("stale_awaiting_payment", order, None, f"Awaiting payment since {order.waiting_since:%Y-%m-%d %H:%M}.")
+            _row(
+                "stale_awaiting_payment",
+                order,
+                None,
+                f"Awaiting payment since {order.waiting_since:%Y-%m-%d %H:%M}; no payment link is still valid.",
+            )
         )
     return sorted(rows, key=lambda row: (row.order_created_at, row.kind))
 
@@ -91,4 +103,66 @@ def _row(kind: str, order: Order, payment: Payment | None, detail: str) -> Misma
         payment_status=payment.status if payment is not None else "",
         amount_cents=payment.amount_cents if payment is not None else order.total_cents,
         detail=detail,
+    )
+
+
+class PayPageState:
+    """What the patient's payment page shows for a link."""
+
+    PAYABLE = "payable"
+    PAID = "paid"
+    CLOSED = "closed"  # cancelled, rejected, or not waiting for payment
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True)
+class PayPageLine:
+    description: str
+    quantity: int
+    total_cents: int
+
+
+@dataclass(frozen=True)
+class PayPage:
+    """The minimum the patient needs: the practice, the order's reference, its lines and total."""
+
+    state: str
+    practice_name: str
+    reference: str
+    lines: list[PayPageLine]
+    total_cents: int
+    currency: str
+    expires_at: dt.datetime
+
+
+def pay_page(*, link: PaymentLink, now: dt.datetime) -> PayPage:
+    """The payment page of ``link``: a paid order says so even once the link has expired."""
+    order = link.order
+    if order.status in PAID_STATUSES:
+        state = PayPageState.PAID
+    elif order.status != OrderStatus.AWAITING_PAYMENT:
+        state = PayPageState.CLOSED
+    elif link.revoked_at is not None:
+        state = PayPageState.REVOKED
+    elif link.expires_at <= now:
+        state = PayPageState.EXPIRED
+    else:
+        state = PayPageState.PAYABLE
+    invoice_lines = list(InvoiceLine.objects.filter(invoice__order=order))
+    if invoice_lines:
+        lines = [PayPageLine(line.description, line.quantity, line.total_cents) for line in invoice_lines]
+    else:
+        lines = [
+            PayPageLine(item.product.name, item.quantity, item.line_total_cents)
+            for item in order.items.select_related("product").order_by("sku")
+        ]
+    return PayPage(
+        state=state,
+        practice_name=link.territory.name,
+        reference=order.reference,
+        lines=lines,
+        total_cents=sum(line.total_cents for line in lines),
+        currency=settings.PAYMENT_CURRENCY,
+        expires_at=link.expires_at,
     )

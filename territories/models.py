@@ -31,6 +31,9 @@ class TerritoryPermission(models.TextChoices):
     FULFILL_ORDER = "fulfill_order", "Start fulfillment, ship and complete orders"
     CANCEL_ORDER = "cancel_order", "Cancel orders"
     RECORD_PAYMENT = "record_payment", "Record a payment on an order by hand"
+    SEND_PAYMENT_LINK = "send_payment_link", "Issue and re-issue a cash-pay order's payment link"
+    REVOKE_PAYMENT_LINK = "revoke_payment_link", "Revoke a payment link"
+    REFUND_PAYMENT = "refund_payment", "Refund a patient's payment"
     MANAGE_PATIENTS = "manage_patients", "Register and edit patients"
     OVERRIDE_COMPLIANCE = "override_compliance", "Verify an order over open compliance findings (with a reason)"
 
@@ -43,6 +46,7 @@ ROLE_PERMISSIONS: dict[str, set[TerritoryPermission]] = {
         TerritoryPermission.CREATE_ORDER,
         TerritoryPermission.CANCEL_ORDER,
         TerritoryPermission.MANAGE_PATIENTS,
+        TerritoryPermission.SEND_PAYMENT_LINK,
     },
     Role.OPS_STAFF: {
         TerritoryPermission.ACCESS,
@@ -52,6 +56,8 @@ ROLE_PERMISSIONS: dict[str, set[TerritoryPermission]] = {
         TerritoryPermission.FULFILL_ORDER,
         TerritoryPermission.CANCEL_ORDER,
         TerritoryPermission.MANAGE_PATIENTS,
+        TerritoryPermission.SEND_PAYMENT_LINK,
+        TerritoryPermission.REVOKE_PAYMENT_LINK,
     },
     Role.ADMIN: _ALL,
     # A distributor moves orders along (Pending -> Preparing -> Shipped) without clinical details.
@@ -94,6 +100,8 @@ _OPS_MODEL_PERMISSIONS = [
     "payments.view_invoice",
     "payments.view_invoiceline",
     "payments.view_payment",
+    "payments.view_paymentlink",
+    "payments.view_refund",
 ]
 ROLE_MODEL_PERMISSIONS: dict[str, list[str]] = {
     Role.DOCTOR: [],

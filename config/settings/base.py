@@ -276,3 +276,5 @@ STRIPE_API_BASE = env("STRIPE_API_BASE", default="")
 PAYMENT_CURRENCY = env("PAYMENT_CURRENCY", default="usd")
 # A patient's payment link expires after this many hours; reconciliation flags orders still waiting.
 PAYMENT_LINK_TTL_HOURS = env.int("PAYMENT_LINK_TTL_HOURS", default=72)
+# The address patients reach this site at: payment links and Checkout's return pages are built on it.
+PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="http://localhost:8000")

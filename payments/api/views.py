@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
-import stripe
-from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -14,8 +10,8 @@ from rest_framework.views import APIView
 
 from core.api.errors import envelope
 from core.api.fields import StrictUUIDField
-from payments import services
-from payments.webhooks import stripe_event_apply
+from payments import links, services
+from payments.webhooks import InvalidWebhook, webhook_receive
 
 
 class CreateIntentSerializer(serializers.Serializer):
@@ -27,6 +23,26 @@ class IntentSerializer(serializers.Serializer):
     client_secret = serializers.CharField()
     amount = serializers.IntegerField(help_text="In cents.")
     currency = serializers.CharField()
+
+
+class PaymentLinkSerializer(serializers.Serializer):
+    payment_link_id = serializers.UUIDField()
+    url = serializers.URLField(help_text="The patient's /pay/<token> address.")
+    expires_at = serializers.DateTimeField()
+
+
+class PortalPaymentLinkView(APIView):
+    @extend_schema(request=None, responses={201: PaymentLinkSerializer})
+    def post(self, request: Request, order_id: str) -> Response:
+        """Issue the order's payment link (doctor-assisted order); any earlier link stops working."""
+        link = links.payment_link_issue(order_id=order_id, actor=request.user)
+        body = {"payment_link_id": link.pk, "url": links.payment_link_url(link), "expires_at": link.expires_at}
+        return Response(PaymentLinkSerializer(body).data, status=status.HTTP_201_CREATED)
+
+
+class WebhookReceiptSerializer(serializers.Serializer):
+    received = serializers.BooleanField()
+    outcome = serializers.CharField(help_text="What the event did, or why it did nothing (e.g. duplicate).")
 
 
 class CreateIntentView(APIView):
@@ -56,20 +72,15 @@ class WebhookView(APIView):
     authentication_classes: list[type] = []
     permission_classes: list[type] = []
 
-    @extend_schema(request=None, responses={200: None})
+    @extend_schema(request=None, responses={200: WebhookReceiptSerializer})
     def post(self, request: Request) -> Response:
         """Verify ``Stripe-Signature`` over the raw body, then apply the event once (200 for a repeat)."""
-        payload = request.body
         try:
-            stripe.WebhookSignature.verify_header(
-                payload, request.headers.get("Stripe-Signature"), settings.STRIPE_WEBHOOK_SECRET, tolerance=300
-            )
-            event = json.loads(payload)
-        except (stripe.SignatureVerificationError, ValueError):
-            return Response(
-                envelope("INVALID_SIGNATURE", "The webhook signature is missing, invalid or too old."),
-                status=status.HTTP_400_BAD_REQUEST,
-            )
-        if not isinstance(event, dict) or "id" not in event or "type" not in event:
-            return Response(envelope("VALIDATION_ERROR", "Not a Stripe event."), status=status.HTTP_400_BAD_REQUEST)
-        return Response({"received": True, "outcome": stripe_event_apply(event=event)})
+            outcome = webhook_receive(payload=request.body, signature=request.headers.get("Stripe-Signature"))
+        except InvalidWebhook as error:
+            message = {
+                "INVALID_SIGNATURE": "The webhook signature is missing, invalid or too old.",
+                "VALIDATION_ERROR": "Not a Stripe event.",
+            }[error.code]
+            return Response(envelope(error.code, message), status=status.HTTP_400_BAD_REQUEST)
+        return Response({"received": True, "outcome": outcome})

@@ -39,6 +39,7 @@ REQUIRED_OPERATIONS = {
     "/api/portal/orders/{order_id}/approve": {"post"},
     "/api/portal/orders/{order_id}/attachments": {"post"},
     "/api/portal/compliance/check": {"post"},
+    "/api/portal/orders/{order_id}/payment-link": {"post"},
     "/payments/create-intent": {"post"},
     "/payments/webhook": {"post"},
 }

@@ -114,10 +114,17 @@ def test_invoices_are_read_only_in_the_admin_and_scoped(north: World, south: Wor
     assert signed_in(north.ops).get(reverse("admin:payments_invoice_add")).status_code == 403
 
 
-@pytest.mark.parametrize("topic", ["order.verified", "order.cancelled"])
-def test_the_payments_agent_is_routed_for_order_events(topic: str) -> None:
+@pytest.mark.parametrize(
+    ("topic", "tasks"),
+    [
+        ("order.verified", ["payments.tasks.issue_invoice", "payments.tasks.request_payment"]),
+        ("order.awaiting_payment", ["payments.tasks.send_payment_link"]),
+        ("payment_link.revoked", ["payments.tasks.expire_checkout_sessions"]),
+        ("order.cancelled", ["payments.tasks.void_invoice", "payments.tasks.refund_cancelled_order"]),
+        ("payment.refund_due", ["payments.tasks.refund_duplicate_payment"]),
+    ],
+)
+def test_the_payments_agent_is_routed_for_its_events(topic: str, tasks: list[str]) -> None:
     from core.outbox import routes_for
 
-    assert routes_for(topic) == [
-        "payments.tasks.issue_invoice" if topic == "order.verified" else "payments.tasks.void_invoice"
-    ]
+    assert routes_for(topic) == tasks
