@@ -184,7 +184,7 @@ class StripeGateway:
             checkout_session_id=session.id,
             url=session.url,
             expires_at=dt.datetime.fromtimestamp(session.expires_at, tz=dt.UTC),
-            payment_intent_id=session.get("payment_intent"),
+            payment_intent_id=getattr(session, "payment_intent", None) or None,
         )
 
     def checkout_session_expire(self, *, checkout_session_id: str) -> str:

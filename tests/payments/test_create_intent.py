@@ -5,56 +5,14 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import parse_qsl
 
-import pytest
 from django.test import override_settings
 from pytest_httpserver import HTTPServer
-from werkzeug import Request, Response
 
-from orders import services as order_services
 from payments.models import Payment
 from tests.conftest import World
 
-
-class FakeStripe:
-    """PaymentIntents the way Stripe answers them, keyed by idempotency key like Stripe does."""
-
-    def __init__(self) -> None:
-        self.by_key: dict[str, dict[str, Any]] = {}
-        self.requests: list[tuple[dict[str, str], dict[str, str]]] = []
-
-    def handle(self, request: Request) -> Response:
-        form = dict(parse_qsl(request.get_data(as_text=True)))
-        self.requests.append((dict(request.headers), form))
-        key = request.headers.get("Idempotency-Key", "")
-        if key not in self.by_key:
-            number = len(self.by_key) + 1
-            self.by_key[key] = {
-                "id": f"pi_test_{number}",
-                "object": "payment_intent",
-                "amount": int(form["amount"]),
-                "currency": form["currency"],
-                "client_secret": f"pi_test_{number}_secret_abc",
-                "status": "requires_payment_method",
-                "description": form.get("description"),
-                "metadata": {k[len("metadata[") : -1]: v for k, v in form.items() if k.startswith("metadata[")},
-            }
-        return Response(json.dumps(self.by_key[key]), status=200, content_type="application/json")
-
-
-@pytest.fixture
-def stripe_server(httpserver: HTTPServer) -> Any:
-    fake = FakeStripe()
-    httpserver.expect_request("/v1/payment_intents", method="POST").respond_with_handler(fake.handle)
-    with override_settings(STRIPE_SECRET_KEY="sk_test_local", STRIPE_API_BASE=httpserver.url_for("").rstrip("/")):
-        yield fake
-
-
-def awaiting_payment(world: World) -> Any:
-    order = world.order(payer_type="cash")
-    order_services.order_verify(order_id=order.pk, actor=world.ops)
-    return order_services.order_transition(order_id=order.pk, actor=world.ops, transition="request_payment")
+from .conftest import FakeStripe, awaiting_payment
 
 
 def test_the_intent_is_created_once_per_attempt_with_opaque_ids_only(
@@ -84,7 +42,8 @@ def test_the_intent_is_created_once_per_attempt_with_opaque_ids_only(
     )
     # Both requests carried the same deterministic key, the secret key, and only opaque data
     assert len(stripe_server.requests) == 2
-    for headers, form in stripe_server.requests:
+    for request in stripe_server.requests:
+        headers, form = request["headers"], request["form"]
         assert headers["Idempotency-Key"] == f"medorder-order-{order.pk}-attempt-1"
         assert headers["Authorization"] == "Bearer sk_test_local"
         assert form == {
