@@ -19,7 +19,11 @@ ROUTES: dict[str, tuple[str, ...]] = {
     "order.verified": ("payments.tasks.issue_invoice", "payments.tasks.request_payment"),
     "order.awaiting_payment": ("payments.tasks.send_payment_link",),
     "payment_link.revoked": ("payments.tasks.expire_checkout_sessions",),
-    "order.cancelled": ("payments.tasks.void_invoice", "payments.tasks.refund_cancelled_order"),
+    "order.cancelled": (
+        "payments.tasks.void_invoice",
+        "payments.tasks.withdraw_payment_links",
+        "payments.tasks.refund_cancelled_order",
+    ),
     "payment.refund_due": ("payments.tasks.refund_duplicate_payment",),
 }
 

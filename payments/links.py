@@ -146,6 +146,19 @@ def payment_link_ensure(*, order_id: Any) -> PaymentLink | None:
         return None
 
 
+def payment_links_withdraw(*, order_id: Any) -> int:
+    """``order.cancelled``: revoke the order's links (their open Checkout Sessions are then expired).
+
+    Returns how many were revoked; a repeat revokes nothing more.
+    """
+    with transaction.atomic():
+        order = Order.objects.select_for_update(of=("self",)).filter(pk=order_id).first()
+        if order is None or order.status != OrderStatus.CANCELLED:
+            return 0
+        pending = order.payment_links.filter(revoked_at__isnull=True)
+        return len(_revoke(order=order, links=pending, actor=None, reason="Order cancelled"))
+
+
 def payment_link_revoke(*, link_id: Any, actor: Any, reason: str) -> PaymentLink:
     """Withdraw a link (staff with ``revoke_payment_link``); its open Checkout Sessions are expired.
 

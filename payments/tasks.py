@@ -77,6 +77,14 @@ def void_invoice(*, event_id: str, topic: str) -> None:
         services.invoice_void(order_id=order_id)
 
 
+@agent_task()
+def withdraw_payment_links(*, event_id: str, topic: str) -> None:
+    """``order.cancelled``: the cancelled order's payment links stop working."""
+    order_id = _aggregate_id(event_id)
+    if order_id is not None:
+        links.payment_links_withdraw(order_id=order_id)
+
+
 @agent_task(services.PaymentProviderUnavailable)
 def refund_cancelled_order(*, event_id: str, topic: str) -> None:
     """``order.cancelled``: refund the cancelled order's succeeded payments (once each)."""

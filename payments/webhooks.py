@@ -22,7 +22,16 @@ from orders.models import OrderStatus
 from orders.services import order_transition
 
 from .gateway import webhook_secret
-from .models import Invoice, InvoiceStatus, Payment, PaymentStatus, ProcessedStripeEvent, Refund, RefundStatus
+from .models import (
+    Invoice,
+    InvoiceStatus,
+    Payment,
+    PaymentProvider,
+    PaymentStatus,
+    ProcessedStripeEvent,
+    Refund,
+    RefundStatus,
+)
 from .services import payment_mark_refunded
 
 # How old a signed event may be (seconds); older ones are refused as replays.
@@ -130,8 +139,9 @@ def _succeeded(payment: Payment, obj: dict[str, Any]) -> str:
     )
     order = payment.order
     if order.status == OrderStatus.AWAITING_PAYMENT:
+        provider = "Sandbox" if payment.provider == PaymentProvider.SANDBOX else "Stripe"
         order_transition(
-            order_id=payment.order_id, actor=None, transition="mark_paid", reason="Stripe payment succeeded"
+            order_id=payment.order_id, actor=None, transition="mark_paid", reason=f"{provider} payment succeeded"
         )
         return "order paid"
     paid_before = (

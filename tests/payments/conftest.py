@@ -92,7 +92,7 @@ class FakeStripe:
         }
 
     def _session(self, number: int, form: dict[str, str]) -> dict[str, Any]:
-        session = {
+        session: dict[str, Any] = {
             "id": f"cs_test_{number}",
             "object": "checkout.session",
             "url": f"https://checkout.stripe.test/c/pay/cs_test_{number}",
@@ -105,7 +105,7 @@ class FakeStripe:
             "client_reference_id": form.get("client_reference_id"),
             "metadata": _metadata(form),
         }
-        self.sessions[session["id"]] = session
+        self.sessions[f"cs_test_{number}"] = session
         return session
 
     def _refund(self, number: int, form: dict[str, str]) -> dict[str, Any]:

@@ -120,7 +120,14 @@ def test_invoices_are_read_only_in_the_admin_and_scoped(north: World, south: Wor
         ("order.verified", ["payments.tasks.issue_invoice", "payments.tasks.request_payment"]),
         ("order.awaiting_payment", ["payments.tasks.send_payment_link"]),
         ("payment_link.revoked", ["payments.tasks.expire_checkout_sessions"]),
-        ("order.cancelled", ["payments.tasks.void_invoice", "payments.tasks.refund_cancelled_order"]),
+        (
+            "order.cancelled",
+            [
+                "payments.tasks.void_invoice",
+                "payments.tasks.withdraw_payment_links",
+                "payments.tasks.refund_cancelled_order",
+            ],
+        ),
         ("payment.refund_due", ["payments.tasks.refund_duplicate_payment"]),
     ],
 )

@@ -290,7 +290,7 @@ def test_staff_revoke_a_link_with_a_reason_and_others_cannot(
     link = PaymentLink.objects.get(pk=link.pk)
     assert (link.revoked_by, link.revoke_reason) == (north.ops, "Sent to the wrong number")
     assert stripe_server.sessions["cs_test_1"]["status"] == "expired"
-    assert order.events.order_by("-sequence").first().reason == "Payment link revoked: Sent to the wrong number"
+    assert order.events.order_by("-sequence")[0].reason == "Payment link revoked: Sent to the wrong number"
     assert "replaced or withdrawn" in client.get(path_of(link)).content.decode()
 
 
