@@ -84,8 +84,19 @@ class Gateway(Protocol):
 
 
 def gateway() -> Gateway:
-    """Stripe when ``STRIPE_SECRET_KEY`` is set, otherwise the sandbox."""
-    return StripeGateway() if settings.STRIPE_SECRET_KEY else SandboxGateway()
+    """Stripe when ``STRIPE_SECRET_KEY`` is set, otherwise the sandbox where it is allowed.
+
+    Raises PaymentGatewayError("not_configured") when neither is available (production without keys).
+    """
+    if settings.STRIPE_SECRET_KEY:
+        return StripeGateway()
+    if settings.PAYMENTS_SANDBOX_ALLOWED:
+        return SandboxGateway()
+    raise PaymentGatewayError("not_configured")
+
+
+def sandbox_active() -> bool:
+    return not settings.STRIPE_SECRET_KEY and bool(settings.PAYMENTS_SANDBOX_ALLOWED)
 
 
 def webhook_secret() -> str:
@@ -93,7 +104,7 @@ def webhook_secret() -> str:
 
     With a Stripe key but no endpoint secret there is none, and every webhook is refused.
     """
-    if settings.STRIPE_WEBHOOK_SECRET or settings.STRIPE_SECRET_KEY:
+    if not sandbox_active() or settings.STRIPE_WEBHOOK_SECRET:
         return str(settings.STRIPE_WEBHOOK_SECRET)
     return "whsec_sandbox_" + _keyed("webhook-secret")
 

@@ -238,9 +238,9 @@ def checkout_start(*, link: PaymentLink) -> str:
         return reusable.checkout_url
     invoice_issue(order_id=order.pk)
     attempt = payment_attempt_next(order=order)
-    provider = gateway()
     return_url = payment_link_url(link)
     try:
+        provider = gateway()
         session = provider.checkout_session_create(
             amount_cents=order.total_cents,
             currency=settings.PAYMENT_CURRENCY,

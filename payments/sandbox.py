@@ -13,7 +13,7 @@ import uuid
 
 import stripe
 
-from .gateway import SandboxGateway, gateway, webhook_secret
+from .gateway import sandbox_active, webhook_secret
 from .models import Payment, PaymentProvider
 from .services import payment_metadata
 from .webhooks import webhook_receive
@@ -24,7 +24,7 @@ SANDBOX_DECLINE_CODE = "card_declined"
 
 def sandbox_payment(*, checkout_session_id: str) -> Payment | None:
     """The sandbox payment behind a sandbox Checkout Session; None when Stripe is configured or it is unknown."""
-    if not isinstance(gateway(), SandboxGateway) or not checkout_session_id.startswith("cs_sandbox_"):
+    if not sandbox_active() or not checkout_session_id.startswith("cs_sandbox_"):
         return None
     return (
         Payment.objects.select_related("order", "link", "territory")

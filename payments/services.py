@@ -167,7 +167,6 @@ def payment_intent_for_order(*, actor: Any, order_id: Any) -> tuple[Payment, Int
             "Only a cash-pay order awaiting payment can be paid.",
             details={"order_id": str(order.pk), "status": order.status},
         )
-    provider = gateway()
     current = (
         Payment.objects.filter(order=order, checkout_session_id__isnull=True, status__in=OPEN_PAYMENT_STATUSES)
         .order_by("-attempt")
@@ -175,6 +174,7 @@ def payment_intent_for_order(*, actor: Any, order_id: Any) -> tuple[Payment, Int
     )
     attempt = current.attempt if current is not None else payment_attempt_next(order=order)
     try:
+        provider = gateway()
         intent = provider.payment_intent_create(
             amount_cents=order.total_cents,
             currency=settings.PAYMENT_CURRENCY,

@@ -12,7 +12,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from .gateway import SandboxGateway, gateway
+from .gateway import sandbox_active
 from .links import PaymentLinkUnusable, checkout_start, payment_link_for_token, payment_link_url
 from .models import PaymentStatus
 from .sandbox import SANDBOX_DECLINE_CODE, sandbox_checkout_complete, sandbox_payment
@@ -47,7 +47,7 @@ def pay(request: HttpRequest, token: str) -> HttpResponse:
         "states": PayPageState,
         "returned": request.GET.get("checkout", ""),
         "error": error,
-        "sandbox": isinstance(gateway(), SandboxGateway),
+        "sandbox": sandbox_active(),
     }
     status = 503 if error else 200
     return _private(render(request, "payments/pay.html", context, status=status))

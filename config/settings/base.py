@@ -274,6 +274,8 @@ STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="")
 STRIPE_API_BASE = env("STRIPE_API_BASE", default="")
 PAYMENT_CURRENCY = env("PAYMENT_CURRENCY", default="usd")
+# The sandbox provider (no real money) stands in when no Stripe key is set; production refuses it.
+PAYMENTS_SANDBOX_ALLOWED = env.bool("PAYMENTS_SANDBOX_ALLOWED", default=True)
 # A patient's payment link expires after this many hours; reconciliation flags orders still waiting.
 PAYMENT_LINK_TTL_HOURS = env.int("PAYMENT_LINK_TTL_HOURS", default=72)
 # The address patients reach this site at: payment links and Checkout's return pages are built on it.

@@ -11,6 +11,7 @@ from django.test import override_settings
 from orders import services as order_services
 from orders.models import Order
 from payments import links
+from payments.checks import payment_provider_configured
 from payments.gateway import webhook_secret
 from payments.models import Invoice, Payment, ProcessedStripeEvent
 from tests.conftest import World
@@ -98,3 +99,28 @@ def test_the_sandbox_checkout_does_not_exist_once_stripe_is_configured(north: Wo
         assert client.get(checkout_path).status_code == 404
         assert client.post(checkout_path, {"outcome": "succeed"}).status_code == 404
     assert Order.objects.get(pk=order.pk).status == "awaiting_payment"
+
+
+def test_where_the_sandbox_is_not_allowed_nothing_pretends_to_take_money(north: World, api: Any, client: Any) -> None:
+    order = north.order(payer_type="cash")
+    order_services.order_verify(order_id=order.pk, actor=north.ops)
+    order_services.order_transition(order_id=order.pk, actor=north.ops, transition="request_payment")
+    link = links.payment_link_issue(order_id=order.pk, actor=north.ops)
+
+    with override_settings(PAYMENTS_SANDBOX_ALLOWED=False):
+        assert [error.id for error in payment_provider_configured(None)] == ["payments.E002"]
+        intent = api(north.ops).post("/payments/create-intent", {"order_id": str(order.pk)}, format="json")
+        page = client.post(links.payment_link_url(link).removeprefix(BASE))
+
+    assert (intent.status_code, intent.json()["error"]["details"]) == (503, {"provider_error": "not_configured"})
+    assert page.status_code == 503
+    assert "We could not reach the payment service" in page.content.decode()
+    assert Payment.objects.count() == 0
+
+
+def test_a_stripe_key_without_its_webhook_secret_fails_the_check() -> None:
+    with override_settings(STRIPE_SECRET_KEY="sk_test_x", STRIPE_WEBHOOK_SECRET=""):
+        assert [error.id for error in payment_provider_configured(None)] == ["payments.E001"]
+    with override_settings(STRIPE_SECRET_KEY="sk_test_x", STRIPE_WEBHOOK_SECRET="whsec_x"):
+        assert payment_provider_configured(None) == []
+    assert payment_provider_configured(None) == []  # the sandbox, allowed outside production

@@ -31,11 +31,24 @@ CANCEL_ORDER = "cancel_order"
 RECORD_PAYMENT = "record_payment"
 MANAGE_PATIENTS = "manage_patients"
 OVERRIDE_COMPLIANCE = "override_compliance"
+SEND_PAYMENT_LINK = "send_payment_link"
+REVOKE_PAYMENT_LINK = "revoke_payment_link"
+REFUND_PAYMENT = "refund_payment"
 
 # Written out from the platform issue's roles, independently of territories.models.ROLE_PERMISSIONS.
 EXPECTED_PERMISSIONS: dict[str, set[str]] = {
-    "doctor": {ACCESS, VIEW_PHI, CREATE_ORDER, CANCEL_ORDER, MANAGE_PATIENTS},
-    "ops_staff": {ACCESS, VIEW_PHI, CREATE_ORDER, REVIEW_ORDER, FULFILL_ORDER, CANCEL_ORDER, MANAGE_PATIENTS},
+    "doctor": {ACCESS, VIEW_PHI, CREATE_ORDER, CANCEL_ORDER, MANAGE_PATIENTS, SEND_PAYMENT_LINK},
+    "ops_staff": {
+        ACCESS,
+        VIEW_PHI,
+        CREATE_ORDER,
+        REVIEW_ORDER,
+        FULFILL_ORDER,
+        CANCEL_ORDER,
+        MANAGE_PATIENTS,
+        SEND_PAYMENT_LINK,
+        REVOKE_PAYMENT_LINK,
+    },
     "admin": {
         ACCESS,
         VIEW_PHI,
@@ -46,6 +59,9 @@ EXPECTED_PERMISSIONS: dict[str, set[str]] = {
         RECORD_PAYMENT,
         MANAGE_PATIENTS,
         OVERRIDE_COMPLIANCE,
+        SEND_PAYMENT_LINK,
+        REVOKE_PAYMENT_LINK,
+        REFUND_PAYMENT,
     },
     # Minimum necessary: a distributor moves orders along without reading PHI.
     "master_distributor": {ACCESS, FULFILL_ORDER},

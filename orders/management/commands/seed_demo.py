@@ -892,6 +892,9 @@ class Command(BaseCommand):
         out.write("  API docs (Swagger UI)       http://127.0.0.1:8000/api/docs/")
         out.write("  REST API                    http://127.0.0.1:8000/api/v1/")
         out.write("")
+        out.write("  Payments: verify North's cash-pay order in the admin; its payment link (sandbox, no real")
+        out.write("  money) is texted to the patient (printed here) and listed under Payments > Payment links.")
+        out.write("")
         out.write(f"  {'user':<12} {'role':<12} territory")
         out.write(f"  {ADMIN_USERNAME:<12} {'superuser':<12} every territory")
         memberships = (
