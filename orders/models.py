@@ -316,6 +316,19 @@ class FulfillmentPath(models.TextChoices):
     BACKORDER = "backorder", "Warehouse backorder"
 
 
+class DosePeriodUnit(models.TextChoices):
+    """UCUM units of a dosing period (FHIR Timing.repeat.periodUnit)."""
+
+    HOUR = "h", "hour"
+    DAY = "d", "day"
+    WEEK = "wk", "week"
+    MONTH = "mo", "month"
+
+
+# Refills a prescription may allow (numberOfRepeatsAllowed); one year of monthly fills at most.
+MAX_REFILLS = 11
+
+
 class OrderItem(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items")
@@ -336,6 +349,14 @@ class OrderItem(models.Model):
     fulfillment_rule = models.CharField(
         max_length=40, blank=True, help_text="The routing rule that chose the path (see the routing rules)."
     )
+    # Prescription details of a medication line (the pharmacy's MedicationRequest is built from them).
+    dosage_text = models.CharField(
+        max_length=500, blank=True, help_text="The sig, e.g. 'Inject 0.25 mg under the skin once weekly'."
+    )
+    dose_frequency = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Doses per period.")
+    dose_period = models.PositiveSmallIntegerField(null=True, blank=True)
+    dose_period_unit = models.CharField(max_length=2, choices=DosePeriodUnit.choices, blank=True)
+    refills = models.PositiveSmallIntegerField(default=0, help_text="Refills allowed after the first fill.")
     history = HistoricalRecords()
 
     class Meta:

@@ -62,8 +62,15 @@ from .timeline import actor_kind_of, event_payload, record_event
 
 @dataclass(frozen=True)
 class ItemRequest:
+    """One line of a new order; the dosage and refills matter for medications (the pharmacy's prescription)."""
+
     sku: str
     quantity: int
+    dosage_text: str = ""
+    dose_frequency: int | None = None
+    dose_period: int | None = None
+    dose_period_unit: str = ""
+    refills: int = 0
 
 
 @dataclass(frozen=True)
@@ -231,6 +238,11 @@ def order_create(
                 sku=item.sku,
                 quantity=item.quantity,
                 unit_price_cents=products[item.sku].price_cents,
+                dosage_text=item.dosage_text,
+                dose_frequency=item.dose_frequency,
+                dose_period=item.dose_period,
+                dose_period_unit=item.dose_period_unit,
+                refills=item.refills,
             )
             for item in items
         ]

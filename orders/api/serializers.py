@@ -1,12 +1,15 @@
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.api.fields import StrictUUIDField
 from core.identifiers import is_valid_icd10
 from orders.models import (
+    MAX_REFILLS,
     DeliveryMode,
     Disposition,
+    DosePeriodUnit,
     FulfillmentTask,
     OrderEvent,
     OrderItem,
@@ -24,6 +27,23 @@ from patients.models import PayerType
 class ItemInputSerializer(serializers.Serializer):
     sku = serializers.CharField(max_length=64)
     quantity = serializers.IntegerField(min_value=1, max_value=9999)
+    dosage_text = serializers.CharField(
+        max_length=500, required=False, allow_blank=True, default="", help_text="Medications: the sig."
+    )
+    dose_frequency = serializers.IntegerField(min_value=1, max_value=24, required=False, allow_null=True, default=None)
+    dose_period = serializers.IntegerField(min_value=1, max_value=365, required=False, allow_null=True, default=None)
+    dose_period_unit = serializers.ChoiceField(
+        choices=DosePeriodUnit.choices, required=False, allow_blank=True, default=""
+    )
+    refills = serializers.IntegerField(min_value=0, max_value=MAX_REFILLS, required=False, default=0)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        timing = (attrs.get("dose_frequency"), attrs.get("dose_period"), attrs.get("dose_period_unit") or None)
+        if any(part is not None for part in timing) and any(part is None for part in timing):
+            raise serializers.ValidationError(
+                {"dose_frequency": ["Give dose_frequency, dose_period and dose_period_unit together."]}
+            )
+        return attrs
 
 
 class InsuranceSerializer(serializers.Serializer):
@@ -98,6 +118,14 @@ class NoteSerializer(serializers.Serializer):
     note = serializers.CharField(max_length=5000)
 
 
+class PrescriptionDetailSerializer(serializers.Serializer):
+    dosage_text = serializers.CharField()
+    dose_frequency = serializers.IntegerField(allow_null=True)
+    dose_period = serializers.IntegerField(allow_null=True)
+    dose_period_unit = serializers.CharField()
+    refills = serializers.IntegerField()
+
+
 class OrderItemSerializer(serializers.Serializer):
     sku = serializers.CharField()
     quantity = serializers.IntegerField()
@@ -105,6 +133,14 @@ class OrderItemSerializer(serializers.Serializer):
     line_total_cents = serializers.IntegerField()
     stock_status = serializers.ChoiceField(choices=StockStatus.choices)
     fulfillment_path = serializers.SerializerMethodField()
+    prescription = serializers.SerializerMethodField()
+
+    @extend_schema_field(PrescriptionDetailSerializer(allow_null=True))
+    def get_prescription(self, item: OrderItem) -> dict[str, Any] | None:
+        """Dosage and refills of a medication line; null without them or for users who may not read PHI."""
+        if not self.context.get("with_phi") or not (item.dosage_text or item.refills or item.dose_frequency):
+            return None
+        return dict(PrescriptionDetailSerializer(item).data)
 
     def get_fulfillment_path(self, item: OrderItem) -> str | None:
         """``warehouse``, ``dropship`` or ``backorder`` once fulfillment started; null before."""

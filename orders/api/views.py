@@ -47,7 +47,7 @@ def order_create_from_request(request: Request) -> Any:
     data = OrderCreateSerializer(data=request.data)
     data.is_valid(raise_exception=True)
     fields = dict(data.validated_data)
-    items = [services.ItemRequest(sku=i["sku"], quantity=i["quantity"]) for i in fields.pop("items")]
+    items = [services.ItemRequest(**item) for item in fields.pop("items")]
     return services.order_create(actor=request.user, territory=request_territory(request), items=items, **fields)
 
 

@@ -200,6 +200,7 @@ def test_doctor_places_an_order_and_it_reads_back_in_full(north: Any, api: Any) 
                 "line_total_cents": 25000,
                 "stock_status": "reserved",
                 "fulfillment_path": None,
+                "prescription": None,
             }
         ],
         # The fixture product is in stock: its units are reserved and the line carries no inventory flag.
@@ -261,6 +262,7 @@ def test_order_with_several_items_and_choices(north: Any, api: Any) -> None:
             "line_total_cents": 2700,
             "stock_status": "insufficient_stock",
             "fulfillment_path": None,
+            "prescription": None,
         },
         {
             "sku": north.product.sku,
@@ -269,6 +271,7 @@ def test_order_with_several_items_and_choices(north: Any, api: Any) -> None:
             "line_total_cents": 12500,
             "stock_status": "reserved",
             "fulfillment_path": None,
+            "prescription": None,
         },
     ]
     assert (body["total_cents"], body["delivery_mode"], body["priority"], body["payer_type"]) == (
@@ -380,6 +383,7 @@ def test_territory_list_is_newest_first_without_phi(north: Any, south: Any, api:
             "line_total_cents": 25000,
             "stock_status": "reserved",
             "fulfillment_path": None,
+            "prescription": None,
         }
     ]
     # The fixture product is in stock: nothing is flagged.
