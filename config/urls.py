@@ -8,8 +8,9 @@ from orders.api.urls import urlpatterns as orders_api
 from orders.api.urls import v1_urlpatterns as orders_v1
 from patients.api.urls import urlpatterns as patients_v1
 from payments.api.urls import portal_urlpatterns as payments_portal
+from pharmacy.api.urls import urlpatterns as pharmacy_v1
 
-api_v1 = [*accounts_v1, *patients_v1, *orders_v1, *catalog_v1]
+api_v1 = [*accounts_v1, *patients_v1, *orders_v1, *catalog_v1, *pharmacy_v1]
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -280,3 +280,5 @@ PAYMENTS_SANDBOX_ALLOWED = env.bool("PAYMENTS_SANDBOX_ALLOWED", default=True)
 PAYMENT_LINK_TTL_HOURS = env.int("PAYMENT_LINK_TTL_HOURS", default=72)
 # The address patients reach this site at: payment links and Checkout's return pages are built on it.
 PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="http://localhost:8000")
+# Pharmacy integration: the namespace of this system's FHIR identifiers (prescriptions, patients).
+FHIR_IDENTIFIER_SYSTEM_BASE = env("FHIR_IDENTIFIER_SYSTEM_BASE", default="https://medorder.example.org/fhir/sid")
