@@ -16,7 +16,15 @@ ROUTES: dict[str, tuple[str, ...]] = {
     # Payments agent: a verified cash-pay order is invoiced and waits for payment; the patient gets
     # a payment link; a revoked link's Checkout Sessions are expired; a cancelled order's open
     # invoice is voided and its payments refunded, as is a payment that came in twice.
-    "order.verified": ("payments.tasks.issue_invoice", "payments.tasks.request_payment"),
+    "order.verified": (
+        "payments.tasks.issue_invoice",
+        "payments.tasks.request_payment",
+        "pharmacy.tasks.submit_prescriptions",
+    ),
+    # Pharmacy agent: prescriptions go out once the order may be filled (insurance verified,
+    # cash paid), and again when staff retry a dead-lettered one.
+    "order.paid": ("pharmacy.tasks.submit_prescriptions",),
+    "prescription.retry": ("pharmacy.tasks.submit_prescriptions",),
     "order.awaiting_payment": ("payments.tasks.send_payment_link",),
     "payment_link.revoked": ("payments.tasks.expire_checkout_sessions",),
     "order.cancelled": (

@@ -282,3 +282,6 @@ PAYMENT_LINK_TTL_HOURS = env.int("PAYMENT_LINK_TTL_HOURS", default=72)
 PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="http://localhost:8000")
 # Pharmacy integration: the namespace of this system's FHIR identifiers (prescriptions, patients).
 FHIR_IDENTIFIER_SYSTEM_BASE = env("FHIR_IDENTIFIER_SYSTEM_BASE", default="https://medorder.example.org/fhir/sid")
+# A pharmacy call gives up after this many seconds; sends are retried with backoff this many times.
+PHARMACY_TIMEOUT_SECONDS = env.float("PHARMACY_TIMEOUT_SECONDS", default=10.0)
+PHARMACY_MAX_RETRIES = env.int("PHARMACY_MAX_RETRIES", default=6)

@@ -117,7 +117,10 @@ def test_invoices_are_read_only_in_the_admin_and_scoped(north: World, south: Wor
 @pytest.mark.parametrize(
     ("topic", "tasks"),
     [
-        ("order.verified", ["payments.tasks.issue_invoice", "payments.tasks.request_payment"]),
+        (
+            "order.verified",
+            ["payments.tasks.issue_invoice", "payments.tasks.request_payment", "pharmacy.tasks.submit_prescriptions"],
+        ),
         ("order.awaiting_payment", ["payments.tasks.send_payment_link"]),
         ("payment_link.revoked", ["payments.tasks.expire_checkout_sessions"]),
         (

@@ -1,0 +1,156 @@
+"""Pharmacy connectors: how one prescription travels to one kind of pharmacy API.
+
+A connector is one class with ``send(pharmacy, prescription, resource) -> Exchange`` and one
+entry in ``REGISTRY`` (keyed by ``Pharmacy.connector``). It never raises for an HTTP answer: the
+Exchange says what happened (accepted, rejected 4xx, server error 5xx, network error or timeout)
+and carries the bodies for the PharmacyLog. Secrets go in headers only and are never logged.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+from django.conf import settings
+from fhir.resources.R4B.medicationrequest import MedicationRequest
+
+from .fhir import identifier_system, to_json
+from .models import LogOutcome, Pharmacy, Prescription
+
+
+@dataclass(frozen=True)
+class Exchange:
+    method: str
+    url: str
+    request_body: str
+    status: int | None
+    response_body: str
+    duration_ms: int
+    outcome: str
+    pharmacy_reference: str = ""
+
+    @property
+    def retryable(self) -> bool:
+        return self.outcome in (LogOutcome.SERVER_ERROR, LogOutcome.NETWORK_ERROR)
+
+
+def loggable_url(url: str) -> str:
+    """The URL without its query string or any user:password part."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))[:500]
+
+
+def auth_headers(pharmacy: Pharmacy) -> dict[str, str]:
+    credentials = pharmacy.credentials
+    if credentials.get("bearer_token"):
+        return {"Authorization": f"Bearer {credentials['bearer_token']}"}
+    if credentials.get("api_key"):
+        return {str(credentials.get("api_key_header") or "X-Api-Key"): str(credentials["api_key"])}
+    return {}
+
+
+def _post(url: str, *, body: str, headers: dict[str, str]) -> tuple[int | None, str, dict[str, str], int]:
+    started = time.monotonic()
+    try:
+        response = requests.post(
+            url, data=body.encode(), headers=headers, timeout=settings.PHARMACY_TIMEOUT_SECONDS, allow_redirects=False
+        )
+    except requests.RequestException as error:
+        return None, type(error).__name__, {}, int((time.monotonic() - started) * 1000)
+    elapsed = int((time.monotonic() - started) * 1000)
+    return response.status_code, response.text[:100_000], dict(response.headers), elapsed
+
+
+def _outcome(status: int | None) -> str:
+    if status is None:
+        return LogOutcome.NETWORK_ERROR
+    if 200 <= status < 300:
+        return LogOutcome.ACCEPTED
+    if status >= 500 or status in (408, 429):
+        return LogOutcome.SERVER_ERROR
+    return LogOutcome.REJECTED
+
+
+class Connector(Protocol):
+    def send(self, pharmacy: Pharmacy, prescription: Prescription, resource: MedicationRequest) -> Exchange: ...
+
+
+class FHIRR4Connector:
+    """POST ``[base]/MedicationRequest`` as FHIR JSON, conditional on the order-scoped identifier.
+
+    ``If-None-Exist: identifier=<system>|<value>`` makes the pharmacy's server answer with the
+    prescription it already has instead of creating another, so a retry is harmless.
+    """
+
+    def send(self, pharmacy: Pharmacy, prescription: Prescription, resource: MedicationRequest) -> Exchange:
+        url = f"{pharmacy.base_url.rstrip('/')}/MedicationRequest"
+        body = to_json(resource)
+        headers = {
+            "Content-Type": "application/fhir+json",
+            "Accept": "application/fhir+json",
+            "If-None-Exist": f"identifier={identifier_system()}|{prescription.identifier}",
+            **auth_headers(pharmacy),
+        }
+        status, text, response_headers, elapsed = _post(url, body=body, headers=headers)
+        reference = ""
+        if status is not None and 200 <= status < 300:
+            location = response_headers.get("Location") or response_headers.get("Content-Location") or ""
+            parts = location.split("/_history")[0].rstrip("/").split("/")
+            reference = "/".join(parts[-2:]) if len(parts) >= 2 else ""
+        return Exchange("POST", loggable_url(url), body, status, text, elapsed, _outcome(status), reference)
+
+
+def _lookup(values: dict[str, Any], path: str) -> Any:
+    value: Any = values
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+class VendorJSONConnector:
+    """POST a vendor's own JSON, built field by field from ``pharmacy.mapping``.
+
+    ``mapping`` is ``{"path": "/orders", "fields": {"their_field": "our.path", ...}}``; our paths
+    are the keys of the MedicationRequest's JSON (e.g. ``dispenseRequest.quantity.value``) plus
+    ``prescription.identifier``. ``Idempotency-Key`` carries the order-scoped identifier.
+    """
+
+    def send(self, pharmacy: Pharmacy, prescription: Prescription, resource: MedicationRequest) -> Exchange:
+        mapping = pharmacy.mapping or {}
+        url = f"{pharmacy.base_url.rstrip('/')}/{str(mapping.get('path') or 'prescriptions').lstrip('/')}"
+        values = {
+            **resource.model_dump(mode="json", exclude_none=True),
+            "prescription": {"identifier": prescription.identifier},
+        }
+        payload = {field: _lookup(values, path) for field, path in (mapping.get("fields") or {}).items()}
+        body = json.dumps(payload, sort_keys=True)
+        headers = {
+            "Content-Type": "application/json",
+            "Idempotency-Key": prescription.identifier,
+            **auth_headers(pharmacy),
+        }
+        status, text, _headers, elapsed = _post(url, body=body, headers=headers)
+        reference = ""
+        if status is not None and 200 <= status < 300:
+            try:
+                reference = str(json.loads(text).get("id") or "")
+            except (ValueError, AttributeError):
+                reference = ""
+        return Exchange("POST", loggable_url(url), body, status, text, elapsed, _outcome(status), reference)
+
+
+REGISTRY: dict[str, type[Connector]] = {
+    "fhir-r4": FHIRR4Connector,
+    "vendor-json": VendorJSONConnector,
+}
+
+
+def connector_for(pharmacy: Pharmacy) -> Connector:
+    return REGISTRY[pharmacy.connector]()
