@@ -1,0 +1,304 @@
+"""Sending prescriptions to a real local HTTP server acting as the pharmacy: the body is an R4B
+MedicationRequest with the US Core elements; conditional create makes retries harmless; 4xx goes
+to review without retrying; timeouts and 5xx retry with backoff, then dead-letter for staff."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test import override_settings
+from fhir.resources.R4B.medicationrequest import MedicationRequest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from catalog.models import Product
+from config.celery import app as celery_app
+from core.exceptions import PermissionDenied
+from core.models import OutboxEvent
+from orders import services as order_services
+from orders.models import Order
+from pharmacy import services
+from pharmacy.models import Pharmacy, PharmacyLog, Prescription
+from pharmacy.tasks import retry_delay, submit_prescriptions
+from tests.conftest import World
+
+from .conftest import prescribe
+
+TOKEN = "tok-pharmacy-secret-9f2c"
+
+
+class FakePharmacy:
+    """A FHIR server's MedicationRequest endpoint with conditional create (If-None-Exist on identifier).
+
+    ``script`` lists what to do for the next requests: an HTTP status to answer with (500 still
+    stores the prescription, as a server that failed after committing would), or "slow" to
+    answer only after the client has timed out.
+    """
+
+    def __init__(self) -> None:
+        self.stored: dict[str, dict[str, Any]] = {}
+        self.requests: list[dict[str, Any]] = []
+        self.script: list[int | str] = []
+
+    def handle(self, request: Request) -> Response:
+        body = request.get_data(as_text=True)
+        self.requests.append({"headers": dict(request.headers), "body": body})
+        step = self.script.pop(0) if self.script else 201
+        if step == "slow":
+            time.sleep(1.0)
+            step = 201
+        if isinstance(step, int) and 400 <= step < 500:
+            outcome = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "invalid"}]}
+            return Response(json.dumps(outcome), status=step, content_type="application/fhir+json")
+        condition = request.headers.get("If-None-Exist", "")
+        existing = self.stored.get(condition)
+        if existing is None:
+            existing = {**json.loads(body), "id": str(len(self.stored) + 1)}
+            self.stored[condition] = existing
+            status = step
+        else:
+            status = 200 if step == 201 else step
+        location = f"MedicationRequest/{existing['id']}/_history/1"
+        return Response(
+            json.dumps(existing), status=status, headers={"Location": location}, content_type="application/fhir+json"
+        )
+
+
+@pytest.fixture
+def pharmacy_server(httpserver: HTTPServer) -> Iterator[FakePharmacy]:
+    fake = FakePharmacy()
+    httpserver.expect_request("/fhir/MedicationRequest", method="POST").respond_with_handler(fake.handle)
+    with override_settings(PHARMACY_TIMEOUT_SECONDS=0.4, PHARMACY_MAX_RETRIES=2):
+        yield fake
+
+
+@pytest.fixture
+def pharmacy(north: World, httpserver: HTTPServer) -> Pharmacy:
+    pharmacy = Pharmacy(name="Northside Compounding", connector="fhir-r4", base_url=httpserver.url_for("/fhir"))
+    pharmacy.credentials = {"bearer_token": TOKEN}
+    pharmacy.save()
+    pharmacy.territories.add(north.territory)
+    return pharmacy
+
+
+def paid_through_the_agents(world: World, product: Product, capture: Any) -> Order:
+    """A prescription order verified and paid; the outbox callbacks run (Celery eager), so it is sent."""
+    order = prescribe(world, product)
+    order_services.order_verify(order_id=order.pk, actor=world.ops)
+    order_services.order_transition(order_id=order.pk, actor=world.ops, transition="request_payment")
+    with capture(execute=True):
+        order_services.order_transition(order_id=order.pk, actor=world.admin, transition="mark_paid")
+    return Order.objects.get(pk=order.pk)
+
+
+def paid_and_submitted(world: World, product: Product) -> Order:
+    """A paid prescription order whose ``order.paid`` event the pharmacy agent task takes, with Celery's own
+    retry loop (run eagerly: countdowns are not waited for)."""
+    order = prescribe(world, product)
+    order_services.order_verify(order_id=order.pk, actor=world.ops)
+    order_services.order_transition(order_id=order.pk, actor=world.ops, transition="request_payment")
+    order_services.order_transition(order_id=order.pk, actor=world.admin, transition="mark_paid")
+    event = OutboxEvent.objects.get(aggregate_id=str(order.pk), topic="order.paid")
+    propagates = celery_app.conf.task_eager_propagates
+    celery_app.conf.task_eager_propagates = False  # let each retry come back to apply()'s loop
+    try:
+        submit_prescriptions.apply(kwargs={"event_id": str(event.pk), "topic": event.topic})
+    finally:
+        celery_app.conf.task_eager_propagates = propagates
+    return Order.objects.get(pk=order.pk)
+
+
+def test_a_paid_order_sends_a_us_core_medication_request(
+    north: World,
+    sildenafil: Product,
+    pharmacy: Pharmacy,
+    pharmacy_server: FakePharmacy,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    order = paid_through_the_agents(north, sildenafil, django_capture_on_commit_callbacks)
+
+    assert len(pharmacy_server.requests) == 1
+    request = pharmacy_server.requests[0]
+    item = order.items.get()
+    identifier = f"{order.pk}.{item.pk}.0"
+    assert request["headers"]["Authorization"] == f"Bearer {TOKEN}"
+    assert request["headers"]["Content-Type"] == "application/fhir+json"
+    assert (
+        request["headers"]["If-None-Exist"]
+        == f"identifier=https://medorder.example.org/fhir/sid/prescription|{identifier}"
+    )
+    received: Any = MedicationRequest.model_validate_json(request["body"])
+    assert (received.status, received.intent, received.requester.identifier.value) == (
+        "active",
+        "order",
+        north.provider.npi,
+    )
+    assert received.medicationCodeableConcept.coding[0].code == "577033"
+    assert received.subject.identifier.value == str(north.patient.pk)
+    assert received.dispenseRequest.numberOfRepeatsAllowed == 2
+    assert received.dosageInstruction[0].timing.repeat.periodUnit == "d"
+    assert received.reasonCode[0].coding[0].code == "N52.9"
+
+    prescription = Prescription.objects.get(order=order)
+    assert (prescription.status, prescription.attempts, prescription.pharmacy_reference, prescription.identifier) == (
+        "sent",
+        1,
+        "MedicationRequest/1",
+        identifier,
+    )
+    log = PharmacyLog.objects.get()
+    assert (log.outcome, log.response_status, log.method, log.url) == (
+        "accepted",
+        201,
+        "POST",
+        pharmacy.base_url + "/MedicationRequest",
+    )
+    assert json.loads(log.request_payload or "{}")["identifier"][0]["value"] == identifier
+    # Payloads are encrypted at rest
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT request_payload, response_payload FROM pharmacy_pharmacylog")
+        raw = " ".join(cursor.fetchone())
+    assert "577033" not in raw
+    assert str(north.patient.pk) not in raw
+
+
+def test_a_server_error_then_success_leaves_exactly_one_prescription_at_the_pharmacy(
+    north: World,
+    sildenafil: Product,
+    pharmacy: Pharmacy,
+    pharmacy_server: FakePharmacy,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    pharmacy_server.script = [500]
+
+    order = paid_and_submitted(north, sildenafil)
+
+    assert len(pharmacy_server.requests) == 2
+    assert len(pharmacy_server.stored) == 1
+    assert (
+        pharmacy_server.requests[0]["headers"]["If-None-Exist"]
+        == pharmacy_server.requests[1]["headers"]["If-None-Exist"]
+    )
+    prescription = Prescription.objects.get(order=order)
+    assert (prescription.status, prescription.attempts, prescription.last_error) == ("sent", 2, "")
+    assert list(PharmacyLog.objects.order_by("created_at").values_list("outcome", "response_status")) == [
+        ("server_error", 500),
+        ("accepted", 200),
+    ]
+
+
+def test_a_rejection_goes_to_review_without_retrying(
+    north: World,
+    sildenafil: Product,
+    pharmacy: Pharmacy,
+    pharmacy_server: FakePharmacy,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    pharmacy_server.script = [400]
+
+    order = paid_through_the_agents(north, sildenafil, django_capture_on_commit_callbacks)
+
+    assert len(pharmacy_server.requests) == 1
+    prescription = Prescription.objects.get(order=order)
+    assert (prescription.status, prescription.last_error) == ("rejected", "HTTP 400")
+    assert (order.status, order.ai_disposition) == ("paid", "needs_review")
+    event = order.events.filter(kind="compliance").order_by("-sequence")[0]
+    assert event.payload == {
+        "disposition": "needs_review",
+        "findings": [
+            {
+                "code": "pharmacy_rejected",
+                "severity": "needs_review",
+                "message": "Northside Compounding refused the prescription (HTTP 400).",
+                "item": sildenafil.sku,
+            }
+        ],
+    }
+
+
+def test_a_timeout_is_retried(
+    north: World,
+    sildenafil: Product,
+    pharmacy: Pharmacy,
+    pharmacy_server: FakePharmacy,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    pharmacy_server.script = ["slow"]
+
+    order = paid_and_submitted(north, sildenafil)
+
+    assert Prescription.objects.get(order=order).status == "sent"
+    assert len(pharmacy_server.stored) == 1
+    outcomes = list(PharmacyLog.objects.order_by("created_at").values_list("outcome", "response_status"))
+    # The slow answer still created the prescription there, so the retry that gets through finds it (200);
+    # a retry sent while the server was still busy may time out too.
+    assert outcomes[0] == ("network_error", None)
+    assert outcomes[-1] == ("accepted", 200)
+    assert set(outcomes[1:-1]) <= {("network_error", None)}
+    assert PharmacyLog.objects.order_by("created_at")[0].response_payload == "ReadTimeout"
+
+
+def test_after_the_last_retry_staff_resend_from_the_dead_letter(
+    north: World,
+    sildenafil: Product,
+    pharmacy: Pharmacy,
+    pharmacy_server: FakePharmacy,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    pharmacy_server.script = [503, 503, 503]
+
+    order = paid_and_submitted(north, sildenafil)
+
+    prescription = Prescription.objects.get(order=order)
+    assert (prescription.status, prescription.attempts, prescription.last_error) == ("dead_letter", 3, "HTTP 503")
+    with pytest.raises(PermissionDenied):
+        services.prescription_retry(prescription_id=prescription.pk, actor=north.doctor)
+    assert Prescription.objects.get(pk=prescription.pk).status == "dead_letter"
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.prescription_retry(prescription_id=prescription.pk, actor=north.ops)
+
+    prescription = Prescription.objects.get(pk=prescription.pk)
+    assert (prescription.status, prescription.attempts) == ("sent", 4)
+    assert len(pharmacy_server.stored) == 1
+
+
+def test_backoff_grows_and_is_jittered() -> None:
+    delays = [retry_delay(n) for n in range(12) for _ in range(20)]
+    assert all(0 <= d <= 600 for d in delays)
+    assert max(retry_delay(0) for _ in range(50)) <= 2
+    assert len({round(d, 6) for d in delays}) > 200
+
+
+def test_credentials_are_sealed_and_never_logged(
+    north: World,
+    sildenafil: Product,
+    pharmacy: Pharmacy,
+    pharmacy_server: FakePharmacy,
+    django_capture_on_commit_callbacks: Any,
+    caplog: Any,
+) -> None:
+    paid_through_the_agents(north, sildenafil, django_capture_on_commit_callbacks)
+
+    assert TOKEN not in caplog.text
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT credentials_sealed FROM pharmacy_pharmacy")
+        assert TOKEN not in cursor.fetchone()[0]
+    log = PharmacyLog.objects.get()
+    assert TOKEN not in f"{log.request_payload} {log.response_payload} {log.url}"
+    assert Pharmacy.objects.get(pk=pharmacy.pk).credentials == {"bearer_token": TOKEN}
+
+
+def test_no_pharmacy_for_the_territory_sends_nothing_and_says_so(
+    north: World, sildenafil: Product, pharmacy_server: FakePharmacy, django_capture_on_commit_callbacks: Any
+) -> None:
+    order = paid_through_the_agents(north, sildenafil, django_capture_on_commit_callbacks)
+
+    assert (Prescription.objects.count(), pharmacy_server.requests) == (0, [])
+    note = order.events.order_by("-sequence")[0]
+    assert note.reason == "No active pharmacy serves this territory: the prescriptions wait until one does."
