@@ -10,23 +10,37 @@ after the last retry the prescription is dead-lettered for staff to retry from t
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import hmac
+import json
+import secrets
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
-from core.exceptions import PermissionDenied
+from core.audit import with_history_user
+from core.exceptions import NotFound, PermissionDenied, ValidationFailed
 from core.outbox import outbox_publish
 from orders.models import ActorKind, Disposition, EventKind, Order, OrderStatus
+from orders.services import order_transition
 from orders.timeline import record_event
 from patients.models import PayerType
 from territories.models import TerritoryPermission
 from territories.selectors import territory_permits
 
-from .connectors import Exchange, connector_for
+from .connectors import REGISTRY, Exchange, connector_for
 from .fhir import medication_request, prescribed_items, prescription_identifier
-from .models import LogOutcome, Pharmacy, PharmacyLog, Prescription, TransmissionStatus
+from .models import DispenseStatus, LogOutcome, Pharmacy, PharmacyLog, Prescription, TransmissionStatus
+
+
+class PrescriptionNotFound(NotFound):
+    code = "PRESCRIPTION_NOT_FOUND"
+    default_message = "No prescription of this pharmacy has that identifier."
+
 
 # Order states in which the pharmacy may fill: insurance once verified, cash once paid.
 FILLABLE = {
@@ -205,3 +219,166 @@ def prescription_retry(*, prescription_id: Any, actor: Any) -> Prescription:
             topic="prescription.retry", aggregate=prescription.order, payload={"prescription_id": str(prescription.pk)}
         )
     return prescription
+
+
+# --- status back from the pharmacy ----------------------------------------------------------------
+
+# What a dispense status does to the order (MedicationDispense.status, plus the vendors' "shipped").
+PROGRESS_STATUSES = {DispenseStatus.PREPARATION, DispenseStatus.IN_PROGRESS, DispenseStatus.COMPLETED}
+REFUSED_STATUSES = {DispenseStatus.DECLINED, DispenseStatus.CANCELLED}
+
+
+@dataclass(frozen=True)
+class DispenseUpdate:
+    """A pharmacy's news about one prescription, whichever connector it came through."""
+
+    identifier: str
+    status: str
+    tracking_number: str = ""
+    carrier: str = ""
+    reason: str = ""
+
+
+def dispense_update_apply(*, pharmacy: Pharmacy, update: DispenseUpdate, channel: str) -> str:
+    """Record a dispense status on the pharmacy's prescription and move the order; returns what happened.
+
+    In progress or dispensed → the order is ``in_progress``; shipped with a tracking number →
+    ``shipped``; declined or cancelled → a ``pharmacy_declined`` finding puts the order in review.
+    A status for a prescription of another pharmacy is treated as unknown (ids are not probed).
+    Raises PrescriptionNotFound and ValidationFailed (unknown status, shipped without tracking).
+    """
+    if update.status not in DispenseStatus.values or not update.status:
+        raise ValidationFailed(details={"status": [f"Unknown dispense status {update.status[:40]!r}."]})
+    if update.status == DispenseStatus.SHIPPED and not update.tracking_number:
+        raise ValidationFailed(details={"tracking_number": ["A shipped status needs its tracking number."]})
+    with transaction.atomic():
+        prescription = (
+            Prescription.objects.select_for_update().filter(pharmacy=pharmacy, identifier=update.identifier).first()
+        )
+        if prescription is None:
+            raise PrescriptionNotFound()
+        prescription.dispense_status = update.status
+        if update.tracking_number:
+            prescription.tracking_number, prescription.carrier = update.tracking_number[:100], update.carrier[:50]
+        prescription.save(update_fields=["dispense_status", "tracking_number", "carrier", "updated_at"])
+        PharmacyLog.objects.create(
+            order_id=prescription.order_id,
+            territory_id=prescription.territory_id,
+            pharmacy=pharmacy,
+            prescription=prescription,
+            direction="in",
+            request_payload=json.dumps(dataclasses.asdict(update), sort_keys=True),
+            outcome=channel,
+        )
+        return _order_follows(prescription, update)
+
+
+def _order_follows(prescription: Prescription, update: DispenseUpdate) -> str:
+    order = Order.objects.select_for_update(of=("self",)).get(pk=prescription.order_id)
+    name = prescription.pharmacy.name
+    steps: list[tuple[str, str]] = []
+    moving = update.status in PROGRESS_STATUSES or update.status == DispenseStatus.SHIPPED
+    if moving and order.status in (OrderStatus.VERIFIED, OrderStatus.PAID):
+        steps.append(("start_fulfillment", f"{name} is filling the prescription"))
+    if update.status == DispenseStatus.SHIPPED and order.status in (
+        OrderStatus.VERIFIED,
+        OrderStatus.PAID,
+        OrderStatus.IN_PROGRESS,
+    ):
+        carrier = f" with {update.carrier}" if update.carrier else ""
+        steps.append(("ship", f"{name} shipped it{carrier}, tracking {update.tracking_number}"))
+    if update.status in REFUSED_STATUSES:
+        _refused(order, prescription, update)
+        return "order in review"
+    for transition, reason in steps:
+        order_transition(order_id=order.pk, actor=None, transition=transition, reason=reason)
+    return f"order {steps[-1][0]}" if steps else "recorded"
+
+
+def _refused(order: Order, prescription: Prescription, update: DispenseUpdate) -> None:
+    Order.objects.filter(pk=order.pk).update(ai_disposition=Disposition.NEEDS_REVIEW)
+    reason = f": {update.reason[:200]}" if update.reason else ""
+    finding = {
+        "code": "pharmacy_declined",
+        "severity": "needs_review",
+        "message": f"{prescription.pharmacy.name} {update.status} the prescription{reason}.",
+        "item": prescription.item.sku,
+    }
+    record_event(
+        order=order,
+        kind=EventKind.COMPLIANCE,
+        actor=None,
+        actor_kind=ActorKind.SYSTEM,
+        reason=finding["message"],
+        payload={"disposition": Disposition.NEEDS_REVIEW, "findings": [finding]},
+    )
+
+
+# --- pharmacies -------------------------------------------------------------------------------------
+
+
+def callback_token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def pharmacy_for_callback(*, pharmacy_id: Any, token: str) -> Pharmacy | None:
+    """The active pharmacy whose callback token this is (constant-time compare), else None."""
+    key = _as_uuid(pharmacy_id)
+    pharmacy = Pharmacy.objects.filter(pk=key, active=True).first() if key is not None else None
+    if pharmacy is None or not pharmacy.callback_token_hash or not token:
+        return None
+    return pharmacy if hmac.compare_digest(pharmacy.callback_token_hash, callback_token_hash(token)) else None
+
+
+def _as_uuid(value: Any) -> uuid.UUID | None:
+    try:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+def pharmacy_create(
+    *,
+    actor: Any,
+    name: str,
+    connector: str,
+    base_url: str,
+    credentials: dict[str, str],
+    mapping: dict[str, Any],
+    territory_ids: list[Any],
+    active: bool = True,
+) -> tuple[Pharmacy, str]:
+    """Register a pharmacy; returns it and its callback token (shown this once, stored as a hash).
+
+    The actor needs ``manage_pharmacies`` on every territory it serves (PermissionDenied).
+    """
+    if connector not in REGISTRY:
+        raise ValidationFailed(details={"connector": [f"Choose one of: {', '.join(sorted(REGISTRY))}."]})
+    for territory_id in territory_ids:
+        if not territory_permits(
+            user=actor, permission=TerritoryPermission.MANAGE_PHARMACIES, territory_id=territory_id
+        ):
+            raise PermissionDenied("You may not manage pharmacies for these territories.")
+    token = secrets.token_urlsafe(32)
+    with transaction.atomic():
+        pharmacy = Pharmacy(
+            name=name,
+            connector=connector,
+            base_url=base_url,
+            mapping=mapping,
+            active=active,
+            callback_token_hash=callback_token_hash(token),
+        )
+        pharmacy.credentials = credentials
+        with_history_user(pharmacy, actor)
+        pharmacy.save()
+        pharmacy.territories.set(territory_ids)
+    return pharmacy, token
+
+
+def credentials_hint(pharmacy: Pharmacy) -> dict[str, str]:
+    """The credentials as staff may see them: which keys are set, secrets masked to their last four."""
+    return {
+        key: (value if key.endswith("_header") else f"••••{str(value)[-4:]}")
+        for key, value in sorted(pharmacy.credentials.items())
+    }

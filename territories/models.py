@@ -34,6 +34,7 @@ class TerritoryPermission(models.TextChoices):
     SEND_PAYMENT_LINK = "send_payment_link", "Issue and re-issue a cash-pay order's payment link"
     REVOKE_PAYMENT_LINK = "revoke_payment_link", "Revoke a payment link"
     REFUND_PAYMENT = "refund_payment", "Refund a patient's payment"
+    MANAGE_PHARMACIES = "manage_pharmacies", "Register and configure the pharmacies serving the territory"
     MANAGE_PATIENTS = "manage_patients", "Register and edit patients"
     OVERRIDE_COMPLIANCE = "override_compliance", "Verify an order over open compliance findings (with a reason)"
 

@@ -41,6 +41,8 @@ REQUIRED_OPERATIONS = {
     "/api/portal/compliance/check": {"post"},
     "/api/portal/orders/{order_id}/payment-link": {"post"},
     "/api/v1/orders/{order_id}/fhir": {"get"},
+    "/api/v1/pharmacies": {"post"},
+    "/api/v1/pharmacies/{pharmacy_id}/callback": {"post"},
     "/payments/create-intent": {"post"},
     "/payments/webhook": {"post"},
 }

@@ -34,6 +34,7 @@ OVERRIDE_COMPLIANCE = "override_compliance"
 SEND_PAYMENT_LINK = "send_payment_link"
 REVOKE_PAYMENT_LINK = "revoke_payment_link"
 REFUND_PAYMENT = "refund_payment"
+MANAGE_PHARMACIES = "manage_pharmacies"
 
 # Written out from the platform issue's roles, independently of territories.models.ROLE_PERMISSIONS.
 EXPECTED_PERMISSIONS: dict[str, set[str]] = {
@@ -62,6 +63,7 @@ EXPECTED_PERMISSIONS: dict[str, set[str]] = {
         SEND_PAYMENT_LINK,
         REVOKE_PAYMENT_LINK,
         REFUND_PAYMENT,
+        MANAGE_PHARMACIES,
     },
     # Minimum necessary: a distributor moves orders along without reading PHI.
     "master_distributor": {ACCESS, FULFILL_ORDER},
