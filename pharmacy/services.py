@@ -376,6 +376,51 @@ def pharmacy_create(
     return pharmacy, token
 
 
+def pharmacy_update(
+    *,
+    actor: Any,
+    pharmacy: Pharmacy,
+    fields: dict[str, Any],
+    credentials: dict[str, str] | None,
+    territory_ids: list[Any],
+) -> Pharmacy:
+    """Change a pharmacy's settings; ``credentials`` None keeps the current secrets.
+
+    The actor needs ``manage_pharmacies`` on every territory it served and will serve.
+    """
+    current = [str(pk) for pk in pharmacy.territories.values_list("pk", flat=True)]
+    for territory_id in {*current, *(str(pk) for pk in territory_ids)}:
+        if not territory_permits(
+            user=actor, permission=TerritoryPermission.MANAGE_PHARMACIES, territory_id=territory_id
+        ):
+            raise PermissionDenied("You may not manage pharmacies for these territories.")
+    if fields.get("connector", pharmacy.connector) not in REGISTRY:
+        raise ValidationFailed(details={"connector": [f"Choose one of: {', '.join(sorted(REGISTRY))}."]})
+    with transaction.atomic():
+        for name, value in fields.items():
+            setattr(pharmacy, name, value)
+        if credentials is not None:
+            pharmacy.credentials = credentials
+        with_history_user(pharmacy, actor)
+        pharmacy.save()
+        pharmacy.territories.set(territory_ids)
+    return pharmacy
+
+
+def callback_token_rotate(*, actor: Any, pharmacy: Pharmacy) -> str:
+    """Issue a new callback token (the old one stops working); returned this once."""
+    pharmacy_update(
+        actor=actor,
+        pharmacy=pharmacy,
+        fields={},
+        credentials=None,
+        territory_ids=list(pharmacy.territories.values_list("pk", flat=True)),
+    )
+    token = secrets.token_urlsafe(32)
+    Pharmacy.objects.filter(pk=pharmacy.pk).update(callback_token_hash=callback_token_hash(token))
+    return token
+
+
 def credentials_hint(pharmacy: Pharmacy) -> dict[str, str]:
     """The credentials as staff may see them: which keys are set, secrets masked to their last four."""
     return {

@@ -103,6 +103,9 @@ _OPS_MODEL_PERMISSIONS = [
     "payments.view_payment",
     "payments.view_paymentlink",
     "payments.view_refund",
+    "pharmacy.view_prescription",
+    "pharmacy.change_prescription",
+    "pharmacy.view_pharmacylog",
 ]
 ROLE_MODEL_PERMISSIONS: dict[str, list[str]] = {
     Role.DOCTOR: [],
@@ -139,6 +142,9 @@ ROLE_MODEL_PERMISSIONS: dict[str, list[str]] = {
         "core.view_outboxevent",
         "core.change_outboxevent",
         "core.view_accessrecord",
+        "pharmacy.view_pharmacy",
+        "pharmacy.add_pharmacy",
+        "pharmacy.change_pharmacy",
     ],
 }
 
