@@ -25,6 +25,7 @@ ROUTES: dict[str, tuple[str, ...]] = {
     # cash paid), and again when staff retry a dead-lettered one.
     "order.paid": ("pharmacy.tasks.submit_prescriptions",),
     "prescription.retry": ("pharmacy.tasks.submit_prescriptions",),
+    "prescription.refill": ("pharmacy.tasks.submit_prescriptions",),
     "order.awaiting_payment": ("payments.tasks.send_payment_link",),
     "payment_link.revoked": ("payments.tasks.expire_checkout_sessions",),
     "order.cancelled": (

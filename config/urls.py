@@ -8,6 +8,7 @@ from orders.api.urls import urlpatterns as orders_api
 from orders.api.urls import v1_urlpatterns as orders_v1
 from patients.api.urls import urlpatterns as patients_v1
 from payments.api.urls import portal_urlpatterns as payments_portal
+from pharmacy.api.urls import portal_urlpatterns as pharmacy_portal
 from pharmacy.api.urls import urlpatterns as pharmacy_v1
 
 api_v1 = [*accounts_v1, *patients_v1, *orders_v1, *catalog_v1, *pharmacy_v1]
@@ -15,7 +16,7 @@ api_v1 = [*accounts_v1, *patients_v1, *orders_v1, *catalog_v1, *pharmacy_v1]
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
-    path("api/", include([*orders_api, *payments_portal])),
+    path("api/", include([*orders_api, *payments_portal, *pharmacy_portal])),
     path("payments/", include("payments.api.urls")),
     path("pay/", include("payments.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -131,6 +131,12 @@ def _timing(item: OrderItem) -> dict[str, Any] | None:
     }
 
 
+def _status(order: Order, fill: int) -> str:
+    status = STATUS_FOR_ORDER[OrderStatus(order.status)]
+    # A refill of a delivered order is a live prescription again.
+    return "active" if fill > 0 and status == "completed" else status
+
+
 def medication_request(item: OrderItem, *, fill: int = 0) -> MedicationRequest:
     """The MedicationRequest of one prescribed line (validated); ``fill`` > 0 is a refill's resend."""
     order = item.order
@@ -144,7 +150,7 @@ def medication_request(item: OrderItem, *, fill: int = 0) -> MedicationRequest:
         "id": str(item.pk),
         "meta": {"profile": [US_CORE_MEDICATION_REQUEST]},
         "identifier": [{"system": identifier_system(), "value": prescription_identifier(item, fill)}],
-        "status": STATUS_FOR_ORDER[OrderStatus(order.status)],
+        "status": _status(order, fill),
         "intent": "order",
         "category": [{"coding": [{"system": CATEGORY_SYSTEM, "code": "community", "display": "Community"}]}],
         "reportedBoolean": False,

@@ -23,10 +23,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.audit import with_history_user
-from core.exceptions import NotFound, PermissionDenied, ValidationFailed
+from core.exceptions import Conflict, NotFound, PermissionDenied, ValidationFailed
 from core.outbox import outbox_publish
 from orders.models import ActorKind, Disposition, EventKind, Order, OrderStatus
-from orders.services import order_transition
+from orders.services import order_lock, order_transition
 from orders.timeline import record_event
 from patients.models import PayerType
 from territories.models import TerritoryPermission
@@ -190,6 +190,66 @@ def prescriptions_submit(*, order_id: Any) -> SubmitResult:
         else:
             rejected += 1
     return SubmitResult(sent=sent, rejected=rejected, waiting=waiting)
+
+
+class NoRefillsLeft(Conflict):
+    code = "NO_REFILLS_LEFT"
+    default_message = "This prescription has no refills left."
+
+
+class RefillNotPossible(Conflict):
+    code = "REFILL_NOT_POSSIBLE"
+
+
+def prescription_refill(*, order_id: Any, sku: str, actor: Any) -> Prescription:
+    """Send the next fill of a line's prescription, counted against its allowed refills.
+
+    From the portal (``actor`` a user who may order in the territory and see the order) or the
+    resupply flow (``actor`` None). The original must have been accepted by the pharmacy, and
+    the order may not be cancelled or rejected. Raises OrderNotFound, PermissionDenied,
+    RefillNotPossible and NoRefillsLeft; the new fill is sent by the pharmacy agent
+    (``prescription.refill`` through the outbox).
+    """
+    with transaction.atomic():
+        order = order_lock(pk=order_id, actor=actor)
+        if actor is not None and not territory_permits(
+            user=actor, permission=TerritoryPermission.CREATE_ORDER, territory_id=order.territory_id
+        ):
+            raise PermissionDenied("You may not order refills in this territory.")
+        fills = list(
+            Prescription.objects.select_for_update()
+            .select_related("item")
+            .filter(order=order, item__sku=sku)
+            .order_by("fill")
+        )
+        if not fills or fills[0].status != TransmissionStatus.SENT:
+            raise RefillNotPossible(
+                "Only a prescription the pharmacy has accepted can be refilled.", details={"sku": sku[:64]}
+            )
+        if order.status in (OrderStatus.CANCELLED, OrderStatus.REJECTED):
+            raise RefillNotPossible("The order was cancelled or rejected.", details={"status": order.status})
+        item = fills[0].item
+        if len(fills) > item.refills:
+            raise NoRefillsLeft(details={"sku": sku[:64], "refills": item.refills})
+        fill = len(fills)
+        refill = Prescription.objects.create(
+            order=order,
+            item=item,
+            territory_id=order.territory_id,
+            pharmacy_id=fills[0].pharmacy_id,
+            fill=fill,
+            identifier=prescription_identifier(item, fill),
+        )
+        record_event(
+            order=order,
+            kind=EventKind.NOTE,
+            actor=actor,
+            actor_kind=ActorKind.SYSTEM if actor is None else ActorKind.STAFF,
+            reason=f"Refill {fill} of {item.refills} sent to {fills[0].pharmacy.name}",
+            payload={"prescription_id": str(refill.pk), "fill": fill},
+        )
+        outbox_publish(topic="prescription.refill", aggregate=order, payload={"prescription_id": str(refill.pk)})
+    return refill
 
 
 def prescriptions_dead_letter(*, order_id: Any) -> int:

@@ -8,3 +8,8 @@ urlpatterns = [
     path("pharmacies", views.PharmacyCreateView.as_view(), name="pharmacy-create"),
     path("pharmacies/<str:pharmacy_id>/callback", views.PharmacyCallbackView.as_view(), name="pharmacy-callback"),
 ]
+
+# Under /api/ beside the portal's order endpoints.
+portal_urlpatterns = [
+    path("portal/orders/<str:order_id>/refills", views.PortalRefillView.as_view(), name="portal-order-refills"),
+]

@@ -157,3 +157,30 @@ class PharmacyCallbackView(APIView):
             update = services.DispenseUpdate(**data.validated_data)
         outcome = services.dispense_update_apply(pharmacy=pharmacy, update=update, channel=LogOutcome.CALLBACK)
         return Response({"received": True, "outcome": outcome})
+
+
+class RefillRequestSerializer(serializers.Serializer):
+    sku = serializers.CharField(max_length=64, help_text="The prescribed line to refill.")
+
+
+class RefillSerializer(serializers.Serializer):
+    prescription_id = serializers.UUIDField()
+    identifier = serializers.CharField()
+    fill = serializers.IntegerField()
+    refills_remaining = serializers.IntegerField()
+
+
+class PortalRefillView(APIView):
+    @extend_schema(request=RefillRequestSerializer, responses={201: RefillSerializer})
+    def post(self, request: Request, order_id: str) -> Response:
+        """Send the next refill of a prescribed line to its pharmacy (409 NO_REFILLS_LEFT when used up)."""
+        data = RefillRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        refill = services.prescription_refill(order_id=order_id, sku=data.validated_data["sku"], actor=request.user)
+        body = {
+            "prescription_id": refill.pk,
+            "identifier": refill.identifier,
+            "fill": refill.fill,
+            "refills_remaining": refill.item.refills - refill.fill,
+        }
+        return Response(RefillSerializer(body).data, status=status.HTTP_201_CREATED)

@@ -40,6 +40,7 @@ REQUIRED_OPERATIONS = {
     "/api/portal/orders/{order_id}/attachments": {"post"},
     "/api/portal/compliance/check": {"post"},
     "/api/portal/orders/{order_id}/payment-link": {"post"},
+    "/api/portal/orders/{order_id}/refills": {"post"},
     "/api/v1/orders/{order_id}/fhir": {"get"},
     "/api/v1/pharmacies": {"post"},
     "/api/v1/pharmacies/{pharmacy_id}/callback": {"post"},

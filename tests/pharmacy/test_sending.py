@@ -241,3 +241,67 @@ def test_no_pharmacy_for_the_territory_sends_nothing_and_says_so(
     assert (Prescription.objects.count(), pharmacy_server.requests) == (0, [])
     note = order.events.order_by("-sequence")[0]
     assert note.reason == "No active pharmacy serves this territory: the prescriptions wait until one does."
+
+
+def test_refills_are_sent_from_the_portal_until_the_repeats_are_used(
+    north: World,
+    south: World,
+    sildenafil: Product,
+    pharmacy: Pharmacy,
+    pharmacy_server: FakePharmacy,
+    django_capture_on_commit_callbacks: Any,
+    api: Any,
+) -> None:
+    order = paid_through_the_agents(north, sildenafil, django_capture_on_commit_callbacks)
+    url = f"/api/portal/orders/{order.pk}/refills"
+    item = order.items.get()
+
+    for user, status, code in ((south.doctor, 404, "ORDER_NOT_FOUND"), (north.distributor, 403, "PERMISSION_DENIED")):
+        refused = api(user).post(url, {"sku": sildenafil.sku}, format="json")
+        assert (refused.status_code, refused.json()["error"]["code"]) == (status, code)
+
+    for fill in (1, 2):
+        with django_capture_on_commit_callbacks(execute=True):
+            response = api(north.doctor).post(url, {"sku": sildenafil.sku}, format="json")
+        assert response.status_code == 201, response.content
+        refill = Prescription.objects.get(item=item, fill=fill)
+        assert response.json() == {
+            "prescription_id": str(refill.pk),
+            "identifier": f"{order.pk}.{item.pk}.{fill}",
+            "fill": fill,
+            "refills_remaining": 2 - fill,
+        }
+        assert refill.status == "sent"
+        sent: Any = MedicationRequest.model_validate_json(pharmacy_server.requests[-1]["body"])
+        assert (sent.identifier[0].value, sent.dispenseRequest.numberOfRepeatsAllowed) == (refill.identifier, 2 - fill)
+
+    used_up = api(north.doctor).post(url, {"sku": sildenafil.sku}, format="json")
+    assert (used_up.status_code, used_up.json()["error"]["code"]) == (409, "NO_REFILLS_LEFT")
+    assert (Prescription.objects.count(), len(pharmacy_server.requests), len(pharmacy_server.stored)) == (3, 3, 3)
+
+
+def test_a_prescription_the_pharmacy_has_not_accepted_cannot_be_refilled(
+    north: World, sildenafil: Product, pharmacy: Pharmacy, pharmacy_server: FakePharmacy, api: Any
+) -> None:
+    pharmacy_server.script = [400]
+    order = paid_and_submitted(north, sildenafil)
+
+    response = api(north.doctor).post(f"/api/portal/orders/{order.pk}/refills", {"sku": sildenafil.sku}, format="json")
+
+    assert (response.status_code, response.json()["error"]["code"]) == (409, "REFILL_NOT_POSSIBLE")
+    assert Prescription.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("topic", "task"),
+    [
+        ("order.verified", "pharmacy.tasks.submit_prescriptions"),
+        ("order.paid", "pharmacy.tasks.submit_prescriptions"),
+        ("prescription.retry", "pharmacy.tasks.submit_prescriptions"),
+        ("prescription.refill", "pharmacy.tasks.submit_prescriptions"),
+    ],
+)
+def test_the_pharmacy_agent_is_routed_for_its_events(topic: str, task: str) -> None:
+    from core.outbox import routes_for
+
+    assert task in routes_for(topic)
