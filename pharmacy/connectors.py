@@ -8,6 +8,7 @@ and carries the bodies for the PharmacyLog. Secrets go in headers only and are n
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass
@@ -18,8 +19,19 @@ import requests
 from django.conf import settings
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 
-from .fhir import identifier_system, to_json
+from .fhir import FHIRInvalid, identifier_system, medication_dispense_validate, to_json
 from .models import LogOutcome, Pharmacy, Prescription
+
+
+@dataclass(frozen=True)
+class DispenseUpdate:
+    """A pharmacy's news about one prescription, whichever connector it came through."""
+
+    identifier: str
+    status: str
+    tracking_number: str = ""
+    carrier: str = ""
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -68,6 +80,17 @@ def _post(url: str, *, body: str, headers: dict[str, str]) -> tuple[int | None, 
     return response.status_code, response.text[:100_000], dict(response.headers), elapsed
 
 
+def _get(url: str, *, params: dict[str, str], headers: dict[str, str]) -> tuple[int | None, str, int]:
+    started = time.monotonic()
+    try:
+        response = requests.get(
+            url, params=params, headers=headers, timeout=settings.PHARMACY_TIMEOUT_SECONDS, allow_redirects=False
+        )
+    except requests.RequestException as error:
+        return None, type(error).__name__, int((time.monotonic() - started) * 1000)
+    return response.status_code, response.text[:100_000], int((time.monotonic() - started) * 1000)
+
+
 def _outcome(status: int | None) -> str:
     if status is None:
         return LogOutcome.NETWORK_ERROR
@@ -80,6 +103,8 @@ def _outcome(status: int | None) -> str:
 
 class Connector(Protocol):
     def send(self, pharmacy: Pharmacy, prescription: Prescription, resource: MedicationRequest) -> Exchange: ...
+
+    def poll(self, pharmacy: Pharmacy, prescription: Prescription) -> tuple[Exchange, DispenseUpdate | None]: ...
 
 
 class FHIRR4Connector:
@@ -105,6 +130,26 @@ class FHIRR4Connector:
             parts = location.split("/_history")[0].rstrip("/").split("/")
             reference = "/".join(parts[-2:]) if len(parts) >= 2 else ""
         return Exchange("POST", loggable_url(url), body, status, text, elapsed, _outcome(status), reference)
+
+    def poll(self, pharmacy: Pharmacy, prescription: Prescription) -> tuple[Exchange, DispenseUpdate | None]:
+        """Search ``MedicationDispense?prescription.identifier=<system>|<value>``; the newest dispense wins."""
+        url = f"{pharmacy.base_url.rstrip('/')}/MedicationDispense"
+        query = f"{identifier_system()}|{prescription.identifier}"
+        params = {"prescription.identifier": query, "_sort": "-_lastUpdated"}
+        headers = {"Accept": "application/fhir+json", **auth_headers(pharmacy)}
+        status, text, elapsed = _get(url, params=params, headers=headers)
+        exchange = Exchange("GET", loggable_url(url), query, status, text, elapsed, _outcome(status))
+        if exchange.outcome != LogOutcome.ACCEPTED:
+            return exchange, None
+        try:
+            entries = json.loads(text).get("entry") or []
+            dispense: Any = medication_dispense_validate(entries[0]["resource"]) if entries else None
+        except (ValueError, AttributeError, KeyError, TypeError, FHIRInvalid):
+            return dataclasses.replace(exchange, outcome=LogOutcome.REJECTED), None
+        if dispense is None:
+            return exchange, None
+        reason = dispense.statusReasonCodeableConcept.text if dispense.statusReasonCodeableConcept else ""
+        return exchange, DispenseUpdate(identifier=prescription.identifier, status=dispense.status, reason=reason or "")
 
 
 def _lookup(values: dict[str, Any], path: str) -> Any:
@@ -144,6 +189,28 @@ class VendorJSONConnector:
             except (ValueError, AttributeError):
                 reference = ""
         return Exchange("POST", loggable_url(url), body, status, text, elapsed, _outcome(status), reference)
+
+    def poll(self, pharmacy: Pharmacy, prescription: Prescription) -> tuple[Exchange, DispenseUpdate | None]:
+        """GET ``[base]/<status_path>/<identifier>`` answering ``{status, tracking_number, carrier, reason}``."""
+        mapping = pharmacy.mapping or {}
+        path = str(mapping.get("status_path") or mapping.get("path") or "prescriptions").strip("/")
+        url = f"{pharmacy.base_url.rstrip('/')}/{path}/{prescription.identifier}"
+        status, text, elapsed = _get(url, params={}, headers={"Accept": "application/json", **auth_headers(pharmacy)})
+        exchange = Exchange("GET", loggable_url(url), "", status, text, elapsed, _outcome(status))
+        if exchange.outcome != LogOutcome.ACCEPTED:
+            return exchange, None
+        try:
+            body = json.loads(text)
+            update = DispenseUpdate(
+                identifier=prescription.identifier,
+                status=str(body["status"]),
+                tracking_number=str(body.get("tracking_number") or ""),
+                carrier=str(body.get("carrier") or ""),
+                reason=str(body.get("reason") or ""),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return dataclasses.replace(exchange, outcome=LogOutcome.REJECTED), None
+        return exchange, update
 
 
 REGISTRY: dict[str, type[Connector]] = {

@@ -32,7 +32,7 @@ from patients.models import PayerType
 from territories.models import TerritoryPermission
 from territories.selectors import territory_permits
 
-from .connectors import REGISTRY, Exchange, connector_for
+from .connectors import REGISTRY, DispenseUpdate, Exchange, connector_for
 from .fhir import medication_request, prescribed_items, prescription_identifier
 from .models import DispenseStatus, LogOutcome, Pharmacy, PharmacyLog, Prescription, TransmissionStatus
 
@@ -288,18 +288,7 @@ PROGRESS_STATUSES = {DispenseStatus.PREPARATION, DispenseStatus.IN_PROGRESS, Dis
 REFUSED_STATUSES = {DispenseStatus.DECLINED, DispenseStatus.CANCELLED}
 
 
-@dataclass(frozen=True)
-class DispenseUpdate:
-    """A pharmacy's news about one prescription, whichever connector it came through."""
-
-    identifier: str
-    status: str
-    tracking_number: str = ""
-    carrier: str = ""
-    reason: str = ""
-
-
-def dispense_update_apply(*, pharmacy: Pharmacy, update: DispenseUpdate, channel: str) -> str:
+def dispense_update_apply(*, pharmacy: Pharmacy, update: DispenseUpdate, channel: str, log: bool = True) -> str:
     """Record a dispense status on the pharmacy's prescription and move the order; returns what happened.
 
     In progress or dispensed → the order is ``in_progress``; shipped with a tracking number →
@@ -321,16 +310,21 @@ def dispense_update_apply(*, pharmacy: Pharmacy, update: DispenseUpdate, channel
         if update.tracking_number:
             prescription.tracking_number, prescription.carrier = update.tracking_number[:100], update.carrier[:50]
         prescription.save(update_fields=["dispense_status", "tracking_number", "carrier", "updated_at"])
-        PharmacyLog.objects.create(
-            order_id=prescription.order_id,
-            territory_id=prescription.territory_id,
-            pharmacy=pharmacy,
-            prescription=prescription,
-            direction="in",
-            request_payload=json.dumps(dataclasses.asdict(update), sort_keys=True),
-            outcome=channel,
-        )
+        if log:
+            _log_update(prescription, update, channel)
         return _order_follows(prescription, update)
+
+
+def _log_update(prescription: Prescription, update: DispenseUpdate, channel: str) -> None:
+    PharmacyLog.objects.create(
+        order_id=prescription.order_id,
+        territory_id=prescription.territory_id,
+        pharmacy_id=prescription.pharmacy_id,
+        prescription=prescription,
+        direction="in",
+        request_payload=json.dumps(dataclasses.asdict(update), sort_keys=True),
+        outcome=channel,
+    )
 
 
 def _order_follows(prescription: Prescription, update: DispenseUpdate) -> str:
@@ -487,3 +481,40 @@ def credentials_hint(pharmacy: Pharmacy) -> dict[str, str]:
         key: (value if key.endswith("_header") else f"••••{str(value)[-4:]}")
         for key, value in sorted(pharmacy.credentials.items())
     }
+
+
+# Dispense states after which nothing more is expected from the pharmacy.
+FINAL_DISPENSE_STATUSES = (DispenseStatus.SHIPPED, DispenseStatus.DECLINED, DispenseStatus.CANCELLED)
+
+
+def prescriptions_poll() -> dict[str, int]:
+    """Ask each pharmacy about its open prescriptions (sent, not yet shipped or refused); apply what changed.
+
+    Every poll is logged; a pharmacy that cannot be reached is asked again next time. Returns counts.
+    """
+    counts = {"polled": 0, "changed": 0, "failed": 0}
+    open_prescriptions = (
+        Prescription.objects.filter(status=TransmissionStatus.SENT, pharmacy__active=True)
+        .exclude(dispense_status__in=FINAL_DISPENSE_STATUSES)
+        .select_related("pharmacy")
+    )
+    for prescription in open_prescriptions:
+        exchange, update = connector_for(prescription.pharmacy).poll(prescription.pharmacy, prescription)
+        counts["polled"] += 1
+        with transaction.atomic():
+            _log(prescription, dataclasses.replace(exchange, outcome=LogOutcome.POLL) if update else exchange)
+        if update is None:
+            counts["failed"] += exchange.outcome != LogOutcome.ACCEPTED
+            continue
+        unchanged = update.status == prescription.dispense_status and (
+            not update.tracking_number or update.tracking_number == prescription.tracking_number
+        )
+        if unchanged or update.identifier != prescription.identifier:
+            continue
+        try:
+            dispense_update_apply(pharmacy=prescription.pharmacy, update=update, channel=LogOutcome.POLL, log=False)
+        except (ValidationFailed, PrescriptionNotFound):
+            counts["failed"] += 1
+            continue
+        counts["changed"] += 1
+    return counts

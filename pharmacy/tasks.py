@@ -36,3 +36,9 @@ def submit_prescriptions(self: Any, *, event_id: str, topic: str) -> None:
         services.prescriptions_dead_letter(order_id=event.aggregate_id)
         return
     raise self.retry(countdown=retry_delay(self.request.retries))
+
+
+@shared_task(acks_late=True, ignore_result=True, autoretry_for=(OperationalError,), max_retries=3)
+def poll_dispense_status() -> dict[str, int]:
+    """Beat: ask the pharmacies about their open prescriptions (see ``services.prescriptions_poll``)."""
+    return services.prescriptions_poll()

@@ -285,3 +285,8 @@ FHIR_IDENTIFIER_SYSTEM_BASE = env("FHIR_IDENTIFIER_SYSTEM_BASE", default="https:
 # A pharmacy call gives up after this many seconds; sends are retried with backoff this many times.
 PHARMACY_TIMEOUT_SECONDS = env.float("PHARMACY_TIMEOUT_SECONDS", default=10.0)
 PHARMACY_MAX_RETRIES = env.int("PHARMACY_MAX_RETRIES", default=6)
+PHARMACY_POLL_SECONDS = env.float("PHARMACY_POLL_SECONDS", default=900.0)
+CELERY_BEAT_SCHEDULE["pharmacy-poll-dispense-status"] = {
+    "task": "pharmacy.tasks.poll_dispense_status",
+    "schedule": PHARMACY_POLL_SECONDS,
+}
