@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 
 from compliance.models import ComplianceSnapshot
 from compliance.selectors import latest_snapshot
@@ -100,6 +100,13 @@ class ReviewQueue:
 
 REVIEW_STATUSES = (OrderStatus.ON_HOLD, OrderStatus.PENDING_VERIFICATION)
 REVIEW_DISPOSITIONS = ("hold", "needs_review")
+# Verified orders that something later put back in review (a pharmacy refusing the prescription).
+REVIEW_AFTER_VERIFICATION = (
+    OrderStatus.VERIFIED,
+    OrderStatus.AWAITING_PAYMENT,
+    OrderStatus.PAID,
+    OrderStatus.IN_PROGRESS,
+)
 
 
 def review_queue(
@@ -112,7 +119,8 @@ def review_queue(
     """Orders waiting for a person in the territories the user reviews, oldest first.
 
     By default the holds and the reviews (``on_hold`` or ``pending_verification`` orders whose
-    latest check is ``hold`` or ``needs_review``); ``dispositions`` may ask for ``clear`` ones
+    latest check is ``hold`` or ``needs_review``, and verified orders put back in review later,
+    such as by a pharmacy refusing the prescription); ``dispositions`` may ask for ``clear`` ones
     waiting for verification too. ``territory_key`` (id or code) narrows it to one territory the user reviews (else
     TerritoryMismatch); ``reason`` keeps the orders whose latest check has a finding of that code.
     """
@@ -122,14 +130,20 @@ def review_queue(
         if territory is None or not territories.filter(pk=territory.pk).exists():
             raise TerritoryMismatch(details={"territory_id": territory_key[:64]})
         territories = territories.filter(pk=territory.pk)
+    waiting = Q(status__in=REVIEW_STATUSES, ai_disposition__in=dispositions)
+    if "needs_review" in dispositions:
+        waiting |= Q(status__in=REVIEW_AFTER_VERIFICATION, ai_disposition="needs_review")
     orders = list(
-        orders_with_items(
-            Order.objects.filter(territory__in=territories, status__in=REVIEW_STATUSES, ai_disposition__in=dispositions)
-        ).order_by("created_at", "id")
+        orders_with_items(Order.objects.filter(waiting, territory__in=territories)).order_by("created_at", "id")
     )
     results: dict[Any, dict[str, Any]] = {}
     for snapshot in ComplianceSnapshot.objects.filter(order_id__in=[o.pk for o in orders]).order_by("created_at"):
         results[snapshot.order_id] = snapshot.result
+    # After verification the reason is the latest check recorded on the timeline (e.g. pharmacy_rejected).
+    later = [order.pk for order in orders if order.status in REVIEW_AFTER_VERIFICATION]
+    for event in OrderEvent.objects.filter(order_id__in=later, kind="compliance").order_by("sequence"):
+        if isinstance(event.payload, dict) and "findings" in event.payload:
+            results[event.order_id] = event.payload
     if reason:
         orders = [
             order for order in orders if any(f["code"] == reason for f in results.get(order.pk, {}).get("findings", []))

@@ -157,10 +157,11 @@ class PrescriptionAdmin(ReadOnlyAdmin, TerritoryScopedAdmin):
     exclude = ("item", "territory")
     actions = ("retry_sending",)
 
-    @admin.action(description="Send again (dead-lettered prescriptions)")
+    @admin.action(description="Send again (dead-lettered or refused prescriptions)")
     def retry_sending(self, request: HttpRequest, queryset: QuerySet[Prescription]) -> None:
         resent = []
-        for prescription in queryset.filter(status=TransmissionStatus.DEAD_LETTER):
+        retryable = (TransmissionStatus.DEAD_LETTER, TransmissionStatus.REJECTED)
+        for prescription in queryset.filter(status__in=retryable):
             try:
                 services.prescription_retry(prescription_id=prescription.pk, actor=request.user)
             except DomainError as error:

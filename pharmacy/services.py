@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from core.audit import with_history_user
@@ -137,16 +138,43 @@ def prescription_send(*, prescription_id: Any) -> Exchange | None:
         locked = Prescription.objects.select_for_update().get(pk=prescription.pk)
         _log(locked, exchange)
         locked.attempts += 1
+        previous_error = locked.last_error
         locked.last_error = "" if exchange.outcome == LogOutcome.ACCEPTED else _error_text(exchange)
         if exchange.outcome == LogOutcome.ACCEPTED:
+            was_rejected = previous_error.startswith("HTTP 4")
             locked.status = TransmissionStatus.SENT
             locked.sent_at = timezone.now()
             locked.pharmacy_reference = exchange.pharmacy_reference
+            locked.save()
+            if was_rejected:
+                _review_closed_if_accepted(locked)
+            return exchange
         elif exchange.outcome == LogOutcome.REJECTED:
             locked.status = TransmissionStatus.REJECTED
             _to_review(locked, exchange)
         locked.save()
     return exchange
+
+
+def _review_closed_if_accepted(prescription: Prescription) -> None:
+    """A once-refused prescription was accepted: close the review unless another is still refused."""
+    still_refused = Prescription.objects.filter(order_id=prescription.order_id).filter(
+        Q(status=TransmissionStatus.REJECTED) | Q(dispense_status__in=REFUSED_STATUSES)
+    )
+    if still_refused.exists():
+        return
+    order = Order.objects.select_for_update(of=("self",)).get(pk=prescription.order_id)
+    if order.ai_disposition != Disposition.NEEDS_REVIEW:
+        return
+    Order.objects.filter(pk=order.pk).update(ai_disposition=Disposition.CLEAR)
+    record_event(
+        order=order,
+        kind=EventKind.COMPLIANCE,
+        actor=None,
+        actor_kind=ActorKind.SYSTEM,
+        reason=f"{prescription.pharmacy.name} accepted the resent prescription: review closed.",
+        payload={"disposition": Disposition.CLEAR, "findings": []},
+    )
 
 
 def _error_text(exchange: Exchange) -> str:
@@ -260,10 +288,10 @@ def prescriptions_dead_letter(*, order_id: Any) -> int:
 
 
 def prescription_retry(*, prescription_id: Any, actor: Any) -> Prescription:
-    """Staff send a dead-lettered prescription again (through the outbox: ``prescription.retry``).
+    """Staff send a dead-lettered or refused prescription again (through the outbox: ``prescription.retry``).
 
-    Needs the territory's review permission (PermissionDenied otherwise); anything but a
-    dead-lettered prescription is returned unchanged.
+    Needs the territory's review permission (PermissionDenied otherwise); any other prescription
+    is returned unchanged. When a refused one is accepted, the order's review is closed.
     """
     with transaction.atomic():
         prescription = Prescription.objects.select_for_update().get(pk=prescription_id)
@@ -271,7 +299,7 @@ def prescription_retry(*, prescription_id: Any, actor: Any) -> Prescription:
             user=actor, permission=TerritoryPermission.REVIEW_ORDER, territory_id=prescription.territory_id
         ):
             raise PermissionDenied("You may not resend prescriptions in this territory.")
-        if prescription.status != TransmissionStatus.DEAD_LETTER:
+        if prescription.status not in (TransmissionStatus.DEAD_LETTER, TransmissionStatus.REJECTED):
             return prescription
         prescription.status = TransmissionStatus.PENDING
         prescription.save(update_fields=["status", "updated_at"])

@@ -305,3 +305,34 @@ def test_the_pharmacy_agent_is_routed_for_its_events(topic: str, task: str) -> N
     from core.outbox import routes_for
 
     assert task in routes_for(topic)
+
+
+def test_a_refused_prescription_waits_in_the_review_queue_until_resent(
+    north: World,
+    sildenafil: Product,
+    pharmacy: Pharmacy,
+    pharmacy_server: FakePharmacy,
+    django_capture_on_commit_callbacks: Any,
+    api: Any,
+) -> None:
+    pharmacy_server.script = [422]
+    order = paid_through_the_agents(north, sildenafil, django_capture_on_commit_callbacks)
+
+    queue = api(north.ops).get("/api/portal/orders", {"status": "pending"}).json()["results"]
+    assert [(row["id"], row["status"], row["ai_disposition"]) for row in queue] == [
+        (str(order.pk), "paid", "needs_review")
+    ]
+    assert [(r["code"], r["severity"]) for r in queue[0]["reasons"]] == [("pharmacy_rejected", "needs_review")]
+
+    # The pharmacy's problem is fixed on their side; ops send it again
+    with django_capture_on_commit_callbacks(execute=True):
+        services.prescription_retry(prescription_id=Prescription.objects.get().pk, actor=north.ops)
+
+    assert Prescription.objects.get().status == "sent"
+    order = Order.objects.get(pk=order.pk)
+    assert order.ai_disposition == "clear"
+    assert order.events.order_by("-sequence")[0].reason == (
+        "Northside Compounding accepted the resent prescription: review closed."
+    )
+    assert api(north.ops).get("/api/portal/orders", {"status": "pending"}).json()["results"] == []
+    assert len(pharmacy_server.stored) == 1
