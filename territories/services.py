@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import Group, Permission
+from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
-from guardian.shortcuts import assign_perm, get_perms, remove_perm
+from guardian.models import GroupObjectPermission
+from guardian.shortcuts import get_perms, remove_perm
 
 from .models import (
     ROLE_MODEL_PERMISSIONS,
@@ -25,12 +27,23 @@ def territory_role_group(*, territory: Territory, role: str) -> Group:
     release gains it in existing territories the next time a membership is granted.
     """
     group, _ = Group.objects.get_or_create(name=f"territory:{territory.code}:{role}")
-    wanted = {f"territories.{permission.value}" for permission in ROLE_PERMISSIONS[role]}
-    held = {f"territories.{codename}" for codename in get_perms(group, territory)}
-    for permission in wanted - held:
-        assign_perm(permission, group, territory)
-    for permission in held - wanted:
-        remove_perm(permission, group, territory)
+    wanted = {permission.value for permission in ROLE_PERMISSIONS[role]}
+    held = set(get_perms(group, territory))
+    missing = wanted - held
+    if missing:
+        # One insert for all of them (guardian's assign_perm takes one permission at a time).
+        content_type = ContentType.objects.get_for_model(Territory)
+        GroupObjectPermission.objects.bulk_create(
+            [
+                GroupObjectPermission(
+                    group=group, permission=permission, content_type=content_type, object_pk=str(territory.pk)
+                )
+                for permission in Permission.objects.filter(content_type=content_type, codename__in=missing)
+            ],
+            ignore_conflicts=True,
+        )
+    for codename in held - wanted:
+        remove_perm(f"territories.{codename}", group, territory)
     return group
 
 
