@@ -151,7 +151,11 @@ def prescription_send(*, prescription_id: Any) -> Exchange | None:
             return exchange
         elif exchange.outcome == LogOutcome.REJECTED:
             locked.status = TransmissionStatus.REJECTED
-            _to_review(locked, exchange)
+            _to_review(
+                locked,
+                code="pharmacy_rejected",
+                message=f"{locked.pharmacy.name} refused the prescription (HTTP {exchange.status}).",
+            )
         locked.save()
     return exchange
 
@@ -183,22 +187,17 @@ def _error_text(exchange: Exchange) -> str:
     return f"HTTP {exchange.status}"
 
 
-def _to_review(prescription: Prescription, exchange: Exchange) -> None:
-    """A pharmacy refused the prescription: a ``pharmacy_rejected`` finding, and the order needs review."""
+def _to_review(prescription: Prescription, *, code: str, message: str) -> None:
+    """The pharmacy refused: a ``code`` finding on the timeline, and the order needs review (the queue lists it)."""
     order = Order.objects.select_for_update(of=("self",)).get(pk=prescription.order_id)
     Order.objects.filter(pk=order.pk).update(ai_disposition=Disposition.NEEDS_REVIEW)
-    finding = {
-        "code": "pharmacy_rejected",
-        "severity": "needs_review",
-        "message": f"{prescription.pharmacy.name} refused the prescription (HTTP {exchange.status}).",
-        "item": prescription.item.sku,
-    }
+    finding = {"code": code, "severity": "needs_review", "message": message, "item": prescription.item.sku}
     record_event(
         order=order,
         kind=EventKind.COMPLIANCE,
         actor=None,
         actor_kind=ActorKind.SYSTEM,
-        reason=finding["message"],
+        reason=message,
         payload={"disposition": Disposition.NEEDS_REVIEW, "findings": [finding]},
     )
 
@@ -370,30 +369,16 @@ def _order_follows(prescription: Prescription, update: DispenseUpdate) -> str:
         carrier = f" with {update.carrier}" if update.carrier else ""
         steps.append(("ship", f"{name} shipped it{carrier}, tracking {update.tracking_number}"))
     if update.status in REFUSED_STATUSES:
-        _refused(order, prescription, update)
+        reason = f": {update.reason[:200]}" if update.reason else ""
+        _to_review(
+            prescription,
+            code="pharmacy_declined",
+            message=f"{prescription.pharmacy.name} {update.status} the prescription{reason}.",
+        )
         return "order in review"
     for transition, reason in steps:
         order_transition(order_id=order.pk, actor=None, transition=transition, reason=reason)
     return f"order {steps[-1][0]}" if steps else "recorded"
-
-
-def _refused(order: Order, prescription: Prescription, update: DispenseUpdate) -> None:
-    Order.objects.filter(pk=order.pk).update(ai_disposition=Disposition.NEEDS_REVIEW)
-    reason = f": {update.reason[:200]}" if update.reason else ""
-    finding = {
-        "code": "pharmacy_declined",
-        "severity": "needs_review",
-        "message": f"{prescription.pharmacy.name} {update.status} the prescription{reason}.",
-        "item": prescription.item.sku,
-    }
-    record_event(
-        order=order,
-        kind=EventKind.COMPLIANCE,
-        actor=None,
-        actor_kind=ActorKind.SYSTEM,
-        reason=finding["message"],
-        payload={"disposition": Disposition.NEEDS_REVIEW, "findings": [finding]},
-    )
 
 
 # --- pharmacies -------------------------------------------------------------------------------------
