@@ -14,6 +14,7 @@ from werkzeug import Request, Response
 
 from catalog.models import Product, TherapyType
 from catalog.services import lot_receive
+from orders import services as order_services
 from orders.models import Order
 from orders.services import ItemRequest
 from pharmacy.models import Pharmacy
@@ -54,6 +55,13 @@ def prescribe(world: World, product: Product, **overrides: Any) -> Order:
     )
     fields: dict[str, Any] = {"payer_type": "cash", "items": [item], "diagnosis_codes": ["N52.9"], **overrides}
     return world.order(**fields)
+
+
+def pay(world: World, order: Order) -> Order:
+    """Verify a cash-pay order and record its payment (ops verify, the admin marks it paid)."""
+    order_services.order_verify(order_id=order.pk, actor=world.ops)
+    order_services.order_transition(order_id=order.pk, actor=world.ops, transition="request_payment")
+    return order_services.order_transition(order_id=order.pk, actor=world.admin, transition="mark_paid")
 
 
 TOKEN = "tok-pharmacy-secret-9f2c"

@@ -9,13 +9,12 @@ from django.urls import reverse
 
 from catalog.models import Product
 from core.models import AccessRecord
-from orders import services as order_services
 from pharmacy import services
 from pharmacy.models import Pharmacy, PharmacyLog, Prescription
 from tests.admin.conftest import signed_in
 from tests.conftest import World
 
-from .conftest import FakePharmacy, prescribe
+from .conftest import FakePharmacy, pay, prescribe
 
 SECRET = "admin-typed-secret-5521"
 
@@ -76,10 +75,7 @@ def test_ops_resend_a_dead_lettered_prescription_and_read_the_log(
     pharmacy_server: FakePharmacy,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
-    order = prescribe(north, sildenafil)
-    order_services.order_verify(order_id=order.pk, actor=north.ops)
-    order_services.order_transition(order_id=order.pk, actor=north.ops, transition="request_payment")
-    order_services.order_transition(order_id=order.pk, actor=north.admin, transition="mark_paid")
+    order = pay(north, prescribe(north, sildenafil))
     pharmacy_server.script = [503]
     services.prescriptions_submit(order_id=order.pk)
     services.prescriptions_dead_letter(order_id=order.pk)

@@ -15,33 +15,27 @@ from catalog.models import Product
 from config.celery import app as celery_app
 from core.exceptions import PermissionDenied
 from core.models import OutboxEvent
-from orders import services as order_services
 from orders.models import Order
 from pharmacy import services
 from pharmacy.models import Pharmacy, PharmacyLog, Prescription
 from pharmacy.tasks import retry_delay, submit_prescriptions
 from tests.conftest import World
 
-from .conftest import TOKEN, FakePharmacy, prescribe
+from .conftest import TOKEN, FakePharmacy, pay, prescribe
 
 
 def paid_through_the_agents(world: World, product: Product, capture: Any) -> Order:
     """A prescription order verified and paid; the outbox callbacks run (Celery eager), so it is sent."""
     order = prescribe(world, product)
-    order_services.order_verify(order_id=order.pk, actor=world.ops)
-    order_services.order_transition(order_id=order.pk, actor=world.ops, transition="request_payment")
     with capture(execute=True):
-        order_services.order_transition(order_id=order.pk, actor=world.admin, transition="mark_paid")
+        pay(world, order)
     return Order.objects.get(pk=order.pk)
 
 
 def paid_and_submitted(world: World, product: Product) -> Order:
     """A paid prescription order whose ``order.paid`` event the pharmacy agent task takes, with Celery's own
     retry loop (run eagerly: countdowns are not waited for)."""
-    order = prescribe(world, product)
-    order_services.order_verify(order_id=order.pk, actor=world.ops)
-    order_services.order_transition(order_id=order.pk, actor=world.ops, transition="request_payment")
-    order_services.order_transition(order_id=order.pk, actor=world.admin, transition="mark_paid")
+    order = pay(world, prescribe(world, product))
     event = OutboxEvent.objects.get(aggregate_id=str(order.pk), topic="order.paid")
     propagates = celery_app.conf.task_eager_propagates
     celery_app.conf.task_eager_propagates = False  # let each retry come back to apply()'s loop

@@ -9,13 +9,12 @@ from typing import Any
 import pytest
 
 from catalog.models import Product
-from orders import services as order_services
 from orders.models import Order
 from pharmacy import services
 from pharmacy.models import Pharmacy, PharmacyLog, Prescription
 from tests.conftest import World
 
-from .conftest import prescribe
+from .conftest import pay, prescribe
 
 SECRET = "vendor-secret-7781"
 
@@ -34,10 +33,7 @@ def registered(north: World) -> tuple[Pharmacy, str]:
 
 
 def paid_prescription(world: World, product: Product) -> Prescription:
-    order = prescribe(world, product)
-    order_services.order_verify(order_id=order.pk, actor=world.ops)
-    order_services.order_transition(order_id=order.pk, actor=world.ops, transition="request_payment")
-    order_services.order_transition(order_id=order.pk, actor=world.admin, transition="mark_paid")
+    order = pay(world, prescribe(world, product))
     [prescription] = services.prescriptions_create(order_id=order.pk)
     return prescription
 
