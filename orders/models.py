@@ -327,6 +327,8 @@ class DosePeriodUnit(models.TextChoices):
 
 # Refills a prescription may allow (numberOfRepeatsAllowed); one year of monthly fills at most.
 MAX_REFILLS = 11
+# Days one fill may last (a 90-day supply is the usual maximum; a year is the hard limit).
+MAX_DAYS_SUPPLY = 365
 
 
 class OrderItem(models.Model):
@@ -357,6 +359,9 @@ class OrderItem(models.Model):
     dose_period = models.PositiveSmallIntegerField(null=True, blank=True)
     dose_period_unit = models.CharField(max_length=2, choices=DosePeriodUnit.choices, blank=True)
     refills = models.PositiveSmallIntegerField(default=0, help_text="Refills allowed after the first fill.")
+    days_supply = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Days one fill lasts (the pharmacy's expected supply duration)."
+    )
     history = HistoricalRecords()
 
     class Meta:

@@ -71,6 +71,7 @@ class ItemRequest:
     dose_period: int | None = None
     dose_period_unit: str = ""
     refills: int = 0
+    days_supply: int | None = None
 
 
 @dataclass(frozen=True)
@@ -243,6 +244,7 @@ def order_create(
                 dose_period=item.dose_period,
                 dose_period_unit=item.dose_period_unit,
                 refills=item.refills,
+                days_supply=item.days_supply,
             )
             for item in items
         ]

@@ -23,6 +23,7 @@ from territories.selectors import territory_permits
 
 from . import services
 from .models import Pharmacy, PharmacyLog, Prescription, TransmissionStatus
+from .selectors import refill_due_at
 
 
 class PharmacyForm(forms.ModelForm):
@@ -151,10 +152,20 @@ class PrescriptionAdmin(ReadOnlyAdmin, TerritoryScopedAdmin):
         "pharmacy_reference",
         "sent_at",
         "dispense_status",
+        "dispensed_at",
+        "refill_due",
         "carrier",
         "tracking_number",
     )
     exclude = ("item", "territory")
+
+    @admin.display(description="Next fill due")
+    def refill_due(self, prescription: Prescription) -> Any:
+        """When the resupply run sends the next fill (if refills remain); blank without a days supply."""
+        if prescription.fill >= prescription.item.refills:
+            return "No refills left"
+        return refill_due_at(prescription) or "-"
+
     actions = ("retry_sending",)
 
     @admin.action(description="Send again (dead-lettered or refused prescriptions)")

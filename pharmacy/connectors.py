@@ -19,7 +19,7 @@ import requests
 from django.conf import settings
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 
-from .fhir import FHIRInvalid, identifier_system, medication_dispense_validate, to_json
+from .fhir import FHIRInvalid, identifier_system, medication_dispense_validate, prescription_transaction, to_json
 from .models import LogOutcome, Pharmacy, Prescription
 
 
@@ -108,25 +108,31 @@ class Connector(Protocol):
 
 
 class FHIRR4Connector:
-    """POST ``[base]/MedicationRequest`` as FHIR JSON, conditional on the order-scoped identifier.
+    """Send the prescription to a FHIR R4 server, conditional on its order-scoped identifier.
 
-    ``If-None-Exist: identifier=<system>|<value>`` makes the pharmacy's server answer with the
-    prescription it already has instead of creating another, so a retry is harmless.
+    By default ``POST [base]/MedicationRequest`` with ``If-None-Exist: identifier=<system>|<value>``:
+    the server answers with the prescription it already has instead of creating another, so a
+    retry is harmless. With ``mapping = {"mode": "transaction"}`` it posts a transaction Bundle
+    to ``[base]`` instead — Patient, Practitioner and MedicationRequest, each a conditional
+    create — for pharmacies that need the patient's demographics with the prescription.
     """
 
     def send(self, pharmacy: Pharmacy, prescription: Prescription, resource: MedicationRequest) -> Exchange:
-        url = f"{pharmacy.base_url.rstrip('/')}/MedicationRequest"
-        body = to_json(resource)
-        headers = {
-            "Content-Type": "application/fhir+json",
-            "Accept": "application/fhir+json",
-            "If-None-Exist": f"identifier={identifier_system()}|{prescription.identifier}",
-            **auth_headers(pharmacy),
-        }
+        base = pharmacy.base_url.rstrip("/")
+        headers = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json", **auth_headers(pharmacy)}
+        if (pharmacy.mapping or {}).get("mode") == "transaction":
+            url = base
+            body = to_json(prescription_transaction(prescription.item, resource, identifier=prescription.identifier))
+        else:
+            url = f"{base}/MedicationRequest"
+            body = to_json(resource)
+            headers["If-None-Exist"] = f"identifier={identifier_system()}|{prescription.identifier}"
         status, text, response_headers, elapsed = _post(url, body=body, headers=headers)
         reference = ""
         if status is not None and 200 <= status < 300:
             location = response_headers.get("Location") or response_headers.get("Content-Location") or ""
+            if url == base:
+                location = _transaction_location(text)
             parts = location.split("/_history")[0].rstrip("/").split("/")
             reference = "/".join(parts[-2:]) if len(parts) >= 2 else ""
         return Exchange("POST", loggable_url(url), body, status, text, elapsed, _outcome(status), reference)
@@ -150,6 +156,15 @@ class FHIRR4Connector:
             return exchange, None
         reason = dispense.statusReasonCodeableConcept.text if dispense.statusReasonCodeableConcept else ""
         return exchange, DispenseUpdate(identifier=prescription.identifier, status=dispense.status, reason=reason or "")
+
+
+def _transaction_location(text: str) -> str:
+    """The MedicationRequest's location in a transaction-response Bundle (its entry is the last)."""
+    try:
+        entries = json.loads(text).get("entry") or []
+        return str(entries[-1]["response"]["location"])
+    except (ValueError, AttributeError, KeyError, IndexError, TypeError):
+        return ""
 
 
 def _lookup(values: dict[str, Any], path: str) -> Any:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
+from uuid import NAMESPACE_URL, uuid5
 
 from django.conf import settings
 from fhir.resources.R4B.bundle import Bundle
@@ -169,6 +170,13 @@ def medication_request(item: OrderItem, *, fill: int = 0) -> MedicationRequest:
             "numberOfRepeatsAllowed": max(item.refills - fill, 0),
         },
     }
+    if item.days_supply:
+        data["dispenseRequest"]["expectedSupplyDuration"] = {
+            "value": item.days_supply,
+            "unit": "days",
+            "system": "http://unitsofmeasure.org",
+            "code": "d",
+        }
     data = {key: value for key, value in data.items() if value is not None}
     return medication_request_validate(data)
 
@@ -260,6 +268,46 @@ def order_bundle(order: Order, *, items: Iterable[OrderItem] | None = None, fill
             "entry": [{"fullUrl": e["fullUrl"], "resource": e["resource"].model_dump(mode="json")} for e in entries],
         },
     )
+
+
+def _conditional_create(resource: Any, *, full_url: str, condition: str) -> dict[str, Any]:
+    body = resource.model_dump(mode="json", exclude_none=True)
+    body.pop("id", None)  # the server assigns ids on create
+    return {
+        "fullUrl": full_url,
+        "resource": body,
+        "request": {"method": "POST", "url": body["resourceType"], "ifNoneExist": condition},
+    }
+
+
+def prescription_transaction(item: OrderItem, request: MedicationRequest, *, identifier: str) -> Bundle:
+    """A ``transaction`` Bundle carrying one prescription with its patient and prescriber.
+
+    Each entry is a conditional create (``request.ifNoneExist`` on the resource's identifier),
+    so a resent Bundle finds what the first one created; the MedicationRequest's
+    ``urn:uuid:`` references point at the Patient and Practitioner entries, which the server
+    resolves. The MedicationRequest is the last entry.
+    """
+    order = item.order
+    patient, provider = order.patient, order.provider
+    entries = [
+        _conditional_create(
+            patient_resource(patient),
+            full_url=f"urn:uuid:{patient.pk}",
+            condition=f"identifier={identifier_system('patient')}|{patient.pk}",
+        ),
+        _conditional_create(
+            practitioner_resource(provider),
+            full_url=f"urn:uuid:{provider.pk}",
+            condition=f"identifier={NPI}|{provider.npi}",
+        ),
+        _conditional_create(
+            request,
+            full_url=f"urn:uuid:{uuid5(NAMESPACE_URL, identifier_system() + '/' + identifier)}",
+            condition=f"identifier={identifier_system()}|{identifier}",
+        ),
+    ]
+    return _validated(Bundle, {"resourceType": "Bundle", "type": "transaction", "entry": entries})
 
 
 def to_json(resource: Any) -> str:

@@ -33,7 +33,10 @@ class Pharmacy(models.Model):
     mapping = models.JSONField(
         default=dict,
         blank=True,
-        help_text="Message mapping options; vendor-json: {'path': '/orders', 'fields': {'theirs': 'our.path'}}.",
+        help_text=(
+            "Message mapping options; fhir-r4: {'mode': 'transaction'} to post Bundles; "
+            "vendor-json: {'path': '/orders', 'fields': {'theirs': 'our.path'}}."
+        ),
     )
     callback_token_hash = models.CharField(max_length=64, blank=True, editable=False)
     active = models.BooleanField(default=True)
@@ -108,6 +111,9 @@ class Prescription(models.Model):
     dispense_status = models.CharField(max_length=20, choices=DispenseStatus.choices, blank=True)
     tracking_number = models.CharField(max_length=100, blank=True)
     carrier = models.CharField(max_length=50, blank=True)
+    dispensed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the pharmacy first reported it dispensed or shipped: the supply starts."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords()

@@ -17,6 +17,7 @@ import json
 import secrets
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -36,6 +37,7 @@ from territories.selectors import territory_permits
 from .connectors import REGISTRY, DispenseUpdate, Exchange, connector_for
 from .fhir import medication_request, prescribed_items, prescription_identifier
 from .models import DispenseStatus, LogOutcome, Pharmacy, PharmacyLog, Prescription, TransmissionStatus
+from .selectors import refills_due
 
 
 class PrescriptionNotFound(NotFound):
@@ -279,6 +281,25 @@ def prescription_refill(*, order_id: Any, sku: str, actor: Any) -> Prescription:
     return refill
 
 
+def refills_send_due(*, as_of: datetime | None = None) -> dict[str, int]:
+    """The resupply flow: send the next fill of every prescription whose supply runs low.
+
+    What is due comes from ``selectors.refills_due``; each refill goes through
+    ``prescription_refill`` (actor None: the system), so it is counted against the allowed
+    refills exactly as a portal refill is. Safe to run again: a line whose next fill exists is
+    no longer due. Returns ``{"sent": n, "skipped": m}``.
+    """
+    counts = {"sent": 0, "skipped": 0}
+    for prescription in refills_due(as_of=as_of or timezone.now()):
+        try:
+            prescription_refill(order_id=prescription.order_id, sku=prescription.item.sku, actor=None)
+        except (RefillNotPossible, NoRefillsLeft):
+            counts["skipped"] += 1
+            continue
+        counts["sent"] += 1
+    return counts
+
+
 def prescriptions_dead_letter(*, order_id: Any) -> int:
     """Retries are exhausted: the order's pending prescriptions wait for staff (``prescription_retry``)."""
     return Prescription.objects.filter(order_id=order_id, status=TransmissionStatus.PENDING).update(
@@ -313,6 +334,7 @@ def prescription_retry(*, prescription_id: Any, actor: Any) -> Prescription:
 # What a dispense status does to the order (MedicationDispense.status, plus the vendors' "shipped").
 PROGRESS_STATUSES = {DispenseStatus.PREPARATION, DispenseStatus.IN_PROGRESS, DispenseStatus.COMPLETED}
 REFUSED_STATUSES = {DispenseStatus.DECLINED, DispenseStatus.CANCELLED}
+SUPPLIED_STATUSES = {DispenseStatus.COMPLETED, DispenseStatus.SHIPPED}
 
 
 def dispense_update_apply(*, pharmacy: Pharmacy, update: DispenseUpdate, channel: str, log: bool = True) -> str:
@@ -336,7 +358,9 @@ def dispense_update_apply(*, pharmacy: Pharmacy, update: DispenseUpdate, channel
         prescription.dispense_status = update.status
         if update.tracking_number:
             prescription.tracking_number, prescription.carrier = update.tracking_number[:100], update.carrier[:50]
-        prescription.save(update_fields=["dispense_status", "tracking_number", "carrier", "updated_at"])
+        if update.status in SUPPLIED_STATUSES and prescription.dispensed_at is None:
+            prescription.dispensed_at = timezone.now()
+        prescription.save(update_fields=["dispense_status", "tracking_number", "carrier", "dispensed_at", "updated_at"])
         if log:
             _log_update(prescription, update, channel)
         return _order_follows(prescription, update)
@@ -404,6 +428,19 @@ def _as_uuid(value: Any) -> uuid.UUID | None:
         return None
 
 
+FHIR_MODES = ("resource", "transaction")
+
+
+def _settings_check(connector: str, mapping: dict[str, Any]) -> None:
+    """A known connector; for fhir-r4 an optional ``mode`` of ``resource`` (default) or ``transaction``."""
+    if connector not in REGISTRY:
+        raise ValidationFailed(details={"connector": [f"Choose one of: {', '.join(sorted(REGISTRY))}."]})
+    if not isinstance(mapping, dict):
+        raise ValidationFailed(details={"mapping": ["Must be a JSON object."]})
+    if connector == "fhir-r4" and mapping.get("mode", "resource") not in FHIR_MODES:
+        raise ValidationFailed(details={"mapping": [f"mode must be one of: {', '.join(FHIR_MODES)}."]})
+
+
 def pharmacy_create(
     *,
     actor: Any,
@@ -419,8 +456,7 @@ def pharmacy_create(
 
     The actor needs ``manage_pharmacies`` on every territory it serves (PermissionDenied).
     """
-    if connector not in REGISTRY:
-        raise ValidationFailed(details={"connector": [f"Choose one of: {', '.join(sorted(REGISTRY))}."]})
+    _settings_check(connector, mapping)
     for territory_id in territory_ids:
         if not territory_permits(
             user=actor, permission=TerritoryPermission.MANAGE_PHARMACIES, territory_id=territory_id
@@ -461,8 +497,7 @@ def pharmacy_update(
             user=actor, permission=TerritoryPermission.MANAGE_PHARMACIES, territory_id=territory_id
         ):
             raise PermissionDenied("You may not manage pharmacies for these territories.")
-    if fields.get("connector", pharmacy.connector) not in REGISTRY:
-        raise ValidationFailed(details={"connector": [f"Choose one of: {', '.join(sorted(REGISTRY))}."]})
+    _settings_check(fields.get("connector", pharmacy.connector), fields.get("mapping", pharmacy.mapping) or {})
     with transaction.atomic():
         for name, value in fields.items():
             setattr(pharmacy, name, value)

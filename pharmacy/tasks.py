@@ -42,3 +42,15 @@ def submit_prescriptions(self: Any, *, event_id: str, topic: str) -> None:
 def poll_dispense_status() -> dict[str, int]:
     """Beat: ask the pharmacies about their open prescriptions (see ``services.prescriptions_poll``)."""
     return services.prescriptions_poll()
+
+
+@shared_task(acks_late=True, ignore_result=True, autoretry_for=(OperationalError,), max_retries=3)
+def send_due_refills() -> dict[str, int]:
+    """Beat, daily: the resupply flow sends the refills that are due (``services.refills_send_due``).
+
+    Does nothing when ``PHARMACY_AUTO_REFILL`` is off. The refills themselves reach the pharmacy
+    through the outbox (``prescription.refill``), so a failure here loses nothing.
+    """
+    if not settings.PHARMACY_AUTO_REFILL:
+        return {"sent": 0, "skipped": 0}
+    return services.refills_send_due()

@@ -290,3 +290,11 @@ CELERY_BEAT_SCHEDULE["pharmacy-poll-dispense-status"] = {
     "task": "pharmacy.tasks.poll_dispense_status",
     "schedule": PHARMACY_POLL_SECONDS,
 }
+# Resupply: a prescription with refills left and a days supply gets its next fill sent this many
+# days before the current fill runs out (the daily resupply run; off with PHARMACY_AUTO_REFILL=false).
+PHARMACY_AUTO_REFILL = env.bool("PHARMACY_AUTO_REFILL", default=True)
+PHARMACY_REFILL_LEAD_DAYS = env.int("PHARMACY_REFILL_LEAD_DAYS", default=7)
+CELERY_BEAT_SCHEDULE["pharmacy-resupply-refills"] = {
+    "task": "pharmacy.tasks.send_due_refills",
+    "schedule": crontab(hour=7, minute=0),
+}

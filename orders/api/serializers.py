@@ -6,6 +6,7 @@ from rest_framework import serializers
 from core.api.fields import StrictUUIDField
 from core.identifiers import is_valid_icd10
 from orders.models import (
+    MAX_DAYS_SUPPLY,
     MAX_REFILLS,
     DeliveryMode,
     Disposition,
@@ -36,6 +37,14 @@ class ItemInputSerializer(serializers.Serializer):
         choices=DosePeriodUnit.choices, required=False, allow_blank=True, default=""
     )
     refills = serializers.IntegerField(min_value=0, max_value=MAX_REFILLS, required=False, default=0)
+    days_supply = serializers.IntegerField(
+        min_value=1,
+        max_value=MAX_DAYS_SUPPLY,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Medications: days one fill lasts; refills are sent when it runs low.",
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         timing = (attrs.get("dose_frequency"), attrs.get("dose_period"), attrs.get("dose_period_unit") or None)
@@ -124,6 +133,7 @@ class PrescriptionDetailSerializer(serializers.Serializer):
     dose_period = serializers.IntegerField(allow_null=True)
     dose_period_unit = serializers.CharField()
     refills = serializers.IntegerField()
+    days_supply = serializers.IntegerField(allow_null=True)
 
 
 class OrderItemSerializer(serializers.Serializer):
@@ -138,7 +148,9 @@ class OrderItemSerializer(serializers.Serializer):
     @extend_schema_field(PrescriptionDetailSerializer(allow_null=True))
     def get_prescription(self, item: OrderItem) -> dict[str, Any] | None:
         """Dosage and refills of a medication line; null without them or for users who may not read PHI."""
-        if not self.context.get("with_phi") or not (item.dosage_text or item.refills or item.dose_frequency):
+        if not self.context.get("with_phi") or not (
+            item.dosage_text or item.refills or item.dose_frequency or item.days_supply
+        ):
             return None
         return dict(PrescriptionDetailSerializer(item).data)
 

@@ -42,7 +42,7 @@ def sildenafil(north: World) -> Product:
     return product
 
 
-def prescribe(world: World, product: Product, **overrides: Any) -> Order:
+def prescribe(world: World, product: Product, *, days_supply: int | None = None, **overrides: Any) -> Order:
     """The doctor's signed cash-pay order for ``product`` with a sig, a daily timing and two refills."""
     item = ItemRequest(
         sku=product.sku,
@@ -52,6 +52,7 @@ def prescribe(world: World, product: Product, **overrides: Any) -> Order:
         dose_period=1,
         dose_period_unit="d",
         refills=2,
+        days_supply=days_supply,
     )
     fields: dict[str, Any] = {"payer_type": "cash", "items": [item], "diagnosis_codes": ["N52.9"], **overrides}
     return world.order(**fields)

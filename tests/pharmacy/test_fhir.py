@@ -172,6 +172,7 @@ def test_prescription_details_travel_through_the_order_api(north: World, sildena
                 "dose_period": 1,
                 "dose_period_unit": "d",
                 "refills": 3,
+                "days_supply": 30,
             }
         ],
     }
@@ -183,6 +184,7 @@ def test_prescription_details_travel_through_the_order_api(north: World, sildena
         "dose_period": 1,
         "dose_period_unit": "d",
         "refills": 3,
+        "days_supply": 30,
     }
     seen_by_distributor = api(north.distributor).get(f"/api/v1/orders/{created.json()['id']}")
     assert seen_by_distributor.json()["items"][0]["prescription"] is None
