@@ -159,3 +159,14 @@ def test_days_supply_is_validated_on_the_order_api(north: World, sildenafil: Pro
     )
     assert created.status_code == 201, created.content
     assert Order.objects.get(pk=created.json()["id"]).items.get().days_supply == 90
+
+
+def test_the_resupply_run_is_on_the_beat_schedule_daily() -> None:
+    from celery.schedules import crontab
+    from django.conf import settings
+
+    from config.celery import app
+
+    entry = settings.CELERY_BEAT_SCHEDULE["pharmacy-resupply-refills"]
+    assert entry == {"task": "pharmacy.tasks.send_due_refills", "schedule": crontab(hour=7, minute=0)}
+    assert app.tasks[entry["task"]] is send_due_refills
