@@ -169,4 +169,4 @@ def test_the_resupply_run_is_on_the_beat_schedule_daily() -> None:
 
     entry = settings.CELERY_BEAT_SCHEDULE["pharmacy-resupply-refills"]
     assert entry == {"task": "pharmacy.tasks.send_due_refills", "schedule": crontab(hour=7, minute=0)}
-    assert app.tasks[entry["task"]] is send_due_refills
+    assert app.tasks[entry["task"]].name == send_due_refills.name
