@@ -192,11 +192,18 @@ def stock_reserve(
 
 
 def _close_reservations(
-    *, order_id: uuid.UUID, status: ReservationStatus, actor: Any, warehouse_id: uuid.UUID | None = None
+    *,
+    order_id: uuid.UUID,
+    status: ReservationStatus,
+    actor: Any,
+    warehouse_id: uuid.UUID | None = None,
+    order_line_ids: Sequence[uuid.UUID] | None = None,
 ) -> int:
     active = StockReservation.objects.filter(order_id=order_id, status=ReservationStatus.ACTIVE)
     if warehouse_id is not None:
         active = active.filter(lot__warehouse_id=warehouse_id)
+    if order_line_ids is not None:
+        active = active.filter(order_line_id__in=list(order_line_ids))
     reservations = list(active.order_by("lot_id"))
     if not reservations:
         return 0
@@ -223,12 +230,15 @@ def _close_reservations(
 
 
 @transaction.atomic
-def stock_release(*, order_id: uuid.UUID, actor: Any = None) -> int:
-    """Give back an order's active reservations (cancel, rejection). Returns the units released.
+def stock_release(*, order_id: uuid.UUID, actor: Any = None, order_line_ids: Sequence[uuid.UUID] | None = None) -> int:
+    """Give back an order's active reservations (cancel, rejection), or only those of some of its
+    lines (a line another party fills). Returns the units released.
 
     Idempotent: a second call finds nothing active and changes nothing.
     """
-    return _close_reservations(order_id=order_id, status=ReservationStatus.RELEASED, actor=actor)
+    return _close_reservations(
+        order_id=order_id, status=ReservationStatus.RELEASED, actor=actor, order_line_ids=order_line_ids
+    )
 
 
 @transaction.atomic

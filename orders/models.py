@@ -314,6 +314,7 @@ class FulfillmentPath(models.TextChoices):
     WAREHOUSE = "warehouse", "Warehouse"
     DROPSHIP = "dropship", "Dropship"
     BACKORDER = "backorder", "Warehouse backorder"
+    PHARMACY = "pharmacy", "Pharmacy"
 
 
 class DosePeriodUnit(models.TextChoices):

@@ -4,7 +4,9 @@ When an order enters ``in_progress`` every line gets a path by the first matchin
 ``ROUTING_RULES`` (the admin shows the same list), the decisions and their reasons go on the
 order's timeline, and the work is created: a pick/pack task per warehouse holding the line's
 reserved stock, a dropship purchase order and task per vendor, and a patient-training task for
-items that need one. When an order is cancelled or rejected its reservations are released and
+items that need one. Prescribed medications (RxNorm products) in a territory an active
+pharmacy serves are the pharmacy's to fill: no warehouse work, and stock held for them is
+released. When an order is cancelled or rejected its reservations are released and
 its open work is cancelled.
 
 These functions run inside the order's transition (``orders.services.order_transition``), with
@@ -52,6 +54,12 @@ class RoutingRule:
 # First match wins.
 ROUTING_RULES: tuple[RoutingRule, ...] = (
     RoutingRule(
+        "pharmacy_prescription",
+        FulfillmentPath.PHARMACY,
+        "Filled by the pharmacy: a prescribed medication in a territory an active pharmacy serves "
+        "(the prescription goes to it; any warehouse stock held for it is released).",
+    ),
+    RoutingRule(
         "warehouse_reserved",
         FulfillmentPath.WAREHOUSE,
         "Ships from the warehouse: the product allows it and its stock was reserved when the order was submitted.",
@@ -94,14 +102,27 @@ class Decision:
     rule: RoutingRule
 
 
+def _pharmacy_fills(order: Order) -> bool:
+    """An active pharmacy serves the order's territory (the pharmacy agent sends it the prescriptions)."""
+    return bool(order.territory.pharmacies.filter(active=True).exists())
+
+
 def _decide(order: Order, items: Sequence[OrderItem]) -> list[Decision]:
+    # Prescribed medications go to the pharmacy when one serves the territory; stock held for them is freed.
+    by_pharmacy = {item.pk for item in items if item.product.rxnorm_code} if _pharmacy_fills(order) else set()
+    if by_pharmacy:
+        stock_release(order_id=order.pk, order_line_ids=sorted(by_pharmacy))
     reserved = set(
         StockReservation.objects.filter(order_id=order.pk, status=ReservationStatus.ACTIVE).values_list(
             "order_line_id", flat=True
         )
     )
     # Lines flagged at submission try the warehouse again before anything else.
-    retry = [item for item in items if item.pk not in reserved and item.product.warehouse_fulfillment]
+    retry = [
+        item
+        for item in items
+        if item.pk not in reserved and item.pk not in by_pharmacy and item.product.warehouse_fulfillment
+    ]
     still_short = {
         shortfall.order_line_id
         for shortfall in stock_reserve(
@@ -117,7 +138,9 @@ def _decide(order: Order, items: Sequence[OrderItem]) -> list[Decision]:
     for item in items:
         product = item.product
         vendor = product.vendor
-        if item.pk in reserved:
+        if item.pk in by_pharmacy:
+            code = "pharmacy_prescription"
+        elif item.pk in reserved:
             code = "warehouse_reserved"
         elif item.pk in reserved_now:
             code = "warehouse_reserved_now"

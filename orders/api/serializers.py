@@ -155,7 +155,7 @@ class OrderItemSerializer(serializers.Serializer):
         return dict(PrescriptionDetailSerializer(item).data)
 
     def get_fulfillment_path(self, item: OrderItem) -> str | None:
-        """``warehouse``, ``dropship`` or ``backorder`` once fulfillment started; null before."""
+        """``warehouse``, ``dropship``, ``backorder`` or ``pharmacy`` once fulfillment started; null before."""
         return item.fulfillment_path or None
 
 

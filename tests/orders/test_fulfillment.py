@@ -161,8 +161,9 @@ def test_a_product_that_never_ships_from_the_warehouse_reserves_nothing(north: W
 # --- routing -------------------------------------------------------------------------------------
 
 
-def test_the_rule_order_is_warehouse_reserved_then_reserved_now_then_dropship_then_backorder() -> None:
+def test_the_rule_order_is_pharmacy_then_warehouse_reserved_then_reserved_now_then_dropship_then_backorder() -> None:
     assert [(rule.code, rule.path) for rule in ROUTING_RULES] == [
+        ("pharmacy_prescription", "pharmacy"),
         ("warehouse_reserved", "warehouse"),
         ("warehouse_reserved_now", "warehouse"),
         ("dropship_vendor", "dropship"),

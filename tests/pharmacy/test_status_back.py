@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from catalog.models import Product
-from orders.models import Order
+from catalog.models import Lot, Product, StockReservation
+from orders.models import FulfillmentTask, Order
 from pharmacy import services
 from pharmacy.models import Pharmacy, PharmacyLog, Prescription
 from tests.conftest import World
@@ -59,9 +59,17 @@ def test_a_shipped_status_with_tracking_ships_the_order(
     pharmacy, token = registered
     prescription = paid_prescription(north, sildenafil)
 
+    item = prescription.item
+    assert StockReservation.objects.get(order_line_id=item.pk).status == "active"
     filling = callback(client, pharmacy, token, {"identifier": prescription.identifier, "status": "in-progress"})
     assert (filling.status_code, filling.json()) == (200, {"received": True, "outcome": "order start_fulfillment"})
     assert Order.objects.get(pk=prescription.order_id).status == "in_progress"
+    # The pharmacy fills it: no warehouse work, and the bottle held at submission goes back on the shelf
+    item.refresh_from_db()
+    assert (item.fulfillment_path, item.fulfillment_rule) == ("pharmacy", "pharmacy_prescription")
+    assert FulfillmentTask.objects.filter(order_id=prescription.order_id).count() == 0
+    assert StockReservation.objects.get(order_line_id=item.pk).status == "released"
+    assert Lot.objects.get(product=sildenafil).quantity_reserved == 0
 
     body = {"identifier": prescription.identifier, "status": "shipped", "tracking_number": "1Z999AA1", "carrier": "UPS"}
     shipped = callback(client, pharmacy, token, body)
