@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from core.identifiers import is_valid_npi
 
-from .inputs import ArtifactType, ComplianceInput, ItemFacts
+from .inputs import ArtifactType, ComplianceInput, Delivery, ItemFacts
 from .rulebook import Row, RuleSet, Source, load_rule_sets, rule_versions
 
 
@@ -443,11 +443,7 @@ class _Checker:
         if not refill_rows:
             return
         refill = refill_rows[0]
-        last_day = max(d.delivered_on for d in history)
-        last_quantity = sum(d.quantity for d in history if d.delivered_on == last_day)
-        period_days = (add_months(last_day, int(limit["period_months"])) - last_day).days
-        supply_end = last_day + dt.timedelta(days=period_days * last_quantity // int(limit["quantity"]))
-        earliest = supply_end - dt.timedelta(days=int(refill["deliver_no_sooner_than_days"]))
+        last_day, supply_end, earliest = _supply_window(limit, refill, history)
         codes = ", ".join(sorted({item.hcpcs or "" for item in items}))
         if self.delivery_date < earliest:
             self.add(
@@ -619,6 +615,65 @@ class _Checker:
                         source=row.source,
                         item=item,
                     )
+
+
+def _supply_window(limit: Row, refill: Row, history: Sequence[Delivery]) -> tuple[dt.date, dt.date, dt.date]:
+    """Last delivery day, the day its supply runs out, and the first day a refill may be delivered.
+
+    The supply lasts the limit's period scaled by the quantity last delivered against the usual
+    maximum (a 3-month maximum of 270 strips, 90 delivered: one month); the refill rule says how
+    many days before that end a refill may be delivered.
+    """
+    last_day = max(d.delivered_on for d in history)
+    last_quantity = sum(d.quantity for d in history if d.delivered_on == last_day)
+    period_days = (add_months(last_day, int(limit["period_months"])) - last_day).days
+    supply_end = last_day + dt.timedelta(days=period_days * last_quantity // int(limit["quantity"]))
+    return last_day, supply_end, supply_end - dt.timedelta(days=int(refill["deliver_no_sooner_than_days"]))
+
+
+@dataclass(frozen=True)
+class SupplyStatus:
+    """What a patient has of one supply: its last delivery and, under a usual-maximum rule, when a
+    refill may next be delivered (None for items no quantity rule covers)."""
+
+    hcpcs: str
+    last_delivered: dt.date
+    quantity: int
+    supply_ends: dt.date | None
+    next_eligible: dt.date | None
+
+
+def supply_status(
+    history: Sequence[Delivery],
+    *,
+    on: dt.date,
+    diagnosis_codes: Sequence[str] = (),
+    rule_sets: Mapping[str, RuleSet] | None = None,
+) -> list[SupplyStatus]:
+    """Per HCPCS code delivered, the last delivery and the next eligible refill date on ``on``.
+
+    The same quantity-limit and refill rules as the checks of an order (``REFILL_TOO_EARLY``):
+    a refill ordered for delivery before ``next_eligible`` holds. Sorted by code.
+    """
+    rule_sets = rule_sets if rule_sets is not None else load_rule_sets()
+    limits = rule_sets["quantity_limits"]
+    insulin_codes = set(limits.settings.get("insulin_treated_diagnoses", ()))
+    applicable = "insulin_treated" if any(code in insulin_codes for code in diagnosis_codes) else "not_insulin_treated"
+    refill_rows = rule_sets["refills"].rows_in_force(on)
+    rows = [row for row in limits.rows_in_force(on) if row.get("when", "any") in ("any", applicable)]
+    statuses = []
+    for code in sorted({d.hcpcs for d in history if d.delivered_on <= on}):
+        mine = [d for d in history if d.hcpcs == code and d.delivered_on <= on]
+        last_day = max(d.delivered_on for d in mine)
+        quantity = sum(d.quantity for d in mine if d.delivered_on == last_day)
+        row = next((r for r in rows if code in r.codes), None)
+        if row is None or not refill_rows:
+            statuses.append(SupplyStatus(code, last_day, quantity, None, None))
+            continue
+        pooled = [d for d in history if d.hcpcs in row.codes and d.delivered_on <= on]
+        _last, supply_end, earliest = _supply_window(row, refill_rows[0], pooled)
+        statuses.append(SupplyStatus(code, last_day, quantity, supply_end, earliest))
+    return statuses
 
 
 def _valid_until(decision_date: dt.date, validity: Mapping[str, Any]) -> dt.date:

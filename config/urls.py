@@ -15,6 +15,8 @@ api_v1 = [*accounts_v1, *patients_v1, *orders_v1, *catalog_v1, *pharmacy_v1]
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("accounts/", include("accounts.urls")),
+    path("portal/", include("orders.portal.urls")),
     path("api/v1/", include(api_v1)),
     path("api/", include([*orders_api, *payments_portal, *pharmacy_portal])),
     path("payments/", include("payments.api.urls")),

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from catalog.models import Product
 from catalog.selectors import available_quantities, expected_restock_date, products_by_sku
-from compliance.engine import ComplianceResult
+from compliance.engine import ComplianceResult, SupplyStatus, supply_status
 from compliance.inputs import (
     AttachedArtifact,
     ComplianceInput,
@@ -293,6 +293,14 @@ def _supply_history(patient: Patient, exclude_order_id: Any) -> tuple[Delivery, 
         for code, quantity, completed_at in lines
         if completed_at is not None
     )
+
+
+def patient_supply_status(*, patient: Patient, on: dt.date) -> list[SupplyStatus]:
+    """What the patient has been delivered and when each supply may next be refilled (the same
+    rules as an order's checks; insulin treatment read from the newest order's diagnoses)."""
+    latest = Order.objects.filter(patient=patient).order_by("-created_at").only("diagnosis_codes").first()
+    diagnoses = (latest.diagnosis_codes or []) if latest is not None else []
+    return supply_status(_supply_history(patient, None), on=on, diagnosis_codes=diagnoses)
 
 
 def order_check_compliance(*, order: Order, actor: Any, kind: str) -> ComplianceResult:

@@ -6,6 +6,7 @@ outside the user's territories is indistinguishable from one that does not exist
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,14 +14,20 @@ from typing import Any
 
 from django.db.models import Prefetch, Q, QuerySet
 
+from catalog.models import Product
+from compliance.engine import SupplyStatus
 from compliance.models import ComplianceSnapshot
 from compliance.selectors import latest_snapshot
+from patients.exceptions import PatientNotFound
+from patients.models import Coverage, Patient, PriorAuthorization, Provider
+from patients.selectors import active_coverage, patients_for_user, prior_authorizations_of
 from territories.exceptions import TerritoryMismatch
 from territories.models import Territory, TerritoryPermission
 from territories.selectors import territories_for_user, territory_lookup, territory_permits
 
+from .compliance_checks import patient_supply_status
 from .exceptions import OrderNotFound
-from .models import FulfillmentTask, Order, OrderEvent, OrderItem, OrderStatus
+from .models import STAGE_OF_STATUS, FulfillmentTask, Order, OrderEvent, OrderItem, OrderStatus, Stage
 
 
 def _as_uuid(value: Any) -> uuid.UUID | None:
@@ -136,16 +143,124 @@ def review_queue(
     orders = list(
         orders_with_items(Order.objects.filter(waiting, territory__in=territories)).order_by("created_at", "id")
     )
-    results: dict[Any, dict[str, Any]] = {}
-    for snapshot in ComplianceSnapshot.objects.filter(order_id__in=[o.pk for o in orders]).order_by("created_at"):
-        results[snapshot.order_id] = snapshot.result
-    # After verification the reason is the latest check recorded on the timeline (e.g. pharmacy_rejected).
-    later = [order.pk for order in orders if order.status in REVIEW_AFTER_VERIFICATION]
-    for event in OrderEvent.objects.filter(order_id__in=later, kind="compliance").order_by("sequence"):
-        if isinstance(event.payload, dict) and "findings" in event.payload:
-            results[event.order_id] = event.payload
+    results = latest_results(orders)
     if reason:
         orders = [
             order for order in orders if any(f["code"] == reason for f in results.get(order.pk, {}).get("findings", []))
         ]
     return ReviewQueue(orders=orders, results=results)
+
+
+def latest_results(orders: Sequence[Order]) -> dict[Any, dict[str, Any]]:
+    """The latest compliance result per order id: the newest snapshot, or, for an order put back
+    in review after verification, the newest check recorded on its timeline (e.g. pharmacy_rejected)."""
+    results: dict[Any, dict[str, Any]] = {}
+    for snapshot in ComplianceSnapshot.objects.filter(order_id__in=[o.pk for o in orders]).order_by("created_at"):
+        results[snapshot.order_id] = snapshot.result
+    later = [order.pk for order in orders if order.status in REVIEW_AFTER_VERIFICATION]
+    for event in OrderEvent.objects.filter(order_id__in=later, kind="compliance").order_by("sequence"):
+        if isinstance(event.payload, dict) and "findings" in event.payload:
+            results[event.order_id] = event.payload
+    return results
+
+
+# --- the portal -------------------------------------------------------------------------------
+
+STATUSES_OF_STAGE: dict[Stage, tuple[str, ...]] = {
+    stage: tuple(status for status, of in STAGE_OF_STATUS.items() if of == stage) for stage in Stage
+}
+
+
+def portal_orders(*, user: Any) -> QuerySet[Order]:
+    """The orders the portal's home lists for ``user``: a doctor's own (placed for them as the
+    provider, or placed by them); for anyone else every order of their territories."""
+    orders = orders_for_user(user=user)
+    provider_id = Provider.objects.filter(user=user).values_list("pk", flat=True).first()
+    if provider_id is not None:
+        orders = orders.filter(Q(provider_id=provider_id) | Q(created_by=user))
+    return orders
+
+
+def portal_orders_in_stage(*, user: Any, stage: Stage) -> QuerySet[Order]:
+    """``portal_orders`` in one display stage (Pending, Preparing, Shipped), newest first."""
+    return (
+        portal_orders(user=user)
+        .filter(status__in=STATUSES_OF_STAGE[stage])
+        .select_related("patient", "provider")
+        .order_by("-created_at", "id")
+    )
+
+
+@dataclass(frozen=True)
+class HoldForDoctor:
+    order: Order
+    findings: list[dict[str, Any]]  # the hold and review findings, with the artifacts that clear them
+
+
+def portal_holds(*, user: Any) -> list[HoldForDoctor]:
+    """The user's orders waiting on a hold or a review, oldest first, with what each needs."""
+    waiting = Q(status__in=REVIEW_STATUSES, ai_disposition__in=REVIEW_DISPOSITIONS) | Q(
+        status__in=REVIEW_AFTER_VERIFICATION, ai_disposition="needs_review"
+    )
+    orders = list(portal_orders(user=user).filter(waiting).select_related("patient").order_by("created_at", "id"))
+    results = latest_results(orders)
+    return [
+        HoldForDoctor(
+            order=order,
+            findings=[f for f in results.get(order.pk, {}).get("findings", []) if f.get("severity") != "info"],
+        )
+        for order in orders
+    ]
+
+
+@dataclass(frozen=True)
+class PatientCard:
+    """What a doctor sees before ordering for a patient (portal patient card)."""
+
+    patient: Patient
+    coverage: Coverage | None
+    prior_authorizations: list[PriorAuthorization]
+    supply: list[tuple[SupplyStatus, str]]  # with the product name of the code
+    warnings: list[str]
+
+
+EXPIRY_WARNING_DAYS = 30
+
+
+def patient_card(*, user: Any, pk: Any, on: dt.date) -> PatientCard:
+    """The patient ``pk`` with coverage, prior authorizations, supply status and warnings.
+
+    Only for patients whose PHI the user may read (else PatientNotFound, also for bad ids).
+    Warnings: no coverage in force, coverage or a prior authorization ending within 30 days,
+    prior authorizations expired or not affirmed.
+    """
+    patient_id = _as_uuid(pk)
+    patient = patients_for_user(user=user).filter(pk=patient_id).first() if patient_id else None
+    if patient is None:
+        raise PatientNotFound()
+    coverage = active_coverage(patient=patient, on=on)
+    authorizations = sorted(
+        prior_authorizations_of(patient=patient), key=lambda pa: (pa.hcpcs_code, pa.decision_date), reverse=True
+    )
+    soon = on + dt.timedelta(days=EXPIRY_WARNING_DAYS)
+    warnings = []
+    if coverage is None:
+        warnings.append("No coverage is in force today: insurance orders will need coverage details.")
+    elif coverage.effective_to is not None and coverage.effective_to <= soon:
+        warnings.append(f"Coverage ends on {coverage.effective_to:%b %-d, %Y}.")
+    for pa in authorizations:
+        if pa.decision != "affirmed":
+            warnings.append(f"The prior authorization for {pa.hcpcs_code} was not affirmed.")
+        elif pa.expires_on is not None and pa.expires_on < on:
+            warnings.append(f"The prior authorization for {pa.hcpcs_code} expired on {pa.expires_on:%b %-d, %Y}.")
+        elif pa.expires_on is not None and pa.expires_on <= soon:
+            warnings.append(f"The prior authorization for {pa.hcpcs_code} expires on {pa.expires_on:%b %-d, %Y}.")
+    statuses = patient_supply_status(patient=patient, on=on)
+    names = dict(Product.objects.filter(hcpcs_code__in=[s.hcpcs for s in statuses]).values_list("hcpcs_code", "name"))
+    return PatientCard(
+        patient=patient,
+        coverage=coverage,
+        prior_authorizations=authorizations,
+        supply=[(status, names.get(status.hcpcs, status.hcpcs)) for status in statuses],
+        warnings=warnings,
+    )

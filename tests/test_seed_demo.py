@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import authenticate
+from django.test import RequestFactory
 from django.core.management import call_command
 from django.db.models import Sum
 from django.utils import timezone
@@ -173,12 +174,19 @@ def test_users_roles_and_territories() -> None:
     }
 
 
+def sign_in_request() -> Any:
+    """A sign-in request: django-axes checks every authentication against one."""
+    return RequestFactory().post("/accounts/login/")
+
+
 def test_demo_password_signs_every_user_in() -> None:
     seed()
 
     for username in DEMO_USERS:
-        assert authenticate(username=username, password="demo-password") == User.objects.get(username=username)
-    assert authenticate(username="dr.north", password="wrong-password") is None
+        assert authenticate(request=sign_in_request(), username=username, password="demo-password") == User.objects.get(
+            username=username
+        )
+    assert authenticate(request=sign_in_request(), username="dr.north", password="wrong-password") is None
 
 
 def test_rerun_resets_passwords_to_demo_password(settings: Any) -> None:
@@ -191,9 +199,9 @@ def test_rerun_resets_passwords_to_demo_password(settings: Any) -> None:
     output = seed()
 
     for username in DEMO_USERS:
-        assert authenticate(username=username, password="another-demo-password") is not None
-        assert authenticate(username=username, password="demo-password") is None
-    assert authenticate(username="ops.south", password="someone-changed-it") is None
+        assert authenticate(request=sign_in_request(), username=username, password="another-demo-password") is not None
+        assert authenticate(request=sign_in_request(), username=username, password="demo-password") is None
+    assert authenticate(request=sign_in_request(), username="ops.south", password="someone-changed-it") is None
     assert "Password of every demo user: the value of DEMO_PASSWORD" in output
     assert "another-demo-password" not in output
 
