@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import authenticate
-from django.test import RequestFactory
 from django.core.management import call_command
 from django.db.models import Sum
+from django.test import RequestFactory
 from django.utils import timezone
 
 from accounts.models import User
