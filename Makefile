@@ -33,6 +33,7 @@ migrations-check: $(INSTALLED)
 		$(BIN)/python manage.py makemigrations --check --dry-run
 
 pytest: $(INSTALLED)
+	scripts/ensure_chromium.sh
 	$(BIN)/pytest
 
 # With REDIS_URL set in .env: a real worker and the beat schedule (outbox sweep).

@@ -4,7 +4,6 @@ the order page with its documents and notes. (The browser journeys are in tests/
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
