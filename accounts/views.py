@@ -12,6 +12,7 @@ from django.shortcuts import render
 
 from core.api.errors import envelope
 
+from .context_processors import lockout_minutes
 from .middleware import IDLE_SIGNED_OUT_KEY
 
 
@@ -27,15 +28,10 @@ class SignInView(auth_views.LoginView):
         return context
 
 
-class SignOutView(auth_views.LogoutView):
-    """POST only (Django's LogoutView); back to the sign-in page."""
-
-
 def locked_out(request: HttpRequest, original_response: Any = None, credentials: Any = None) -> HttpResponse:
     """django-axes' answer to a locked-out sign-in: the lockout page, or for the API (its token
     endpoint) the error envelope with ``ACCOUNT_LOCKED`` — the same 429 either way."""
-    minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
     if request.path.startswith("/api/"):
-        message = f"Too many failed sign-ins for this user name; try again in {minutes} minutes."
+        message = f"Too many failed sign-ins for this user name; try again in {lockout_minutes()} minutes."
         return JsonResponse(envelope("ACCOUNT_LOCKED", message), status=429)
     return render(request, "accounts/locked_out.html", status=429)

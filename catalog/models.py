@@ -81,6 +81,11 @@ class Product(models.Model):
         return f"{self.sku} — {self.name}"
 
     @property
+    def is_medication(self) -> bool:
+        """A medication (it has an RxNorm code): a pharmacy fills it from a prescription."""
+        return bool(self.rxnorm_code)
+
+    @property
     def fulfillment_modes(self) -> list[str]:
         return [
             mode

@@ -384,14 +384,8 @@ class _Checker:
 
     # --- 4 and 5. quantity limits and refills --------------------------------------------------
     def quantity_limits_and_refills(self) -> None:
-        limits = self.rules["quantity_limits"]
-        insulin_codes = set(limits.settings.get("insulin_treated_diagnoses", ()))
-        insulin = any(code in insulin_codes for code in self.facts.diagnosis_codes)
-        applicable = "insulin_treated" if insulin else "not_insulin_treated"
         pools: dict[int, tuple[Row, list[ItemFacts]]] = {}
-        for row in limits.rows_in_force(self.delivery_date):
-            if row.get("when", "any") not in ("any", applicable):
-                continue
+        for row in quantity_limit_rows(self.rules["quantity_limits"], self.facts.diagnosis_codes, self.delivery_date):
             for item in self.coded_items():
                 if item.hcpcs in row.codes:
                     pools.setdefault(row.index, (row, []))[1].append(item)
@@ -617,6 +611,14 @@ class _Checker:
                     )
 
 
+def quantity_limit_rows(limits: RuleSet, diagnosis_codes: Iterable[str], on: dt.date) -> list[Row]:
+    """The usual-maximum rows in force on ``on`` that apply to the patient: rows for insulin-treated
+    patients (an insulin diagnosis on the order) or the others, and rows for everyone."""
+    insulin_codes = set(limits.settings.get("insulin_treated_diagnoses", ()))
+    applicable = "insulin_treated" if any(code in insulin_codes for code in diagnosis_codes) else "not_insulin_treated"
+    return [row for row in limits.rows_in_force(on) if row.get("when", "any") in ("any", applicable)]
+
+
 def _supply_window(limit: Row, refill: Row, history: Sequence[Delivery]) -> tuple[dt.date, dt.date, dt.date]:
     """Last delivery day, the day its supply runs out, and the first day a refill may be delivered.
 
@@ -656,11 +658,8 @@ def supply_status(
     a refill ordered for delivery before ``next_eligible`` holds. Sorted by code.
     """
     rule_sets = rule_sets if rule_sets is not None else load_rule_sets()
-    limits = rule_sets["quantity_limits"]
-    insulin_codes = set(limits.settings.get("insulin_treated_diagnoses", ()))
-    applicable = "insulin_treated" if any(code in insulin_codes for code in diagnosis_codes) else "not_insulin_treated"
     refill_rows = rule_sets["refills"].rows_in_force(on)
-    rows = [row for row in limits.rows_in_force(on) if row.get("when", "any") in ("any", applicable)]
+    rows = quantity_limit_rows(rule_sets["quantity_limits"], diagnosis_codes, on)
     statuses = []
     for code in sorted({d.hcpcs for d in history if d.delivered_on <= on}):
         mine = [d for d in history if d.hcpcs == code and d.delivered_on <= on]

@@ -103,13 +103,17 @@ class Decision:
 
 
 def _pharmacy_fills(order: Order) -> bool:
-    """An active pharmacy serves the order's territory (the pharmacy agent sends it the prescriptions)."""
+    """An active pharmacy serves the order's territory (the pharmacy agent sends it the prescriptions).
+
+    The same test as ``pharmacy.services.pharmacy_for``, through the territory's reverse relation
+    because ``orders`` may not import ``pharmacy``.
+    """
     return bool(order.territory.pharmacies.filter(active=True).exists())
 
 
 def _decide(order: Order, items: Sequence[OrderItem]) -> list[Decision]:
     # Prescribed medications go to the pharmacy when one serves the territory; stock held for them is freed.
-    by_pharmacy = {item.pk for item in items if item.product.rxnorm_code} if _pharmacy_fills(order) else set()
+    by_pharmacy = {item.pk for item in items if item.product.is_medication} if _pharmacy_fills(order) else set()
     if by_pharmacy:
         stock_release(order_id=order.pk, order_line_ids=sorted(by_pharmacy))
     reserved = set(

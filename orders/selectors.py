@@ -19,7 +19,7 @@ from compliance.engine import SupplyStatus
 from compliance.models import ComplianceSnapshot
 from compliance.selectors import latest_snapshot
 from patients.exceptions import PatientNotFound
-from patients.models import Coverage, Patient, PriorAuthorization, Provider
+from patients.models import Coverage, Patient, PriorAuthorization, PriorAuthorizationDecision, Provider
 from patients.selectors import active_coverage, patients_for_user, prior_authorizations_of
 from territories.exceptions import TerritoryMismatch
 from territories.models import Territory, TerritoryPermission
@@ -116,6 +116,15 @@ REVIEW_AFTER_VERIFICATION = (
 )
 
 
+def _waiting(dispositions: Sequence[str]) -> Q:
+    """Orders waiting for a person: held or in review before verification, and verified orders
+    put back in review later (when ``needs_review`` is asked for)."""
+    waiting = Q(status__in=REVIEW_STATUSES, ai_disposition__in=dispositions)
+    if "needs_review" in dispositions:
+        waiting |= Q(status__in=REVIEW_AFTER_VERIFICATION, ai_disposition="needs_review")
+    return waiting
+
+
 def review_queue(
     *,
     user: Any,
@@ -137,11 +146,10 @@ def review_queue(
         if territory is None or not territories.filter(pk=territory.pk).exists():
             raise TerritoryMismatch(details={"territory_id": territory_key[:64]})
         territories = territories.filter(pk=territory.pk)
-    waiting = Q(status__in=REVIEW_STATUSES, ai_disposition__in=dispositions)
-    if "needs_review" in dispositions:
-        waiting |= Q(status__in=REVIEW_AFTER_VERIFICATION, ai_disposition="needs_review")
     orders = list(
-        orders_with_items(Order.objects.filter(waiting, territory__in=territories)).order_by("created_at", "id")
+        orders_with_items(Order.objects.filter(_waiting(dispositions), territory__in=territories)).order_by(
+            "created_at", "id"
+        )
     )
     results = latest_results(orders)
     if reason:
@@ -199,9 +207,7 @@ class HoldForDoctor:
 
 def portal_holds(*, user: Any) -> list[HoldForDoctor]:
     """The user's orders waiting on a hold or a review, oldest first, with what each needs."""
-    waiting = Q(status__in=REVIEW_STATUSES, ai_disposition__in=REVIEW_DISPOSITIONS) | Q(
-        status__in=REVIEW_AFTER_VERIFICATION, ai_disposition="needs_review"
-    )
+    waiting = _waiting(REVIEW_DISPOSITIONS)
     orders = list(portal_orders(user=user).filter(waiting).select_related("patient").order_by("created_at", "id"))
     results = latest_results(orders)
     return [
@@ -249,7 +255,7 @@ def patient_card(*, user: Any, pk: Any, on: dt.date) -> PatientCard:
     elif coverage.effective_to is not None and coverage.effective_to <= soon:
         warnings.append(f"Coverage ends on {coverage.effective_to:%b %-d, %Y}.")
     for pa in authorizations:
-        if pa.decision != "affirmed":
+        if pa.decision != PriorAuthorizationDecision.AFFIRMED:
             warnings.append(f"The prior authorization for {pa.hcpcs_code} was not affirmed.")
         elif pa.expires_on is not None and pa.expires_on < on:
             warnings.append(f"The prior authorization for {pa.hcpcs_code} expired on {pa.expires_on:%b %-d, %Y}.")

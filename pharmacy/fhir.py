@@ -100,7 +100,7 @@ def prescription_identifier(item: OrderItem, fill: int = 0) -> str:
 
 def is_prescribed(item: OrderItem) -> bool:
     """A line the pharmacy fills: a medication (RxNorm-coded product)."""
-    return bool(item.product.rxnorm_code)
+    return item.product.is_medication
 
 
 def _patient_reference(patient: Patient) -> dict[str, Any]:
