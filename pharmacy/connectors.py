@@ -34,6 +34,22 @@ class DispenseUpdate:
     reason: str = ""
 
 
+def dispense_update(dispense: Any, *, identifier: str | None = None) -> DispenseUpdate | None:
+    """A validated FHIR MedicationDispense as a DispenseUpdate for ``identifier`` — or, without one,
+    for the prescription it names by our identifier in ``authorizingPrescription`` (None if none)."""
+    if identifier is None:
+        ours = [
+            ref.identifier.value
+            for ref in dispense.authorizingPrescription or []
+            if ref.identifier is not None and ref.identifier.system == identifier_system()
+        ]
+        if not ours:
+            return None
+        identifier = str(ours[0])
+    reason = dispense.statusReasonCodeableConcept.text if dispense.statusReasonCodeableConcept else ""
+    return DispenseUpdate(identifier=identifier, status=dispense.status, reason=reason or "")
+
+
 @dataclass(frozen=True)
 class Exchange:
     method: str
@@ -154,8 +170,7 @@ class FHIRR4Connector:
             return dataclasses.replace(exchange, outcome=LogOutcome.REJECTED), None
         if dispense is None:
             return exchange, None
-        reason = dispense.statusReasonCodeableConcept.text if dispense.statusReasonCodeableConcept else ""
-        return exchange, DispenseUpdate(identifier=prescription.identifier, status=dispense.status, reason=reason or "")
+        return exchange, dispense_update(dispense, identifier=prescription.identifier)
 
 
 def _transaction_location(text: str) -> str:

@@ -21,8 +21,8 @@ from core.exceptions import AuthenticationFailed, PermissionDenied, ValidationFa
 from core.models import AccessChannel
 from orders.selectors import order_get_for_user, order_phi_visible
 from pharmacy import services
-from pharmacy.connectors import REGISTRY
-from pharmacy.fhir import FHIRInvalid, identifier_system, medication_dispense_validate, order_bundle, to_json
+from pharmacy.connectors import REGISTRY, dispense_update
+from pharmacy.fhir import FHIRInvalid, medication_dispense_validate, order_bundle, to_json
 from pharmacy.models import DispenseStatus, LogOutcome, Pharmacy
 
 from .renderers import FHIRJSONParser, FHIRJSONRenderer
@@ -117,17 +117,12 @@ def _update_from_dispense(body: dict[str, Any]) -> services.DispenseUpdate:
         dispense: Any = medication_dispense_validate(body)
     except FHIRInvalid as error:
         raise ValidationFailed("Not a valid FHIR R4 MedicationDispense.", details={"fhir": error.errors}) from None
-    ours = [
-        ref.identifier.value
-        for ref in dispense.authorizingPrescription or []
-        if ref.identifier is not None and ref.identifier.system == identifier_system()
-    ]
-    if not ours:
+    update = dispense_update(dispense)
+    if update is None:
         raise ValidationFailed(
             details={"authorizingPrescription": ["Name the prescription by its identifier in our system."]}
         )
-    reason = dispense.statusReasonCodeableConcept.text if dispense.statusReasonCodeableConcept else ""
-    return services.DispenseUpdate(identifier=ours[0], status=dispense.status, reason=reason or "")
+    return update
 
 
 class PharmacyCallbackView(APIView):
