@@ -84,6 +84,15 @@ class DeliveryMode(models.TextChoices):
     PICKUP = "pickup", "Pickup"
 
 
+class DeliveryWindow(models.TextChoices):
+    """The part of the day the patient would like the delivery (a preference the carrier is given)."""
+
+    ANY = "any", "Any time"
+    MORNING = "morning", "Morning (8 to 12)"
+    AFTERNOON = "afternoon", "Afternoon (12 to 5)"
+    EVENING = "evening", "Evening (5 to 8)"
+
+
 class Disposition(models.TextChoices):
     CLEAR = "clear", "Clear"
     HOLD = "hold", "Hold"
@@ -156,6 +165,7 @@ class Order(ConcurrentTransitionMixin, PHIModel):
     priority = models.CharField(max_length=20, choices=Priority.choices, default=Priority.ROUTINE)
     delivery_mode = models.CharField(max_length=30, choices=DeliveryMode.choices, default=DeliveryMode.SHIP_TO_PATIENT)
     requested_date = models.DateField(null=True, blank=True, help_text="Requested delivery date.")
+    delivery_window = models.CharField(max_length=20, choices=DeliveryWindow.choices, default=DeliveryWindow.ANY)
     order_date = models.DateField(default=timezone.localdate, help_text="The written order's date.")
     payer_type = models.CharField(max_length=20, choices=PayerType.choices)
     ai_disposition = models.CharField(  # noqa: DJ001 - NULL means the checks have not run yet
@@ -179,6 +189,9 @@ class Order(ConcurrentTransitionMixin, PHIModel):
     insurance_details = EncryptedJSONField(help_text="{carrier, policy_number, group_number}")
     verification_data = EncryptedJSONField(help_text="{verified_by, verification_method, coverage_details}")
     f2f_date = EncryptedDateField("face-to-face encounter date")
+    delivery_address = EncryptedJSONField(
+        help_text="{line1, line2, city, state, postal_code} when it differs from the patient's address."
+    )
 
     # The practitioner's electronic signature of the written order: who, when, and a hash of the
     # order summary they signed (orders.signing).
@@ -391,6 +404,11 @@ class EventKind(models.TextChoices):
     PAYMENT = "payment", "Payment"
 
 
+# An attachment that is not a compliance artifact: the practitioner's drawn signature (orders.services).
+SIGNATURE_ARTIFACT = "SIGNATURE"
+ATTACHMENT_TYPE_CHOICES = [(t.value, t.value) for t in ArtifactType] + [(SIGNATURE_ARTIFACT, SIGNATURE_ARTIFACT)]
+
+
 def attachment_path(instance: Attachment, filename: str) -> str:
     """Storage key of an attachment: ids only, never the uploaded file's name (it may hold PHI)."""
     return f"attachments/{instance.territory_id}/{instance.order_id}/{instance.pk}"
@@ -407,13 +425,18 @@ class Attachment(PHIModel):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="attachments")
     territory = models.ForeignKey("territories.Territory", on_delete=models.PROTECT, related_name="+")
-    artifact_type = models.CharField(max_length=40, choices=[(t.value, t.value) for t in ArtifactType])
+    artifact_type = models.CharField(max_length=40, choices=ATTACHMENT_TYPE_CHOICES)
     document_date = EncryptedDateField(help_text="The date on the document (encounter, decision, signature).")
     file = models.FileField(upload_to=attachment_path, max_length=200)
     original_name = EncryptedCharField(max_length=255)
     content_type = models.CharField(max_length=100)
     size = models.PositiveIntegerField()
     sha256 = models.CharField(max_length=64)
+    summary_sha256 = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="For a signature: the hash of the order summary it signed (the order's signature hash).",
+    )
     uploaded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
@@ -424,6 +447,72 @@ class Attachment(PHIModel):
 
     def __str__(self) -> str:
         return f"{self.artifact_type} for {self.order}"
+
+
+class DraftStep(models.TextChoices):
+    """The order wizard's steps, in order."""
+
+    PATIENT = "patient", "Patient"
+    PRESCRIPTION = "prescription", "Prescription"
+    CATALOG = "catalog", "Catalog"
+    QUANTITIES = "quantities", "Quantities"
+    DELIVERY = "delivery", "Delivery"
+    DOCUMENTS = "documents", "Documents"
+    REVIEW = "review", "Review"
+
+
+class OrderDraft(PHIModel):
+    """An order being put together in the portal's wizard, saved after every step so its author
+    can stop and come back. Only its author sees it; submitting creates the order
+    (``orders.drafts.draft_submit``) and closes the draft.
+
+    ``answers`` (encrypted) holds what has been entered: provider_id, payer_type, diagnosis_codes,
+    f2f_date, notes, skus, quantities {sku: n}, delivery {mode, window, requested_date, address}.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    territory = models.ForeignKey("territories.Territory", on_delete=models.PROTECT, related_name="+")
+    patient = models.ForeignKey("patients.Patient", on_delete=models.PROTECT, related_name="+")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    step = models.CharField(max_length=20, choices=DraftStep.choices, default=DraftStep.PATIENT)
+    answers = EncryptedJSONField()
+    order = models.OneToOneField(
+        Order, null=True, blank=True, on_delete=models.PROTECT, related_name="draft", help_text="Once submitted."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+
+    def __str__(self) -> str:
+        return f"Draft {self.pk} ({self.get_step_display()})"
+
+
+def draft_document_path(instance: DraftDocument, filename: str) -> str:
+    """Storage key of a draft's document: ids only, never the uploaded file's name."""
+    return f"drafts/{instance.territory_id}/{instance.draft_id}/{instance.pk}"
+
+
+class DraftDocument(PHIModel):
+    """A supporting document uploaded in the wizard; it becomes an ``Attachment`` of the order on submission."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    draft = models.ForeignKey(OrderDraft, on_delete=models.CASCADE, related_name="documents")
+    territory = models.ForeignKey("territories.Territory", on_delete=models.PROTECT, related_name="+")
+    artifact_type = models.CharField(max_length=40, choices=[(t.value, t.value) for t in ArtifactType])
+    document_date = EncryptedDateField()
+    file = models.FileField(upload_to=draft_document_path, max_length=200)
+    original_name = EncryptedCharField(max_length=255)
+    content_type = models.CharField(max_length=100)
+    size = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.artifact_type} for draft {self.draft_id}"
 
 
 class OrderEvent(AppendOnlyMixin, PHIModel):

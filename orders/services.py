@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
@@ -43,9 +44,11 @@ from territories.selectors import territory_permits
 from .compliance_checks import hold_reason, order_check_compliance
 from .exceptions import ComplianceNotClear, InvalidStatusTransition, OrderNotFound
 from .models import (
+    SIGNATURE_ARTIFACT,
     ActorKind,
     Attachment,
     DeliveryMode,
+    DeliveryWindow,
     EventKind,
     Order,
     OrderEvent,
@@ -165,7 +168,11 @@ def order_create(
     actor_kind: ActorKind | None = None,
     order_date: dt.date | None = None,
     f2f_date: dt.date | None = None,
+    delivery_window: str = DeliveryWindow.ANY,
+    delivery_address: dict[str, str] | None = None,
     sign: bool = False,
+    signature_image: bytes | None = None,
+    documents: Sequence[DocumentUpload] = (),
 ) -> Order:
     """Create an order with its items, timeline entry and ``order.created``, then run the compliance checks.
 
@@ -209,6 +216,10 @@ def order_create(
         raise ValidationFailed(details={"items": item_errors})
     if sign and (actor is None or provider.user_id != actor.pk):
         raise PermissionDenied("Only the ordering practitioner can sign the order.")
+    signature_file = _signature_file(signature_image, sign=sign)
+    document_types = [
+        document_check(artifact_type=d.artifact_type, file=d.file, content_type=d.content_type) for d in documents
+    ]
 
     with transaction.atomic():
         order = Order(
@@ -227,6 +238,8 @@ def order_create(
             insurance_details=insurance or None,
             order_date=order_date or timezone.localdate(),
             f2f_date=f2f_date,
+            delivery_window=delivery_window,
+            delivery_address=delivery_address or None,
         )
         if sign:
             _sign(order=order, actor=actor, items=items)
@@ -261,8 +274,42 @@ def order_create(
             payload={"inventory_flags": flags} if flags else None,
         )
         outbox_publish(topic="order.created", aggregate=order, payload=event_payload(order, event))
+        for document, content_type in zip(documents, document_types, strict=True):
+            _store_attachment(
+                order=order,
+                actor=actor,
+                artifact_type=document.artifact_type,
+                file=document.file,
+                content_type=content_type,
+                document_date=document.document_date,
+                original_name=document.original_name,
+            )
+        if signature_file is not None:
+            _store_attachment(
+                order=order,
+                actor=actor,
+                artifact_type=SIGNATURE_ARTIFACT,
+                file=signature_file,
+                content_type="image/png",
+                document_date=timezone.localdate(order.signed_at),
+                original_name="signature.png",
+                summary_sha256=order.signature_hash,
+            )
         order, _result = _apply_compliance(order=order, actor=actor, kind=SnapshotKind.SUBMISSION)
     return order
+
+
+def _signature_file(image: bytes | None, *, sign: bool) -> ContentFile | None:
+    """The drawn signature as a file: PNG bytes of at most ``SIGNATURE_MAX_BYTES``, given only when signing."""
+    if image is None:
+        return None
+    if not sign:
+        raise ValidationFailed(details={"signature": ["A signature image comes only with the signature itself."]})
+    if not image.startswith(ATTACHMENT_SIGNATURES["image/png"]) or len(image) > SIGNATURE_MAX_BYTES:
+        raise ValidationFailed(
+            details={"signature": [f"The signature must be a PNG of at most {SIGNATURE_MAX_BYTES} bytes."]}
+        )
+    return ContentFile(image, name="signature.png")
 
 
 def _sign(*, order: Order, actor: Any, items: Sequence[ItemRequest]) -> None:
@@ -431,6 +478,8 @@ def order_approve(*, order_id: Any, actor: Any, notes: str = "", override_reason
     )
 
 
+SIGNATURE_MAX_BYTES = 512 * 1024
+
 # Accepted document types and the bytes each file must start with (the declared type alone is the
 # uploader's word; the signature is the file's).
 ATTACHMENT_SIGNATURES = {
@@ -440,19 +489,27 @@ ATTACHMENT_SIGNATURES = {
 }
 
 
-def order_attach(
-    *, order_id: Any, actor: Any, artifact_type: str, file: UploadedFile, document_date: dt.date | None = None
-) -> Attachment:
-    """Attach a document to an open order; while the order waits for verification, re-run the checks.
+@dataclass(frozen=True)
+class DocumentUpload:
+    """A document to attach to a new order (the wizard's uploads): ``file`` is any Django File."""
 
-    Anyone who places or reviews orders in the territory may attach. Raises ValidationFailed
-    for an unknown artifact type, a file type other than PDF, PNG or JPEG, an empty file or
-    one above ``settings.ATTACHMENT_MAX_BYTES``; InvalidStatusTransition for a closed order.
+    artifact_type: str
+    file: Any
+    document_date: dt.date | None = None
+    original_name: str = ""
+    content_type: str = ""
+
+
+def document_check(*, artifact_type: str, file: Any, content_type: str) -> str:
+    """The normalised content type of an acceptable document; ValidationFailed otherwise.
+
+    Acceptable: a known artifact type, and a PDF, PNG or JPEG file (its first bytes must say so,
+    not just its declared type) of 1 byte to ``settings.ATTACHMENT_MAX_BYTES``.
     """
     errors: dict[str, list[str]] = {}
     if artifact_type not in ArtifactType.__members__.values():
         errors["artifact_type"] = [f"Choose one of {', '.join(t.value for t in ArtifactType)}."]
-    content_type = (file.content_type or "").split(";")[0].strip().lower()
+    content_type = (content_type or "").split(";")[0].strip().lower()
     signature = ATTACHMENT_SIGNATURES.get(content_type)
     if not file.size or file.size > settings.ATTACHMENT_MAX_BYTES:
         errors["file"] = [f"The file must hold between 1 byte and {settings.ATTACHMENT_MAX_BYTES} bytes."]
@@ -460,6 +517,62 @@ def order_attach(
         errors["file"] = ["Attach a PDF, PNG or JPEG file."]
     if errors:
         raise ValidationFailed(details=errors)
+    return content_type
+
+
+def _store_attachment(
+    *,
+    order: Order,
+    actor: Any,
+    artifact_type: str,
+    file: Any,
+    content_type: str,
+    document_date: dt.date | None,
+    original_name: str,
+    summary_sha256: str = "",
+) -> Attachment:
+    """Save ``file`` through the storage API as an attachment of the locked ``order``, with its timeline entry."""
+    digest = hashlib.sha256()
+    file.seek(0)
+    for chunk in file.chunks():
+        digest.update(chunk)
+    file.seek(0)
+    attachment = Attachment(
+        order=order,
+        territory_id=order.territory_id,
+        artifact_type=artifact_type,
+        document_date=document_date,
+        original_name=original_name,
+        content_type=content_type,
+        size=file.size or 0,
+        sha256=digest.hexdigest(),
+        summary_sha256=summary_sha256,
+        uploaded_by=actor,
+    )
+    attachment.file.save(str(attachment.pk), file, save=False)
+    attachment.save()
+    record_event(
+        order=order,
+        kind=EventKind.ATTACHMENT,
+        actor=actor,
+        actor_kind=actor_kind_of(actor, None),
+        from_status=order.status,
+        to_status=order.status,
+        payload={"attachment_id": str(attachment.pk), "artifact_type": artifact_type},
+    )
+    return attachment
+
+
+def order_attach(
+    *, order_id: Any, actor: Any, artifact_type: str, file: UploadedFile, document_date: dt.date | None = None
+) -> Attachment:
+    """Attach a document to an open order; while the order waits for verification, re-run the checks.
+
+    Anyone who places or reviews orders in the territory may attach. Raises ValidationFailed
+    as ``document_check`` (unknown artifact type; not a PDF, PNG or JPEG; empty or above
+    ``settings.ATTACHMENT_MAX_BYTES``); InvalidStatusTransition for a closed order.
+    """
+    content_type = document_check(artifact_type=artifact_type, file=file, content_type=file.content_type or "")
     with transaction.atomic():
         order = order_lock(pk=order_id, actor=actor)
         if actor is not None and not (
@@ -481,38 +594,21 @@ def order_attach(
                 requested_status=order.status,
                 message=f"Documents cannot be added to a {order.status} order.",
             )
-        digest = hashlib.sha256()
-        for chunk in file.chunks():
-            digest.update(chunk)
-        file.seek(0)
-        attachment = Attachment(
+        attachment = _store_attachment(
             order=order,
-            territory_id=order.territory_id,
+            actor=actor,
             artifact_type=artifact_type,
+            file=file,
+            content_type=content_type,
             document_date=document_date,
             original_name=file.name or "",
-            content_type=content_type,
-            size=file.size or 0,
-            sha256=digest.hexdigest(),
-            uploaded_by=actor,
-        )
-        attachment.file.save(str(attachment.pk), file, save=False)
-        attachment.save()
-        record_event(
-            order=order,
-            kind=EventKind.ATTACHMENT,
-            actor=actor,
-            actor_kind=actor_kind_of(actor, None),
-            from_status=order.status,
-            to_status=order.status,
-            payload={"attachment_id": str(attachment.pk), "artifact_type": artifact_type},
         )
         if order.status in (OrderStatus.PENDING_VERIFICATION, OrderStatus.ON_HOLD):
             _apply_compliance(order=order, actor=actor, kind=SnapshotKind.ATTACHMENT)
     return attachment
 
 
-def _first_bytes(file: UploadedFile, count: int) -> bytes:
+def _first_bytes(file: Any, count: int) -> bytes:
     file.seek(0)
     head = file.read(count)
     file.seek(0)

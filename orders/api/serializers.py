@@ -9,6 +9,7 @@ from orders.models import (
     MAX_DAYS_SUPPLY,
     MAX_REFILLS,
     DeliveryMode,
+    DeliveryWindow,
     Disposition,
     DosePeriodUnit,
     FulfillmentTask,
@@ -22,6 +23,7 @@ from orders.models import (
     TaskKind,
     TaskStatus,
 )
+from patients.api.serializers import AddressSerializer
 from patients.models import PayerType
 
 
@@ -72,6 +74,10 @@ class OrderCreateSerializer(serializers.Serializer):
     priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.ROUTINE)
     source = serializers.ChoiceField(choices=Source.choices, default=Source.API)  # type: ignore[assignment]
     requested_date = serializers.DateField(required=False, allow_null=True)
+    delivery_window = serializers.ChoiceField(choices=DeliveryWindow.choices, default=DeliveryWindow.ANY)
+    delivery_address = AddressSerializer(
+        required=False, allow_null=True, help_text="Where to deliver, when not the patient's address on file."
+    )
     service_type = serializers.CharField(max_length=200, required=False, allow_blank=True, allow_null=True)
     diagnosis_codes = serializers.ListField(
         child=serializers.CharField(max_length=10), required=False, default=list, max_length=12
@@ -180,6 +186,7 @@ class OrderSummarySerializer(serializers.Serializer):
     source = serializers.ChoiceField(choices=Source.choices)  # type: ignore[assignment]
     priority = serializers.ChoiceField(choices=Priority.choices)
     delivery_mode = serializers.ChoiceField(choices=DeliveryMode.choices)
+    delivery_window = serializers.ChoiceField(choices=DeliveryWindow.choices)
     requested_date = serializers.DateField(allow_null=True)
     order_date = serializers.DateField()
     signed_by_id = serializers.UUIDField(allow_null=True)
@@ -202,7 +209,15 @@ class OrderSerializer(OrderSummarySerializer):
     every reader, the clinical details only for roles that may read them.
     """
 
-    PHI_FIELDS = ("service_type", "diagnosis_codes", "notes", "insurance", "verification_data", "f2f_date")
+    PHI_FIELDS = (
+        "service_type",
+        "diagnosis_codes",
+        "notes",
+        "insurance",
+        "verification_data",
+        "f2f_date",
+        "delivery_address",
+    )
 
     service_type = serializers.CharField(allow_null=True)
     diagnosis_codes = serializers.ListField(child=serializers.CharField(), allow_null=True)
@@ -210,6 +225,7 @@ class OrderSerializer(OrderSummarySerializer):
     insurance = InsuranceSerializer(source="insurance_details", allow_null=True)
     verification_data = serializers.DictField(allow_null=True)
     f2f_date = serializers.DateField(allow_null=True)
+    delivery_address = serializers.DictField(allow_null=True)
 
     def to_representation(self, instance: Any) -> dict[str, Any]:
         if not self.context.get("with_phi", True):

@@ -33,6 +33,7 @@ SUMMARY_KEYS = {
     "source",
     "priority",
     "delivery_mode",
+    "delivery_window",
     "requested_date",
     "order_date",
     "signed_by_id",
@@ -47,7 +48,15 @@ SUMMARY_KEYS = {
     "completed_at",
     "cancelled_at",
 }
-PHI_KEYS = {"service_type", "diagnosis_codes", "notes", "insurance", "verification_data", "f2f_date"}
+PHI_KEYS = {
+    "service_type",
+    "diagnosis_codes",
+    "notes",
+    "insurance",
+    "verification_data",
+    "f2f_date",
+    "delivery_address",
+}
 
 
 def timestamp(value: str) -> dt.datetime:
@@ -189,6 +198,7 @@ def test_doctor_places_an_order_and_it_reads_back_in_full(north: Any, api: Any) 
         "source": "api",
         "priority": "routine",
         "delivery_mode": "ship_to_patient",
+        "delivery_window": "any",
         "requested_date": None,
         "order_date": timezone.localdate().isoformat(),
         "signed_by_id": str(north.doctor.pk),
@@ -216,6 +226,7 @@ def test_doctor_places_an_order_and_it_reads_back_in_full(north: Any, api: Any) 
         "insurance": {"carrier": "Medicare Part B", "policy_number": "1EG4TE5MK73", "group_number": "GRP-1"},
         "verification_data": None,
         "f2f_date": None,
+        "delivery_address": None,
     }
     assert timeline(client, order.pk) == [
         event_row(1, north.doctor, kind="created", to_status="pending_verification"),
