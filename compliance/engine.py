@@ -619,6 +619,22 @@ def quantity_limit_rows(limits: RuleSet, diagnosis_codes: Iterable[str], on: dt.
     return [row for row in limits.rows_in_force(on) if row.get("when", "any") in ("any", applicable)]
 
 
+def usual_maximums(
+    *, on: dt.date, diagnosis_codes: Sequence[str] = (), rule_sets: Mapping[str, RuleSet] | None = None
+) -> dict[str, tuple[int, int]]:
+    """Per HCPCS code under a usual-maximum rule on ``on``: (quantity, period in months).
+
+    The same rows the quantity-limit check applies to an order with these diagnoses; for hints
+    beside a catalog item before it is ordered.
+    """
+    rule_sets = rule_sets if rule_sets is not None else load_rule_sets()
+    maximums: dict[str, tuple[int, int]] = {}
+    for row in quantity_limit_rows(rule_sets["quantity_limits"], diagnosis_codes, on):
+        for code in row.codes:
+            maximums[code] = (int(row["quantity"]), int(row["period_months"]))
+    return maximums
+
+
 def _supply_window(limit: Row, refill: Row, history: Sequence[Delivery]) -> tuple[dt.date, dt.date, dt.date]:
     """Last delivery day, the day its supply runs out, and the first day a refill may be delivered.
 

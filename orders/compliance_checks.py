@@ -295,12 +295,16 @@ def _supply_history(patient: Patient, exclude_order_id: Any) -> tuple[Delivery, 
     )
 
 
-def patient_supply_status(*, patient: Patient, on: dt.date) -> list[SupplyStatus]:
+def patient_supply_status(
+    *, patient: Patient, on: dt.date, diagnosis_codes: Sequence[str] | None = None
+) -> list[SupplyStatus]:
     """What the patient has been delivered and when each supply may next be refilled (the same
-    rules as an order's checks; insulin treatment read from the newest order's diagnoses)."""
-    latest = Order.objects.filter(patient=patient).order_by("-created_at").only("diagnosis_codes").first()
-    diagnoses = (latest.diagnosis_codes or []) if latest is not None else []
-    return supply_status(_supply_history(patient, None), on=on, diagnosis_codes=diagnoses)
+    rules as an order's checks; insulin treatment read from ``diagnosis_codes``, else from the
+    newest order's diagnoses)."""
+    if diagnosis_codes is None:
+        latest = Order.objects.filter(patient=patient).order_by("-created_at").only("diagnosis_codes").first()
+        diagnosis_codes = (latest.diagnosis_codes or []) if latest is not None else []
+    return supply_status(_supply_history(patient, None), on=on, diagnosis_codes=diagnosis_codes)
 
 
 def order_check_compliance(*, order: Order, actor: Any, kind: str) -> ComplianceResult:

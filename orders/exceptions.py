@@ -36,7 +36,7 @@ class ComplianceNotClear(DomainError):
         self, *, order_id: Any, disposition: str, findings: list[dict[str, Any]], required_artifacts: list[str]
     ):
         super().__init__(
-            f"The order is {disposition.replace('_', ' ')}: resolve the findings or override with a reason.",
+            f"The checks say {disposition.replace('_', ' ')}: resolve the findings or override with a reason.",
             details={
                 "order_id": str(order_id),
                 "disposition": disposition,

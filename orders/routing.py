@@ -24,11 +24,12 @@ from typing import Any
 
 from django.utils import timezone
 
-from catalog.models import ReservationStatus, StockReservation
+from catalog.models import Product, ReservationStatus, StockReservation
 from catalog.purchasing import PurchaseLine, purchase_order_cancel, purchase_order_create_dropship
 from catalog.services import ReservationLine, stock_release, stock_reserve
 from core.audit import with_history_user
 from core.exceptions import Conflict
+from territories.models import Territory
 
 from .models import (
     SHIPPING_TASK_KINDS,
@@ -102,18 +103,40 @@ class Decision:
     rule: RoutingRule
 
 
-def _pharmacy_fills(order: Order) -> bool:
-    """An active pharmacy serves the order's territory (the pharmacy agent sends it the prescriptions).
+def _pharmacy_fills(territory: Territory) -> bool:
+    """An active pharmacy serves the territory (the pharmacy agent sends it the prescriptions).
 
     The same test as ``pharmacy.services.pharmacy_for``, through the territory's reverse relation
     because ``orders`` may not import ``pharmacy``.
     """
-    return bool(order.territory.pharmacies.filter(active=True).exists())
+    return bool(territory.pharmacies.filter(active=True).exists())
+
+
+def expected_path(*, territory: Territory, product: Product, quantity: int, available: int) -> RoutingRule | None:
+    """The rule that would route a line of ``quantity`` units of ``product`` if it were submitted now with
+    ``available`` units in stock: the order of ``ROUTING_RULES``, with "reserved at submission"
+    read as "enough stock available now". None when nothing could fulfill it. An estimate for the
+    portal's review page; the decision itself is made when fulfillment starts.
+    """
+    vendor = product.vendor
+    if product.is_medication and _pharmacy_fills(territory):
+        code = "pharmacy_prescription"
+    elif product.warehouse_fulfillment and available >= quantity:
+        code = "warehouse_reserved"
+    elif product.dropship_fulfillment and vendor is not None and vendor.active:
+        code = "dropship_vendor"
+    elif product.warehouse_fulfillment:
+        code = "warehouse_backorder"
+    else:
+        return None
+    return RULES_BY_CODE[code]
 
 
 def _decide(order: Order, items: Sequence[OrderItem]) -> list[Decision]:
     # Prescribed medications go to the pharmacy when one serves the territory; stock held for them is freed.
-    by_pharmacy = {item.pk for item in items if item.product.is_medication} if _pharmacy_fills(order) else set()
+    by_pharmacy = (
+        {item.pk for item in items if item.product.is_medication} if _pharmacy_fills(order.territory) else set()
+    )
     if by_pharmacy:
         stock_release(order_id=order.pk, order_line_ids=sorted(by_pharmacy))
     reserved = set(

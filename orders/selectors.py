@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Prefetch, Q, QuerySet
+from django_fsm import can_proceed, has_transition_perm
 
 from catalog.models import Product
 from compliance.engine import SupplyStatus
@@ -270,3 +271,10 @@ def patient_card(*, user: Any, pk: Any, on: dt.date) -> PatientCard:
         supply=[(status, names.get(status.hcpcs, status.hcpcs)) for status in statuses],
         warnings=warnings,
     )
+
+
+def transition_allowed(order: Order, transition: str, user: Any) -> bool:
+    """Whether ``user`` may run the lifecycle ``transition`` on ``order`` as it stands (state,
+    conditions and the transition's permission), for offering it as a button."""
+    method = getattr(order, transition)
+    return bool(can_proceed(method) and has_transition_perm(method, user))

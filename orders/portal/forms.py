@@ -3,13 +3,22 @@ services these forms feed; a service's ValidationFailed is shown against the sam
 
 from __future__ import annotations
 
+import base64
+import binascii
+import datetime as dt
 from typing import Any
 
 from django import forms
+from django.utils import timezone
 
 from compliance.inputs import ArtifactType
 from core.exceptions import DomainError
+from core.identifiers import is_valid_icd10, normalize_icd10
+from orders.models import DeliveryMode, DeliveryWindow
 from orders.templatetags.portal import ARTIFACT_LABELS
+from patients.models import PayerType
+
+MAX_DIAGNOSIS_CODES = 12
 
 
 class NoteForm(forms.Form):
@@ -41,3 +50,148 @@ def add_service_errors(form: forms.Form, error: DomainError) -> None:
                 placed = True
     if not placed:
         form.add_error(None, str(error))
+
+
+# --- the order wizard's steps --------------------------------------------------------------------
+
+
+class PatientConfirmForm(forms.Form):
+    confirm = forms.BooleanField(
+        label="This is the right patient", error_messages={"required": "Confirm the patient to go on."}
+    )
+
+
+class PrescriptionForm(forms.Form):
+    provider_id = forms.ChoiceField(label="Ordering provider")
+    payer_type = forms.ChoiceField(label="Paid by", choices=PayerType.choices, widget=forms.RadioSelect)
+    diagnosis_codes = forms.CharField(
+        label="Diagnosis codes (ICD-10-CM)",
+        required=False,
+        max_length=200,
+        help_text="Separate codes with commas, e.g. G47.33, E11.9.",
+    )
+    f2f_date = forms.DateField(
+        label="Face-to-face encounter date", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    notes = forms.CharField(label="Notes", required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 3}))
+
+    def __init__(self, *args: Any, providers: list[Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        choices = [(str(p.pk), f"{p.name} (NPI {p.npi})") for p in providers]
+        self.fields["provider_id"].choices = choices  # type: ignore[attr-defined]
+
+    def clean_diagnosis_codes(self) -> list[str]:
+        codes = [code.strip() for code in self.cleaned_data["diagnosis_codes"].replace(";", ",").split(",")]
+        codes = [code for code in codes if code]
+        bad = [code for code in codes if not is_valid_icd10(code)]
+        if bad:
+            raise forms.ValidationError(f"Not valid ICD-10-CM codes: {', '.join(bad)} (e.g. E11.9).")
+        if len(codes) > MAX_DIAGNOSIS_CODES:
+            raise forms.ValidationError(f"Give at most {MAX_DIAGNOSIS_CODES} codes.")
+        return list(dict.fromkeys(normalize_icd10(code) for code in codes))
+
+    def clean_f2f_date(self) -> dt.date | None:
+        day = self.cleaned_data["f2f_date"]
+        if day is not None and day > timezone.localdate():
+            raise forms.ValidationError("The encounter cannot be in the future.")
+        return day
+
+
+class CatalogForm(forms.Form):
+    skus = forms.MultipleChoiceField(label="Products", error_messages={"required": "Choose at least one product."})
+
+    def __init__(self, *args: Any, skus: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["skus"].choices = [(sku, sku) for sku in skus]  # type: ignore[attr-defined]
+
+
+class QuantitiesForm(forms.Form):
+    """One quantity per chosen product; fields are named ``qty-<position>``."""
+
+    def __init__(self, *args: Any, products: list[Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.products = products
+        for index, product in enumerate(products):
+            self.fields[f"qty-{index}"] = forms.IntegerField(
+                label=f"{product.name} ({product.unit})", min_value=1, max_value=9999, initial=1
+            )
+
+    def quantities(self) -> dict[str, int]:
+        return {p.sku: self.cleaned_data[f"qty-{i}"] for i, p in enumerate(self.products)}
+
+
+class DeliveryForm(forms.Form):
+    mode = forms.ChoiceField(label="Delivery", choices=DeliveryMode.choices, widget=forms.RadioSelect)
+    window = forms.ChoiceField(label="Delivery window", choices=DeliveryWindow.choices)
+    requested_date = forms.DateField(
+        label="Deliver on or after", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    line1 = forms.CharField(label="Address line 1", required=False, max_length=200)
+    line2 = forms.CharField(label="Address line 2", required=False, max_length=200)
+    city = forms.CharField(label="City", required=False, max_length=100)
+    state = forms.RegexField(
+        label="State", regex=r"^[A-Za-z]{2}$", required=False, max_length=2, help_text="Two letters, e.g. ND."
+    )
+    postal_code = forms.RegexField(
+        label="ZIP code", regex=r"^\d{5}(-\d{4})?$", required=False, max_length=10, help_text="5 digits or ZIP+4."
+    )
+
+    ADDRESS_FIELDS = ("line1", "line2", "city", "state", "postal_code")
+    REQUIRED_ADDRESS_FIELDS = ("line1", "city", "state", "postal_code")
+
+    def clean_requested_date(self) -> dt.date | None:
+        day = self.cleaned_data["requested_date"]
+        if day is not None and day < timezone.localdate():
+            raise forms.ValidationError("Choose today or a later day.")
+        return day
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        given = [name for name in self.ADDRESS_FIELDS if data.get(name)]
+        if given:
+            for name in self.REQUIRED_ADDRESS_FIELDS:
+                if not data.get(name) and name not in self.errors:
+                    self.add_error(name, "Needed for a delivery address.")
+        return data
+
+    def delivery(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        address = {name: data.get(name, "") for name in self.ADDRESS_FIELDS}
+        if address["state"]:
+            address["state"] = address["state"].upper()
+        return {
+            "mode": data["mode"],
+            "window": data["window"],
+            "requested_date": data["requested_date"].isoformat() if data["requested_date"] else None,
+            "address": address if any(address.values()) else None,
+        }
+
+
+class SignForm(forms.Form):
+    """The review step: the drawn signature arrives as a PNG data URL from the signature pad."""
+
+    PREFIX = "data:image/png;base64,"
+
+    sign = forms.BooleanField(label="I sign this written order", required=False)
+    signature = forms.CharField(required=False, widget=forms.HiddenInput, max_length=800_000)
+
+    def __init__(self, *args: Any, signature_needed: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.signature_needed = signature_needed
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        image = None
+        value = data.get("signature") or ""
+        if value:
+            if not value.startswith(self.PREFIX):
+                self.add_error("signature", "The signature pad sent no image; sign again.")
+            else:
+                try:
+                    image = base64.b64decode(value[len(self.PREFIX) :], validate=True)
+                except (binascii.Error, ValueError):
+                    self.add_error("signature", "The signature pad sent no image; sign again.")
+        if self.signature_needed and not (data.get("sign") and image):
+            self.add_error("sign", "Sign in the box and tick the box to sign the order.")
+        data["signature_image"] = image if data.get("sign") else None
+        return data

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import views, wizard
 
 app_name = "portal"
 
@@ -8,6 +8,10 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("patients/", views.patients, name="patients"),
     path("patients/<uuid:pk>/", views.patient_detail, name="patient"),
+    path("orders/new", wizard.order_new, name="order_new"),
+    path("drafts/<uuid:pk>/discard", wizard.draft_discard, name="draft_discard"),
+    path("drafts/<uuid:pk>/<str:step>/", wizard.draft_step, name="draft_step"),
+    path("review/", views.review_queue, name="review_queue"),
     path("orders/<uuid:pk>/", views.order_detail, name="order_detail"),
     path("orders/<uuid:pk>/status", views.order_status, name="order_status"),
 ]

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -34,8 +35,12 @@ from orders.selectors import (
     portal_holds,
     portal_orders,
     portal_orders_in_stage,
+    transition_allowed,
 )
-from orders.services import order_add_note, order_attach
+from orders.selectors import (
+    review_queue as review_queue_of,
+)
+from orders.services import order_add_note, order_approve, order_attach, order_transition
 from patients.exceptions import PatientNotFound
 from patients.selectors import patient_search
 from territories.models import TerritoryPermission
@@ -145,6 +150,11 @@ class OrderPage:
     result: dict[str, Any] | None
     timeline: list[Any]
     tasks: list[Any]
+    staff_actions: list[tuple[str, str]]
+
+
+# Lifecycle steps the portal offers staff on an order page (the admin has every other one).
+STAFF_ACTIONS = {"verify": "Approve", "start_fulfillment": "Start fulfillment"}
 
 
 def _order_page(request: HttpRequest, pk: Any) -> OrderPage:
@@ -161,6 +171,9 @@ def _order_page(request: HttpRequest, pk: Any) -> OrderPage:
         result=latest_results([order]).get(order.pk),
         timeline=order_timeline(order=order),
         tasks=list(fulfillment_tasks_of(order=order)),
+        staff_actions=[
+            (name, label) for name, label in STAFF_ACTIONS.items() if transition_allowed(order, name, request.user)
+        ],
     )
 
 
@@ -182,6 +195,12 @@ def order_detail(request: HttpRequest, pk: Any) -> HttpResponse:
                     order_add_note(order_id=page.order.pk, actor=request.user, note=note_form.cleaned_data["note"])
                     messages.success(request, "Note added.")
                     return redirect("portal:order_detail", pk=page.order.pk)
+            elif action in STAFF_ACTIONS:
+                try:
+                    _staff_action(request, page.order, action)
+                except DomainError as error:
+                    messages.error(request, str(error))
+                return redirect("portal:order_detail", pk=page.order.pk)
             elif action == "document":
                 document_form = DocumentForm(request.POST, request.FILES)
                 if document_form.is_valid():
@@ -207,7 +226,67 @@ def order_detail(request: HttpRequest, pk: Any) -> HttpResponse:
     return render(request, "portal/order.html", context, status=400 if request.method == "POST" else 200)
 
 
+def _staff_action(request: HttpRequest, order: Order, action: str) -> None:
+    """Approve (``order_approve``: the checks run again and must be clear) or start fulfillment."""
+    if action == "verify":
+        order_approve(order_id=order.pk, actor=request.user, notes="Approved in the portal")
+        messages.success(request, f"Order {order.reference} approved.")
+    else:
+        order_transition(order_id=order.pk, actor=request.user, transition=action)
+        messages.success(request, f"Fulfillment of order {order.reference} started.")
+
+
 @portal_view
 def order_status(request: HttpRequest, pk: Any) -> HttpResponse:
     """The order page's live part (status, disposition, fulfillment, timeline), polled by htmx."""
     return render(request, "portal/_order_status.html", {"page": _order_page(request, pk)})
+
+
+@portal_view
+def review_queue(request: HttpRequest) -> HttpResponse:
+    """Ops staff's queue: holds and orders needing review, oldest first, by territory and finding code.
+
+    POST ``action=verify`` approves one (``order_approve``); documents are attached on the order's
+    page, which each finding's "clears with" link opens at the right document type.
+    """
+    if not _can_review(request.user):
+        raise PermissionDenied
+    if request.method == "POST":
+        try:
+            order = order_get_for_user(user=request.user, pk=request.POST.get("order"))
+            _staff_action(request, order, "verify")
+        except (OrderNotFound, DomainError) as error:
+            messages.error(request, str(error))
+        return redirect(f"{reverse('portal:review_queue')}?{request.GET.urlencode()}")
+    territory, reason = request.GET.get("territory", "")[:64], request.GET.get("reason", "")[:64]
+    everything = review_queue_of(user=request.user)
+    try:
+        queue = review_queue_of(user=request.user, territory_key=territory or None, reason=reason or None)
+    except DomainError:
+        messages.error(request, "You do not review orders in that territory.")
+        queue, territory = everything, ""
+    reasons = sorted(
+        {
+            f["code"]
+            for result in everything.results.values()
+            for f in result.get("findings", [])
+            if f["severity"] != "info"
+        }
+    )
+    phi_territories = _phi_territories(request.user)
+    access_record(
+        user=request.user,
+        objects=[o for o in queue.orders if o.territory_id in phi_territories],
+        channel=AccessChannel.PORTAL,
+    )
+    context = {
+        **nav_context(request, "review"),
+        "orders": [(o, queue.results.get(o.pk, {})) for o in queue.orders[: PAGE_SIZE * 2]],
+        "count": len(queue.orders),
+        "territories": territories_for_user(user=request.user, permission=TerritoryPermission.REVIEW_ORDER),
+        "reasons": reasons,
+        "territory": territory,
+        "reason": reason,
+        "phi_territories": phi_territories,
+    }
+    return render(request, "portal/review.html", context)

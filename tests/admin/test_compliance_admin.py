@@ -95,7 +95,7 @@ def test_verify_over_findings_needs_an_override_reason_and_the_permission(north:
     # An admin without a reason: told what is open
     response = signed_in(north.admin).post(url, {"reason": ""}, follow=True)
     assert messages_of(response) == [
-        f"Order {order.reference}: The order is hold: resolve the findings or override with a reason."
+        f"Order {order.reference}: The checks say hold: resolve the findings or override with a reason."
     ]
 
     # An admin with a reason: verified, the override on the timeline

@@ -1,0 +1,317 @@
+"""The portal's order wizard: a draft saved after every step, checked like an order, submitted as one.
+
+A draft belongs to the person who started it; nobody else sees it. Its answers are PHI and
+encrypted with the patient's territory. The inline check builds the same compliance input as an
+order (``compliance_checks.facts_for_draft``) and submission goes through ``order_create``, the
+service behind ``POST /api/portal/orders``, so the wizard never applies a rule of its own.
+
+Answers (``OrderDraft.answers``): provider_id, payer_type, diagnosis_codes, f2f_date, notes,
+skus (in the order chosen), quantities {sku: n}, delivery {mode, window, requested_date, address}.
+Dates are ISO strings.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from catalog.models import Product
+from catalog.selectors import available_quantities, products_by_sku
+from compliance.engine import ComplianceResult, evaluate
+from compliance.inputs import AttachedArtifact
+from core.exceptions import NotFound, PermissionDenied, ValidationFailed
+from patients.exceptions import PatientNotFound
+from patients.models import PayerType, Provider
+from patients.selectors import active_coverage, patients_for_user, providers_for_user
+from territories.models import TerritoryPermission
+from territories.selectors import territory_permits
+
+from .compliance_checks import Draft, DraftItem, facts_for_draft
+from .models import DeliveryMode, DeliveryWindow, DraftDocument, DraftStep, Order, OrderDraft, Source
+from .routing import RoutingRule, expected_path
+from .selectors import _as_uuid
+from .services import DocumentUpload, ItemRequest, document_check, order_create
+
+STEPS: tuple[DraftStep, ...] = tuple(DraftStep)
+
+
+class DraftNotFound(NotFound):
+    code = "DRAFT_NOT_FOUND"
+    default_message = "No such draft among yours."
+
+
+def step_after(step: str) -> DraftStep:
+    index = STEPS.index(DraftStep(step))
+    return STEPS[min(index + 1, len(STEPS) - 1)]
+
+
+def step_before(step: str) -> DraftStep:
+    return STEPS[max(STEPS.index(DraftStep(step)) - 1, 0)]
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def drafts_open(*, actor: Any) -> QuerySet[OrderDraft]:
+    """The actor's drafts not yet submitted, most recently touched first."""
+    return OrderDraft.objects.filter(created_by=actor, order__isnull=True).select_related("patient")
+
+
+def draft_get(*, actor: Any, pk: Any) -> OrderDraft:
+    """The actor's own open draft ``pk``; DraftNotFound for anyone else's, a submitted one or a bad id."""
+    draft_id = _as_uuid(pk)
+    draft = drafts_open(actor=actor).filter(pk=draft_id).first() if draft_id else None
+    if draft is None or not _may_order(actor, draft.territory_id):
+        raise DraftNotFound()
+    return draft
+
+
+def draft_providers(*, actor: Any, draft: OrderDraft) -> list[Provider]:
+    """Who may be the ordering provider: the actor's own provider record when they are a
+    practitioner of the draft's territory, else the territory's active providers."""
+    providers = providers_for_user(user=actor).filter(territory_id=draft.territory_id, active=True)
+    own = [p for p in providers if p.user_id == actor.pk]
+    return own or list(providers.order_by("name"))
+
+
+def draft_default_payer(*, draft: OrderDraft, on: dt.date) -> str:
+    """Insurance when the patient has coverage in force, else cash pay."""
+    return PayerType.INSURANCE if active_coverage(patient=draft.patient, on=on) else PayerType.CASH
+
+
+def draft_products(draft: OrderDraft) -> list[Product]:
+    """The chosen products, in the order chosen (unknown or retired SKUs left out)."""
+    skus = list(draft.answers.get("skus", []))
+    found = products_by_sku(skus=skus)
+    return [found[sku] for sku in skus if sku in found]
+
+
+def draft_can_sign(*, actor: Any, draft: OrderDraft) -> bool:
+    """Only the ordering provider's own account signs the written order."""
+    provider_id = draft.answers.get("provider_id")
+    return bool(provider_id) and Provider.objects.filter(pk=provider_id, user_id=actor.pk).exists()
+
+
+def _compliance_draft(draft: OrderDraft, *, signed: bool) -> Draft:
+    answers = draft.answers
+    quantities = answers.get("quantities", {})
+    delivery = answers.get("delivery", {})
+    return Draft(
+        items=[DraftItem(sku=p.sku, quantity=quantities.get(p.sku)) for p in draft_products(draft)],
+        patient_id=draft.patient_id,
+        provider_id=_as_uuid(answers.get("provider_id")),
+        payer_type=answers.get("payer_type"),
+        requested_date=_date(delivery.get("requested_date")),
+        f2f_date=_date(answers.get("f2f_date")),
+        diagnosis_codes=answers.get("diagnosis_codes", []),
+        artifacts=[AttachedArtifact(d.artifact_type, d.document_date) for d in draft.documents.all()],
+        signed=signed,
+    )
+
+
+def draft_compliance(*, actor: Any, draft: OrderDraft, signed: bool = False) -> ComplianceResult:
+    """The checks' answer for the draft as it stands (``signed``: as if the provider signed it now)."""
+    facts = facts_for_draft(actor=actor, draft=_compliance_draft(draft, signed=signed), territory_id=draft.territory_id)
+    return evaluate(facts)
+
+
+@dataclass(frozen=True)
+class ExpectedPath:
+    product: Product
+    quantity: int
+    rule: RoutingRule | None
+
+    @property
+    def total_cents(self) -> int:
+        return self.product.price_cents * self.quantity
+
+
+def draft_expected_paths(draft: OrderDraft) -> list[ExpectedPath]:
+    """How each line would be fulfilled if submitted now (``routing.expected_path``)."""
+    products = draft_products(draft)
+    quantities = draft.answers.get("quantities", {})
+    available = available_quantities(product_ids=[p.pk for p in products])
+    return [
+        ExpectedPath(
+            product,
+            int(quantities.get(product.sku) or 1),
+            expected_path(
+                territory=draft.territory,
+                product=product,
+                quantity=int(quantities.get(product.sku) or 1),
+                available=available.get(product.pk, 0),
+            ),
+        )
+        for product in products
+    ]
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+
+def _may_order(actor: Any, territory_id: Any) -> bool:
+    return territory_permits(user=actor, permission=TerritoryPermission.CREATE_ORDER, territory_id=territory_id)
+
+
+def draft_start(*, actor: Any, patient_id: Any) -> OrderDraft:
+    """The actor's open draft for the patient, or a new one.
+
+    The patient must be one whose record the actor may read (PatientNotFound otherwise, also for a
+    malformed id) in a territory where they may place orders (PermissionDenied).
+    """
+    pk = _as_uuid(patient_id)
+    patient = patients_for_user(user=actor).filter(pk=pk).first() if pk else None
+    if patient is None:
+        raise PatientNotFound()
+    if not _may_order(actor, patient.territory_id):
+        raise PermissionDenied("You may not place orders in this patient's territory.")
+    existing = drafts_open(actor=actor).filter(patient=patient).first()
+    if existing is not None:
+        return existing
+    draft = OrderDraft(territory_id=patient.territory_id, patient=patient, created_by=actor, answers={})
+    draft.save()
+    return draft
+
+
+def draft_save(*, draft: OrderDraft, answers: dict[str, Any], step: str | None = None) -> OrderDraft:
+    """Merge ``answers`` into the draft and, with ``step``, remember it as the step to come back to.
+
+    Choosing products keeps the quantities of those still chosen and drops the others.
+    """
+    merged = {**(draft.answers or {}), **answers}
+    if "skus" in answers:
+        quantities = merged.get("quantities", {})
+        merged["quantities"] = {sku: quantities[sku] for sku in answers["skus"] if sku in quantities}
+    draft.answers = merged
+    if step is not None:
+        draft.step = step
+    draft.save()
+    return draft
+
+
+def draft_add_document(
+    *, draft: OrderDraft, artifact_type: str, file: Any, document_date: dt.date | None
+) -> DraftDocument:
+    """Keep an uploaded document with the draft (checked as ``services.document_check``)."""
+    content_type = document_check(artifact_type=artifact_type, file=file, content_type=file.content_type or "")
+    document = DraftDocument(
+        draft=draft,
+        territory_id=draft.territory_id,
+        artifact_type=artifact_type,
+        document_date=document_date,
+        original_name=file.name or "",
+        content_type=content_type,
+        size=file.size or 0,
+    )
+    document.file.save(str(document.pk), file, save=False)
+    document.save()
+    draft.save(update_fields=["updated_at"])
+    return document
+
+
+def draft_remove_document(*, draft: OrderDraft, document_id: Any) -> None:
+    """Remove one of the draft's documents and its file; NotFound when the draft has no such document."""
+    pk = _as_uuid(document_id)
+    document = draft.documents.filter(pk=pk).first() if pk else None
+    if document is None:
+        raise NotFound("No such document on this draft.")
+    _delete_documents([document])
+
+
+def _delete_documents(documents: list[DraftDocument]) -> None:
+    files = [(d.file.storage, d.file.name) for d in documents if d.file.name]
+    DraftDocument.objects.filter(pk__in=[d.pk for d in documents]).delete()
+
+    def remove_files() -> None:
+        for storage, name in files:
+            storage.delete(name)
+
+    transaction.on_commit(remove_files)
+
+
+def draft_discard(*, draft: OrderDraft) -> None:
+    """Delete an open draft and its documents."""
+    with transaction.atomic():
+        _delete_documents(list(draft.documents.all()))
+        draft.delete()
+
+
+def draft_submit(*, actor: Any, draft_id: Any, sign: bool, signature_image: bytes | None) -> Order:
+    """Create the order from the draft through ``order_create`` and close the draft; idempotent.
+
+    The draft's documents become the order's attachments before the checks run; ``sign`` with
+    ``signature_image`` is the provider's signature (``order_create`` refuses anyone else).
+    ValidationFailed names the step to finish when the draft lacks a provider, a payer type or
+    items. Submitting a draft a second time (a double click) answers the order already created.
+    """
+    with transaction.atomic():
+        draft_pk = _as_uuid(draft_id)
+        draft = (
+            OrderDraft.objects.select_for_update().filter(pk=draft_pk, created_by=actor).first() if draft_pk else None
+        )
+        if draft is None:
+            raise DraftNotFound()
+        if draft.order_id is not None:
+            return draft.order  # type: ignore[return-value]
+        answers = draft.answers
+        missing: dict[str, list[str]] = {}
+        if not answers.get("provider_id") or not answers.get("payer_type"):
+            missing[DraftStep.PRESCRIPTION] = ["Choose the ordering provider and how the order is paid."]
+        products = draft_products(draft)
+        if not products:
+            missing[DraftStep.CATALOG] = ["Choose at least one product."]
+        if missing:
+            raise ValidationFailed("The draft is not complete.", details=missing)
+        quantities = answers.get("quantities", {})
+        delivery = answers.get("delivery", {})
+        documents = list(draft.documents.all())
+        for document in documents:
+            document.file.open("rb")
+        try:
+            order = order_create(
+                actor=actor,
+                patient_id=draft.patient_id,
+                provider_id=uuid.UUID(answers["provider_id"]),
+                items=[ItemRequest(sku=p.sku, quantity=int(quantities.get(p.sku) or 1)) for p in products],
+                payer_type=answers["payer_type"],
+                territory=draft.territory,
+                source=Source.PORTAL,
+                delivery_mode=delivery.get("mode", DeliveryMode.SHIP_TO_PATIENT),
+                delivery_window=delivery.get("window", DeliveryWindow.ANY),
+                delivery_address=delivery.get("address") or None,
+                requested_date=_date(delivery.get("requested_date")),
+                diagnosis_codes=answers.get("diagnosis_codes", []),
+                f2f_date=_date(answers.get("f2f_date")),
+                notes=answers.get("notes") or None,
+                order_date=timezone.localdate(),
+                sign=sign,
+                signature_image=signature_image,
+                documents=[
+                    DocumentUpload(
+                        artifact_type=d.artifact_type,
+                        file=d.file,
+                        document_date=d.document_date,
+                        original_name=d.original_name or "",
+                        content_type=d.content_type,
+                    )
+                    for d in documents
+                ],
+            )
+        finally:
+            for document in documents:
+                document.file.close()
+        draft.order = order
+        draft.step = DraftStep.REVIEW
+        draft.save()
+        _delete_documents(documents)  # the order holds its own copies now
+    return order
+
+
+def _date(value: Any) -> dt.date | None:
+    return dt.date.fromisoformat(value) if value else None
