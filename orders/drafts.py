@@ -94,18 +94,18 @@ def draft_products(draft: OrderDraft) -> list[Product]:
 
 def draft_can_sign(*, actor: Any, draft: OrderDraft) -> bool:
     """Only the ordering provider's own account signs the written order."""
-    provider_id = draft.answers.get("provider_id")
-    return bool(provider_id) and Provider.objects.filter(pk=provider_id, user_id=actor.pk).exists()
+    chosen = draft.answers.get("provider_id")
+    return any(str(p.pk) == chosen and p.user_id == actor.pk for p in draft_providers(actor=actor, draft=draft))
 
 
-def _compliance_draft(draft: OrderDraft, *, signed: bool) -> Draft:
+def _compliance_draft(draft: OrderDraft, *, provider_id: uuid.UUID | None, signed: bool) -> Draft:
     answers = draft.answers
     quantities = answers.get("quantities", {})
     delivery = answers.get("delivery", {})
     return Draft(
         items=[DraftItem(sku=p.sku, quantity=quantities.get(p.sku)) for p in draft_products(draft)],
         patient_id=draft.patient_id,
-        provider_id=_as_uuid(answers.get("provider_id")),
+        provider_id=provider_id,
         payer_type=answers.get("payer_type"),
         requested_date=_date(delivery.get("requested_date")),
         f2f_date=_date(answers.get("f2f_date")),
@@ -116,8 +116,17 @@ def _compliance_draft(draft: OrderDraft, *, signed: bool) -> Draft:
 
 
 def draft_compliance(*, actor: Any, draft: OrderDraft, signed: bool = False) -> ComplianceResult:
-    """The checks' answer for the draft as it stands (``signed``: as if the provider signed it now)."""
-    facts = facts_for_draft(actor=actor, draft=_compliance_draft(draft, signed=signed), territory_id=draft.territory_id)
+    """The checks' answer for the draft as it stands (``signed``: as if the provider signed it now).
+
+    A provider chosen earlier who may no longer be chosen (retired, moved) counts as not chosen.
+    """
+    chosen = draft.answers.get("provider_id")
+    provider_id = next((p.pk for p in draft_providers(actor=actor, draft=draft) if str(p.pk) == chosen), None)
+    facts = facts_for_draft(
+        actor=actor,
+        draft=_compliance_draft(draft, provider_id=provider_id, signed=signed),
+        territory_id=draft.territory_id,
+    )
     return evaluate(facts)
 
 
@@ -160,7 +169,9 @@ def _may_order(actor: Any, territory_id: Any) -> bool:
 
 
 def draft_start(*, actor: Any, patient_id: Any) -> OrderDraft:
-    """The actor's open draft for the patient, or a new one.
+    """The actor's open draft for the patient, or a new one, which starts with the ordering
+    provider (the actor's own provider record, else the patient's provider) and the payer type
+    (``draft_default_payer``) filled in.
 
     The patient must be one whose record the actor may read (PatientNotFound otherwise, also for a
     malformed id) in a territory where they may place orders (PermissionDenied).
@@ -175,6 +186,12 @@ def draft_start(*, actor: Any, patient_id: Any) -> OrderDraft:
     if existing is not None:
         return existing
     draft = OrderDraft(territory_id=patient.territory_id, patient=patient, created_by=actor, answers={})
+    providers = draft_providers(actor=actor, draft=draft)
+    provider = next((p for p in providers if p.pk == patient.provider_id), providers[0] if providers else None)
+    draft.answers = {
+        "provider_id": str(provider.pk) if provider else None,
+        "payer_type": draft_default_payer(draft=draft, on=timezone.localdate()),
+    }
     draft.save()
     return draft
 
@@ -182,12 +199,13 @@ def draft_start(*, actor: Any, patient_id: Any) -> OrderDraft:
 def draft_save(*, draft: OrderDraft, answers: dict[str, Any], step: str | None = None) -> OrderDraft:
     """Merge ``answers`` into the draft and, with ``step``, remember it as the step to come back to.
 
-    Choosing products keeps the quantities of those still chosen and drops the others.
+    Choosing products keeps the quantities of those still chosen, starts new ones at 1 and drops
+    the others.
     """
     merged = {**(draft.answers or {}), **answers}
     if "skus" in answers:
         quantities = merged.get("quantities", {})
-        merged["quantities"] = {sku: quantities[sku] for sku in answers["skus"] if sku in quantities}
+        merged["quantities"] = {sku: quantities.get(sku, 1) for sku in answers["skus"]}
     draft.answers = merged
     if step is not None:
         draft.step = step

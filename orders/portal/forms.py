@@ -50,6 +50,10 @@ def add_service_errors(form: forms.Form, error: DomainError) -> None:
                 placed = True
     if not placed:
         form.add_error(None, str(error))
+        if isinstance(details, dict):  # say what was wrong, even for fields this form does not have
+            for messages in details.values():
+                for message in messages if isinstance(messages, list) else []:
+                    form.add_error(None, str(message))
 
 
 # --- the order wizard's steps --------------------------------------------------------------------

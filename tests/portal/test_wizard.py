@@ -344,3 +344,21 @@ def test_discarding_a_draft_removes_it_and_its_documents(north: World, django_ca
     assert discarded.status_code == 302
     assert (OrderDraft.objects.count(), DraftDocument.objects.count()) == (0, 0)
     assert not storage.exists(name)
+
+
+def test_a_provider_retired_mid_draft_counts_as_not_chosen_and_submission_is_refused(north: World) -> None:
+    client = signed_in(north.doctor)
+    draft = start(client, north)
+    assert draft.answers == {"provider_id": str(north.provider.pk), "payer_type": "cash"}  # prefilled
+    walk(client, north, draft, sku=north.product.sku)
+    north.provider.active = False
+    north.provider.save(update_fields=["active"])
+
+    review = client.get(url(draft, "review"))
+    assert review.status_code == 200
+    assert "SWO_MISSING_PRACTITIONER" in [f.code for f in review.context["checks"].blocking]
+
+    refused = client.post(url(draft, "review"), {"action": "submit"})
+    assert refused.status_code == 400
+    assert "Unknown provider." in refused.content.decode()
+    assert Order.objects.count() == 0
