@@ -33,7 +33,15 @@ PATIENT_COLUMNS = [
     "medications",
     "conditions",
 ]
-ORDER_COLUMNS = ["service_type", "diagnosis_codes", "notes", "insurance_details", "verification_data", "f2f_date"]
+ORDER_COLUMNS = [
+    "service_type",
+    "diagnosis_codes",
+    "notes",
+    "insurance_details",
+    "verification_data",
+    "f2f_date",
+    "delivery_address",
+]
 # The tables ``make_phi`` fills, with their encrypted columns.
 ENCRYPTED_COLUMNS = {
     "patients_patient": PATIENT_COLUMNS,
@@ -48,6 +56,8 @@ ENCRYPTED_COLUMNS = {
 # Encrypted tables ``make_phi`` leaves empty.
 OTHER_ENCRYPTED_COLUMNS = {
     "orders_attachment": ["document_date", "original_name"],
+    "orders_orderdraft": ["answers"],
+    "orders_draftdocument": ["document_date", "original_name"],
     "patients_priorauthorization": ["tracking_number"],
     "patients_historicalpriorauthorization": ["tracking_number"],
 }
@@ -91,6 +101,7 @@ def make_phi(north: World, south: World) -> dict[str, Any]:
         order = world.order(
             service_type="CPAP resupply",
             insurance={"carrier": "Medicare Part B", "policy_number": "1EG4TE5MK73"},
+            delivery_address={"line1": "1 Elm St", "city": "Fargo", "state": "ND", "postal_code": "58102"},
         )
         order_services.order_transition(
             order_id=order.pk,
