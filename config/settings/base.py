@@ -317,6 +317,12 @@ CELERY_BEAT_SCHEDULE["stock-alerts-daily"] = {
 COMPLIANCE_RULES_DIR = env("COMPLIANCE_RULES_DIR", default=str(BASE_DIR / "compliance" / "rules"))
 # Order attachments (WOPD, face-to-face notes, prior authorizations, CMNs): largest accepted file.
 ATTACHMENT_MAX_BYTES = env.int("ATTACHMENT_MAX_BYTES", default=10 * 1024 * 1024)
+# The portal's order wizard keeps a draft (and its documents) this long after its last change.
+ORDER_DRAFT_RETENTION_DAYS = env.int("ORDER_DRAFT_RETENTION_DAYS", default=30)
+CELERY_BEAT_SCHEDULE["order-drafts-purge"] = {
+    "task": "orders.tasks.purge_stale_drafts",
+    "schedule": crontab(hour=3, minute=30),
+}
 # Stripe (payments): with no secret key the built-in sandbox provider stands in. STRIPE_API_BASE
 # points stripe-python at another host (tests run a local server that speaks Stripe's API).
 STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="")

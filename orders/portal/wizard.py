@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -134,7 +135,12 @@ def order_new(request: HttpRequest) -> HttpResponse:
         return redirect("portal:draft_step", pk=draft.pk, step=draft.step)
     open_drafts = list(drafts.drafts_open(actor=request.user)[:20])
     access_record(user=request.user, objects=[d.patient for d in open_drafts], channel=AccessChannel.PORTAL)
-    return render(request, "portal/drafts.html", {**nav_context(request, "new"), "drafts": open_drafts})
+    context = {
+        **nav_context(request, "new"),
+        "drafts": open_drafts,
+        "retention_days": settings.ORDER_DRAFT_RETENTION_DAYS,
+    }
+    return render(request, "portal/drafts.html", context)
 
 
 @portal_view

@@ -42,7 +42,9 @@ def test_a_doctor_finds_the_patient_and_clears_a_hold_with_a_document(
     page.get_by_role("navigation", name="Portal").get_by_role("link", name="Patients").click()
     page.get_by_label("Name and/or date of birth").fill("Zelda QuartermaineNorth 1948-07-09")
     page.get_by_role("button", name="Search").click()
-    result = page.get_by_role("region", name="Search results").get_by_role("link", name="Zelda QuartermaineNorth")
+    result = page.get_by_role("region", name="Search results").get_by_role(
+        "link", name="Zelda QuartermaineNorth", exact=True
+    )
     expect(result).to_be_visible()
     assert ("Zelda" in page.url, "1948" in page.url) == (False, False)
     shots(page, "patient-search")

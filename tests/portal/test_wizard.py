@@ -4,8 +4,10 @@ documents, the signature and submission through the order service. (Browser jour
 from __future__ import annotations
 
 import base64
+import datetime as dt
 from typing import Any
 
+from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.utils import timezone
@@ -24,6 +26,7 @@ from orders.models import (
     OrderStatus,
     Source,
 )
+from orders.tasks import purge_stale_drafts
 from tests.admin.conftest import signed_in
 from tests.conftest import World
 from tests.factories import CoverageFactory, ProductFactory, WarehouseFactory
@@ -362,3 +365,29 @@ def test_a_provider_retired_mid_draft_counts_as_not_chosen_and_submission_is_ref
     assert refused.status_code == 400
     assert "Unknown provider." in refused.content.decode()
     assert Order.objects.count() == 0
+
+
+def test_drafts_untouched_past_the_retention_are_purged_with_their_documents(
+    north: World, settings: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    settings.ORDER_DRAFT_RETENTION_DAYS = 30
+    client = signed_in(north.doctor)
+    old = start(client, north)
+    client.post(
+        url(old, "documents"),
+        {"action": "upload", "artifact_type": "CMN", "file": SimpleUploadedFile("c.pdf", PDF, "application/pdf")},
+    )
+    name = DraftDocument.objects.get().file.name or ""
+    fresh = drafts.draft_start(actor=north.ops, patient_id=north.patient.pk)
+    last_change = timezone.now() - dt.timedelta(days=30, seconds=1)
+    OrderDraft.objects.filter(pk=old.pk).update(updated_at=last_change)
+    OrderDraft.objects.filter(pk=fresh.pk).update(updated_at=last_change + dt.timedelta(seconds=2))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        deleted = purge_stale_drafts()
+
+    assert deleted == 1
+    assert list(OrderDraft.objects.values_list("pk", flat=True)) == [fresh.pk]
+    assert DraftDocument.objects.count() == 0
+    assert not default_storage.exists(name)
+    assert settings.CELERY_BEAT_SCHEDULE["order-drafts-purge"]["task"] == "orders.tasks.purge_stale_drafts"
