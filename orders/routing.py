@@ -112,17 +112,18 @@ def _pharmacy_fills(territory: Territory) -> bool:
     return bool(territory.pharmacies.filter(active=True).exists())
 
 
-def expected_path(*, territory: Territory, product: Product, quantity: int, available: int) -> RoutingRule | None:
-    """The rule that would route a line of ``quantity`` units of ``product`` if it were submitted now with
-    ``available`` units in stock: the order of ``ROUTING_RULES``, with "reserved at submission"
-    read as "enough stock available now". None when nothing could fulfill it. An estimate for the
-    portal's review page; the decision itself is made when fulfillment starts.
-    """
+def _first_rule(
+    product: Product, *, by_pharmacy: bool, reserved: bool, reserved_now: bool = False
+) -> RoutingRule | None:
+    """The first of ``ROUTING_RULES`` that matches a line, given what is known of its stock; None
+    when no rule can fulfill it."""
     vendor = product.vendor
-    if product.is_medication and _pharmacy_fills(territory):
+    if by_pharmacy:
         code = "pharmacy_prescription"
-    elif product.warehouse_fulfillment and available >= quantity:
+    elif reserved:
         code = "warehouse_reserved"
+    elif reserved_now:
+        code = "warehouse_reserved_now"
     elif product.dropship_fulfillment and vendor is not None and vendor.active:
         code = "dropship_vendor"
     elif product.warehouse_fulfillment:
@@ -130,6 +131,19 @@ def expected_path(*, territory: Territory, product: Product, quantity: int, avai
     else:
         return None
     return RULES_BY_CODE[code]
+
+
+def expected_path(*, territory: Territory, product: Product, quantity: int, available: int) -> RoutingRule | None:
+    """The rule that would route a line of ``quantity`` units of ``product`` if it were submitted
+    now with ``available`` units in stock: "reserved at submission" read as "enough stock available
+    now". None when nothing could fulfill it. An estimate for the portal's review page; the
+    decision itself is made when fulfillment starts.
+    """
+    return _first_rule(
+        product,
+        by_pharmacy=product.is_medication and _pharmacy_fills(territory),
+        reserved=product.warehouse_fulfillment and available >= quantity,
+    )
 
 
 def _decide(order: Order, items: Sequence[OrderItem]) -> list[Decision]:
@@ -163,22 +177,16 @@ def _decide(order: Order, items: Sequence[OrderItem]) -> list[Decision]:
     decisions: list[Decision] = []
     unroutable: dict[str, list[str]] = {}
     for item in items:
-        product = item.product
-        vendor = product.vendor
-        if item.pk in by_pharmacy:
-            code = "pharmacy_prescription"
-        elif item.pk in reserved:
-            code = "warehouse_reserved"
-        elif item.pk in reserved_now:
-            code = "warehouse_reserved_now"
-        elif product.dropship_fulfillment and vendor is not None and vendor.active:
-            code = "dropship_vendor"
-        elif product.warehouse_fulfillment:
-            code = "warehouse_backorder"
-        else:
+        rule = _first_rule(
+            item.product,
+            by_pharmacy=item.pk in by_pharmacy,
+            reserved=item.pk in reserved,
+            reserved_now=item.pk in reserved_now,
+        )
+        if rule is None:
             unroutable[item.sku] = ["Not stocked in the warehouse and no active vendor dropships it."]
             continue
-        decisions.append(Decision(item, RULES_BY_CODE[code]))
+        decisions.append(Decision(item, rule))
     if unroutable:
         raise FulfillmentUnroutable("An item has no fulfillment path.", details={"items": unroutable})
     return decisions

@@ -28,7 +28,7 @@ from orders import fulfillment
 from orders import services as order_services
 from orders.exceptions import OrderNotFound
 from orders.models import FulfillmentTask, Order, OrderEvent, OrderItem
-from orders.routing import ROUTING_RULES, RULES_BY_CODE, FulfillmentUnroutable
+from orders.routing import ROUTING_RULES, RULES_BY_CODE, FulfillmentUnroutable, expected_path
 from tests.conftest import World
 from tests.factories import ProductFactory
 
@@ -263,6 +263,30 @@ def test_an_item_no_rule_can_route_keeps_the_order_verified_and_changes_nothing(
     }
     assert state(order) == before
     assert before["status"] == "verified"
+
+
+def test_the_expected_path_before_submission_follows_the_same_rules(
+    north: World, main: Warehouse, mask: Product, vendor: Vendor
+) -> None:
+    """What the wizard's review shows: enough stock → warehouse; else dropship when the vendor can;
+    else a backorder; a product nothing can fulfill has no path."""
+    both = ProductFactory.create(sku="BOTH", hcpcs_code="E0260", dropship_fulfillment=True, vendor=vendor)
+    dropship_only = ProductFactory.create(
+        sku="DROP", hcpcs_code="E0260", warehouse_fulfillment=False, dropship_fulfillment=True, vendor=vendor
+    )
+
+    def path(product: Product, quantity: int, available: int) -> str | None:
+        rule = expected_path(territory=north.territory, product=product, quantity=quantity, available=available)
+        return rule.code if rule else None
+
+    assert path(mask, 2, 2) == "warehouse_reserved"
+    assert path(mask, 3, 2) == "warehouse_backorder"
+    assert path(both, 3, 2) == "dropship_vendor"
+    assert path(dropship_only, 1, 50) == "dropship_vendor"
+    vendor.active = False
+    vendor.save()
+    dropship_only.refresh_from_db()
+    assert path(dropship_only, 1, 50) is None
 
 
 # --- shipping and delivery -----------------------------------------------------------------------
