@@ -162,3 +162,16 @@ def test_the_portal_needs_a_signed_in_user(north: World) -> None:
     assert (
         Client().get(f"/portal/orders/{order.pk}/")["Location"] == f"/accounts/login/?next=/portal/orders/{order.pk}/"
     )
+
+
+def test_the_delivery_address_shows_only_to_readers_of_phi(north: World) -> None:
+    address = {"line1": "1 Elm St", "line2": "", "city": "Fargo", "state": "ND", "postal_code": "58102"}
+    order = north.order(delivery_address=address, delivery_window="evening")
+
+    doctor = signed_in(north.doctor).get(f"/portal/orders/{order.pk}/").content.decode()
+    distributor = signed_in(north.distributor).get(f"/portal/orders/{order.pk}/").content.decode()
+
+    assert "1 Elm St, Fargo, ND 58102" in doctor
+    assert "Evening (5 to 8)" in doctor
+    assert "1 Elm St" not in distributor
+    assert "Evening (5 to 8)" in distributor

@@ -136,6 +136,8 @@ def test_a_clear_order_signed_and_submitted_through_the_order_service(north: Wor
     assert (signature.uploaded_by, signature.content_type) == (north.doctor, "image/png")
     assert signature.summary_sha256 == order.signature_hash != ""
     assert signature.file.read() == PNG
+    order_page = client.get(submitted["Location"]).content.decode()
+    assert "Ship to patient · Morning (8 to 12)" in order_page
     draft.refresh_from_db()
     assert draft.order == order
     # The closed draft is gone from the wizard; a second submission answers the same order.
