@@ -10,11 +10,11 @@ from django.db import transaction
 
 from core.audit import with_history_user
 from core.exceptions import PermissionDenied, ValidationFailed
-from territories.models import Territory, TerritoryPermission
+from territories.models import Role, Territory, TerritoryMembership, TerritoryPermission
 from territories.selectors import territory_permits
 
 from .exceptions import PatientProviderMismatch
-from .models import Patient
+from .models import Patient, Provider
 from .selectors import provider_get_for_user
 
 
@@ -68,3 +68,28 @@ def patient_create(
     with_history_user(patient, actor)
     patient.save()
     return patient
+
+
+def provider_link_account(*, user: Any, npi: str) -> Provider | None:
+    """Link ``user`` (a doctor signing in by single sign-on) to the provider record with ``npi``.
+
+    Linked only when the provider is active, in a territory where the user is a doctor, and not
+    linked to another account; the provider linked, or None when nothing was linked. An account
+    linked elsewhere before is unlinked first (a provider has one account, an account one
+    provider). Idempotent.
+    """
+    doctor_territories = TerritoryMembership.objects.filter(user=user, role=Role.DOCTOR).values("territory_id")
+    with transaction.atomic():
+        provider = (
+            Provider.objects.select_for_update()
+            .filter(npi=npi, active=True, territory_id__in=doctor_territories)
+            .first()
+        )
+        if provider is None or provider.user_id not in (None, user.pk):
+            return None
+        if provider.user_id == user.pk:
+            return provider
+        Provider.objects.filter(user=user).exclude(pk=provider.pk).update(user=None)
+        provider.user = user
+        provider.save(update_fields=["user"])
+    return provider

@@ -120,7 +120,8 @@ AXES_VERBOSE = False
 
 # OpenID Connect single sign-on (mozilla-django-oidc), on when an issuer is configured: its
 # endpoints and this client's credentials. Roles and territories come from the ID token/userinfo
-# claims named below (territories.oidc). Without OIDC_OP_ISSUER only local accounts sign in.
+# claims named below (territories.oidc; patients.oidc links a doctor's NPI to their provider
+# record). Without OIDC_OP_ISSUER only local accounts sign in.
 OIDC_OP_ISSUER = env("OIDC_OP_ISSUER", default="")
 OIDC_RP_CLIENT_ID = env("OIDC_RP_CLIENT_ID", default="")
 OIDC_RP_CLIENT_SECRET = env("OIDC_RP_CLIENT_SECRET", default="")
@@ -132,11 +133,13 @@ OIDC_RP_SIGN_ALGO = env("OIDC_RP_SIGN_ALGO", default="RS256")
 OIDC_RP_SCOPES = "openid email profile"
 OIDC_ROLES_CLAIM = env("OIDC_ROLES_CLAIM", default="roles")
 OIDC_TERRITORIES_CLAIM = env("OIDC_TERRITORIES_CLAIM", default="territories")
+# A doctor's NPI, linking their account to their provider record (patients.oidc).
+OIDC_NPI_CLAIM = env("OIDC_NPI_CLAIM", default="npi")
 OIDC_USE_NONCE = True
 LOGIN_REDIRECT_URL_FAILURE = "/accounts/login/?sso=failed"
 OIDC_STORE_ID_TOKEN = False
 if OIDC_OP_ISSUER:
-    AUTHENTICATION_BACKENDS.append("territories.oidc.ClaimsMappedOIDCBackend")
+    AUTHENTICATION_BACKENDS.append("patients.oidc.PractitionerOIDCBackend")
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},

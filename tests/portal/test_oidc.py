@@ -18,8 +18,10 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from accounts.models import User
+from patients.models import Provider
 from territories.models import TerritoryMembership
 from tests.conftest import World
+from tests.factories import ProviderFactory
 
 
 class Issuer:
@@ -60,7 +62,7 @@ def issuer(httpserver: HTTPServer) -> Iterator[Issuer]:
         OIDC_OP_TOKEN_ENDPOINT=httpserver.url_for("/token"),
         OIDC_OP_USER_ENDPOINT=httpserver.url_for("/userinfo"),
         OIDC_OP_JWKS_ENDPOINT=httpserver.url_for("/jwks"),
-        AUTHENTICATION_BACKENDS=[*settings.AUTHENTICATION_BACKENDS, "territories.oidc.ClaimsMappedOIDCBackend"],
+        AUTHENTICATION_BACKENDS=[*settings.AUTHENTICATION_BACKENDS, "patients.oidc.PractitionerOIDCBackend"],
     ):
         yield fake
 
@@ -132,3 +134,46 @@ def test_claims_without_clear_access_sign_nobody_in(north: World, issuer: Issuer
     assert User.objects.count() == users
     assert "_auth_user_id" not in client.session
     assert b"Single sign-on did not give you access" in client.get("/accounts/login/?sso=failed").content
+
+
+def test_a_doctors_npi_claim_links_their_provider_record(north: World, south: World, issuer: Issuer) -> None:
+    own = ProviderFactory.create(territory=north.territory, name="Dr. Sso")
+    issuer.claims = {
+        "sub": "sso-1",
+        "email": "dr.sso@clinic.example",
+        "roles": ["doctor"],
+        "territories": ["north"],
+        "npi": own.npi,
+    }
+
+    assert sso_sign_in(Client(), issuer)["Location"] == "/portal/"
+
+    user = User.objects.get(email="dr.sso@clinic.example")
+    own.refresh_from_db()
+    assert own.user == user
+    assert sso_sign_in(Client(), issuer)["Location"] == "/portal/"  # again: nothing changes
+    assert list(Provider.objects.filter(user=user)) == [own]
+
+
+@pytest.mark.parametrize("case", ["other_territory", "linked_to_someone_else", "not_a_doctor", "not_an_npi"])
+def test_an_npi_claim_links_nothing_it_may_not(north: World, south: World, issuer: Issuer, case: str) -> None:
+    npi = {
+        "other_territory": south.provider.npi,  # south's provider, already linked: also refused
+        "linked_to_someone_else": north.provider.npi,
+        "not_a_doctor": ProviderFactory.create(territory=north.territory).npi,
+        "not_an_npi": "1234567890",
+    }[case]
+    if case == "other_territory":
+        Provider.objects.filter(pk=south.provider.pk).update(user=None)
+    links = dict(Provider.objects.values_list("pk", "user_id"))
+    issuer.claims = {
+        "sub": "sso-1",
+        "email": "someone@clinic.example",
+        "roles": ["ops_staff" if case == "not_a_doctor" else "doctor"],
+        "territories": ["north"],
+        "npi": npi,
+    }
+
+    assert sso_sign_in(Client(), issuer)["Location"] == "/portal/"  # signed in, but not linked
+
+    assert dict(Provider.objects.values_list("pk", "user_id")) == links
