@@ -242,6 +242,9 @@ def order_status(request: HttpRequest, pk: Any) -> HttpResponse:
     return render(request, "portal/_order_status.html", {"page": _order_page(request, pk)})
 
 
+QUEUE_PAGE_SIZE = 50
+
+
 @portal_view
 def review_queue(request: HttpRequest) -> HttpResponse:
     """Ops staff's queue: holds and orders needing review, oldest first, by territory and finding code.
@@ -255,7 +258,7 @@ def review_queue(request: HttpRequest) -> HttpResponse:
         try:
             order = order_get_for_user(user=request.user, pk=request.POST.get("order"))
             _staff_action(request, order, "verify")
-        except (OrderNotFound, DomainError) as error:
+        except DomainError as error:
             messages.error(request, str(error))
         return redirect(f"{reverse('portal:review_queue')}?{request.GET.urlencode()}")
     territory, reason = request.GET.get("territory", "")[:64], request.GET.get("reason", "")[:64]
@@ -273,15 +276,16 @@ def review_queue(request: HttpRequest) -> HttpResponse:
             if f["severity"] != "info"
         }
     )
+    shown = queue.orders[:QUEUE_PAGE_SIZE]
     phi_territories = _phi_territories(request.user)
     access_record(
         user=request.user,
-        objects=[o for o in queue.orders if o.territory_id in phi_territories],
+        objects=[o for o in shown if o.territory_id in phi_territories],
         channel=AccessChannel.PORTAL,
     )
     context = {
         **nav_context(request, "review"),
-        "orders": [(o, queue.results.get(o.pk, {})) for o in queue.orders[: PAGE_SIZE * 2]],
+        "orders": [(o, queue.results.get(o.pk, {})) for o in shown],
         "count": len(queue.orders),
         "territories": territories_for_user(user=request.user, permission=TerritoryPermission.REVIEW_ORDER),
         "reasons": reasons,
