@@ -93,10 +93,17 @@ def draft_products(draft: OrderDraft) -> list[Product]:
     return [found[sku] for sku in skus if sku in found]
 
 
+def draft_provider(*, actor: Any, draft: OrderDraft) -> Provider | None:
+    """The ordering provider chosen, while it may still be chosen (``draft_providers``); a provider
+    retired or moved since counts as not chosen."""
+    chosen = draft.answers.get("provider_id")
+    return next((p for p in draft_providers(actor=actor, draft=draft) if str(p.pk) == chosen), None)
+
+
 def draft_can_sign(*, actor: Any, draft: OrderDraft) -> bool:
     """Only the ordering provider's own account signs the written order."""
-    chosen = draft.answers.get("provider_id")
-    return any(str(p.pk) == chosen and p.user_id == actor.pk for p in draft_providers(actor=actor, draft=draft))
+    provider = draft_provider(actor=actor, draft=draft)
+    return provider is not None and provider.user_id == actor.pk
 
 
 def _compliance_draft(draft: OrderDraft, *, provider_id: uuid.UUID | None, signed: bool) -> Draft:
@@ -117,15 +124,11 @@ def _compliance_draft(draft: OrderDraft, *, provider_id: uuid.UUID | None, signe
 
 
 def draft_compliance(*, actor: Any, draft: OrderDraft, signed: bool = False) -> ComplianceResult:
-    """The checks' answer for the draft as it stands (``signed``: as if the provider signed it now).
-
-    A provider chosen earlier who may no longer be chosen (retired, moved) counts as not chosen.
-    """
-    chosen = draft.answers.get("provider_id")
-    provider_id = next((p.pk for p in draft_providers(actor=actor, draft=draft) if str(p.pk) == chosen), None)
+    """The checks' answer for the draft as it stands (``signed``: as if the provider signed it now)."""
+    provider = draft_provider(actor=actor, draft=draft)
     facts = facts_for_draft(
         actor=actor,
-        draft=_compliance_draft(draft, provider_id=provider_id, signed=signed),
+        draft=_compliance_draft(draft, provider_id=provider.pk if provider else None, signed=signed),
         territory_id=draft.territory_id,
     )
     return evaluate(facts)

@@ -184,7 +184,7 @@ class PrescriptionStep(Step):
             data,
             providers=providers,
             initial={
-                "provider_id": answers.get("provider_id") or (str(providers[0].pk) if providers else None),
+                "provider_id": answers.get("provider_id"),  # draft_start chose the default
                 "payer_type": answers.get("payer_type")
                 or drafts.draft_default_payer(draft=draft, on=timezone.localdate()),
                 "diagnosis_codes": ", ".join(answers.get("diagnosis_codes", [])),
@@ -310,17 +310,9 @@ class ReviewStep(Step):
     def context(self, request: HttpRequest, draft: OrderDraft) -> dict[str, Any]:
         paths = drafts.draft_expected_paths(draft)
         delivery = draft.answers.get("delivery", {})
-        provider = next(
-            (
-                p
-                for p in drafts.draft_providers(actor=request.user, draft=draft)
-                if str(p.pk) == draft.answers.get("provider_id")
-            ),
-            None,
-        )
         return {
             "total_cents": sum(path.total_cents for path in paths),
-            "provider": provider,
+            "provider": drafts.draft_provider(actor=request.user, draft=draft),
             "paths": paths,
             "documents": list(draft.documents.all()),
             "delivery": delivery,
@@ -378,6 +370,14 @@ def draft_step(request: HttpRequest, pk: Any, step: str) -> HttpResponse:
     return _render_step(request, draft, step, form, status=status)
 
 
+def _signing(request: HttpRequest, draft: OrderDraft) -> tuple[bool, Checks, bool]:
+    """Whether the viewer signs (the ordering provider), the checks as the draft stands unsigned,
+    and whether the order needs that signature (a finding about it is open)."""
+    can_sign = drafts.draft_can_sign(actor=request.user, draft=draft)
+    unsigned = _checks(drafts.draft_compliance(actor=request.user, draft=draft), draft, can_sign=can_sign)
+    return can_sign, unsigned, can_sign and "signature" in unsigned.by_field
+
+
 def _render_step(
     request: HttpRequest,
     draft: OrderDraft,
@@ -388,10 +388,7 @@ def _render_step(
     extra: dict[str, Any] | None = None,
 ) -> HttpResponse:
     view = STEP_VIEWS[step]
-    can_sign = drafts.draft_can_sign(actor=request.user, draft=draft)
-    unsigned = _checks(drafts.draft_compliance(actor=request.user, draft=draft), draft, can_sign=can_sign)
-    signature_needed = can_sign and "signature" in unsigned.by_field
-    checks = unsigned
+    can_sign, checks, signature_needed = _signing(request, draft)
     if step == DraftStep.REVIEW and can_sign:
         # What the order's disposition will be with the signature given on this page.
         signed = drafts.draft_compliance(actor=request.user, draft=draft, signed=True)
@@ -439,9 +436,8 @@ def _documents_post(request: HttpRequest, draft: OrderDraft, action: str) -> Htt
 
 
 def _submit(request: HttpRequest, draft: OrderDraft) -> HttpResponse:
-    can_sign = drafts.draft_can_sign(actor=request.user, draft=draft)
-    unsigned = _checks(drafts.draft_compliance(actor=request.user, draft=draft), draft, can_sign=can_sign)
-    form = SignForm(request.POST, signature_needed=can_sign and "signature" in unsigned.by_field)
+    can_sign, _checks_now, signature_needed = _signing(request, draft)
+    form = SignForm(request.POST, signature_needed=signature_needed)
     if form.is_valid():
         data = form.cleaned_data
         try:
