@@ -341,6 +341,8 @@ class DosePeriodUnit(models.TextChoices):
 
 # Refills a prescription may allow (numberOfRepeatsAllowed); one year of monthly fills at most.
 MAX_REFILLS = 11
+# ICD-10-CM codes an order carries at most (the claim form's diagnosis pointers A to L).
+MAX_DIAGNOSIS_CODES = 12
 # Days one fill may last (a 90-day supply is the usual maximum; a year is the hard limit).
 MAX_DAYS_SUPPLY = 365
 

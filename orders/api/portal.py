@@ -20,7 +20,7 @@ from core.exceptions import ValidationFailed
 from core.identifiers import is_valid_hcpcs, is_valid_npi, normalize_icd10
 from orders import selectors, services
 from orders.compliance_checks import Draft, DraftItem, facts_for_draft
-from orders.models import Attachment
+from orders.models import MAX_DIAGNOSIS_CODES, Attachment
 from patients.models import PayerType
 from territories.api import TERRITORY_HEADER, request_territory
 
@@ -119,7 +119,7 @@ class ComplianceCheckSerializer(serializers.Serializer):
     requested_date = serializers.DateField(required=False, allow_null=True)
     f2f_date = serializers.DateField(required=False, allow_null=True)
     diagnosis_codes = serializers.ListField(
-        child=serializers.CharField(max_length=10), required=False, default=list, max_length=12
+        child=serializers.CharField(max_length=10), required=False, default=list, max_length=MAX_DIAGNOSIS_CODES
     )
     artifacts = serializers.ListField(child=ArtifactField(), required=False, default=list, max_length=50)
     signed = serializers.BooleanField(required=False, default=False)

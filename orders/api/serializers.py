@@ -7,6 +7,7 @@ from core.api.fields import StrictUUIDField
 from core.identifiers import is_valid_icd10
 from orders.models import (
     MAX_DAYS_SUPPLY,
+    MAX_DIAGNOSIS_CODES,
     MAX_REFILLS,
     DeliveryMode,
     DeliveryWindow,
@@ -80,7 +81,7 @@ class OrderCreateSerializer(serializers.Serializer):
     )
     service_type = serializers.CharField(max_length=200, required=False, allow_blank=True, allow_null=True)
     diagnosis_codes = serializers.ListField(
-        child=serializers.CharField(max_length=10), required=False, default=list, max_length=12
+        child=serializers.CharField(max_length=10), required=False, default=list, max_length=MAX_DIAGNOSIS_CODES
     )
     notes = serializers.CharField(max_length=5000, required=False, allow_blank=True, allow_null=True)
     insurance = InsuranceSerializer(required=False, allow_null=True)

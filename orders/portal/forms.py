@@ -14,11 +14,9 @@ from django.utils import timezone
 from compliance.inputs import ArtifactType
 from core.exceptions import DomainError
 from core.identifiers import is_valid_icd10, normalize_icd10
-from orders.models import DeliveryMode, DeliveryWindow
+from orders.models import MAX_DIAGNOSIS_CODES, DeliveryMode, DeliveryWindow
 from orders.templatetags.portal import ARTIFACT_LABELS
 from patients.models import PayerType
-
-MAX_DIAGNOSIS_CODES = 12
 
 
 class NoteForm(forms.Form):
@@ -93,12 +91,6 @@ class PrescriptionForm(forms.Form):
         if len(codes) > MAX_DIAGNOSIS_CODES:
             raise forms.ValidationError(f"Give at most {MAX_DIAGNOSIS_CODES} codes.")
         return list(dict.fromkeys(normalize_icd10(code) for code in codes))
-
-    def clean_f2f_date(self) -> dt.date | None:
-        day = self.cleaned_data["f2f_date"]
-        if day is not None and day > timezone.localdate():
-            raise forms.ValidationError("The encounter cannot be in the future.")
-        return day
 
 
 class CatalogForm(forms.Form):

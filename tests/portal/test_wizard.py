@@ -246,11 +246,11 @@ def test_each_step_reruns_the_checks_inline_and_bad_input_changes_nothing(north:
     )
     assert bad.status_code == 400
     assert "Not valid ICD-10-CM codes: XYZ" in bad.content.decode()
-    future = client.post(
+    not_a_date = client.post(
         url(draft, "prescription"),
-        {"provider_id": str(north.provider.pk), "payer_type": "cash", "f2f_date": "2999-01-01", "nav": "next"},
+        {"provider_id": str(north.provider.pk), "payer_type": "cash", "f2f_date": "2026-02-30", "nav": "next"},
     )
-    assert future.status_code == 400
+    assert not_a_date.status_code == 400
     stranger = client.post(url(draft, "prescription"), {"provider_id": str(north.ops.pk), "payer_type": "cash"})
     assert stranger.status_code == 400
     draft.refresh_from_db()
