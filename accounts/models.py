@@ -6,6 +6,7 @@ import uuid
 
 from django.contrib.auth.models import AbstractUser
 from django.db import models
+from django.utils.crypto import salted_hmac
 
 
 class User(AbstractUser):
@@ -16,6 +17,11 @@ class User(AbstractUser):
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    token_version = models.PositiveIntegerField(
+        default=0,
+        editable=False,
+        help_text="Raised whenever the user's roles or territories change; bearer tokens issued before stop working.",
+    )
 
     class Meta(AbstractUser.Meta):
         swappable = "AUTH_USER_MODEL"
@@ -23,3 +29,14 @@ class User(AbstractUser):
     @property
     def display_name(self) -> str:
         return self.get_full_name() or self.username
+
+    def token_fingerprint(self) -> str:
+        """What a bearer token must carry to be honoured: changes with the password and ``token_version``.
+
+        Keyed with SECRET_KEY over the stored password hash (as Django's session hash is), so any
+        change of password, by any path, ends every token issued before it; ``token_version``
+        does the same for changes of roles and territories (``accounts.services.user_tokens_revoke``).
+        """
+        return salted_hmac(
+            "accounts.User.token_fingerprint", f"{self.password}:{self.token_version}", algorithm="sha256"
+        ).hexdigest()[:32]

@@ -10,6 +10,8 @@ from django.db import transaction
 from guardian.models import GroupObjectPermission
 from guardian.shortcuts import get_perms, remove_perm
 
+from accounts.services import user_tokens_revoke
+
 from .models import (
     ROLE_MODEL_PERMISSIONS,
     ROLE_PERMISSIONS,
@@ -89,10 +91,20 @@ def territory_create(*, code: str, name: str) -> Territory:
 
 @transaction.atomic
 def membership_grant(*, user: Any, territory: Territory, role: str) -> TerritoryMembership:
-    """Give ``user`` exactly ``role`` in ``territory`` (replacing any other role there)."""
+    """Give ``user`` exactly ``role`` in ``territory`` (replacing any other role there).
+
+    When this changes what the user holds (a new territory, another role), the user's bearer
+    tokens are revoked: a token carries the access of the moment it was issued. Granting what
+    the user already holds (an SSO sign-in repeating its claims) changes nothing and revokes nothing.
+    """
+    previous_role = (
+        TerritoryMembership.objects.filter(user=user, territory=territory).values_list("role", flat=True).first()
+    )
     membership, _ = TerritoryMembership.objects.update_or_create(
         user=user, territory=territory, defaults={"role": role}
     )
+    if previous_role != role:
+        user_tokens_revoke(user=user)
     for other in Role:
         group = territory_role_group(territory=territory, role=other)
         if other == role:
@@ -110,8 +122,13 @@ def membership_grant(*, user: Any, territory: Territory, role: str) -> Territory
 
 @transaction.atomic
 def membership_revoke(*, user: Any, territory: Territory) -> None:
-    """Remove ``user`` from ``territory``: every role group of it and the membership row."""
-    TerritoryMembership.objects.filter(user=user, territory=territory).delete()
+    """Remove ``user`` from ``territory``: every role group of it and the membership row.
+
+    Revokes the user's bearer tokens when they held a membership there.
+    """
+    removed, _ = TerritoryMembership.objects.filter(user=user, territory=territory).delete()
+    if removed:
+        user_tokens_revoke(user=user)
     held_roles = set(TerritoryMembership.objects.filter(user=user).values_list("role", flat=True))
     for role in Role:
         user.groups.remove(territory_role_group(territory=territory, role=role))

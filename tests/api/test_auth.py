@@ -202,8 +202,8 @@ def test_a_user_of_two_territories_picks_one_with_the_header(north: Any, south: 
 
 def test_a_user_who_left_a_territory_cannot_pick_it(north: Any, south: Any, api: Any) -> None:
     user = member_of(north, south)
-    client = api(user)
     membership_revoke(user=user, territory=south.territory)
+    client = api(user)  # the token held before is revoked with the membership (test_token_revocation)
 
     response = client.get("/api/v1/providers", HTTP_TERRITORY_ID="south")
 
