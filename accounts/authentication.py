@@ -15,6 +15,8 @@ from rest_framework import exceptions
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.tokens import Token
 
+from .models import User
+
 TOKEN_FINGERPRINT_CLAIM = "fpr"
 REVOKED_MESSAGE = "The token was revoked (the password, roles or territories changed); request a new one."
 
@@ -24,6 +26,7 @@ class RevocableJWTAuthentication(JWTAuthentication):
 
     def get_user(self, validated_token: Token) -> Any:
         user = super().get_user(validated_token)
+        assert isinstance(user, User)
         carried = validated_token.get(TOKEN_FINGERPRINT_CLAIM)
         if not isinstance(carried, str) or not constant_time_compare(carried, user.token_fingerprint()):
             raise exceptions.AuthenticationFailed(REVOKED_MESSAGE, code="token_revoked")
