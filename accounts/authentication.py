@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils.crypto import constant_time_compare
+from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from rest_framework import exceptions
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.tokens import Token
@@ -31,3 +32,9 @@ class RevocableJWTAuthentication(JWTAuthentication):
         if not isinstance(carried, str) or not constant_time_compare(carried, user.token_fingerprint()):
             raise exceptions.AuthenticationFailed(REVOKED_MESSAGE, code="token_revoked")
         return user
+
+
+class RevocableJWTScheme(SimpleJWTScheme):
+    """Documents the bearer scheme in the OpenAPI schema (drf-spectacular) as simplejwt's own."""
+
+    target_class = "accounts.authentication.RevocableJWTAuthentication"
