@@ -281,7 +281,10 @@ IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
 IMPORT_EXPORT_TMP_STORAGE_CLASS = "import_export.tmp_storages.CacheStorage"
 
 # --- Logging ---------------------------------------------------------------------------------
-# Request logs drop query strings: a search such as `?search=<name>` must never reach a log.
+# Request logs drop query strings whole: a search such as `?search=O'Brien` must never reach a log.
+# The filter sits on the console handler (every record written) and on the request loggers
+# themselves (so any handler added to them, gunicorn's included, sees cleaned records).
+_REQUEST_LOGGER = {"handlers": ["console"], "filters": ["strip_query"], "propagate": False}
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -292,8 +295,10 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {
-        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
-        "django.request": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+        "django.server": {**_REQUEST_LOGGER, "level": "INFO"},
+        "django.request": {**_REQUEST_LOGGER, "level": "WARNING"},
+        "gunicorn.access": {**_REQUEST_LOGGER, "level": "INFO"},
+        "gunicorn.error": {**_REQUEST_LOGGER, "level": "INFO"},
     },
 }
 

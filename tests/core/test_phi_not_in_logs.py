@@ -280,3 +280,129 @@ def test_the_configured_server_log_handler_strips_query_strings() -> None:
     line = buffer.getvalue()
     assert line.endswith('INFO django.server "GET /api/v1/patients?… HTTP/1.1" 200 512\n')
     assert "Vandermeulen" not in line
+
+
+# --- Query strings are stripped whole (issue 15, item 15) ------------------------------------------
+
+NAMES_IN_QUERIES = ("O'Brien", "Brien", "Zelda", "1948-07-09")
+
+
+@pytest.mark.parametrize(
+    ("msg", "args", "expected"),
+    [
+        pytest.param(
+            '"%s" %s %s',
+            ("GET /api/v1/patients?search=O'Brien&dob=1948-07-09 HTTP/1.1", 200, 12),
+            '"GET /api/v1/patients?… HTTP/1.1" 200 12',
+            id="runserver-apostrophe",
+        ),
+        pytest.param(
+            '"%s" %s %s',
+            ('GET /portal/patients?q="Zelda O\'Brien" HTTP/1.1', 200, 12),
+            '"GET /portal/patients?… HTTP/1.1" 200 12',
+            id="runserver-quotes",
+        ),
+        pytest.param(
+            "code %d, message %s",
+            (400, 'Bad request syntax ("GET /x?q=Zelda O\'Brien HTTP/1.1")'),
+            'code 400, message Bad request syntax ("GET /x?… HTTP/1.1")',
+            id="runserver-bad-request-syntax",
+        ),
+        pytest.param(
+            '"%s" %s %s',
+            ("GET /x?q=O'Brien HTTP/1.1 Zelda HTTP/1.1", 400, 0),
+            '"GET /x?… HTTP/1.1" 400 0',
+            id="fake-http-version-inside-the-query",
+        ),
+        pytest.param(
+            "Not Found: %s",
+            ("/x?name=O'Brien&dob=1948-07-09",),
+            "Not Found: /x?…",
+            id="django-request",
+        ),
+        pytest.param(
+            '%(h)s "%(r)s" %(s)s "%(f)s" "%(a)s"',
+            {
+                "h": "10.0.0.1",
+                "r": "GET /portal/patients?q=O'Brien HTTP/1.1",
+                "s": "200",
+                "f": "https://portal.example.org/portal/patients?q=Zelda%20O'Brien",
+                "a": "Mozilla/5.0",
+            },
+            '10.0.0.1 "GET /portal/patients?… HTTP/1.1" 200 "https://portal.example.org/portal/patients?…',
+            id="gunicorn-access-atoms-with-referer",
+        ),
+        pytest.param("Is this right? %s", ("yes",), "Is this right? yes", id="prose-question-untouched"),
+    ],
+)
+def test_strip_query_string_filter_strips_whole_query_strings(msg: str, args: Any, expected: str) -> None:
+    record = logging.LogRecord("django.server", logging.INFO, __file__, 1, msg, args, None)
+
+    assert StripQueryStringFilter().filter(record) is True
+    assert record.getMessage() == expected
+    assert [name for name in NAMES_IN_QUERIES if name in record.getMessage()] == []
+    # a second handler's pass changes nothing
+    assert StripQueryStringFilter().filter(record) is True
+    assert record.getMessage() == expected
+
+
+@pytest.mark.parametrize("logger_name", ["django.server", "django.request", "gunicorn.access", "gunicorn.error"])
+def test_request_loggers_clean_records_for_every_handler(logger_name: str) -> None:
+    """The request loggers filter too: a handler added to them (a test's, gunicorn's) sees clean lines."""
+    logger = logging.getLogger(logger_name)
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
+    logger.addHandler(handler)
+    console = io.StringIO()
+    (configured,) = [h for h in logger.handlers if type(h) is logging.StreamHandler]
+    previous = configured.setStream(console)
+    try:
+        logger.warning('"%s" %s', "GET /api/v1/patients?search=O'Brien HTTP/1.1", 401)
+    finally:
+        configured.setStream(previous)
+        logger.removeHandler(handler)
+
+    assert seen == ['"GET /api/v1/patients?… HTTP/1.1" 401']
+    assert console.getvalue().endswith('"GET /api/v1/patients?… HTTP/1.1" 401\n')
+
+
+def test_runserver_request_lines_never_carry_a_query_string(db: Any) -> None:
+    """Raw requests to Django's development server: what it logs holds none of the names searched for."""
+    import socket
+    import threading
+
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.core.servers.basehttp import WSGIRequestHandler, WSGIServer
+
+    server = WSGIServer(("127.0.0.1", 0), WSGIRequestHandler)
+    server.set_app(WSGIHandler())
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    console = io.StringIO()
+    loggers = [logging.getLogger("django.server"), logging.getLogger("django.request")]
+    handlers = {h for logger in loggers for h in logger.handlers if type(h) is logging.StreamHandler}
+    previous = {handler: handler.setStream(console) for handler in handlers}
+    thread.start()
+    try:
+        for request_line in (
+            "GET /api/v1/patients?search=O'Brien HTTP/1.1",
+            "GET /api/v1/patients?search=Zelda%20O'Brien&dob=1948-07-09 HTTP/1.1",
+            "GET /nowhere?q=O'Brien HTTP/1.1",
+            "GET /api/v1/patients?search=Zelda O'Brien HTTP/1.1",  # unencoded space: "Bad request syntax"
+        ):
+            with socket.create_connection(server.server_address, timeout=5) as connection:
+                connection.sendall(f"{request_line}\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+                while connection.recv(65536):
+                    pass
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+        for handler, stream in previous.items():
+            handler.setStream(stream)
+
+    written = console.getvalue()
+    assert '"GET /api/v1/patients?… HTTP/1.1" 401' in written
+    assert '"GET /nowhere?… HTTP/1.1" 404' in written
+    assert "Bad request syntax" in written
+    assert [name for name in NAMES_IN_QUERIES if name in written] == []
