@@ -390,7 +390,7 @@ def test_runserver_request_lines_never_carry_a_query_string(db: Any) -> None:
             "GET /nowhere?q=O'Brien HTTP/1.1",
             "GET /api/v1/patients?search=Zelda O'Brien HTTP/1.1",  # unencoded space: "Bad request syntax"
         ):
-            with socket.create_connection(server.server_address, timeout=5) as connection:
+            with socket.create_connection(("127.0.0.1", server.server_port), timeout=5) as connection:
                 connection.sendall(f"{request_line}\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
                 while connection.recv(65536):
                     pass
