@@ -22,6 +22,7 @@ from core.exceptions import Conflict, NotFound, PermissionDenied, ValidationFail
 from territories.models import TerritoryPermission
 from territories.selectors import territory_permits
 
+from .exceptions import OrderNotFound
 from .models import (
     SHIPPING_TASK_KINDS,
     EventKind,
@@ -51,24 +52,33 @@ def _may_fulfill(actor: Any, order: Order) -> bool:
 def fulfillment_task_lock(*, task_id: Any, actor: Any) -> tuple[FulfillmentTask, Order]:
     """Lock a task and its order. Call inside an atomic block.
 
-    Raises NotFound for a task the actor cannot see (or a malformed id) and PermissionDenied
-    when the actor may not fulfill orders in its territory.
+    Raises NotFound, the same error whichever the reason, for a malformed id, a task that does
+    not exist and a task of an order outside the actor's territories (so a task id from another
+    territory cannot be told from a random one), and PermissionDenied when the actor sees the
+    order but may not fulfill orders in its territory.
     """
     pk = _as_uuid(task_id)
     order_id = None
     if pk is not None:
         order_id = FulfillmentTask.objects.filter(pk=pk).values_list("order_id", flat=True).first()
     if pk is None or order_id is None:
-        raise NotFound("No such fulfillment task.")
-    order = order_lock(pk=order_id, actor=actor)  # raises OrderNotFound outside the actor's territories
+        raise _task_not_found()
+    try:
+        order = order_lock(pk=order_id, actor=actor)
+    except OrderNotFound:  # another territory's order: answer as for a task that does not exist
+        raise _task_not_found() from None
     if not _may_fulfill(actor, order):
         raise PermissionDenied("You may not fulfill orders in this territory.")
     task = FulfillmentTask.objects.select_for_update(of=("self",)).select_related("purchase_order").get(pk=pk)
     return task, order
 
 
+def _task_not_found() -> NotFound:
+    return NotFound("No such fulfillment task.")
+
+
 def fulfillment_task_kind(*, task_id: Any, actor: Any) -> str:
-    """The kind of a task the actor may see; raises NotFound (or OrderNotFound) otherwise."""
+    """The kind of a task the actor may see; raises NotFound otherwise."""
     with transaction.atomic():
         task, _order = fulfillment_task_lock(task_id=task_id, actor=actor)
         return task.kind

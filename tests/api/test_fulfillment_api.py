@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any
 
 import pytest
@@ -173,10 +174,36 @@ def test_doctors_other_territories_and_unknown_tasks_are_refused(
         "PERMISSION_DENIED",
     )
     assert_error(
-        api(south.ops).post(f"/api/v1/fulfillment-tasks/{task.pk}/ship", ship, format="json"), 404, "ORDER_NOT_FOUND"
+        api(south.ops).post(f"/api/v1/fulfillment-tasks/{task.pk}/ship", ship, format="json"),
+        404,
+        "NOT_FOUND",
     )
     assert_error(api(south.ops).get(f"/api/v1/orders/{order.pk}/fulfillment"), 404, "ORDER_NOT_FOUND")
     assert_error(api(north.ops).post("/api/v1/fulfillment-tasks/nope/start"), 404, "NOT_FOUND")
     assert_error(api(None).get(f"/api/v1/orders/{order.pk}/fulfillment"), 401, "AUTHENTICATION_FAILED")
+    assert FulfillmentTask.objects.get(pk=task.pk).status == "open"
+    assert Order.objects.get(pk=order.pk).status == "in_progress"
+
+
+@pytest.mark.parametrize("action", ["start", "ship", "done"])
+def test_another_territorys_task_reads_exactly_like_a_task_that_does_not_exist(
+    north: World, south: World, api: Any, stocked: Lot, action: str
+) -> None:
+    """Issue 15, item 16: the answer must not tell a task id of another territory from a random one."""
+    order = started(north)
+    task = FulfillmentTask.objects.get(order=order)
+    body = {"carrier": "UPS", "tracking_number": "1Z", "note": "Trained"}
+    client = api(south.ops)
+
+    theirs = client.post(f"/api/v1/fulfillment-tasks/{task.pk}/{action}", body, format="json")
+    random = client.post(f"/api/v1/fulfillment-tasks/{uuid.uuid4()}/{action}", body, format="json")
+
+    assert theirs.status_code == 404
+    assert theirs.json() == {
+        "status": "error",
+        "error": {"code": "NOT_FOUND", "message": "No such fulfillment task.", "details": {}},
+    }
+    assert (theirs.status_code, theirs.content) == (random.status_code, random.content)
+    assert {k: v for k, v in theirs.items() if k != "Date"} == {k: v for k, v in random.items() if k != "Date"}
     assert FulfillmentTask.objects.get(pk=task.pk).status == "open"
     assert Order.objects.get(pk=order.pk).status == "in_progress"

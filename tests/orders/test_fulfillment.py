@@ -23,10 +23,9 @@ from catalog.models import (
     Vendor,
     Warehouse,
 )
-from core.exceptions import Conflict, PermissionDenied, ValidationFailed
+from core.exceptions import Conflict, NotFound, PermissionDenied, ValidationFailed
 from orders import fulfillment
 from orders import services as order_services
-from orders.exceptions import OrderNotFound
 from orders.models import FulfillmentTask, Order, OrderEvent, OrderItem
 from orders.routing import ROUTING_RULES, RULES_BY_CODE, FulfillmentUnroutable, expected_path
 from tests.conftest import World
@@ -427,7 +426,7 @@ def test_only_fulfillers_of_the_territory_touch_tasks(
 
     with pytest.raises(PermissionDenied):
         fulfillment.pick_pack_ship(task_id=pick.pk, actor=north.doctor, carrier="UPS", tracking_number="1Z")
-    with pytest.raises(OrderNotFound):
+    with pytest.raises(NotFound, match=r"^No such fulfillment task\.$"):
         fulfillment.pick_pack_ship(task_id=pick.pk, actor=south.ops, carrier="UPS", tracking_number="1Z")
     with pytest.raises(Exception, match="No such fulfillment task"):
         fulfillment.fulfillment_task_start(task_id="not-a-uuid", actor=north.ops)
