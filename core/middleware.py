@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from django.core.exceptions import SuspiciousOperation
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 
@@ -49,4 +50,4 @@ class RejectControlCharactersMiddleware:
                 envelope("VALIDATION_ERROR", "The request has invalid fields.", {part: [CONTROL_MESSAGE]}),
                 status=400,
             )
-        return defaults.bad_request(request, exception=None)
+        return defaults.bad_request(request, exception=SuspiciousOperation(CONTROL_MESSAGE))
