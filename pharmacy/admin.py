@@ -22,6 +22,7 @@ from territories.models import TerritoryPermission
 from territories.selectors import territory_permits
 
 from . import services
+from .destinations import destination_problem
 from .models import Pharmacy, PharmacyLog, Prescription, TransmissionStatus
 from .selectors import refill_due_at
 
@@ -42,6 +43,14 @@ class PharmacyForm(forms.ModelForm):
     class Meta:
         model = Pharmacy
         fields = ("name", "connector", "base_url", "mapping", "active", "territories")
+
+    def clean_base_url(self) -> str:
+        """https:// to a public address only (the services check again; this shows it on the field)."""
+        base_url = str(self.cleaned_data["base_url"])
+        problem = destination_problem(base_url, unresolved_allowed=True)
+        if problem is not None:
+            raise forms.ValidationError(problem)
+        return base_url
 
     def clean_territories(self) -> Any:
         territories = self.cleaned_data["territories"]

@@ -19,6 +19,7 @@ import requests
 from django.conf import settings
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 
+from .destinations import destination_problem
 from .fhir import FHIRInvalid, identifier_system, medication_dispense_validate, prescription_transaction, to_json
 from .models import LogOutcome, Pharmacy, Prescription
 
@@ -84,7 +85,17 @@ def auth_headers(pharmacy: Pharmacy) -> dict[str, str]:
     return {}
 
 
+def _refusal(url: str) -> str | None:
+    """Why ``url`` must not be called now (checked before every call: the name may resolve elsewhere
+    than when the pharmacy was saved); the Exchange then records a network error naming it."""
+    problem = destination_problem(url, unresolved_allowed=False)
+    return None if problem is None else f"DestinationRefused: {problem}"
+
+
 def _post(url: str, *, body: str, headers: dict[str, str]) -> tuple[int | None, str, dict[str, str], int]:
+    refused = _refusal(url)
+    if refused is not None:
+        return None, refused, {}, 0
     started = time.monotonic()
     try:
         response = requests.post(
@@ -97,6 +108,9 @@ def _post(url: str, *, body: str, headers: dict[str, str]) -> tuple[int | None, 
 
 
 def _get(url: str, *, params: dict[str, str], headers: dict[str, str]) -> tuple[int | None, str, int]:
+    refused = _refusal(url)
+    if refused is not None:
+        return None, refused, 0
     started = time.monotonic()
     try:
         response = requests.get(

@@ -35,6 +35,7 @@ from territories.models import TerritoryPermission
 from territories.selectors import territory_permits
 
 from .connectors import REGISTRY, DispenseUpdate, Exchange, connector_for
+from .destinations import base_url_check
 from .fhir import medication_request, prescribed_items, prescription_identifier
 from .models import DispenseStatus, LogOutcome, Pharmacy, PharmacyLog, Prescription, TransmissionStatus
 from .selectors import refills_due
@@ -454,9 +455,11 @@ def pharmacy_create(
 ) -> tuple[Pharmacy, str]:
     """Register a pharmacy; returns it and its callback token (shown this once, stored as a hash).
 
-    The actor needs ``manage_pharmacies`` on every territory it serves (PermissionDenied).
+    The actor needs ``manage_pharmacies`` on every territory it serves (PermissionDenied); the
+    base URL must be https:// to a public address (``pharmacy.destinations``; ValidationFailed).
     """
     _settings_check(connector, mapping)
+    base_url_check(base_url)
     for territory_id in territory_ids:
         if not territory_permits(
             user=actor, permission=TerritoryPermission.MANAGE_PHARMACIES, territory_id=territory_id
@@ -489,7 +492,8 @@ def pharmacy_update(
 ) -> Pharmacy:
     """Change a pharmacy's settings; ``credentials`` None keeps the current secrets.
 
-    The actor needs ``manage_pharmacies`` on every territory it served and will serve.
+    The actor needs ``manage_pharmacies`` on every territory it served and will serve; a new
+    base URL must be https:// to a public address (``pharmacy.destinations``; ValidationFailed).
     """
     current = [str(pk) for pk in pharmacy.territories.values_list("pk", flat=True)]
     for territory_id in {*current, *(str(pk) for pk in territory_ids)}:
@@ -498,6 +502,8 @@ def pharmacy_update(
         ):
             raise PermissionDenied("You may not manage pharmacies for these territories.")
     _settings_check(fields.get("connector", pharmacy.connector), fields.get("mapping", pharmacy.mapping) or {})
+    if "base_url" in fields:
+        base_url_check(fields["base_url"])
     with transaction.atomic():
         for name, value in fields.items():
             setattr(pharmacy, name, value)

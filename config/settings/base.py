@@ -349,6 +349,9 @@ PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="http://localhost:8000")
 # Pharmacy integration: the namespace of this system's FHIR identifiers (prescriptions, patients).
 FHIR_IDENTIFIER_SYSTEM_BASE = env("FHIR_IDENTIFIER_SYSTEM_BASE", default="https://medorder.example.org/fhir/sid")
 # A pharmacy call gives up after this many seconds; sends are retried with backoff this many times.
+# Pharmacy base URLs must be https:// to public addresses (pharmacy.destinations); these host names
+# (comma-separated, e.g. a pharmacy simulator on "localhost") may use http:// and local addresses.
+PHARMACY_ALLOWED_LOCAL_HOSTS = env.list("PHARMACY_ALLOWED_LOCAL_HOSTS", default=[])
 PHARMACY_TIMEOUT_SECONDS = env.float("PHARMACY_TIMEOUT_SECONDS", default=10.0)
 PHARMACY_MAX_RETRIES = env.int("PHARMACY_MAX_RETRIES", default=6)
 PHARMACY_POLL_SECONDS = env.float("PHARMACY_POLL_SECONDS", default=900.0)

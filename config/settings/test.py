@@ -47,5 +47,7 @@ SERVICES = {
     "postgres": DATABASES["default"]["ENGINE"].endswith("postgresql"),
     "redis": bool(REDIS_URL),
 }
+# The pharmacy tests' servers (pytest-httpserver) listen on http://localhost: allowed here only.
+PHARMACY_ALLOWED_LOCAL_HOSTS = ["localhost"]
 # Uploaded attachments go to a throwaway folder, never into the checkout.
 MEDIA_ROOT = tempfile.mkdtemp(prefix="medorder-test-media-")
