@@ -29,26 +29,55 @@ class ErrorEnvelopeSerializer(serializers.Serializer):
 
 
 class EnvelopeAutoSchema(AutoSchema):
+    """Adds the error responses every operation can give, from what the request pipeline does.
+
+    The rules follow the code paths, not a list of views, so a view that changes its body or its
+    permissions keeps them: the control-character middleware (400 for any path or query
+    parameter), the parsers (400, 413 and 415 for any body), authentication and territory
+    checks (401, 403), lookups by id (404), writes to objects that have a state (409) and
+    throttles (429). A view adds what its service alone raises in ``error_responses``
+    (status code → description), e.g. a 404 for an id taken from the body.
+    """
+
     def _error_responses(self) -> dict[str, str]:
         auths = self.get_auth()
         authenticated = bool(auths) and {} not in auths
         order_path = "{order_id}" in self.path
+        path_parameters = "{" in self.path
+        write = self.method in _WRITES
         paginated = self.method == "GET" and self._get_paginator() is not None
+        query_parameters = paginated or any(
+            parameter.get("in") == "query" for parameter in self._get_parameters() if isinstance(parameter, dict)
+        )
         errors: dict[str, str] = {}
-        if self.method in _WRITES or paginated:
-            errors["400"] = "VALIDATION_ERROR: the body or query is malformed; details name the fields."
-        if authenticated or self.method in _WRITES:
-            errors["401"] = "AUTHENTICATION_FAILED: missing, invalid or expired credentials."
+        if write or query_parameters or path_parameters:
+            errors["400"] = (
+                "VALIDATION_ERROR: the body, query or path is malformed (control characters included); "
+                "details name the fields."
+            )
+        if authenticated or write:
+            errors["401"] = "AUTHENTICATION_FAILED: missing, invalid, expired or revoked credentials."
         if authenticated:
             errors["403"] = "PERMISSION_DENIED (role) or TERRITORY_MISMATCH (a territory the user is not in)."
         if order_path:
             errors["404"] = "ORDER_NOT_FOUND: no such order in the user's territories."
+        elif path_parameters:
+            errors["404"] = "NOT_FOUND: nothing with that id in the user's territories."
         elif paginated:
             errors["404"] = "NOT_FOUND: no such page."
-        if self.method in {"PUT", "PATCH"} and order_path:
-            errors["409"] = "INVALID_STATUS_TRANSITION (details name both statuses) or CONCURRENT_TRANSITION."
-        if self.method == "POST" and authenticated and not order_path:
+        if write and path_parameters:
+            errors["409"] = (
+                "INVALID_STATUS_TRANSITION (details name both statuses), CONCURRENT_TRANSITION or CONFLICT: "
+                "the object's current state does not allow this."
+            )
+        if self.method == "POST" and authenticated and not path_parameters:
             errors["422"] = "PATIENT_PROVIDER_MISMATCH: the patient is not assigned to the provider's territory."
+        if write:
+            errors["413"] = "PAYLOAD_TOO_LARGE: the request body is over the size limit."
+            errors["415"] = "UNSUPPORTED_MEDIA_TYPE: the body's Content-Type is not one the operation reads."
+        if getattr(self.view, "throttle_classes", None):
+            errors["429"] = "THROTTLED: too many requests; retry after the seconds in Retry-After."
+        errors.update(getattr(self.view, "error_responses", {}))
         return errors
 
     def _get_response_bodies(self, direction: Any = "response") -> dict[str, Any]:

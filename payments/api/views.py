@@ -46,6 +46,12 @@ class WebhookReceiptSerializer(serializers.Serializer):
 
 
 class CreateIntentView(APIView):
+    # What the payments service raises for the order named in the body (core.api.schema documents these).
+    error_responses = {
+        "404": "ORDER_NOT_FOUND: no such order in the user's territories.",
+        "409": "The order cannot be paid now (not awaiting payment, or already paid).",
+    }
+
     @extend_schema(request=CreateIntentSerializer, responses={200: IntentSerializer})
     def post(self, request: Request) -> Response:
         """Create or return the order's PaymentIntent (the same one for every retry of an attempt)."""
