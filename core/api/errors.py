@@ -10,6 +10,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.db import DataError
 from django.http import Http404
 from django_fsm import ConcurrentTransition
 from rest_framework import exceptions as drf
@@ -45,6 +46,9 @@ _MAPPING: list[tuple[type[Exception], str, int, str | None]] = [
     # Django raises these when DRF first reads the body (over DATA_UPLOAD_MAX_MEMORY_SIZE, and the like).
     (RequestDataTooBig, "PAYLOAD_TOO_LARGE", 413, "The request body is too large."),
     (SuspiciousOperation, "VALIDATION_ERROR", 400, "The request is malformed."),
+    # The database refused a value no serializer caught (a NUL in a JSON object's text, a number out of
+    # range): the request's fault, so a 400; the service's atomic block has rolled the write back.
+    (DataError, "VALIDATION_ERROR", 400, "The request holds a value that cannot be stored (e.g. a NUL character)."),
     (drf.NotFound, "NOT_FOUND", 404, "Not found."),
     (Http404, "NOT_FOUND", 404, "Not found."),
     (drf.MethodNotAllowed, "METHOD_NOT_ALLOWED", 405, None),

@@ -34,7 +34,7 @@ class EnvelopeAutoSchema(AutoSchema):
     The rules follow the code paths, not a list of views, so a view that changes its body or its
     permissions keeps them: the control-character middleware (400 for any path or query
     parameter), the parsers (400, 413 and 415 for any body), authentication and territory
-    checks (401, 403), lookups by id (404), writes to objects that have a state (409) and
+    checks (401, 403), lookups by id (404), writes to orders and tasks, which have a state (409), and
     throttles (429). A view adds what its service alone raises in ``error_responses``
     (status code → description), e.g. a 404 for an id taken from the body.
     """
@@ -65,10 +65,10 @@ class EnvelopeAutoSchema(AutoSchema):
             errors["404"] = "NOT_FOUND: nothing with that id in the user's territories."
         elif paginated:
             errors["404"] = "NOT_FOUND: no such page."
-        if write and path_parameters:
+        if write and (order_path or "{task_id}" in self.path):
             errors["409"] = (
                 "INVALID_STATUS_TRANSITION (details name both statuses), CONCURRENT_TRANSITION or CONFLICT: "
-                "the object's current state does not allow this."
+                "the order's or task's current state does not allow this."
             )
         if self.method == "POST" and authenticated and not path_parameters:
             errors["422"] = "PATIENT_PROVIDER_MISMATCH: the patient is not assigned to the provider's territory."

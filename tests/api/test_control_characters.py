@@ -14,6 +14,7 @@ from django.test import Client
 
 from orders import drafts
 from orders.models import OrderDraft
+from pharmacy.models import Pharmacy
 from tests.api import assert_error, snapshot
 
 CONTROL = ["%00", "%0D%0A", "%7F", "a%1Bb"]
@@ -121,3 +122,25 @@ def test_ordinary_text_still_passes(north: Any, api: Any) -> None:
 
     assert response.status_code == 200
     assert response.json()["results"] == []
+
+
+def test_a_nul_the_serializers_let_through_is_a_400_and_nothing_is_saved(north: Any, api: Any) -> None:
+    """A NUL inside a JSON object field (a pharmacy's mapping) reaches PostgreSQL, which refuses it: a 400."""
+    body = {
+        "name": "Lakeside Pharmacy",
+        "connector": "vendor-json",
+        "base_url": "https://8.8.8.8/api",
+        "credentials": {"api_key": "k-1234"},
+        "mapping": {"path": "/rx\u0000", "fields": {"rx\u0000id": "prescription.identifier"}},
+        "territory_ids": [str(north.territory.pk)],
+    }
+
+    response = api(north.admin).post("/api/v1/pharmacies", body, format="json")
+
+    assert_error(
+        response,
+        400,
+        "VALIDATION_ERROR",
+        "The request holds a value that cannot be stored (e.g. a NUL character).",
+    )
+    assert Pharmacy.objects.count() == 0
