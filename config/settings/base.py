@@ -220,7 +220,8 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Medical ordering API",
     "DESCRIPTION": (
         "Orders, patients and providers, territory-scoped. Authenticate with "
-        "`POST /api/v1/auth/token`, then send `Authorization: Bearer <token>`; users in more "
+        "`POST /api/v1/auth/token`, then send `Authorization: Bearer <token>` (a token ends when it "
+        "expires or when its user's password, roles or territories change); users in more "
         "than one territory pick one with the `Territory-Id` header. Errors use the envelope "
         '`{"status": "error", "error": {"code", "message", "details"}}`.'
     ),
