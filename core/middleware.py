@@ -20,13 +20,20 @@ CONTROL_MESSAGE = "Control characters are not allowed."
 API_PREFIXES = ("/api/", "/payments/")
 
 
-def _control_characters_in(request: HttpRequest) -> str | None:
-    """``"path"`` or ``"query"`` when that part of the request (decoded) holds a control character."""
+TOO_MANY_PARAMETERS = "The query string has too many parameters."
+
+
+def _malformed_part(request: HttpRequest) -> tuple[str, str] | None:
+    """``("path" | "query", message)`` when that part of the request (decoded) cannot be served."""
     if _CONTROL.search(request.path_info) or _CONTROL.search(request.path):
-        return "path"
-    for key, values in request.GET.lists():
+        return "path", CONTROL_MESSAGE
+    try:
+        parameters = request.GET.lists()
+    except SuspiciousOperation:  # over DATA_UPLOAD_MAX_NUMBER_FIELDS
+        return "query", TOO_MANY_PARAMETERS
+    for key, values in parameters:
         if _CONTROL.search(key) or any(_CONTROL.search(value) for value in values):
-            return "query"
+            return "query", CONTROL_MESSAGE
     return None
 
 
@@ -35,6 +42,7 @@ class RejectControlCharactersMiddleware:
 
     One place for every view: the API answers with the error envelope
     (``VALIDATION_ERROR``, details naming ``path`` or ``query``), pages with the plain 400 page.
+    A query string over ``DATA_UPLOAD_MAX_NUMBER_FIELDS`` parameters is answered the same way.
     Put it first, so nothing (sessions, authentication, htmx redirects) handles such a request.
     """
 
@@ -42,12 +50,12 @@ class RejectControlCharactersMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        part = _control_characters_in(request)
-        if part is None:
+        malformed = _malformed_part(request)
+        if malformed is None:
             return self.get_response(request)
+        part, message = malformed
         if request.path_info.startswith(API_PREFIXES):
             return JsonResponse(
-                envelope("VALIDATION_ERROR", "The request has invalid fields.", {part: [CONTROL_MESSAGE]}),
-                status=400,
+                envelope("VALIDATION_ERROR", "The request has invalid fields.", {part: [message]}), status=400
             )
-        return defaults.bad_request(request, exception=SuspiciousOperation(CONTROL_MESSAGE))
+        return defaults.bad_request(request, exception=SuspiciousOperation(message))

@@ -144,3 +144,17 @@ def test_a_nul_the_serializers_let_through_is_a_400_and_nothing_is_saved(north: 
         "The request holds a value that cannot be stored (e.g. a NUL character).",
     )
     assert Pharmacy.objects.count() == 0
+
+
+def test_a_query_string_with_too_many_parameters_is_a_400_in_the_envelope(north: Any, api: Any) -> None:
+    query = "&".join(f"p{i}=1" for i in range(1001))
+
+    response = api(north.ops).get(f"/api/v1/providers?{query}")
+
+    assert_error(
+        response,
+        400,
+        "VALIDATION_ERROR",
+        "The request has invalid fields.",
+        {"query": ["The query string has too many parameters."]},
+    )
