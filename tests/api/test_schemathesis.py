@@ -31,6 +31,8 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup
 from schemathesis.specs.openapi.checks import status_code_conformance
 
+from orders import services as order_services
+from orders.models import FulfillmentTask
 from tests.conftest import World
 
 EXAMPLES_PER_OPERATION = 6
@@ -71,6 +73,12 @@ def caller(world: World, role: str) -> Caller:
     )
     assert response.status_code == 200, response.content
     order = world.order()
+    # A second order in fulfillment, so the task endpoints meet a real task
+    preparing = world.order()
+    order_services.order_verify(order_id=preparing.pk, actor=world.ops)
+    order_services.order_transition(order_id=preparing.pk, actor=world.ops, transition="start_fulfillment")
+    task = FulfillmentTask.objects.filter(order=preparing).first()
+    assert task is not None
     return Caller(
         role=role,
         authorization=f"Bearer {response.json()['token']}",
@@ -78,6 +86,7 @@ def caller(world: World, role: str) -> Caller:
             "order_id": str(order.pk),
             "territory_id": world.territory.code,
             "sku": world.product.sku,
+            "task_id": str(task.pk),
         },
     )
 
