@@ -90,7 +90,7 @@ def test_the_page_shows_the_practice_items_and_total_and_nothing_about_the_patie
     assert "SANDBOX" not in body
     assert (page["Cache-Control"], page["Referrer-Policy"], page["X-Robots-Tag"]) == (
         "no-store",
-        "no-referrer",
+        "same-origin",
         "noindex, nofollow",
     )
 
