@@ -73,12 +73,15 @@ def patient_browser(browser: Browser, public_site: str, viewport: str) -> Iterat
         context.close()
 
 
-def texted_link(sms_provider: HTTPServer) -> str:
+def texted_link(sms_provider: HTTPServer, world: World) -> str:
     """The one pay link the patient was texted (from the SMS provider's received messages)."""
-    bodies = [json.loads(request.get_data()) for request, _response in sms_provider.log]
-    assert len(bodies) == 1, bodies
-    found = re.findall(r"https?://\S+/pay/[^\s]+", bodies[0]["body"])
-    assert len(found) == 1, bodies[0]["body"]
+    messages = [json.loads(request.get_data()) for request, _response in sms_provider.log]
+    assert [message["to"] for message in messages] == [world.patient.phone]
+    body = messages[0]["body"]
+    for phi in (world.patient.first_name, world.patient.last_name, "1948", world.product.name, "G47.33"):
+        assert phi not in body
+    found = re.findall(r"https?://\S+/pay/[^\s]+", body)
+    assert len(found) == 1, body
     return str(found[0])
 
 
@@ -108,7 +111,7 @@ def test_a_cash_order_is_approved_the_patient_pays_on_the_link_and_ops_see_it_pa
     assert order.status == OrderStatus.AWAITING_PAYMENT
     assert Invoice.objects.get(order=order).status == InvoiceStatus.OPEN
     link = PaymentLink.objects.get(order=order)
-    pay_url = texted_link(sms_provider)
+    pay_url = texted_link(sms_provider, north)
     assert pay_url == links.payment_link_url(link)
 
     # The patient, on their own browser: the link, Pay, the sandbox Checkout, Pay, the confirmation.
@@ -183,3 +186,14 @@ def test_a_declined_card_leaves_the_order_awaiting_payment_and_the_patient_can_t
     accessible(patient)
     shots(patient, "patient-back-to-try-again")
     assert Order.objects.get(pk=order.pk).status == OrderStatus.AWAITING_PAYMENT
+
+    # Back from a Checkout before its webhook arrived (Stripe's is not instant): the page says it is confirming.
+    patient.goto(f"{pay_url}?checkout=done")
+    expect(patient.get_by_role("status")).to_have_text(
+        "We are confirming your payment. This usually takes a few seconds."
+    )
+    expect(patient.get_by_role("button", name=re.compile("Pay"))).to_have_count(0)
+    accessible(patient)
+    shots(patient, "patient-payment-being-confirmed")
+    patient.get_by_role("link", name="Check again").click()
+    expect(patient.get_by_role("status")).to_contain_text("We are confirming your payment")
