@@ -1,7 +1,10 @@
 """Receiving provider webhook events: verified, applied once each, in any order.
 
 ``webhook_receive`` checks the ``Stripe-Signature`` over the raw body with stripe-python's own
-verification before anything is read; the view and the sandbox both come through it.
+verification before anything is read, and its timestamp within 300 s either way; the view and
+the sandbox both come through it. ``stripe_event_parse`` then refuses a signed body that is not
+an event of the shapes the handlers read (a bad shape is a 400, never a 500, and writes nothing).
+The cross-check against the payment asks for its exact amount and currency and its order.
 ``stripe_event_apply`` records the event id in the same transaction as its effect, so a
 redelivery is answered without doing anything again. A failure that arrives after a success
 never downgrades it; a second successful payment for an order already paid (or cancelled) is
