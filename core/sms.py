@@ -3,7 +3,8 @@
 Backends are classes with a ``send(*, to, body)`` method, named by dotted path in
 ``settings.SMS_BACKEND``:
 
-- ``core.sms.ConsoleSMSBackend`` (the embedded default) writes the body to stdout;
+- ``core.sms.ConsoleSMSBackend`` (the embedded default) writes the body to stdout, its link tokens
+  masked (stdout ends up in the logs, and a token is the key to a patient's link);
 - ``core.sms.HTTPSMSBackend`` POSTs ``{"to": ..., "body": ...}`` as JSON to ``settings.SMS_HTTP_URL``
   with ``Authorization: Bearer <settings.SMS_HTTP_TOKEN>``, for a provider or a relay speaking that.
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import sys
 import urllib.error
 import urllib.parse
@@ -49,15 +51,34 @@ class SMSBackend(Protocol):
     def send(self, *, to: str, body: str) -> None: ...
 
 
+# A link token: the path segment after /pay/ (payment links) or /p/ (the patient's pages). Whoever
+# holds one can open the link, so it never reaches a log whole.
+_LINK_TOKEN = re.compile(r"(?P<prefix>/(?:pay|p)/)(?P<token>[^\s/?#]+)")
+# How many of a token's last characters stay readable (enough to tell two links apart).
+TOKEN_VISIBLE_CHARACTERS = 4
+
+
+def link_tokens_masked(text: str) -> str:
+    """``text`` with every link token cut to its last characters: ``/pay/<token>`` becomes ``/pay/****abcd``."""
+
+    def mask(match: re.Match[str]) -> str:
+        return f"{match['prefix']}****{match['token'][-TOKEN_VISIBLE_CHARACTERS:]}"
+
+    return _LINK_TOKEN.sub(mask, text)
+
+
 class ConsoleSMSBackend:
-    """Writes each message's body (and nothing else, not even the number) to ``stream``, stdout by default."""
+    """Writes each message's body (and nothing else, not even the number) to ``stream``, stdout by default.
+
+    Link tokens in the body are masked (``link_tokens_masked``): the console is a log, not a phone.
+    """
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream
 
     def send(self, *, to: str, body: str) -> None:
         stream = self.stream or sys.stdout
-        stream.write(f"[sms] {body}\n")
+        stream.write(f"[sms] {link_tokens_masked(body)}\n")
         stream.flush()
 
 

@@ -157,11 +157,17 @@ def payment_intent_for_order(*, actor: Any, order_id: Any) -> tuple[Payment, Int
     The idempotency key is fixed per order and attempt (``medorder-order-<id>-attempt-<n>``), so
     a retry, a double click or two racing requests get the same PaymentIntent and nothing is
     charged twice; a new attempt starts only after the previous intent was canceled. Only opaque
-    ids go to the provider, with a generic description. Raises OrderNotFound (not the actor's),
-    PaymentNotPossible (not a cash order awaiting payment), PaymentProviderUnavailable (the
-    provider refused or was unreachable; nothing is written).
+    ids go to the provider, with a generic description. Starting a payment asks the same of the
+    actor as issuing its payment link: the territory's ``send_payment_link`` permission (reading
+    the order is not enough). Raises OrderNotFound (not the actor's), PermissionDenied (without
+    that permission), PaymentNotPossible (not a cash order awaiting payment),
+    PaymentProviderUnavailable (the provider refused or was unreachable; nothing is written).
     """
     order = order_get_for_user(user=actor, pk=order_id)
+    if not territory_permits(
+        user=actor, permission=TerritoryPermission.SEND_PAYMENT_LINK, territory_id=order.territory_id
+    ):
+        raise PermissionDenied("You may not take payments for orders in this territory.")
     if order.payer_type != PayerType.CASH or order.status != OrderStatus.AWAITING_PAYMENT:
         raise PaymentNotPossible(
             "Only a cash-pay order awaiting payment can be paid.",

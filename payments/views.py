@@ -1,8 +1,11 @@
 """The patient's payment pages (public, reached only through a signed link) and the sandbox Checkout.
 
 No login: the signed token is the credential. Pages show the practice, the order's reference,
-its lines and total — nothing about the patient — and are never cached, indexed or leaked as
-a referrer.
+its lines and total — nothing about the patient — and are never cached or indexed. Their
+address (the token) is never sent to another site as a referrer: ``Referrer-Policy:
+same-origin``. Not ``no-referrer``: under that policy browsers send ``Origin: null`` with the
+page's own form posts (Fetch standard, "serializing a request origin"), which Django's CSRF
+origin check refuses, so the patient could not press *Pay*.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from .services import OPEN_PAYMENT_STATUSES, PaymentProviderUnavailable
 def _private(response: HttpResponse) -> HttpResponse:
     response["Cache-Control"] = "no-store"
     response["X-Robots-Tag"] = "noindex, nofollow"
-    response["Referrer-Policy"] = "no-referrer"
+    response["Referrer-Policy"] = "same-origin"
     return response
 
 

@@ -85,8 +85,8 @@ class WebhookView(APIView):
             outcome = webhook_receive(payload=request.body, signature=request.headers.get("Stripe-Signature"))
         except InvalidWebhook as error:
             message = {
-                "INVALID_SIGNATURE": "The webhook signature is missing, invalid or too old.",
+                "INVALID_SIGNATURE": "The webhook signature is missing, invalid or outside the allowed time window.",
                 "VALIDATION_ERROR": "Not a Stripe event.",
             }[error.code]
-            return Response(envelope(error.code, message), status=status.HTTP_400_BAD_REQUEST)
+            return Response(envelope(error.code, message, error.details), status=status.HTTP_400_BAD_REQUEST)
         return Response({"received": True, "outcome": outcome})

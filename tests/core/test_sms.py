@@ -92,3 +92,29 @@ def test_the_http_backend_needs_an_http_url(url: str) -> None:
         pytest.raises(ImproperlyConfigured),
     ):
         sms_send(to=NUMBER, body=BODY)
+
+
+TOKEN = "0f3c2a9d8b7e4c1fa6d5e4c3b2a19080:R2wp5YiZL1ycXmPm-TbQPOc00F3OljZQZCgL6QROfrk"
+
+
+def test_the_console_backend_masks_link_tokens_to_their_last_four_characters(
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a message carrying a payment link and a patient-page link
+    body = (
+        f"North: your order 2K7-XQ4 is ready for payment. Pay securely at https://medorder.example/pay/{TOKEN} "
+        f"— or track it at https://medorder.example/p/{TOKEN[::-1]}?from=sms."
+    )
+
+    # When it goes to the console
+    sms_send(to=NUMBER, body=body)
+
+    # Then only the path prefixes and each token's last four characters are written, nothing else changes
+    captured = capsys.readouterr()
+    assert captured.out == (
+        "[sms] North: your order 2K7-XQ4 is ready for payment. Pay securely at https://medorder.example/pay/****Ofrk "
+        "— or track it at https://medorder.example/p/****c3f0?from=sms.\n"
+    )
+    written = captured.out + captured.err + caplog.text
+    for secret in (TOKEN, TOKEN[::-1], TOKEN.split(":")[0], TOKEN.split(":")[1], TOKEN[:-4], TOKEN[::-1][:-4]):
+        assert secret not in written

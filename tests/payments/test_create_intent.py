@@ -9,6 +9,7 @@ from typing import Any
 from django.test import override_settings
 from pytest_httpserver import HTTPServer
 
+from orders.models import Order
 from payments.models import Payment
 from tests.conftest import World
 
@@ -78,6 +79,26 @@ def test_another_territory_gets_not_found_and_stripe_is_not_called(
     response = api(south.ops).post("/payments/create-intent", {"order_id": str(order.pk)}, format="json")
     assert (response.status_code, response.json()["error"]["code"]) == (404, "ORDER_NOT_FOUND")
     assert (Payment.objects.count(), stripe_server.requests) == (0, [])
+
+
+def test_reading_the_order_is_not_enough_to_start_a_payment(north: World, api: Any, stripe_server: FakeStripe) -> None:
+    order = awaiting_payment(north)
+    # The distributor sees the territory's orders but may not send payment links.
+    assert api(north.distributor).get(f"/api/v1/orders/{order.pk}").status_code == 200
+
+    response = api(north.distributor).post("/payments/create-intent", {"order_id": str(order.pk)}, format="json")
+
+    assert response.status_code == 403
+    assert response.json() == {
+        "status": "error",
+        "error": {
+            "code": "PERMISSION_DENIED",
+            "message": "You may not take payments for orders in this territory.",
+            "details": {},
+        },
+    }
+    assert (Payment.objects.count(), stripe_server.requests) == (0, [])
+    assert Order.objects.get(pk=order.pk).status == "awaiting_payment"
 
 
 def test_a_stripe_failure_writes_nothing_and_says_so(north: World, api: Any, httpserver: HTTPServer) -> None:

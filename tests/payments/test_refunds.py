@@ -40,6 +40,7 @@ def charge_refunded(payment: Payment, *, refund_id: str = "re_dash_1", full: boo
         "object": "charge",
         "payment_intent": payment.payment_intent_id,
         "amount": payment.amount_cents,
+        "currency": "usd",
         "amount_refunded": payment.amount_cents if full else 100,
         "refunded": full,
         "refunds": {"object": "list", "data": [{"id": refund_id, "object": "refund", "status": "succeeded"}]},
