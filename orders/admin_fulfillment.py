@@ -152,15 +152,12 @@ class PickLine:
 def pick_lines(task: FulfillmentTask) -> list[PickLine]:
     """The task's lines with the active reservations in the task's warehouse (first to expire first)."""
     lines = list(task.items.select_related("product").order_by("sku"))
-    reservations = (
-        StockReservation.objects.filter(
-            order_line_id__in=[line.pk for line in lines],
-            status=ReservationStatus.ACTIVE,
-            lot__warehouse_id=task.warehouse_id,
-        )
-        .select_related("lot")
-        .order_by("lot__expiration_date", "lot__lot_number")
+    reservations = StockReservation.objects.filter(
+        order_line_id__in=[line.pk for line in lines], status=ReservationStatus.ACTIVE
     )
+    if task.warehouse_id is not None:
+        reservations = reservations.filter(lot__warehouse_id=task.warehouse_id)
+    reservations = reservations.select_related("lot").order_by("lot__expiration_date", "lot__lot_number")
     by_line: dict[Any, list[StockReservation]] = {}
     for reservation in reservations:
         by_line.setdefault(reservation.order_line_id, []).append(reservation)
