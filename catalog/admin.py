@@ -22,6 +22,7 @@ and offers the confirmation only when there is none.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
@@ -42,6 +43,7 @@ from core.admin import ReadOnlyAdmin, ReadOnlyInline
 from core.admin_reports import Report, ReportColumn, ReportRow, render_report, wants_csv
 from core.exceptions import PermissionDenied as DomainPermissionDenied
 from core.exceptions import ValidationFailed
+from core.templatetags.money import money
 
 from .forms import AdjustStockForm, ExpiringLotsForm, ReceiveStockForm, add_service_errors
 from .models import Lot, Product, StockAlert, StockMovement, Vendor, Warehouse
@@ -110,7 +112,24 @@ class CsvImportExportMixin(ImportExportMixin):
 
 
 class ProductAdminForm(forms.ModelForm):
-    """The product form: the model's validators, then the catalog rules of ``product_rule_errors``."""
+    """The product form: the model's validators, then the catalog rules of ``product_rule_errors``.
+
+    Staff type the price in dollars ("650.00"); it is stored as whole cents (``price_cents``).
+    """
+
+    price = forms.DecimalField(
+        label="Price (USD)",
+        min_value=Decimal("0"),
+        max_digits=10,
+        decimal_places=2,
+        help_text="Unit price in dollars and cents, e.g. 650.00.",
+        widget=forms.NumberInput(attrs={"step": "0.01"}),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None and self.instance.price_cents is not None:
+            self.initial.setdefault("price", (Decimal(self.instance.price_cents) / 100).quantize(Decimal("0.01")))
 
     class Meta:
         model = Product
@@ -123,7 +142,6 @@ class ProductAdminForm(forms.ModelForm):
             "rxnorm_code",
             "strength",
             "dose_form",
-            "price_cents",
             "unit",
             "requires_prescription",
             "is_perishable",
@@ -138,6 +156,9 @@ class ProductAdminForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
+        if cleaned.get("price") is not None:
+            cleaned["price_cents"] = int(cleaned["price"] * 100)
+            self.instance.price_cents = cleaned["price_cents"]
         if self.errors:  # the rules compare fields: check them once each field is valid on its own
             return cleaned
         candidate = Product(
@@ -160,7 +181,7 @@ class ProductAdmin(CsvImportExportMixin, admin.ModelAdmin):
         "name",
         "hcpcs_code",
         "therapy_type",
-        "price_cents",
+        "price",
         "unit",
         "requires_prescription",
         "is_perishable",
@@ -174,7 +195,7 @@ class ProductAdmin(CsvImportExportMixin, admin.ModelAdmin):
         ("sku", "name"),
         ("hcpcs_code", "therapy_type", "coverage_tier"),
         ("rxnorm_code", "strength", "dose_form"),
-        ("price_cents", "unit"),
+        ("price", "unit"),
         ("requires_prescription", "is_perishable", "requires_training", "active"),
         ("par_level", "reorder_point"),
         ("warehouse_fulfillment", "dropship_fulfillment", "vendor"),
@@ -182,6 +203,10 @@ class ProductAdmin(CsvImportExportMixin, admin.ModelAdmin):
     )
 
     form = ProductAdminForm
+
+    @admin.display(description="price", ordering="price_cents")
+    def price(self, product: Product) -> str:
+        return money(product.price_cents)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         # A SKU never changes (order lines keep it); retire the product and add a new one instead.

@@ -32,7 +32,10 @@ from core.admin import PHIAccessAdmin, ReadOnlyInline, ScopedHistoryMixin
 from core.audit import access_record
 from core.exceptions import Conflict, DomainError
 from core.models import AccessChannel
-from territories.admin_scoping import TerritoryListFilter, TerritoryScopedAdmin
+from core.templatetags.money import money
+from patients.admin_display import patient_label
+from territories.admin_scoping import TerritoryListFilter, TerritoryScopedAdmin, admin_territories, model_permissions
+from territories.models import TerritoryPermission
 
 from .models import Attachment, FulfillmentTask, Order, OrderEvent, OrderItem
 from .selectors import order_compliance_result
@@ -129,13 +132,21 @@ class OrderItemInline(ReadOnlyInline):
         "sku",
         "product",
         "quantity",
-        "unit_price_cents",
-        "line_total_cents",
+        "unit_price",
+        "line_total",
         "stock_status",
         "fulfillment_path",
         "fulfillment_rule",
     )
     readonly_fields = fields
+
+    @admin.display(description="unit price")
+    def unit_price(self, item: OrderItem) -> str:
+        return money(item.unit_price_cents)
+
+    @admin.display(description="line total")
+    def line_total(self, item: OrderItem) -> str:
+        return money(item.line_total_cents)
 
 
 class FulfillmentTaskInline(ReadOnlyInline):
@@ -184,7 +195,10 @@ def _transition_action(name: str) -> Callable[[OrderAdmin, HttpRequest, QuerySet
 
 @admin.register(Order)
 class OrderAdmin(ScopedHistoryMixin, PHIAccessAdmin, TerritoryScopedAdmin, SimpleHistoryAdmin):
-    """Orders of the user's territories. The page is read-only; status changes are actions."""
+    """Orders of the territories where the user reads PHI in a back-office role (the page shows the
+    patient, diagnosis and notes). The page is read-only; status changes are actions."""
+
+    territory_permission = TerritoryPermission.VIEW_PHI
 
     list_display = (
         "reference",
@@ -216,9 +230,10 @@ class OrderAdmin(ScopedHistoryMixin, PHIAccessAdmin, TerritoryScopedAdmin, Simpl
                     ("reference", "id"),
                     ("status", "stage_display"),
                     "territory",
-                    ("patient", "provider"),
+                    ("patient_name", "provider"),
                     ("source", "priority", "delivery_mode"),
                     ("payer_type", "requested_date"),
+                    "total",
                     "ai_disposition",
                     ("created_by", "approver"),
                 )
@@ -241,13 +256,14 @@ class OrderAdmin(ScopedHistoryMixin, PHIAccessAdmin, TerritoryScopedAdmin, Simpl
         "status",
         "stage_display",
         "territory",
-        "patient",
+        "patient_name",
         "provider",
         "source",
         "priority",
         "delivery_mode",
         "payer_type",
         "requested_date",
+        "total",
         "ai_disposition",
         "compliance_findings",
         "order_date",
@@ -270,6 +286,18 @@ class OrderAdmin(ScopedHistoryMixin, PHIAccessAdmin, TerritoryScopedAdmin, Simpl
     )
     inlines = (OrderItemInline, AttachmentInline, FulfillmentTaskInline, OrderEventInline)
     actions = [_transition_action(name) for name in TRANSITIONS]
+
+    @admin.display(description="patient")
+    def patient_name(self, obj: Order) -> str:
+        # Only readers of the territory's PHI reach the order's page (territory_permission).
+        return patient_label(obj.patient, phi_visible=True)
+
+    @admin.display(description="total")
+    def total(self, obj: Order) -> str:
+        return money(obj.total_cents)
+
+    def phi_objects(self, request: HttpRequest, obj: Order) -> list[Any]:
+        return [obj, obj.patient]  # the page names the patient
 
     @admin.display(description="stage")
     def stage_display(self, obj: Order) -> str:
@@ -451,10 +479,20 @@ class OrderAdmin(ScopedHistoryMixin, PHIAccessAdmin, TerritoryScopedAdmin, Simpl
         return TemplateResponse(request, "admin/orders/order/attach.html", context)
 
     def attachment_view(self, request: HttpRequest, object_id: str, attachment_id: str) -> FileResponse:
-        """Open an attachment of an order the user may see (recorded as a PHI read)."""
+        """Open an attachment of an order the user may see (recorded as a PHI read).
+
+        Needs ``view_phi`` and a role allowed to view attachments in the order's territory; 404 otherwise.
+        """
         order = self.get_object(request, unquote(object_id))
         attachment = order.attachments.filter(pk=attachment_id).first() if order is not None else None
-        if attachment is None:
+        if order is None or attachment is None:
+            raise Http404
+        readable = admin_territories(
+            request,
+            permission=TerritoryPermission.VIEW_PHI,
+            model_permissions=model_permissions(Attachment._meta, "view"),
+        )
+        if not request.user.is_superuser and not readable.filter(pk=order.territory_id).exists():
             raise Http404
         access_record(user=request.user, objects=[attachment], channel=AccessChannel.ADMIN)
         return FileResponse(attachment.file.open("rb"), content_type=attachment.content_type)

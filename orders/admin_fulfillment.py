@@ -21,13 +21,19 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
-from catalog.models import PurchaseOrderStatus
+from catalog.models import PurchaseOrderStatus, ReservationStatus, StockReservation
 from core.admin import ReadOnlyInline
+from core.audit import access_record
 from core.exceptions import DomainError, ValidationFailed
+from core.models import AccessChannel
+from core.templatetags.money import money
+from patients.admin_display import patient_name
 from territories.admin_scoping import TerritoryListFilter, TerritoryScopedAdmin
+from territories.models import TerritoryPermission
+from territories.selectors import territory_permits
 
 from . import fulfillment
-from .models import FulfillmentTask, TaskKind, TaskStatus
+from .models import DeliveryMode, FulfillmentTask, FulfillmentTaskItem, Order, TaskKind, TaskStatus
 from .routing import ROUTING_RULES
 
 
@@ -103,11 +109,77 @@ TASK_ACTIONS: dict[str, TaskAction] = {
 
 
 class TaskItemInline(ReadOnlyInline):
-    model = FulfillmentTask.items.through
+    model = FulfillmentTaskItem
     verbose_name = "item"
     verbose_name_plural = "items"
-    fields = ("orderitem",)
+    fields = ("item", "sku", "unit_price")
     readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[FulfillmentTaskItem]:
+        return super().get_queryset(request).select_related("orderitem__product")
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # The lines are part of the task (as they were as its automatic many-to-many): whoever sees the task.
+        return bool(
+            request.user.has_perm("orders.view_fulfillmenttask")
+            or request.user.has_perm("orders.change_fulfillmenttask")
+        )
+
+    @admin.display(description="item")
+    def item(self, line: FulfillmentTaskItem) -> str:
+        return str(line)
+
+    @admin.display(description="SKU")
+    def sku(self, line: FulfillmentTaskItem) -> str:
+        return line.orderitem.sku
+
+    @admin.display(description="unit price")
+    def unit_price(self, line: FulfillmentTaskItem) -> str:
+        return money(line.orderitem.unit_price_cents)
+
+
+@dataclass(frozen=True)
+class PickLine:
+    """One line of a pick list: what to take, and from which lots the order's stock was reserved."""
+
+    quantity: int
+    sku: str
+    name: str
+    hcpcs_code: str
+    lots: list[StockReservation]
+
+
+def pick_lines(task: FulfillmentTask) -> list[PickLine]:
+    """The task's lines with the active reservations in the task's warehouse (first to expire first)."""
+    lines = list(task.items.select_related("product").order_by("sku"))
+    reservations = StockReservation.objects.filter(
+        order_line_id__in=[line.pk for line in lines], status=ReservationStatus.ACTIVE
+    )
+    if task.warehouse_id is not None:
+        reservations = reservations.filter(lot__warehouse_id=task.warehouse_id)
+    reservations = reservations.select_related("lot").order_by("lot__expiration_date", "lot__lot_number")
+    by_line: dict[Any, list[StockReservation]] = {}
+    for reservation in reservations:
+        by_line.setdefault(reservation.order_line_id, []).append(reservation)
+    return [
+        PickLine(line.quantity, line.sku, line.product.name, line.product.hcpcs_code, by_line.get(line.pk, []))
+        for line in lines
+    ]
+
+
+def ship_to(order: Order) -> dict[str, Any]:
+    """Where the parcel goes: the order's delivery address, else the patient's (PHI: record the read)."""
+    address = order.delivery_address or (
+        order.patient.address if order.delivery_mode == DeliveryMode.SHIP_TO_PATIENT else None
+    )
+    to_patient = order.delivery_mode == DeliveryMode.SHIP_TO_PATIENT
+    return {
+        "name": patient_name(order.patient)
+        if to_patient
+        else f"{order.provider.name}, for {patient_name(order.patient)}",
+        "address": address or {},
+        "mode": order.get_delivery_mode_display(),
+    }
 
 
 @admin.register(FulfillmentTask)
@@ -188,10 +260,68 @@ class FulfillmentTaskAdmin(TerritoryScopedAdmin):
                 for name, action in TASK_ACTIONS.items()
                 if action.applies(task)
             ]
-        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "task_actions": buttons})
+        documents = []
+        if task is not None and task.kind == TaskKind.PICK_PACK:
+            documents.append(
+                {"label": "Pick list", "url": reverse("admin:orders_fulfillmenttask_pick_list", args=(task.pk,))}
+            )
+            if self.packing_slip_allowed(request, task):
+                documents.append(
+                    {
+                        "label": "Packing slip",
+                        "url": reverse("admin:orders_fulfillmenttask_packing_slip", args=(task.pk,)),
+                    }
+                )
+        context = {**(extra_context or {}), "task_actions": buttons, "task_documents": documents}
+        return super().change_view(request, object_id, form_url, context)
+
+    def packing_slip_allowed(self, request: HttpRequest, task: FulfillmentTask) -> bool:
+        """The slip shows the ship-to name and address: ``view_phi`` in the task's territory (as the API)."""
+        return territory_permits(
+            user=request.user, permission=TerritoryPermission.VIEW_PHI, territory_id=task.territory_id
+        )
+
+    def _pick_task_or_404(self, request: HttpRequest, object_id: str) -> FulfillmentTask:
+        task = self.get_object(request, unquote(object_id))
+        if task is None or task.kind != TaskKind.PICK_PACK:
+            raise Http404
+        return task
+
+    def pick_list_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """A printable pick list: the lines, quantities and reserved lots in the task's warehouse (no PHI)."""
+        task = self._pick_task_or_404(request, object_id)
+        context = {"task": task, "order": task.order, "lines": pick_lines(task), "document": "Pick list", "slip": False}
+        return TemplateResponse(request, "admin/orders/fulfillmenttask/slip.html", context)
+
+    def packing_slip_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """A printable packing slip with the ship-to address; needs ``view_phi`` (403) and records the read."""
+        task = self._pick_task_or_404(request, object_id)
+        if not self.packing_slip_allowed(request, task):
+            raise PermissionDenied
+        order = task.order
+        access_record(user=request.user, objects=[order, order.patient], channel=AccessChannel.ADMIN)
+        context = {
+            "task": task,
+            "order": order,
+            "lines": pick_lines(task),
+            "document": "Packing slip",
+            "slip": True,
+            "ship_to": ship_to(order),
+        }
+        return TemplateResponse(request, "admin/orders/fulfillmenttask/slip.html", context)
 
     def get_urls(self) -> list[URLPattern]:
         return [
+            path(
+                "<path:object_id>/pick-list/",
+                self.admin_site.admin_view(self.pick_list_view),
+                name="orders_fulfillmenttask_pick_list",
+            ),
+            path(
+                "<path:object_id>/packing-slip/",
+                self.admin_site.admin_view(self.packing_slip_view),
+                name="orders_fulfillmenttask_packing_slip",
+            ),
             path(
                 "<path:object_id>/act/<str:action>/",
                 self.admin_site.admin_view(self.action_view),

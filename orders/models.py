@@ -580,7 +580,9 @@ class FulfillmentTask(models.Model):
     territory = models.ForeignKey("territories.Territory", on_delete=models.PROTECT, related_name="+")
     kind = models.CharField(max_length=20, choices=TaskKind.choices)
     status = FSMField(max_length=20, choices=TaskStatus.choices, default=TaskStatus.OPEN, protected=True)
-    items = models.ManyToManyField(OrderItem, related_name="fulfillment_tasks", blank=True)
+    items = models.ManyToManyField(
+        OrderItem, related_name="fulfillment_tasks", blank=True, through="FulfillmentTaskItem"
+    )
     warehouse = models.ForeignKey(
         "catalog.Warehouse", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
@@ -617,3 +619,23 @@ class FulfillmentTask(models.Model):
     @transition(field=status, source=[TaskStatus.OPEN, TaskStatus.IN_PROGRESS], target=TaskStatus.CANCELLED)
     def cancel(self) -> None:
         """The work is no longer needed (the order was cancelled)."""
+
+
+class FulfillmentTaskItem(models.Model):
+    """An order line a fulfillment task handles (the task's pick list)."""
+
+    id = models.BigAutoField(primary_key=True)
+    fulfillmenttask = models.ForeignKey(FulfillmentTask, on_delete=models.CASCADE)
+    orderitem = models.ForeignKey(OrderItem, on_delete=models.CASCADE)
+
+    class Meta:
+        # The table (and unique pair) of the automatic many-to-many this model names.
+        db_table = "orders_fulfillmenttask_items"
+        unique_together = [("fulfillmenttask", "orderitem")]
+        verbose_name = "task item"
+
+    def __str__(self) -> str:
+        """Quantity, a multiplication sign, product name and HCPCS code (the SKU when there is none)."""
+        product = self.orderitem.product
+        code = product.hcpcs_code or self.orderitem.sku
+        return f"{self.orderitem.quantity} \N{MULTIPLICATION SIGN} {product.name} ({code})"

@@ -8,23 +8,34 @@ blind indexes (``patients.selectors.patient_search``), never through the encrypt
 
 from __future__ import annotations
 
-import contextlib
-import uuid
 from typing import Any
+from urllib.parse import urlencode
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.contrib.admin.views.main import SEARCH_VAR
+from django.core.exceptions import PermissionDenied
 from django.db import models
-from django.db.models import Q, QuerySet
 from django.forms import BaseInlineFormSet, ModelForm
-from django.http import HttpRequest, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
 from simple_history.admin import SimpleHistoryAdmin
 
 from core.admin import PHIAccessAdmin, ScopedHistoryMixin
-from core.audit import with_history_user
+from core.audit import access_record, with_history_user
 from core.exceptions import DomainError
-from territories.admin_scoping import ScopedRelatedListFilter, TerritoryScopedAdmin, admin_territories
-from territories.models import TerritoryMembership
+from core.models import AccessChannel
+from territories.admin_scoping import (
+    ScopedRelatedListFilter,
+    TerritoryScopedAdmin,
+    TerritoryScopedInline,
+    admin_territories,
+)
+from territories.models import TerritoryMembership, TerritoryPermission
 
+from .admin_display import patient_label
 from .models import Coverage, Patient, PriorAuthorization, Provider, ProviderCredential
 from .selectors import patient_search
 from .services import patient_create
@@ -41,6 +52,7 @@ PATIENT_PHI_FIELDS = (
     "medications",
     "conditions",
 )
+SEARCH_LIMIT = 50
 COVERAGE_FIELDS = (
     "payer_type",
     "payer_name",
@@ -71,7 +83,7 @@ class _DomainErrorAsMessage:
             return HttpResponseRedirect(request.path)
 
 
-class CoverageInline(admin.StackedInline):
+class CoverageInline(TerritoryScopedInline, admin.StackedInline):
     """The patient's coverage; rows live in the patient's territory."""
 
     model = Coverage
@@ -83,20 +95,100 @@ class CoverageInline(admin.StackedInline):
         return False
 
 
+class PatientSearchForm(forms.Form):
+    """A patient search, posted so that names and dates of birth never appear in a URL."""
+
+    query = forms.CharField(
+        label="Name or date of birth",
+        max_length=200,
+        help_text='Full name ("First Last" or "Last, First"), one name, or date of birth (YYYY-MM-DD).',
+    )
+
+
 @admin.register(Patient)
 class PatientAdmin(_DomainErrorAsMessage, ScopedHistoryMixin, PHIAccessAdmin, TerritoryScopedAdmin, SimpleHistoryAdmin):
+    """Patients of the territories where the user reads PHI in a back-office role.
+
+    There is no search box on the list (its ``?q=`` would put names in URLs, in the redirect's
+    ``_changelist_filters`` and in every link of the page): "Find a patient" posts the search and
+    shows the matches on the page.
+    """
+
+    territory_permission = TerritoryPermission.VIEW_PHI
+    change_list_template = "admin/patients/patient/change_list.html"
     list_display = ("short_id", "territory", "provider", "created_at")
     list_display_links = ("short_id",)
     list_filter = (("territory", ScopedRelatedListFilter), ("provider", ScopedRelatedListFilter))
     list_select_related = ("territory", "provider")
-    # Non-empty so the search box shows; the search itself is get_search_results (blind indexes).
-    search_fields = ("=id",)
-    search_help_text = 'Full name ("First Last" or "Last, First"), one name, or date of birth (YYYY-MM-DD), exact.'
+    search_fields = ()  # no GET search (and no autocomplete, which searches by GET): see search_view
     date_hierarchy = "created_at"
 
     @admin.display(description="patient", ordering="id")
     def short_id(self, obj: Patient) -> str:
         return f"Patient {_short_id(obj)}"
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        if SEARCH_VAR in request.GET:
+            # A search typed into the URL is not run, and the redirect drops it from the address.
+            kept = request.GET.copy()
+            del kept[SEARCH_VAR]
+            return HttpResponseRedirect(f"{request.path}?{kept.urlencode()}" if kept else request.path)
+        return super().changelist_view(request, extra_context)
+
+    def get_preserved_filters(self, request: HttpRequest) -> str:
+        """The list's filters carried to the object's page, never a search term."""
+        preserved = QueryDict(super().get_preserved_filters(request))
+        filters = QueryDict(preserved.get("_changelist_filters", ""), mutable=True)
+        filters.pop(SEARCH_VAR, None)
+        return urlencode({"_changelist_filters": filters.urlencode()}) if filters else ""
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path("search/", self.admin_site.admin_view(self.search_view), name="patients_patient_search"),
+            *super().get_urls(),
+        ]
+
+    def search_view(self, request: HttpRequest) -> HttpResponse:
+        """Find patients by name or date of birth through the blind indexes (POST only; results on the page).
+
+        Matches are the user's own patients (this admin's queryset); showing their names is a PHI
+        read, recorded for each patient shown. At most ``SEARCH_LIMIT`` are shown.
+        """
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        form = PatientSearchForm(request.POST if request.method == "POST" else None)
+        results: list[Patient] | None = None
+        more = False
+        if form.is_bound and form.is_valid():
+            matches = patient_search(user=request.user, query=form.cleaned_data["query"])
+            found = list(
+                self.get_queryset(request)
+                .filter(pk__in=matches.values("pk"))
+                .select_related("provider", "territory")
+                .order_by("-created_at")[: SEARCH_LIMIT + 1]
+            )
+            more = len(found) > SEARCH_LIMIT
+            results = found[:SEARCH_LIMIT]
+            if results:
+                access_record(user=request.user, objects=results, channel=AccessChannel.ADMIN)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Find a patient",
+            "opts": self.opts,
+            "form": form,
+            "results": results,
+            "more": more,
+            "limit": SEARCH_LIMIT,
+        }
+        return TemplateResponse(request, "admin/patients/patient/search.html", context)
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        # The page shows (and records) the patient's PHI anyway: name them in the heading.
+        patient = self.get_object(request, unquote(object_id))
+        subtitle = {"subtitle": patient_label(patient, phi_visible=True)} if patient is not None else {}
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), **subtitle})
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is None:
@@ -122,17 +214,6 @@ class PatientAdmin(_DomainErrorAsMessage, ScopedHistoryMixin, PHIAccessAdmin, Te
         if request.user.has_perm("patients.view_coverage") or request.user.has_perm("patients.change_coverage"):
             shown.extend(obj.coverages.all())
         return shown
-
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet[Patient], search_term: str
-    ) -> tuple[QuerySet[Patient], bool]:
-        term = search_term.strip()
-        if not term:
-            return queryset, False
-        condition = Q(pk__in=patient_search(user=request.user, query=term).values("pk"))
-        with contextlib.suppress(ValueError):
-            condition |= Q(pk=uuid.UUID(term))
-        return queryset.filter(condition), False
 
     def save_model(self, request: HttpRequest, obj: Patient, form: ModelForm[Patient], change: bool) -> None:
         if change:
@@ -172,6 +253,7 @@ class PatientAdmin(_DomainErrorAsMessage, ScopedHistoryMixin, PHIAccessAdmin, Te
 class CoverageAdmin(
     _DomainErrorAsMessage, ScopedHistoryMixin, PHIAccessAdmin, TerritoryScopedAdmin, SimpleHistoryAdmin
 ):
+    territory_permission = TerritoryPermission.VIEW_PHI
     list_display = ("short_id", "patient", "payer_type", "coverage_tier", "active", "effective_from", "effective_to")
     list_filter = ("payer_type", "active", ("territory", ScopedRelatedListFilter))
     list_select_related = ("patient",)
@@ -183,10 +265,18 @@ class CoverageAdmin(
         return f"Coverage {_short_id(obj)}"
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return ("patient", *COVERAGE_FIELDS) if obj is None else ("patient", "territory", *COVERAGE_FIELDS)
+        return ("patient", *COVERAGE_FIELDS) if obj is None else ("patient_name", "territory", *COVERAGE_FIELDS)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return () if obj is None else ("patient", "territory")
+        return () if obj is None else ("patient_name", "territory")
+
+    @admin.display(description="patient")
+    def patient_name(self, obj: Coverage) -> str:
+        # Only readers of the territory's PHI reach this page (territory_permission).
+        return patient_label(obj.patient, phi_visible=True)
+
+    def phi_objects(self, request: HttpRequest, obj: Coverage) -> list[models.Model]:
+        return [obj, obj.patient]  # the page names the patient
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -197,7 +287,7 @@ class CoverageAdmin(
         super().save_model(request, obj, form, change)
 
 
-class ProviderCredentialInline(admin.TabularInline):
+class ProviderCredentialInline(TerritoryScopedInline, admin.TabularInline):
     """Licences and enrolments: the compliance checks hold orders from providers without one in the territory."""
 
     model = ProviderCredential
@@ -217,19 +307,32 @@ class PriorAuthorizationAdmin(
 ):
     """Prior authorization decisions on file; the compliance checks read them for listed items."""
 
+    territory_permission = TerritoryPermission.VIEW_PHI
+
     list_display = ("short_id", "patient", "hcpcs_code", "decision", "decision_date", "expires_on")
     list_filter = ("decision", ("territory", ScopedRelatedListFilter))
     list_select_related = ("patient",)
     search_fields = ("=id", "=patient__id", "hcpcs_code")
     raw_id_fields = ("patient",)
-    fields = ("patient", "hcpcs_code", "decision", "decision_date", "expires_on", "tracking_number")
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        patient = "patient" if obj is None else "patient_name"
+        return (patient, "hcpcs_code", "decision", "decision_date", "expires_on", "tracking_number")
+
+    @admin.display(description="patient")
+    def patient_name(self, obj: PriorAuthorization) -> str:
+        # Only readers of the territory's PHI reach this page (territory_permission).
+        return patient_label(obj.patient, phi_visible=True)
+
+    def phi_objects(self, request: HttpRequest, obj: PriorAuthorization) -> list[models.Model]:
+        return [obj, obj.patient]  # the page names the patient
 
     @admin.display(description="prior authorization", ordering="id")
     def short_id(self, obj: PriorAuthorization) -> str:
         return f"PA {_short_id(obj)}"
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return () if obj is None else ("patient",)
+        return () if obj is None else ("patient_name",)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

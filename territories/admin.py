@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
 from django.utils.html import format_html
@@ -75,6 +75,28 @@ class TerritoryMembershipAdmin(TerritoryScopedAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         # To move someone to another territory, add a membership there and delete this one.
         return () if obj is None else ("user", "territory")
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        """Offer only what the granting admin may manage (a superuser: everything).
+
+        Territories: those where their role grants memberships. Users: active accounts other than
+        their own that are not superusers and either work nowhere yet or work in one of those
+        territories; so nobody grants themselves a role, or reaches colleagues of territories
+        they do not manage.
+        """
+        if not request.user.is_superuser:
+            managed = self.scoped_territories(request, "add")
+            if db_field.name == "territory":
+                kwargs["queryset"] = managed
+            elif db_field.name == "user":
+                kwargs["queryset"] = (
+                    db_field.related_model._default_manager.filter(is_active=True, is_superuser=False)
+                    .exclude(pk=request.user.pk)
+                    .filter(Q(memberships__isnull=True) | Q(memberships__territory__in=managed))
+                    .distinct()
+                    .order_by("username")
+                )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def save_model(
         self, request: HttpRequest, obj: TerritoryMembership, form: ModelForm[TerritoryMembership], change: bool

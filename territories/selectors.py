@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 from guardian.shortcuts import get_objects_for_user
 
 from .exceptions import TerritoryMismatch
-from .models import Territory, TerritoryPermission
+from .models import ROLE_MODEL_PERMISSIONS, STAFF_ROLES, Territory, TerritoryMembership, TerritoryPermission
 
 _CODE = re.compile(r"[-a-zA-Z0-9_]{1,50}")
 
@@ -68,3 +68,34 @@ def territory_from_header(*, user: Any, header: str | None) -> Territory | None:
     ):
         raise TerritoryMismatch(details={"territory_id": header.strip()[:64]})
     return territory
+
+
+def back_office_territories(
+    *,
+    user: Any,
+    permission: TerritoryPermission = TerritoryPermission.ACCESS,
+    model_permissions: tuple[str, ...] | None = None,
+) -> QuerySet[Territory]:
+    """Active territories whose rows the back office (Django admin) may show ``user``.
+
+    A territory counts when the user holds ``permission`` on it (the same object permission the
+    API asks: ``access_territory`` for rows, ``view_phi`` for pages showing PHI) **and** their
+    role in it works in the back office: a staff role, or, given ``model_permissions``
+    (``"app_label.codename"``; any one suffices), a role whose back-office permissions include
+    one. A global model permission alone is not enough, so a master distributor in one territory
+    who is ops staff in another sees and changes only the second in the admin. Every active
+    territory for a superuser.
+    """
+    territories = territories_for_user(user=user, permission=permission)
+    if getattr(user, "is_superuser", False):
+        return territories
+    roles: list[str]
+    if model_permissions is None:
+        roles = sorted(STAFF_ROLES)
+    else:
+        roles = [
+            role
+            for role, granted in ROLE_MODEL_PERMISSIONS.items()
+            if any(model_permission in granted for model_permission in model_permissions)
+        ]
+    return territories.filter(pk__in=TerritoryMembership.objects.filter(user=user, role__in=roles).values("territory"))

@@ -334,7 +334,7 @@ def product_form(**overrides: Any) -> dict[str, Any]:
         "rxnorm_code": "",
         "strength": "",
         "dose_form": "",
-        "price_cents": "8900",
+        "price": "89.00",
         "unit": "each",
         "requires_prescription": "on",
         "par_level": "40",
@@ -359,7 +359,7 @@ def test_the_product_form_saves_through_the_catalog_service(catalog_admin: User)
     page = signed_in(catalog_admin).get(f"{PRODUCTS_URL}{product.pk}/change/").content.decode()
     assert 'name="sku"' not in page
     response = signed_in(catalog_admin).post(
-        f"{PRODUCTS_URL}{product.pk}/change/", product_form(sku="RENAMED", price_cents="9900")
+        f"{PRODUCTS_URL}{product.pk}/change/", product_form(sku="RENAMED", price="99.00")
     )
     assert response.status_code == 302
     assert list(Product.objects.values_list("sku", "price_cents")) == [("MASK-M", 9900)]

@@ -66,9 +66,8 @@ def test_territory_admin_sees_only_their_territorys_events(north: Any, south: An
 
 
 def test_access_records_are_scoped_and_read_only(north: Any, south: Any) -> None:
-    north_order, south_order = north.order(), south.order()
-    signed_in(north.ops).get(f"/admin/orders/order/{north_order.pk}/change/")
-    signed_in(south.ops).get(f"/admin/orders/order/{south_order.pk}/change/")
+    signed_in(north.ops).get(f"/admin/patients/patient/{north.patient.pk}/change/")
+    signed_in(south.ops).get(f"/admin/patients/patient/{south.patient.pk}/change/")
     [north_record] = AccessRecord.objects.filter(territory_id=north.territory.pk)
     client = signed_in(north.admin)
 
@@ -79,7 +78,7 @@ def test_access_records_are_scoped_and_read_only(north: Any, south: Any) -> None
     assert result_ids(listing) == {north_record.pk}
     assert edit.status_code == 403
     assert delete.status_code == 403
-    assert AccessRecord.objects.get(pk=north_record.pk).object_id == str(north_order.pk)
+    assert AccessRecord.objects.get(pk=north_record.pk).object_id == str(north.patient.pk)
 
 
 @pytest.mark.parametrize("role", ["ops", "admin"])
