@@ -180,7 +180,10 @@ def latest_results(orders: Sequence[Order]) -> dict[Any, dict[str, Any]]:
         results[snapshot.order_id] = snapshot.result
     later = [order.pk for order in orders if order.status in REVIEW_AFTER_VERIFICATION]
     for event in OrderEvent.objects.filter(order_id__in=later, kind="compliance").order_by("sequence"):
-        if isinstance(event.payload, dict) and "findings" in event.payload:
+        # A check's own timeline entry (it names its snapshot) is already read above, with the
+        # artifacts that clear each finding and any reviewer's resolution; only later findings
+        # recorded on the timeline alone (a pharmacy's refusal) replace it.
+        if isinstance(event.payload, dict) and "findings" in event.payload and "snapshot_id" not in event.payload:
             results[event.order_id] = event.payload
     return results
 
