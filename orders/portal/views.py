@@ -16,6 +16,7 @@ from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -60,7 +61,7 @@ from territories.selectors import territories_for_user
 
 from .forms import ApproveForm, CancelForm, DocumentForm, NoteForm, OverrideForm, add_service_errors
 
-View = Callable[..., HttpResponse]
+View = Callable[..., HttpResponseBase]
 
 TABS = {"pending": Stage.PENDING, "preparing": Stage.PREPARING, "shipped": Stage.SHIPPED}
 PAGE_SIZE = 25
@@ -70,12 +71,12 @@ def portal_view(view: View) -> View:
     """Signed-in users only; an htmx request from a signed-out page is sent to the sign-in page whole."""
 
     @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if not request.user.is_authenticated:
             if request.headers.get("HX-Request"):
-                response = HttpResponse(status=204)
-                response["HX-Redirect"] = f"{reverse('login')}?next={request.path}"
-                return response
+                redirect_whole = HttpResponse(status=204)
+                redirect_whole["HX-Redirect"] = f"{reverse('login')}?next={request.path}"
+                return redirect_whole
             return redirect_to_login(request.get_full_path())
         response = view(request, *args, **kwargs)
         response["Cache-Control"] = "no-store"  # pages carry PHI: never from a cache

@@ -4,14 +4,18 @@ compliance snapshot — and afterwards nothing about the order waits for anyone.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
+from django.apps import apps as django_apps
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import transaction
 
 from compliance.models import ComplianceSnapshot
 from core.models import OutboxEvent
-from orders import selectors
-from orders.models import Attachment, Order, OrderEvent
+from orders import selectors, services
+from orders.models import ActorKind, Attachment, EventKind, Order, OrderEvent
+from orders.timeline import record_event
 from tests.conftest import World
 
 from .reviews import PDF, held_for_quantity, needs_review_order
@@ -164,3 +168,32 @@ def test_attaching_the_documentation_turns_a_hold_into_a_review_that_only_review
     assert [(f["code"], f["answered_by"]) for f in waiting.findings] == [
         ("QUANTITY_LIMIT_EXCEEDED", [{"artifact_type": "MEDICAL_NECESSITY", "attached_at": document.created_at}])
     ]
+
+
+def test_the_migration_clears_reviews_decided_before_and_keeps_those_found_after_verification(
+    north: World,
+) -> None:
+    # Given two orders verified over a review the old way (the disposition left at needs_review)
+    decided, refused_later = needs_review_order(north), needs_review_order(north)
+    for order in (decided, refused_later):
+        services.order_approve(order_id=order.pk, actor=north.ops, notes=NOTE)
+    Order.objects.filter(pk__in=[decided.pk, refused_later.pk]).update(ai_disposition="needs_review")
+    # ... and for the second, a pharmacy's refusal recorded after verification
+    with transaction.atomic():
+        locked = Order.objects.select_for_update().get(pk=refused_later.pk)
+        record_event(
+            order=locked,
+            kind=EventKind.COMPLIANCE,
+            actor=None,
+            actor_kind=ActorKind.SYSTEM,
+            payload={"disposition": "needs_review", "findings": [{"code": "pharmacy_rejected"}]},
+        )
+
+    migration = importlib.import_module("orders.migrations.0010_clear_decided_reviews")
+    migration.clear_decided_reviews(django_apps, None)
+
+    assert dict(Order.objects.filter(pk__in=[decided.pk, refused_later.pk]).values_list("pk", "ai_disposition")) == {
+        decided.pk: "clear",
+        refused_later.pk: "needs_review",
+    }
+    assert [o.pk for o in selectors.review_queue(user=north.ops).orders] == [refused_later.pk]

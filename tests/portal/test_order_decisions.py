@@ -176,7 +176,7 @@ def test_readers_of_phi_download_an_attachment_and_the_read_is_recorded(north: W
     response = ops.get(url)
 
     assert response.status_code == 200
-    assert b"".join(response.streaming_content) == PDF
+    assert response.getvalue() == PDF
     assert response["Content-Type"] == "application/pdf"
     assert response["Content-Disposition"] == (
         f'attachment; filename="{order.reference}-medical_necessity-{str(document.pk)[:8]}.pdf"'
