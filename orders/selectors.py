@@ -239,7 +239,9 @@ def findings_shown(orders: Sequence[Order], results: dict[Any, dict[str, Any]]) 
     Each finding (a copy) gains ``answered_by``: the attached documents among its required
     artifacts, ``[{"artifact_type", "attached_at"}]``, when the finding is no longer a hold (the
     document was taken into account and a person now decides), else ``[]``: then its
-    ``required_artifacts`` are what would clear it. One query for all the orders' attachments.
+    ``required_artifacts`` are what would clear it, and ``not_enough`` lists those attached that
+    do not yet (a document dated too late, say: the message tells why). One query for all the
+    orders' attachments.
     """
     attached: dict[Any, dict[str, Any]] = {}
     for order_id, artifact_type, created_at in (
@@ -255,16 +257,13 @@ def findings_shown(orders: Sequence[Order], results: dict[Any, dict[str, Any]]) 
         for finding in results.get(order.pk, {}).get("findings", []):
             if finding.get("severity") == "info":
                 continue
-            answered = (
-                [
-                    {"artifact_type": artifact, "attached_at": documents[artifact]}
-                    for artifact in finding.get("required_artifacts", [])
-                    if artifact in documents
-                ]
-                if finding.get("severity") != "hold"
-                else []
-            )
-            findings.append({**finding, "answered_by": answered})
+            present = [
+                {"artifact_type": artifact, "attached_at": documents[artifact]}
+                for artifact in finding.get("required_artifacts", [])
+                if artifact in documents
+            ]
+            held = finding.get("severity") == "hold"
+            findings.append({**finding, "answered_by": [] if held else present, "not_enough": present if held else []})
         shown[order.pk] = findings
     return shown
 

@@ -5,11 +5,13 @@ compliance snapshot — and afterwards nothing about the order waits for anyone.
 from __future__ import annotations
 
 import importlib
+import json
 from typing import Any
 
 from django.apps import apps as django_apps
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
+from rest_framework.test import APIClient
 
 from compliance.models import ComplianceSnapshot
 from core.models import OutboxEvent
@@ -197,3 +199,12 @@ def test_the_migration_clears_reviews_decided_before_and_keeps_those_found_after
         refused_later.pk: "needs_review",
     }
     assert [o.pk for o in selectors.review_queue(user=north.ops).orders] == [refused_later.pk]
+
+
+def test_the_schema_documents_the_review_note_and_its_error_code(db: Any) -> None:
+    schema = json.loads(APIClient().get("/api/schema/", {"format": "json"}).content)
+    approve = schema["paths"]["/api/portal/orders/{order_id}/approve"]["post"]
+    assert "REVIEW_NOTE_REQUIRED" in approve["responses"]["400"]["description"]
+    assert "COMPLIANCE_NOT_CLEAR" in approve["responses"]["409"]["description"]
+    notes = schema["components"]["schemas"]["ApproveRequest"]["properties"]["notes"]
+    assert "Required when the disposition is needs_review" in notes["description"]

@@ -9,15 +9,18 @@ import re
 import zlib
 from typing import Any
 
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from PIL import Image, ImageDraw
 
+from catalog.services import lot_receive
 from compliance.models import ComplianceSnapshot
 from core.models import AccessRecord
 from orders.models import Attachment, Order, OrderEvent, OrderStatus
-from orders.services import order_transition
+from orders.services import ItemRequest, order_attach, order_transition
 from tests.admin.conftest import signed_in
 from tests.conftest import World
+from tests.factories import ProductFactory, WarehouseFactory
 from tests.orders.reviews import PDF, held_for_quantity, needs_review_order
 
 NOTE = "Necessity letter read: skin breakdown, two cushions a month."
@@ -268,3 +271,27 @@ def test_the_written_order_is_404_unsigned_without_phi_or_elsewhere_and_nothing_
     assert signed_in(north.distributor).get(f"/portal/orders/{signed.pk}/written-order.pdf").status_code == 404
     assert signed_in(south.doctor).get(f"/portal/orders/{signed.pk}/written-order.pdf").status_code == 404
     assert AccessRecord.objects.count() == records
+
+
+def test_a_document_that_does_not_clear_a_hold_is_named_beside_what_would(north: World) -> None:
+    # A pump on the CMS prior authorization list, with a decision letter attached but undated
+    pump = ProductFactory.create(sku="PCD-PUMP", name="Compression pump", hcpcs_code="E0651", price_cents=98000)
+    lot_receive(actor=None, product=pump, warehouse=WarehouseFactory.create(), lot_number="PUMP-1", quantity=5)
+    order = north.order(items=[ItemRequest(sku=pump.sku, quantity=1)])
+    order_attach(
+        order_id=order.pk,
+        actor=north.doctor,
+        artifact_type="PRIOR_AUTH",
+        file=SimpleUploadedFile("pa.pdf", PDF, content_type="application/pdf"),
+    )
+    order.refresh_from_db()
+    assert order.status == OrderStatus.ON_HOLD
+
+    home = signed_in(north.doctor).get("/portal/")
+    (hold,) = home.context["holds"]
+    letter = Attachment.objects.get(order=order, artifact_type="PRIOR_AUTH")
+    assert [(f["code"], f["answered_by"], f["not_enough"]) for f in hold.findings] == [
+        ("PRIOR_AUTH_REQUIRED", [], [{"artifact_type": "PRIOR_AUTH", "attached_at": letter.created_at}])
+    ]
+    attached_on = timezone.localtime(letter.created_at).strftime("%b %-d, %Y")
+    assert f"(the Prior authorization attached {attached_on} does not clear it yet)" in home.content.decode()
