@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from .engine import ComplianceResult, evaluate
@@ -10,14 +11,28 @@ from .models import ComplianceSnapshot
 
 
 def compliance_evaluate_and_record(
-    *, order_id: Any, territory_id: Any, kind: str, facts: ComplianceInput, actor: Any
+    *,
+    order_id: Any,
+    territory_id: Any,
+    kind: str,
+    facts: ComplianceInput,
+    actor: Any,
+    resolve: Callable[[ComplianceResult], dict[str, Any] | None] | None = None,
 ) -> tuple[ComplianceResult, ComplianceSnapshot]:
     """Evaluate ``facts`` and write the ComplianceSnapshot of the inputs and the result.
+
+    ``resolve`` is a person's decision on the result (a reviewer resolving a review with a note,
+    an override of a hold): called with the result before anything is written, what it returns is
+    frozen in the snapshot's result as ``resolution``, and what it raises writes nothing.
 
     Call inside the transaction that applies the result to the order, so the record and the
     decision commit together.
     """
     result = evaluate(facts)
+    resolution = resolve(result) if resolve is not None else None
+    recorded = result.as_dict()
+    if resolution:
+        recorded["resolution"] = resolution
     snapshot = ComplianceSnapshot.objects.create(
         order_id=order_id,
         territory_id=territory_id,
@@ -25,7 +40,7 @@ def compliance_evaluate_and_record(
         disposition=str(result.disposition),
         rule_versions=dict(result.rule_versions),
         inputs=facts.as_record(),
-        result=result.as_dict(),
+        result=recorded,
         actor=actor,
     )
     return result, snapshot

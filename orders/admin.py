@@ -36,10 +36,11 @@ from core.templatetags.money import money
 from patients.admin_display import patient_label
 from territories.admin_scoping import TerritoryListFilter, TerritoryScopedAdmin, admin_territories, model_permissions
 from territories.models import TerritoryPermission
+from territories.selectors import territory_permits
 
 from .models import Attachment, FulfillmentTask, Order, OrderEvent, OrderItem
 from .selectors import order_compliance_result
-from .services import TRANSITIONS, order_attach, order_transition
+from .services import TRANSITIONS, order_attach, order_transition, verification_offer
 
 TRANSITION_LABELS: dict[str, str] = {
     "hold": "Put on hold",
@@ -55,9 +56,20 @@ TRANSITION_LABELS: dict[str, str] = {
 }
 
 # Transitions whose list action first asks for a reason (required where the service requires one).
+# Verifying from the list takes no note: an order that needs review is refused there with a message
+# and resolved on its own Verify page, which asks for the review note.
 ASK_REASON = frozenset({"hold", "reject", "cancel"})
 
 TRANSITION_TEMPLATE = "admin/orders/order/transition_confirm.html"
+
+
+def _may_override(user: Any, orders: Iterable[Order]) -> bool:
+    """Whether ``user`` may verify every one of ``orders`` over open findings (``override_compliance``)."""
+    territory_ids = {order.territory_id for order in orders}
+    return bool(territory_ids) and all(
+        territory_permits(user=user, permission=TerritoryPermission.OVERRIDE_COMPLIANCE, territory_id=territory_id)
+        for territory_id in territory_ids
+    )
 
 
 def transition_label(name: str) -> str:
@@ -82,10 +94,20 @@ class TransitionForm(forms.Form):
         help_text="Only to verify over open compliance findings: needs the override permission; audited.",
     )
 
-    def __init__(self, *args: Any, transition: str, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, transition: str, can_override: bool = False, **kwargs: Any) -> None:
+        """``can_override``: the user holds ``override_compliance`` where the orders are; only then
+        is the override field shown (``order_approve`` decides again)."""
         super().__init__(*args, **kwargs)
         self.fields["reason"].required = TRANSITIONS[transition].reason_required
-        if transition != "verify":
+        if transition == "verify":
+            # Verifying resolves what the checks asked: an order that needs review is resolved by
+            # the reviewer's note (orders.services._compliance_gate).
+            self.fields["reason"].label = "Review note"
+            self.fields["reason"].help_text = (
+                "Required when the order needs review: what you checked and decided. Recorded on the"
+                " timeline and in the compliance record."
+            )
+        if transition != "verify" or not can_override:
             del self.fields["override_reason"]
 
 
@@ -395,9 +417,14 @@ class OrderAdmin(ScopedHistoryMixin, PHIAccessAdmin, TerritoryScopedAdmin, Simpl
         if transition not in ASK_REASON:
             self.run_transition(request, orders, transition, "")
             return None
-        form = TransitionForm(request.POST if "apply" in request.POST else None, transition=transition)
+        form = TransitionForm(
+            request.POST if "apply" in request.POST else None,
+            transition=transition,
+            can_override=_may_override(request.user, orders),
+        )
         if form.is_bound and form.is_valid():
-            self.run_transition(request, orders, transition, form.cleaned_data["reason"])
+            override = form.cleaned_data.get("override_reason", "")
+            self.run_transition(request, orders, transition, form.cleaned_data["reason"], override)
             return None
         return self._render_transition_form(
             request,
@@ -418,7 +445,11 @@ class OrderAdmin(ScopedHistoryMixin, PHIAccessAdmin, TerritoryScopedAdmin, Simpl
         if not self.has_change_permission(request):
             raise PermissionDenied
         change_url = reverse("admin:orders_order_change", args=(order.pk,), current_app=self.admin_site.name)
-        form = TransitionForm(request.POST if request.method == "POST" else None, transition=transition)
+        form = TransitionForm(
+            request.POST if request.method == "POST" else None,
+            transition=transition,
+            can_override=_may_override(request.user, [order]),
+        )
         if form.is_bound and form.is_valid():
             override = form.cleaned_data.get("override_reason", "")
             self.run_transition(request, [order], transition, form.cleaned_data["reason"], override)
@@ -531,6 +562,9 @@ class OrderAdmin(ScopedHistoryMixin, PHIAccessAdmin, TerritoryScopedAdmin, Simpl
         if order is None:
             return []
         available = {transition.name for transition in order.get_available_user_status_transitions(user=request.user)}
+        offer = verification_offer(order=order, user=request.user)
+        if not (offer.approve or offer.override):
+            available.discard("verify")  # a hold the user cannot override: documents resolve it, not this user
         return [
             {
                 "label": transition_label(name),

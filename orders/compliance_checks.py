@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -307,14 +307,22 @@ def patient_supply_status(
     return supply_status(_supply_history(patient, None), on=on, diagnosis_codes=diagnosis_codes)
 
 
-def order_check_compliance(*, order: Order, actor: Any, kind: str) -> ComplianceResult:
+def order_check_compliance(
+    *,
+    order: Order,
+    actor: Any,
+    kind: str,
+    resolve: Callable[[ComplianceResult], dict[str, Any] | None] | None = None,
+) -> ComplianceResult:
     """Evaluate the (locked) order, freeze the snapshot, set its disposition and note it on the timeline.
 
-    Call inside the transaction that holds the order's lock. Does not change the order's status.
+    ``resolve``: a person's decision on the result, frozen in the snapshot (see
+    ``compliance_evaluate_and_record``). Call inside the transaction that holds the order's lock.
+    Does not change the order's status.
     """
     facts = facts_for_order(order)
     result, snapshot = compliance_evaluate_and_record(
-        order_id=order.pk, territory_id=order.territory_id, kind=kind, facts=facts, actor=actor
+        order_id=order.pk, territory_id=order.territory_id, kind=kind, facts=facts, actor=actor, resolve=resolve
     )
     # The decision's audit record is the snapshot and the timeline event; the column is its summary
     # for lists and filters, so it is set without another history row.

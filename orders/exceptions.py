@@ -44,3 +44,21 @@ class ComplianceNotClear(DomainError):
                 "required_artifacts": required_artifacts,
             },
         )
+
+
+class ReviewNoteRequired(DomainError):
+    """Verification refused: the checks say ``needs_review``, which a reviewer resolves only with a review note."""
+
+    code = "REVIEW_NOTE_REQUIRED"
+    http_status = 400
+
+    def __init__(self, *, order_id: Any, findings: list[dict[str, Any]]) -> None:
+        super().__init__(
+            "The checks say needs review: resolve the review with a note saying what you checked.",
+            details={
+                "order_id": str(order_id),
+                "disposition": "needs_review",
+                "notes": ["A review note is required to resolve a needs-review order."],
+                "findings": findings,
+            },
+        )

@@ -28,7 +28,16 @@ from territories.selectors import territories_for_user, territory_lookup, territ
 
 from .compliance_checks import patient_supply_status
 from .exceptions import OrderNotFound
-from .models import STAGE_OF_STATUS, FulfillmentTask, Order, OrderEvent, OrderItem, OrderStatus, Stage
+from .models import (
+    STAGE_OF_STATUS,
+    Attachment,
+    FulfillmentTask,
+    Order,
+    OrderEvent,
+    OrderItem,
+    OrderStatus,
+    Stage,
+)
 
 
 def _as_uuid(value: Any) -> uuid.UUID | None:
@@ -118,8 +127,11 @@ REVIEW_AFTER_VERIFICATION = (
 
 
 def _waiting(dispositions: Sequence[str]) -> Q:
-    """Orders waiting for a person: held or in review before verification, and verified orders
-    put back in review later (when ``needs_review`` is asked for)."""
+    """Orders waiting for a person now, read from their current status and current disposition
+    (the one rule every list uses): held or in review before verification, and verified orders put
+    back in review later (when ``needs_review`` is asked for). Verifying an order decides what the
+    checks asked (``order_approve``) and sets its disposition to ``clear``, so a verified order
+    waits again only when something new is found, such as a pharmacy refusing the prescription."""
     waiting = Q(status__in=REVIEW_STATUSES, ai_disposition__in=dispositions)
     if "needs_review" in dispositions:
         waiting |= Q(status__in=REVIEW_AFTER_VERIFICATION, ai_disposition="needs_review")
@@ -168,7 +180,10 @@ def latest_results(orders: Sequence[Order]) -> dict[Any, dict[str, Any]]:
         results[snapshot.order_id] = snapshot.result
     later = [order.pk for order in orders if order.status in REVIEW_AFTER_VERIFICATION]
     for event in OrderEvent.objects.filter(order_id__in=later, kind="compliance").order_by("sequence"):
-        if isinstance(event.payload, dict) and "findings" in event.payload:
+        # A check's own timeline entry (it names its snapshot) is already read above, with the
+        # artifacts that clear each finding and any reviewer's resolution; only later findings
+        # recorded on the timeline alone (a pharmacy's refusal) replace it.
+        if isinstance(event.payload, dict) and "findings" in event.payload and "snapshot_id" not in event.payload:
             results[event.order_id] = event.payload
     return results
 
@@ -203,21 +218,54 @@ def portal_orders_in_stage(*, user: Any, stage: Stage) -> QuerySet[Order]:
 @dataclass(frozen=True)
 class HoldForDoctor:
     order: Order
-    findings: list[dict[str, Any]]  # the hold and review findings, with the artifacts that clear them
+    findings: list[dict[str, Any]]  # as ``findings_shown``: what each needs, or the document that answered it
 
 
 def portal_holds(*, user: Any) -> list[HoldForDoctor]:
-    """The user's orders waiting on a hold or a review, oldest first, with what each needs."""
-    waiting = _waiting(REVIEW_DISPOSITIONS)
+    """What waits for ``user`` now among their portal orders, oldest first, with what each needs:
+    holds (a document or an override answers them), and reviews only in the territories the user
+    reviews (a review waits for a reviewer, not for the doctor who ordered)."""
+    reviewing = territories_for_user(user=user, permission=TerritoryPermission.REVIEW_ORDER)
+    waiting = _waiting(("hold",)) | (_waiting(("needs_review",)) & Q(territory__in=reviewing))
     orders = list(portal_orders(user=user).filter(waiting).select_related("patient").order_by("created_at", "id"))
     results = latest_results(orders)
-    return [
-        HoldForDoctor(
-            order=order,
-            findings=[f for f in results.get(order.pk, {}).get("findings", []) if f.get("severity") != "info"],
-        )
-        for order in orders
-    ]
+    shown = findings_shown(orders, results)
+    return [HoldForDoctor(order=order, findings=shown[order.pk]) for order in orders]
+
+
+def findings_shown(orders: Sequence[Order], results: dict[Any, dict[str, Any]]) -> dict[Any, list[dict[str, Any]]]:
+    """The hold and review findings of each order's latest result, each with what answers it now.
+
+    Each finding (a copy) gains ``answered_by``: the attached documents among its required
+    artifacts, ``[{"artifact_type", "attached_at"}]``, when the finding is no longer a hold (the
+    document was taken into account and a person now decides), else ``[]``: then its
+    ``required_artifacts`` are what would clear it, and ``not_enough`` lists those attached that
+    do not yet (a document dated too late, say: the message tells why). One query for all the
+    orders' attachments.
+    """
+    attached: dict[Any, dict[str, Any]] = {}
+    for order_id, artifact_type, created_at in (
+        Attachment.objects.filter(order_id__in=[o.pk for o in orders])
+        .order_by("created_at")
+        .values_list("order_id", "artifact_type", "created_at")
+    ):
+        attached.setdefault(order_id, {})[artifact_type] = created_at  # the newest of each type
+    shown: dict[Any, list[dict[str, Any]]] = {}
+    for order in orders:
+        documents = attached.get(order.pk, {})
+        findings = []
+        for finding in results.get(order.pk, {}).get("findings", []):
+            if finding.get("severity") == "info":
+                continue
+            present = [
+                {"artifact_type": artifact, "attached_at": documents[artifact]}
+                for artifact in finding.get("required_artifacts", [])
+                if artifact in documents
+            ]
+            held = finding.get("severity") == "hold"
+            findings.append({**finding, "answered_by": [] if held else present, "not_enough": present if held else []})
+        shown[order.pk] = findings
+    return shown
 
 
 @dataclass(frozen=True)
@@ -278,3 +326,21 @@ def transition_allowed(order: Order, transition: str, user: Any) -> bool:
     conditions and the transition's permission), for offering it as a button."""
     method = getattr(order, transition)
     return bool(can_proceed(method) and has_transition_perm(method, user))
+
+
+def attachment_get_for_user(*, user: Any, order_pk: Any, pk: Any) -> Attachment:
+    """The attachment ``pk`` of the order ``order_pk``, for a user who may read that order's PHI
+    (``view_phi`` in its territory); OrderNotFound otherwise, the same for an order or attachment
+    elsewhere, a reader without PHI access, and malformed ids, so nothing can be probed."""
+    order_id, attachment_id = _as_uuid(order_pk), _as_uuid(pk)
+    if order_id is None or attachment_id is None:
+        raise OrderNotFound()
+    readable = territories_for_user(user=user, permission=TerritoryPermission.VIEW_PHI)
+    attachment = (
+        Attachment.objects.filter(pk=attachment_id, order_id=order_id, territory__in=readable)
+        .filter(order__territory__in=readable)
+        .first()
+    )
+    if attachment is None:
+        raise OrderNotFound()
+    return attachment

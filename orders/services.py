@@ -42,7 +42,7 @@ from territories.models import Territory, TerritoryPermission
 from territories.selectors import territory_permits
 
 from .compliance_checks import hold_reason, order_check_compliance
-from .exceptions import ComplianceNotClear, InvalidStatusTransition, OrderNotFound
+from .exceptions import ComplianceNotClear, InvalidStatusTransition, OrderNotFound, ReviewNoteRequired
 from .models import (
     SIGNATURE_ARTIFACT,
     ActorKind,
@@ -391,11 +391,13 @@ def order_transition(
 ) -> Order:
     """Run the named lifecycle transition on an order the actor can see.
 
-    Verifying runs the compliance checks again first: only a ``clear`` result verifies, unless
-    ``override_reason`` is given by a user with the override permission (audited on the
-    timeline). Raises OrderNotFound, InvalidStatusTransition (naming the current and requested
-    status), PermissionDenied when the actor's role may not make this change, ComplianceNotClear,
-    and ValidationFailed when a required reason is missing. On any error nothing is written.
+    Verifying runs the compliance checks again first and applies ``_compliance_gate``: a ``clear``
+    result verifies, a ``needs_review`` one with ``reason`` as the review note, a ``hold`` only with
+    ``override_reason`` from a user with the override permission (audited on the timeline).
+    Raises OrderNotFound, InvalidStatusTransition (naming the current and requested status),
+    PermissionDenied when the actor's role may not make this change, ComplianceNotClear,
+    ReviewNoteRequired, and ValidationFailed when a required reason is missing. On any error
+    nothing is written.
     """
     spec = TRANSITIONS[transition]
     if spec.reason_required and not (reason or "").strip():
@@ -415,10 +417,15 @@ def order_transition(
         if actor is not None and not has_transition_perm(method, actor):
             raise PermissionDenied("Your role may not make this change to the order.")
         if transition == "verify":
-            payload = {**(payload or {}), **_compliance_gate(order=order, actor=actor, override_reason=override_reason)}
+            gate = _compliance_gate(order=order, actor=actor, note=reason or "", override_reason=override_reason)
+            payload = {**(payload or {}), **gate}
             reason = reason or override_reason
         from_status = order.status
         method()
+        if transition == "verify":
+            # Verified: whatever the checks asked of a person is decided (recorded above), so nothing
+            # about this order waits for one until something new is found (a pharmacy's refusal).
+            order.ai_disposition = Disposition.CLEAR
         if spec.stamp is not None:
             spec.stamp(order, actor)
         if verification_data is not None:
@@ -443,35 +450,98 @@ def order_transition(
     return order
 
 
-def _compliance_gate(*, order: Order, actor: Any, override_reason: str) -> dict[str, Any]:
-    """Re-run the checks before verification; returns what the verify event records."""
-    result = order_check_compliance(order=order, actor=actor, kind=SnapshotKind.APPROVAL)
-    if result.disposition == Disposition.CLEAR:
-        return {"compliance": "clear"}
-    codes = sorted({f.code for f in result.findings if f.severity != "info"})
-    if not override_reason.strip():
-        # Codes only: messages can name a patient's allergies or dates of service, and error
-        # bodies travel further than the order's own page (which shows them in full).
+@dataclass(frozen=True)
+class VerificationOffer:
+    """What the portal and the admin offer ``user`` for verifying ``order`` as it stands (``verification_offer``)."""
+
+    approve: bool  # verifying is possible now: a plain approval, or with a review note when ``note_required``
+    note_required: bool  # the order needs review: a review note resolves it
+    override: bool  # open findings a user with the override permission may verify over, with a reason
+
+
+def verification_offer(*, order: Order, user: Any) -> VerificationOffer:
+    """Which ways of verifying to offer ``user`` on ``order``, from its state and current disposition,
+    by the same rule as ``_compliance_gate`` (which decides again on a fresh check): nothing on an
+    order that cannot be verified now or by this user; *Approve* on a clear order, *Resolve review*
+    (a note) on one that needs review, and the override (a reason) on a held or in-review order
+    only to users with ``override_compliance`` in its territory."""
+    method = order.verify
+    if not (can_proceed(method) and has_transition_perm(method, user)):
+        return VerificationOffer(approve=False, note_required=False, override=False)
+    disposition = order.ai_disposition or Disposition.CLEAR
+    may_override = disposition != Disposition.CLEAR and territory_permits(
+        user=user, permission=TerritoryPermission.OVERRIDE_COMPLIANCE, territory_id=order.territory_id
+    )
+    return VerificationOffer(
+        approve=disposition != Disposition.HOLD,
+        note_required=disposition == Disposition.NEEDS_REVIEW,
+        override=may_override,
+    )
+
+
+def _compliance_gate(*, order: Order, actor: Any, note: str, override_reason: str) -> dict[str, Any]:
+    """Run the checks again before verification and apply what their disposition asks of the person
+    verifying; returns what the verify event records. The one place of this rule:
+
+    * ``clear``: nothing more is asked; ``note`` is only recorded.
+    * ``needs_review`` (a person must decide): the reviewer resolves it with ``note``, the review note
+      (ReviewNoteRequired without one).
+    * ``hold``: only an override resolves it: ``override_reason`` from a user with the
+      ``override_compliance`` permission in the order's territory (ComplianceNotClear without a
+      reason, PermissionDenied without the permission). An override resolves a review as well.
+
+    The decision (how, the note or reason, who, the finding codes it covers) is frozen in the
+    approval snapshot as its ``resolution``; a refusal raises before anything is written.
+    """
+    recorded: dict[str, Any] = {}
+
+    def resolve(result: ComplianceResult) -> dict[str, Any] | None:
+        if result.disposition == Disposition.CLEAR:
+            recorded["compliance"] = "clear"
+            return None
+        codes = sorted({f.code for f in result.findings if f.severity != "info"})
+        # Codes only in error details: messages can name a patient's allergies or dates of service,
+        # and error bodies travel further than the order's own page (which shows them in full).
+        findings = [
+            {"code": f.code, "severity": str(f.severity), "rule": f.rule, "item": f.item} for f in result.findings
+        ]
+        recorded["compliance"] = str(result.disposition)
+        if override_reason.strip():
+            if actor is None or not territory_permits(
+                user=actor, permission=TerritoryPermission.OVERRIDE_COMPLIANCE, territory_id=order.territory_id
+            ):
+                raise PermissionDenied("Verifying over open compliance findings needs the override permission.")
+            recorded["override"] = {"reason": override_reason.strip(), "findings": codes}
+            return {"by": "override", "reason": override_reason.strip(), "actor_id": str(actor.pk), "findings": codes}
+        if result.disposition == Disposition.NEEDS_REVIEW:
+            if not note.strip():
+                raise ReviewNoteRequired(order_id=order.pk, findings=findings)
+            if actor is None:
+                raise PermissionDenied("A review is resolved by a person.")
+            recorded["review"] = {"note": note.strip(), "findings": codes}
+            return {"by": "review", "note": note.strip(), "actor_id": str(actor.pk), "findings": codes}
         raise ComplianceNotClear(
             order_id=order.pk,
             disposition=str(result.disposition),
-            findings=[
-                {"code": f.code, "severity": str(f.severity), "rule": f.rule, "item": f.item} for f in result.findings
-            ],
+            findings=findings,
             required_artifacts=result.required_artifacts,
         )
-    if actor is None or not territory_permits(
-        user=actor, permission=TerritoryPermission.OVERRIDE_COMPLIANCE, territory_id=order.territory_id
-    ):
-        raise PermissionDenied("Verifying over open compliance findings needs the override permission.")
-    return {"compliance": str(result.disposition), "override": {"reason": override_reason.strip(), "findings": codes}}
+
+    order_check_compliance(order=order, actor=actor, kind=SnapshotKind.APPROVAL, resolve=resolve)
+    return recorded
 
 
 def order_approve(*, order_id: Any, actor: Any, notes: str = "", override_reason: str = "") -> Order:
-    """``POST /api/portal/orders/{id}/approve``: re-run the checks and verify (``order.approved``).
+    """``POST /api/portal/orders/{id}/approve``, the portal's *Approve* and the admin's *Verify*:
+    run the checks again and verify the order (``order.verified``, ``order.approved``).
 
-    Verifies a held or pending order when the checks come back ``clear``, or over open findings
-    with ``override_reason`` and the override permission. Raises as ``order_transition``.
+    What the checks' disposition asks (``_compliance_gate``): nothing more when ``clear``; a review
+    note ``notes`` when ``needs_review`` (ReviewNoteRequired, 400, without one); an
+    ``override_reason`` and the override permission for a ``hold`` (ComplianceNotClear, 409;
+    PermissionDenied, 403). The note or reason is recorded on the timeline (the verify event's
+    reason and payload) and in the approval snapshot; the order's disposition is then ``clear``:
+    nothing waits for a person any more. Otherwise raises as ``order_transition``; a refusal
+    changes nothing.
     """
     return order_transition(
         order_id=order_id, actor=actor, transition="verify", reason=notes.strip(), override_reason=override_reason

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from compliance.engine import evaluate
 from compliance.inputs import ArtifactType, AttachedArtifact
+from core.api.schema import ErrorEnvelopeSerializer
 from core.exceptions import ValidationFailed
 from core.identifiers import is_valid_hcpcs, is_valid_npi, normalize_icd10
 from orders import selectors, services
@@ -43,10 +44,21 @@ class FindingSerializer(serializers.Serializer):
     item = serializers.CharField(allow_null=True, help_text="The position (from 0) of the line it concerns.")
 
 
+class ResolutionSerializer(serializers.Serializer):
+    by = serializers.ChoiceField(choices=["review", "override"])
+    note = serializers.CharField(required=False, help_text="The review note (by review).")
+    reason = serializers.CharField(required=False, help_text="The override reason (by override).")
+    actor_id = serializers.UUIDField()
+    findings = serializers.ListField(child=serializers.CharField(), help_text="The finding codes it resolved.")
+
+
 class ComplianceResultSerializer(serializers.Serializer):
     disposition = serializers.ChoiceField(choices=["clear", "hold", "needs_review"])
     findings = FindingSerializer(many=True)
     required_artifacts = serializers.ListField(child=serializers.ChoiceField(choices=ARTIFACT_CHOICES))
+    resolution = ResolutionSerializer(
+        required=False, help_text="On an approval: how a person resolved the findings (absent otherwise)."
+    )
 
 
 @extend_schema_field(
@@ -138,13 +150,21 @@ class PortalOrderCreateSerializer(OrderCreateSerializer):
 
 
 class ApproveSerializer(serializers.Serializer):
-    notes = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
+    notes = serializers.CharField(
+        max_length=5000,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="The review note. Required when the disposition is needs_review: the reviewer's decision,"
+        " recorded on the timeline and in the compliance snapshot (400 REVIEW_NOTE_REQUIRED without it).",
+    )
     override_reason = serializers.CharField(
         max_length=2000,
         required=False,
         allow_blank=True,
         default="",
-        help_text="Verify over open findings (needs the override permission; recorded on the timeline).",
+        help_text="Verify over open findings, such as a hold (needs the override_compliance permission;"
+        " recorded on the timeline and in the compliance snapshot).",
     )
 
 
@@ -191,7 +211,8 @@ def _compliance_of(order: Any, context: dict[str, Any]) -> dict[str, Any] | None
     result = selectors.order_compliance_result(order=order)
     if result is None:
         return None
-    return {key: result[key] for key in ("disposition", "findings", "required_artifacts")}
+    shown = ("disposition", "findings", "required_artifacts", "resolution")
+    return {key: result[key] for key in shown if key in result}
 
 
 def _portal_order_response(request: Request, order_id: Any, *, status_code: int = 200) -> Response:
@@ -249,9 +270,31 @@ class PortalOrdersView(GenericAPIView):
 
 
 class PortalOrderApproveView(APIView):
-    @extend_schema(request=ApproveSerializer, responses={200: PortalOrderSerializer})
+    @extend_schema(
+        request=ApproveSerializer,
+        responses={
+            200: PortalOrderSerializer,
+            400: OpenApiResponse(
+                ErrorEnvelopeSerializer,
+                description="REVIEW_NOTE_REQUIRED: the order needs review and no notes were given (details:"
+                " notes, disposition, findings); VALIDATION_ERROR: the body is malformed.",
+            ),
+            403: OpenApiResponse(
+                ErrorEnvelopeSerializer,
+                description="PERMISSION_DENIED: the user does not review orders here, or an override_reason"
+                " without the override_compliance permission.",
+            ),
+            409: OpenApiResponse(
+                ErrorEnvelopeSerializer,
+                description="COMPLIANCE_NOT_CLEAR: the checks hold the order and no override was given;"
+                " INVALID_STATUS_TRANSITION: the order cannot be verified in its status.",
+            ),
+        },
+    )
     def post(self, request: Request, order_id: str) -> Response:
-        """Re-run the checks and verify the order when clear, or over open findings with a permitted override."""
+        """Re-run the checks and verify the order: at once when clear; with a review note (``notes``) when
+        it needs review; over a hold only with ``override_reason`` and the override permission. Nothing
+        changes on a refusal."""
         data = ApproveSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         services.order_approve(order_id=order_id, actor=request.user, **data.validated_data)

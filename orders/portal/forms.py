@@ -23,6 +23,44 @@ class NoteForm(forms.Form):
     note = forms.CharField(label="Note", max_length=5000, widget=forms.Textarea(attrs={"rows": 3}))
 
 
+class ApproveForm(forms.Form):
+    """Approve an order; a review note is required when it needs review (the service says so too)."""
+
+    notes = forms.CharField(
+        label="Review note",
+        max_length=5000,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="What you checked and decided; recorded on the timeline and in the compliance record.",
+    )
+
+    def __init__(self, *args: Any, note_required: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["notes"].required = note_required
+        if not note_required:
+            self.fields["notes"].label = "Note"
+
+
+class OverrideForm(forms.Form):
+    """Verify over open findings: for users with the override permission only."""
+
+    override_reason = forms.CharField(
+        label="Override reason",
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Why the order may go ahead despite the findings; audited.",
+    )
+
+
+class CancelForm(forms.Form):
+    reason = forms.CharField(
+        label="Reason for cancelling",
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Recorded on the order's timeline.",
+    )
+
+
 class DocumentForm(forms.Form):
     artifact_type = forms.ChoiceField(
         label="Document type", choices=[(t.value, ARTIFACT_LABELS[t]) for t in ArtifactType]
@@ -51,7 +89,8 @@ def add_service_errors(form: forms.Form, error: DomainError) -> None:
         if isinstance(details, dict):  # say what was wrong, even for fields this form does not have
             for messages in details.values():
                 for message in messages if isinstance(messages, list) else []:
-                    form.add_error(None, str(message))
+                    if isinstance(message, str):  # not the ids and codes some errors list
+                        form.add_error(None, message)
 
 
 # --- the order wizard's steps --------------------------------------------------------------------

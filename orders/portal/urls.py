@@ -14,4 +14,10 @@ urlpatterns = [
     path("review/", views.review_queue, name="review_queue"),
     path("orders/<uuid:pk>/", views.order_detail, name="order_detail"),
     path("orders/<uuid:pk>/status", views.order_status, name="order_status"),
+    path(
+        "orders/<uuid:pk>/documents/<uuid:attachment_pk>",
+        views.attachment_open,
+        name="order_attachment",
+    ),
+    path("orders/<uuid:pk>/written-order.pdf", views.written_order_download, name="written_order"),
 ]

@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from functools import wraps
 from typing import Any
 
+from django import forms as forms_module
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -26,6 +28,8 @@ from orders.exceptions import OrderNotFound
 from orders.models import Order, Stage
 from orders.selectors import (
     STATUSES_OF_STAGE,
+    attachment_get_for_user,
+    findings_shown,
     fulfillment_tasks_of,
     latest_results,
     order_get_for_user,
@@ -40,15 +44,24 @@ from orders.selectors import (
 from orders.selectors import (
     review_queue as review_queue_of,
 )
-from orders.services import order_add_note, order_approve, order_attach, order_transition
+from orders.services import (
+    VerificationOffer,
+    order_add_note,
+    order_approve,
+    order_attach,
+    order_cancel,
+    order_transition,
+    verification_offer,
+)
+from orders.written_order import written_order_pdf
 from patients.exceptions import PatientNotFound
 from patients.selectors import patient_search
 from territories.models import TerritoryPermission
 from territories.selectors import territories_for_user
 
-from .forms import DocumentForm, NoteForm, add_service_errors
+from .forms import ApproveForm, CancelForm, DocumentForm, NoteForm, OverrideForm, add_service_errors
 
-View = Callable[..., HttpResponse]
+View = Callable[..., HttpResponseBase]
 
 TABS = {"pending": Stage.PENDING, "preparing": Stage.PREPARING, "shipped": Stage.SHIPPED}
 PAGE_SIZE = 25
@@ -58,12 +71,12 @@ def portal_view(view: View) -> View:
     """Signed-in users only; an htmx request from a signed-out page is sent to the sign-in page whole."""
 
     @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if not request.user.is_authenticated:
             if request.headers.get("HX-Request"):
-                response = HttpResponse(status=204)
-                response["HX-Redirect"] = f"{reverse('login')}?next={request.path}"
-                return response
+                redirect_whole = HttpResponse(status=204)
+                redirect_whole["HX-Redirect"] = f"{reverse('login')}?next={request.path}"
+                return redirect_whole
             return redirect_to_login(request.get_full_path())
         response = view(request, *args, **kwargs)
         response["Cache-Control"] = "no-store"  # pages carry PHI: never from a cache
@@ -148,13 +161,12 @@ class OrderPage:
     order: Order
     phi: bool
     result: dict[str, Any] | None
+    findings: list[dict[str, Any]]  # the hold and review findings, each with what answers it (findings_shown)
     timeline: list[Any]
     tasks: list[Any]
-    staff_actions: list[tuple[str, str]]
-
-
-# Lifecycle steps the portal offers staff on an order page (the admin has every other one).
-STAFF_ACTIONS = {"verify": "Approve", "start_fulfillment": "Start fulfillment"}
+    offer: VerificationOffer  # how the user may verify the order now, if at all
+    can_start_fulfillment: bool
+    can_cancel: bool
 
 
 def _order_page(request: HttpRequest, pk: Any) -> OrderPage:
@@ -165,75 +177,132 @@ def _order_page(request: HttpRequest, pk: Any) -> OrderPage:
     phi = order_phi_visible(user=request.user, order=order)
     if phi:
         access_record(user=request.user, objects=[order], channel=AccessChannel.PORTAL)
+    results = latest_results([order])
     return OrderPage(
         order=order,
         phi=phi,
-        result=latest_results([order]).get(order.pk),
+        result=results.get(order.pk),
+        findings=findings_shown([order], results)[order.pk],
         timeline=order_timeline(order=order),
         tasks=list(fulfillment_tasks_of(order=order)),
-        staff_actions=[
-            (name, label) for name, label in STAFF_ACTIONS.items() if transition_allowed(order, name, request.user)
-        ],
+        offer=verification_offer(order=order, user=request.user),
+        can_start_fulfillment=transition_allowed(order, "start_fulfillment", request.user),
+        can_cancel=transition_allowed(order, "cancel", request.user),
     )
+
+
+@dataclass
+class OrderForms:
+    note: NoteForm
+    document: DocumentForm
+    approve: ApproveForm
+    override: OverrideForm
+    cancel: CancelForm
 
 
 @portal_view
 def order_detail(request: HttpRequest, pk: Any) -> HttpResponse:
     """Items, disposition and findings, fulfillment, tracking, the timeline, documents and notes.
 
-    POST ``action=note`` adds a note, ``action=document`` a document (re-running the checks while a
-    hold is open) — through the same services as the API; then back here (post/redirect/get).
+    POST ``action``: ``note`` or ``document`` adds one (a document re-runs the checks while a hold
+    is open); ``verify`` approves (``order_approve``: with a review note when the order needs
+    review); ``override`` verifies over a hold with a reason (override permission);
+    ``start_fulfillment``; ``cancel`` with a reason — through the same services as the
+    API; then back here (post/redirect/get). Only what the user may do now is offered; a refused
+    form comes back with its errors (400).
     """
     page = _order_page(request, pk)
-    note_form, document_form = NoteForm(), DocumentForm(initial={"artifact_type": request.GET.get("attach")})
+    forms = OrderForms(
+        note=NoteForm(),
+        document=DocumentForm(initial={"artifact_type": request.GET.get("attach")}),
+        approve=ApproveForm(note_required=page.offer.note_required),
+        override=OverrideForm(),
+        cancel=CancelForm(),
+    )
     if request.method == "POST":
-        action = request.POST.get("action")
-        try:
-            if action == "note":
-                note_form = NoteForm(request.POST)
-                if note_form.is_valid():
-                    order_add_note(order_id=page.order.pk, actor=request.user, note=note_form.cleaned_data["note"])
-                    messages.success(request, "Note added.")
-                    return redirect("portal:order_detail", pk=page.order.pk)
-            elif action in STAFF_ACTIONS:
-                try:
-                    _staff_action(request, page.order, action)
-                except DomainError as error:
-                    messages.error(request, str(error))
-                return redirect("portal:order_detail", pk=page.order.pk)
-            elif action == "document":
-                document_form = DocumentForm(request.POST, request.FILES)
-                if document_form.is_valid():
-                    data = document_form.cleaned_data
-                    order_attach(
-                        order_id=page.order.pk,
-                        actor=request.user,
-                        artifact_type=data["artifact_type"],
-                        file=data["file"],
-                        document_date=data["document_date"],
-                    )
-                    messages.success(request, "Document attached; the checks ran again.")
-                    return redirect("portal:order_detail", pk=page.order.pk)
-        except DomainError as error:
-            add_service_errors(note_form if action == "note" else document_form, error)
+        done = _order_post(request, page, forms)
+        if done:
+            return redirect("portal:order_detail", pk=page.order.pk)
     context = {
         **nav_context(request, "home"),
         "page": page,
-        "note_form": note_form,
-        "document_form": document_form,
+        "note_form": forms.note,
+        "document_form": forms.document,
+        "approve_form": forms.approve,
+        "override_form": forms.override,
+        "cancel_form": forms.cancel,
         "status_url": reverse("portal:order_status", args=(page.order.pk,)),
     }
     return render(request, "portal/order.html", context, status=400 if request.method == "POST" else 200)
 
 
-def _staff_action(request: HttpRequest, order: Order, action: str) -> None:
-    """Approve (``order_approve``: the checks run again and must be clear) or start fulfillment."""
-    if action == "verify":
-        order_approve(order_id=order.pk, actor=request.user, notes="Approved in the portal")
-        messages.success(request, f"Order {order.reference} approved.")
-    else:
-        order_transition(order_id=order.pk, actor=request.user, transition=action)
-        messages.success(request, f"Fulfillment of order {order.reference} started.")
+def _order_post(request: HttpRequest, page: OrderPage, forms: OrderForms) -> bool:
+    """Run the posted action through its service; True when done (a message says so)."""
+    action, order, user = request.POST.get("action"), page.order, request.user
+    form: forms_module.Form = forms.note
+    try:
+        if action == "note":
+            form = forms.note = NoteForm(request.POST)
+            if form.is_valid():
+                order_add_note(order_id=order.pk, actor=user, note=form.cleaned_data["note"])
+                messages.success(request, "Note added.")
+                return True
+        elif action == "document":
+            form = forms.document = DocumentForm(request.POST, request.FILES)
+            if form.is_valid():
+                data = form.cleaned_data
+                order_attach(
+                    order_id=order.pk,
+                    actor=user,
+                    artifact_type=data["artifact_type"],
+                    file=data["file"],
+                    document_date=data["document_date"],
+                )
+                messages.success(request, "Document attached; the checks ran again.")
+                return True
+        elif action == "verify":
+            form = forms.approve = ApproveForm(request.POST, note_required=page.offer.note_required)
+            if form.is_valid():
+                order_approve(order_id=order.pk, actor=user, notes=form.cleaned_data["notes"])
+                messages.success(request, _approved_message(order, note_required=page.offer.note_required))
+                return True
+        elif action == "override":
+            form = forms.override = OverrideForm(request.POST)
+            if form.is_valid():
+                order_approve(order_id=order.pk, actor=user, override_reason=form.cleaned_data["override_reason"])
+                messages.success(request, f"Order {order.reference} approved over its findings (override recorded).")
+                return True
+        elif action == "start_fulfillment":
+            try:
+                order_transition(order_id=order.pk, actor=user, transition="start_fulfillment")
+            except DomainError as error:  # no form to show it on: say it above the page
+                messages.error(request, str(error))
+            else:
+                messages.success(request, f"Fulfillment of order {order.reference} started.")
+            return True
+        elif action == "cancel":
+            form = forms.cancel = CancelForm(request.POST)
+            if form.is_valid():
+                order_cancel(order_id=order.pk, actor=user, reason=form.cleaned_data["reason"])
+                messages.success(request, f"Order {order.reference} cancelled.")
+                return True
+        else:
+            messages.error(request, "Unknown action.")
+    except DomainError as error:
+        details = error.details if isinstance(error.details, dict) else {}
+        if any(field in form.fields for field in details):
+            add_service_errors(form, error)  # about what was typed: shown on the form
+            return False
+        # A refusal of the action itself (state, permission, open findings): said above the page.
+        messages.error(request, str(error))
+        return True
+    return False
+
+
+def _approved_message(order: Order, *, note_required: bool) -> str:
+    if note_required:
+        return f"Review of order {order.reference} resolved; the order is approved."
+    return f"Order {order.reference} approved."
 
 
 @portal_view
@@ -249,17 +318,31 @@ QUEUE_PAGE_SIZE = 50
 def review_queue(request: HttpRequest) -> HttpResponse:
     """Ops staff's queue: holds and orders needing review, oldest first, by territory and finding code.
 
-    POST ``action=verify`` approves one (``order_approve``); documents are attached on the order's
-    page, which each finding's "clears with" link opens at the right document type.
+    Each row offers what the reviewer may do now (``verification_offer``): *Approve* on a clear
+    order, *Resolve review* with a review note on one that needs review, *Override* with a reason on
+    a hold for users with the override permission; POST ``action`` (``verify`` or ``override``) and
+    ``order`` run ``order_approve``. Documents are attached on the order's page, which each
+    finding's "clears with" link opens at the right document type.
     """
     if not _can_review(request.user):
         raise PermissionDenied
     if request.method == "POST":
         try:
             order = order_get_for_user(user=request.user, pk=request.POST.get("order"))
-            _staff_action(request, order, "verify")
+            prefix = f"order-{order.pk}"
+            if request.POST.get("action") == "override":
+                override = OverrideForm(request.POST, prefix=prefix)
+                reason = override.cleaned_data["override_reason"] if override.is_valid() else ""
+                order_approve(order_id=order.pk, actor=request.user, override_reason=reason)
+                messages.success(request, f"Order {order.reference} approved over its findings (override recorded).")
+            else:
+                approve = ApproveForm(request.POST, prefix=prefix)
+                notes = approve.cleaned_data["notes"] if approve.is_valid() else ""
+                note_required = order.ai_disposition == "needs_review"
+                order_approve(order_id=order.pk, actor=request.user, notes=notes)
+                messages.success(request, _approved_message(order, note_required=note_required))
         except DomainError as error:
-            messages.error(request, str(error))
+            messages.error(request, _refusal_text(error))
         return redirect(f"{reverse('portal:review_queue')}?{request.GET.urlencode()}")
     territory, reason = request.GET.get("territory", "")[:64], request.GET.get("reason", "")[:64]
     everything = review_queue_of(user=request.user)
@@ -283,9 +366,23 @@ def review_queue(request: HttpRequest) -> HttpResponse:
         objects=[o for o in shown if o.territory_id in phi_territories],
         channel=AccessChannel.PORTAL,
     )
+    findings = findings_shown(shown, queue.results)
+    rows = []
+    for order in shown:
+        offer = verification_offer(order=order, user=request.user)
+        prefix = f"order-{order.pk}"
+        rows.append(
+            QueueRow(
+                order=order,
+                findings=findings[order.pk],
+                offer=offer,
+                approve_form=ApproveForm(prefix=prefix, note_required=offer.note_required),
+                override_form=OverrideForm(prefix=prefix),
+            )
+        )
     context = {
         **nav_context(request, "review"),
-        "orders": [(o, queue.results.get(o.pk, {})) for o in shown],
+        "rows": rows,
         "count": len(queue.orders),
         "territories": territories_for_user(user=request.user, permission=TerritoryPermission.REVIEW_ORDER),
         "reasons": reasons,
@@ -294,3 +391,55 @@ def review_queue(request: HttpRequest) -> HttpResponse:
         "phi_territories": phi_territories,
     }
     return render(request, "portal/review.html", context)
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    order: Order
+    findings: list[dict[str, Any]]
+    offer: VerificationOffer
+    approve_form: ApproveForm
+    override_form: OverrideForm
+
+
+def _refusal_text(error: DomainError) -> str:
+    """A service's refusal in one line: its message and what it says about the fields."""
+    details = error.details if isinstance(error.details, dict) else {}
+    extra = [str(m) for key in ("notes", "override_reason") for m in details.get(key, []) if isinstance(m, str)]
+    return " ".join([str(error), *extra])
+
+
+@portal_view
+def attachment_open(request: HttpRequest, pk: Any, attachment_pk: Any) -> FileResponse:
+    """Download one of the order's documents: for readers of the order's PHI only (404 for anyone
+    else, as for an order that does not exist), recorded as an access. Served as a download
+    (``Content-Disposition: attachment``) under a name made of ids, never the uploaded file name,
+    so no uploaded content is rendered in the portal's origin."""
+    try:
+        attachment = attachment_get_for_user(user=request.user, order_pk=pk, pk=attachment_pk)
+    except OrderNotFound:
+        raise Http404("Document not found.") from None
+    access_record(user=request.user, objects=[attachment], channel=AccessChannel.PORTAL)
+    extension = {"application/pdf": "pdf", "image/png": "png", "image/jpeg": "jpg"}.get(attachment.content_type, "bin")
+    name = f"{attachment.order.reference}-{attachment.artifact_type.lower()}-{str(attachment.pk)[:8]}.{extension}"
+    response = FileResponse(
+        attachment.file.open("rb"), as_attachment=True, filename=name, content_type=attachment.content_type
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@portal_view
+def written_order_download(request: HttpRequest, pk: Any) -> HttpResponse:
+    """The signed written order as a printable PDF (signature, signer, time, summary hash): for
+    readers of the order's PHI, once signed (404 otherwise); recorded as an access."""
+    try:
+        order = order_get_for_user(user=request.user, pk=pk)
+    except OrderNotFound:
+        raise Http404("Order not found.") from None
+    if order.signed_at is None or not order_phi_visible(user=request.user, order=order):
+        raise Http404("Order not found.")
+    access_record(user=request.user, objects=[order], channel=AccessChannel.PORTAL)
+    response = HttpResponse(written_order_pdf(order=order), content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="written-order-{order.reference}.pdf"'
+    return response

@@ -16,6 +16,7 @@ from orders.models import Attachment, Order, OrderEvent
 from patients.models import PriorAuthorization
 from tests.conftest import World
 from tests.factories import CoverageFactory
+from tests.orders.reviews import needs_review_order
 
 from .conftest import messages_of, signed_in
 
@@ -84,31 +85,92 @@ def test_a_bad_document_is_refused_with_a_message_and_nothing_added(north: World
 def test_verify_over_findings_needs_an_override_reason_and_the_permission(north: World) -> None:
     order = held_order(north)
     url = reverse("admin:orders_order_transition", args=(order.pk, "verify"))
+    change_url = reverse("admin:orders_order_change", args=(order.pk,))
 
-    # Ops without the permission: refused, the order stays on hold
-    response = signed_in(north.ops).post(url, {"reason": "", "override_reason": "Signed on paper"}, follow=True)
+    # Ops without the permission: no Verify button on a hold, no override field on the form, and an
+    # override posted anyway is not taken: refused, the order stays on hold
+    ops = signed_in(north.ops)
+    assert url not in ops.get(change_url).content.decode()
+    form = ops.get(url).content.decode()
+    assert ('name="override_reason"' in form, "Review note" in form) == (False, True)
+    events = OrderEvent.objects.filter(order=order).count()
+    response = ops.post(url, {"reason": "", "override_reason": "Signed on paper"}, follow=True)
     assert messages_of(response) == [
-        f"Order {order.reference}: Verifying over open compliance findings needs the override permission."
+        f"Order {order.reference}: The checks say hold: resolve the findings or override with a reason."
     ]
     assert Order.objects.get(pk=order.pk).status == "on_hold"
+    assert OrderEvent.objects.filter(order=order).count() == events
 
-    # An admin without a reason: told what is open
-    response = signed_in(north.admin).post(url, {"reason": ""}, follow=True)
+    # An admin sees the override field; without a reason: told what is open
+    admin = signed_in(north.admin)
+    assert url in admin.get(change_url).content.decode()
+    assert 'name="override_reason"' in admin.get(url).content.decode()
+    response = admin.post(url, {"reason": ""}, follow=True)
     assert messages_of(response) == [
         f"Order {order.reference}: The checks say hold: resolve the findings or override with a reason."
     ]
 
-    # An admin with a reason: verified, the override on the timeline
-    response = signed_in(north.admin).post(url, {"reason": "", "override_reason": "Signed on paper"}, follow=True)
+    # An admin with a reason: verified, the override on the timeline and in the snapshot
+    response = admin.post(url, {"reason": "", "override_reason": "Signed on paper"}, follow=True)
     assert messages_of(response) == [f"Verify: done for 1 order(s): {order.reference}."]
     verify = OrderEvent.objects.get(order=order, transition="verify")
     assert (verify.actor, verify.payload["override"]) == (
         north.admin,
         {"reason": "Signed on paper", "findings": ["SWO_MISSING_SIGNATURE"]},
     )
-    assert list(
-        ComplianceSnapshot.objects.filter(order_id=order.pk).order_by("created_at").values_list("kind", flat=True)
-    ) == ["submission", "approval"]
+    snapshots = list(ComplianceSnapshot.objects.filter(order_id=order.pk).order_by("created_at"))
+    assert [s.kind for s in snapshots] == ["submission", "approval"]
+    assert snapshots[-1].result["resolution"] == {
+        "by": "override",
+        "reason": "Signed on paper",
+        "actor_id": str(north.admin.pk),
+        "findings": ["SWO_MISSING_SIGNATURE"],
+    }
+
+
+def test_ops_resolve_a_review_in_the_admin_with_a_review_note(north: World) -> None:
+    order = needs_review_order(north)
+    url = reverse("admin:orders_order_transition", args=(order.pk, "verify"))
+    ops = signed_in(north.ops)
+
+    # The order's page offers Verify; its form asks for a review note and shows no override field
+    assert url in ops.get(reverse("admin:orders_order_change", args=(order.pk,))).content.decode()
+    form = ops.get(url).content.decode()
+    assert ('name="override_reason"' in form, "Review note" in form) == (False, True)
+
+    # Without a note: refused, nothing changed
+    events = OrderEvent.objects.filter(order=order).count()
+    response = ops.post(url, {"reason": "  "}, follow=True)
+    assert messages_of(response) == [
+        f"Order {order.reference}: The checks say needs review: resolve the review with a note saying what you checked."
+    ]
+    assert (Order.objects.get(pk=order.pk).status, OrderEvent.objects.filter(order=order).count()) == (
+        "pending_verification",
+        events,
+    )
+
+    # With a note: verified; the note on the timeline and in the approval snapshot
+    response = ops.post(url, {"reason": "Necessity letter read: two masks a month for skin breakdown."}, follow=True)
+    assert messages_of(response) == [f"Verify: done for 1 order(s): {order.reference}."]
+    order.refresh_from_db()
+    assert (order.status, order.ai_disposition, order.approver) == ("verified", "clear", north.ops)
+    verify = OrderEvent.objects.get(order=order, transition="verify")
+    assert (verify.reason, verify.payload) == (
+        "Necessity letter read: two masks a month for skin breakdown.",
+        {
+            "compliance": "needs_review",
+            "review": {
+                "note": "Necessity letter read: two masks a month for skin breakdown.",
+                "findings": ["QUANTITY_LIMIT_EXCEEDED"],
+            },
+        },
+    )
+    approval = ComplianceSnapshot.objects.filter(order_id=order.pk, kind="approval").get()
+    assert (approval.disposition, approval.result["resolution"]["by"], approval.result["resolution"]["note"]) == (
+        "needs_review",
+        "review",
+        "Necessity letter read: two masks a month for skin breakdown.",
+    )
 
 
 def test_admins_edit_payer_rules_that_the_next_check_uses(north: World, superuser: Any) -> None:

@@ -25,7 +25,7 @@ def test_the_queue_lists_holds_oldest_first_and_filters_by_territory_and_reason(
     page = signed_in(north.ops).get("/portal/review/")
 
     assert page.status_code == 200
-    assert [o.pk for o, _result in page.context["orders"]] == [first.pk, second.pk]
+    assert [row.order.pk for row in page.context["rows"]] == [first.pk, second.pk]
     assert page.context["reasons"] == ["SWO_MISSING_SIGNATURE"]
     body = page.content.decode()
     assert f"/portal/orders/{first.pk}/?attach=SWO#documents" in body
@@ -33,11 +33,11 @@ def test_the_queue_lists_holds_oldest_first_and_filters_by_territory_and_reason(
     assert AccessRecord.objects.filter(object_id=str(first.pk), channel="portal").exists()
 
     by_reason = signed_in(north.ops).get("/portal/review/?reason=PRIOR_AUTH_REQUIRED")
-    assert by_reason.context["orders"] == []
+    assert by_reason.context["rows"] == []
     by_territory = signed_in(north.ops).get("/portal/review/?territory=north&reason=SWO_MISSING_SIGNATURE")
-    assert len(by_territory.context["orders"]) == 2
+    assert len(by_territory.context["rows"]) == 2
     foreign = signed_in(north.ops).get("/portal/review/?territory=south")
-    assert len(foreign.context["orders"]) == 2  # refused filter: the whole queue, with a message
+    assert len(foreign.context["rows"]) == 2  # refused filter: the whole queue, with a message
     assert "You do not review orders in that territory." in foreign.content.decode()
 
 
@@ -79,7 +79,8 @@ def test_ops_resolves_a_hold_by_attaching_then_approves_and_starts_fulfillment(n
     assert order.approver == north.ops
 
     page = client.get(f"/portal/orders/{order.pk}/")
-    assert page.context["page"].staff_actions == [("start_fulfillment", "Start fulfillment")]
+    offered = page.context["page"]
+    assert (offered.offer.approve, offered.offer.override, offered.can_start_fulfillment) == (False, False, True)
     client.post(f"/portal/orders/{order.pk}/", {"action": "start_fulfillment"})
     order.refresh_from_db()
     assert order.status == OrderStatus.IN_PROGRESS
@@ -88,7 +89,8 @@ def test_ops_resolves_a_hold_by_attaching_then_approves_and_starts_fulfillment(n
     doctor_home = signed_in(north.doctor).get("/portal/?tab=preparing")
     assert [o.pk for o in doctor_home.context["orders"]] == [order.pk]
     doctor_page = signed_in(north.doctor).get(f"/portal/orders/{order.pk}/")
-    assert doctor_page.context["page"].staff_actions == []
+    offered = doctor_page.context["page"]
+    assert (offered.offer.approve, offered.offer.override, offered.can_start_fulfillment) == (False, False, False)
 
 
 def test_a_doctor_posting_a_staff_action_changes_nothing(north: World) -> None:
