@@ -20,10 +20,12 @@ from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
 
 from catalog.models import PurchaseOrderStatus
 from core.admin import ReadOnlyInline
 from core.exceptions import DomainError, ValidationFailed
+from core.tracking import tracking_url
 from territories.admin_scoping import TerritoryListFilter, TerritoryScopedAdmin
 
 from . import fulfillment
@@ -159,7 +161,15 @@ class FulfillmentTaskAdmin(TerritoryScopedAdmin):
 
     @admin.display(description="tracking")
     def tracking(self, task: FulfillmentTask) -> str:
-        return f"{task.carrier} {task.tracking_number}" if task.tracking_number else "—"
+        """Carrier and number, the number linking to the carrier's tracking page when known."""
+        if not task.tracking_number:
+            return "—"
+        url = tracking_url(task.carrier, task.tracking_number)
+        if url is None:
+            return f"{task.carrier} {task.tracking_number}"
+        return format_html(
+            '{} <a href="{}" rel="noopener noreferrer" target="_blank">{}</a>', task.carrier, url, task.tracking_number
+        )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

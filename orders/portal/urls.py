@@ -14,4 +14,5 @@ urlpatterns = [
     path("review/", views.review_queue, name="review_queue"),
     path("orders/<uuid:pk>/", views.order_detail, name="order_detail"),
     path("orders/<uuid:pk>/status", views.order_status, name="order_status"),
+    path("orders/<uuid:pk>/reorder", views.order_reorder, name="order_reorder"),
 ]
