@@ -73,17 +73,20 @@ def _prefix_index(value: str, field: str) -> str | None:
 
 def _name_matches(first: str | None, last: str | None) -> tuple[Q, Q, list[tuple[str | None, str | None]]]:
     """For a first and/or last name term: the exact condition, the prefix candidates' condition
-    (``Q(pk__in=[])`` when a term is shorter than the prefix) and the (first, last) term pairs a
-    candidate's names must start with."""
+    (through the terms of three letters or more; ``Q(pk__in=[])`` when there is none) and the
+    (first, last) term pairs a candidate's names must start with."""
     exact = Q()
     prefix = Q()
+    indexed = False
     for term, field in ((first, "first_name"), (last, "last_name")):
         if term is None:
             continue
         exact &= Q(**{f"{field}_index": _index(term, field)})
         index = _prefix_index(term, field)
-        prefix &= Q(**{f"{field}_prefix_index": index}) if index is not None else Q(pk__in=[])
-    return exact, prefix, [(first, last)]
+        if index is not None:
+            prefix &= Q(**{f"{field}_prefix_index": index})
+            indexed = True
+    return exact, prefix if indexed else Q(pk__in=[]), [(first, last)]
 
 
 def patient_search(
@@ -101,8 +104,9 @@ def patient_search(
     finds Marchetti and Marcha, "Mar Lov" finds Mary Lovelace. Whole names are found through their
     whole-value indexes; a term of three letters or more also through the first-three-letters
     indexes, whose candidates (at most ``PREFIX_CANDIDATE_LIMIT`` rows, newest first, after the
-    date-of-birth condition) are the only rows decrypted, to compare the longer term. A term
-    shorter than three letters matches whole names only. No table is decrypted.
+    date-of-birth condition) are the only rows decrypted, to compare the longer terms. A name
+    shorter than three letters alone matches whole names only; beside a longer one ("Lovelace, A")
+    it narrows that one's candidates. No table is decrypted.
     """
     patients = patients_for_user(user=user, territory=territory, permission=permission)
     tokens = [t for t in re.split(r"[\s]+", query.strip()) if t]
