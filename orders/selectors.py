@@ -289,7 +289,8 @@ def patient_card(*, user: Any, pk: Any, on: dt.date) -> PatientCard:
     statuses = patient_supply_status(patient=patient, on=on, supply=supply)
     skus = {line.sku for order in supply.open_orders for line in order.lines if line.sku}
     products = Product.objects.filter(Q(hcpcs_code__in=[s.hcpcs for s in statuses]) | Q(sku__in=skus))
-    names_of_code, names_of_sku = {}, {}
+    names_of_code: dict[str, str] = {}
+    names_of_sku: dict[str, str] = {}
     for code, sku, name in products.values_list("hcpcs_code", "sku", "name"):
         names_of_code.setdefault(code, name)
         names_of_sku[sku] = name

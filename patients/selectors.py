@@ -134,8 +134,8 @@ def patient_search(
         exact |= Q(full_name_index=_index(joined, "full_name"))
     prefix = Q(pk__in=[])
     wanted: list[tuple[str | None, str | None]] = []
-    for first, last in alternatives:
-        exact_one, prefix_one, pairs = _name_matches(first, last)
+    for first_term, last_term in alternatives:
+        exact_one, prefix_one, pairs = _name_matches(first_term, last_term)
         exact |= exact_one
         prefix |= prefix_one
         wanted += pairs

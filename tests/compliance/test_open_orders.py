@@ -37,7 +37,9 @@ def mask_order(world: World, mask: Any, **overrides: Any) -> Order:
 
 
 def findings(order: Order) -> list[tuple[str, str, str]]:
-    result = ComplianceSnapshot.objects.filter(order_id=order.pk).order_by("-created_at").first().result
+    snapshot = ComplianceSnapshot.objects.filter(order_id=order.pk).order_by("-created_at").first()
+    assert snapshot is not None
+    result = snapshot.result
     return [(f["code"], f["severity"], f["message"]) for f in result["findings"]]
 
 
