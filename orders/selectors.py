@@ -258,7 +258,9 @@ PATIENT_CARD_ORDERS = 10
 
 
 def patient_card(*, user: Any, pk: Any, on: dt.date) -> PatientCard:
-    """The patient ``pk`` with coverage, prior authorizations, supply status and warnings.
+    """The patient ``pk`` with coverage, prior authorizations, supply status, warnings, the patient's
+    orders the user sees (newest first, at most ``PATIENT_CARD_ORDERS``, with their items) and what
+    is on its way (the open orders, in the checks' words: ``already_on_its_way``).
 
     Only for patients whose PHI the user may read (else PatientNotFound, also for bad ids).
     Warnings: no coverage in force, coverage or a prior authorization ending within 30 days,
