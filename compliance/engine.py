@@ -8,8 +8,12 @@ suspended requirement) and never change the disposition. The engine reads no dat
 nothing; it is safe to call for a draft on every keystroke.
 
 The Medicare DMEPOS documentation rules (face-to-face and WOPD, prior authorization, quantity
-limits, refills) apply to insurance orders; the standard written order, territory, inventory and
-medication safety checks apply to every order.
+limits, refills) apply to insurance orders; the standard written order, territory, inventory,
+medication safety and duplicate-order checks apply to every order.
+
+Items not yet delivered count: the patient's open orders (``ComplianceInput.open_orders``, status
+``pending_verification`` up to ``shipped``) count against a usual maximum like deliveries do, and an
+identical open order (``same_items``) is a ``DUPLICATE_ORDER`` finding that needs review.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any
 
 from core.identifiers import is_valid_npi
 
-from .inputs import ArtifactType, ComplianceInput, Delivery, ItemFacts
+from .inputs import ArtifactType, ComplianceInput, Delivery, ItemFacts, OpenOrder, OpenOrderLine
 from .rulebook import Row, RuleSet, Source, load_rule_sets, rule_versions
 
 
@@ -143,6 +147,7 @@ class _Checker:
             self.payer_rules()
         self.inventory()
         self.medication_safety()
+        self.duplicate_orders()
         return tuple(self.findings)
 
     # --- helpers -------------------------------------------------------------------------------
@@ -402,13 +407,30 @@ class _Checker:
             for d in self.facts.supply_history
             if d.hcpcs in row.codes and window_start < d.delivered_on <= self.delivery_date
         )
+        # Open orders will deliver within the same rolling window as this one when their expected
+        # day is less than a period away on either side (a window ending on the later of the two
+        # days holds both); see OPEN_ORDERS_SOURCE.
+        window_end = add_months(self.delivery_date, period)
+        on_open_orders = [
+            (order, line)
+            for order in self.facts.open_orders
+            if window_start < order.expected_on < window_end
+            for line in order.lines
+            if line.hcpcs in row.codes
+        ]
+        pending = sum(line.quantity for _order, line in on_open_orders)
         ordered = sum(item.quantity or 0 for item in items)
-        if delivered + ordered <= allowed:
+        if delivered + pending + ordered <= allowed:
             return
         codes = ", ".join(sorted({item.hcpcs or "" for item in items}))
         pooled = f" (shared by {', '.join(row.codes)})" if len(row.codes) > 1 else ""
+        if pending:
+            references = ", ".join(sorted({order.reference for order, _line in on_open_orders}))
+            counted = f"{ordered} ordered, {delivered} delivered and {pending} on open orders ({references})"
+        else:
+            counted = f"{ordered} ordered and {delivered} delivered"
         message = (
-            f"{codes}: {ordered} ordered and {delivered} delivered in the {_plural(period, 'month')} to"
+            f"{codes}: {counted} in the {_plural(period, 'month')} to"
             f" {_fmt(self.delivery_date)} exceed the usual maximum of {allowed} per {_plural(period, 'month')}"
             f" for {row['description']}{pooled}."
         )
@@ -609,6 +631,106 @@ class _Checker:
                         source=row.source,
                         item=item,
                     )
+
+    # --- 11. open orders: duplicates ------------------------------------------------------------
+    def duplicate_orders(self) -> None:
+        """An identical open order for the patient needs a person to decide (``same_items``)."""
+        for order in self.facts.open_orders:
+            if not same_items(self.facts.items, order.lines):
+                continue
+            self.add(
+                "DUPLICATE_ORDER",
+                Severity.NEEDS_REVIEW,
+                already_on_its_way(order, items=len(self.facts.items)),
+                rule="open_orders",
+                source=OPEN_ORDERS_SOURCE,
+                field="items",
+            )
+
+
+# Why open orders count and duplicates are reviewed: suppliers must not dispense more than the
+# beneficiary's expected utilization, nor more than a one- or three-month quantity at a time, so
+# units already on their way are part of what the patient will have (Joint DME MAC publication,
+# 2024-01-04; the same text in Medicare Program Integrity Manual, Pub. 100-08, ch. 5, 5.2.6).
+OPEN_ORDERS_SOURCE = {
+    "id": "DMEMAC-2024-01-RECURRING",
+    "title": "Items Provided on a Recurring Basis and Request for Refill Requirements - Annual Reminder"
+    " (Joint DME MAC Publication, 2024-01-04)",
+    "url": "https://cgsmedicare.com/jb/pubs/news/2024/01/cope148844.html",
+}
+
+
+# Each finding code in words, for readers who see the code but not the message (the message can
+# hold PHI: allergies, dates of service) and for reasons recorded with codes (``hold_reason``).
+FINDING_TITLES: dict[str, str] = {
+    "SWO_MISSING_BENEFICIARY": "The written order lacks the patient",
+    "SWO_MISSING_ORDER_DATE": "The written order lacks its date",
+    "SWO_MISSING_ITEM_DESCRIPTION": "The written order lacks a description of the items",
+    "SWO_MISSING_QUANTITY": "The written order lacks a quantity",
+    "SWO_MISSING_PRACTITIONER": "The written order lacks the practitioner",
+    "SWO_MISSING_SIGNATURE": "The written order is not signed",
+    "PROVIDER_NPI_INVALID": "The ordering provider has no valid NPI",
+    "PROVIDER_NOT_CREDENTIALED": "The ordering provider is not credentialed in the territory",
+    "PATIENT_OUTSIDE_TERRITORY": "The patient is not registered in the order's territory",
+    "F2F_ENCOUNTER_REQUIRED": "A face-to-face encounter is needed",
+    "F2F_ENCOUNTER_OUT_OF_WINDOW": "The face-to-face encounter is outside its window",
+    "F2F_NOTE_REQUIRED": "The face-to-face encounter note is needed",
+    "WOPD_REQUIRED": "A written order before delivery is needed",
+    "PRIOR_AUTH_SUSPENDED": "Prior authorization is suspended for an item",
+    "PRIOR_AUTH_REQUIRED": "A prior authorization is needed",
+    "PRIOR_AUTH_EXPIRED": "The prior authorization on file has expired",
+    "PRIOR_AUTH_NON_AFFIRMED": "The prior authorization on file was not affirmed",
+    "PAYER_PRIOR_AUTH_REQUIRED": "The payer needs a prior authorization",
+    "PAYER_PRIOR_AUTH_EXPIRED": "The payer's prior authorization has expired",
+    "PAYER_PRIOR_AUTH_NON_AFFIRMED": "The payer's prior authorization was not affirmed",
+    "QUANTITY_LIMIT_EXCEEDED": "More than the usual maximum quantity",
+    "REFILL_TOO_EARLY": "Too early for a refill",
+    "REFILL_CONFIRMATION_REQUIRED": "The patient must confirm the refill",
+    "PAYER_NOT_COVERED": "An item is not covered by the payer",
+    "COVERAGE_TIER_EXCLUDED": "An item is not covered for the patient's tier",
+    "CMN_REQUIRED": "A certificate of medical necessity is needed",
+    "INVENTORY_DROPSHIP": "An item will be dropshipped by the vendor",
+    "INVENTORY_SHORTFALL": "Not enough stock",
+    "MEDICATION_NOT_IN_SAFETY_TABLE": "A medication needs a provider's safety review",
+    "MEDICATION_ALLERGY": "The patient has a recorded allergy to a medication",
+    "MEDICATION_INTERACTION": "A medication interacts with one the patient takes",
+    "MEDICATION_CONTRAINDICATION": "A medication is contraindicated for the patient",
+    "DUPLICATE_ORDER": "An identical order is already on its way",
+}
+
+
+def finding_title(code: str) -> str:
+    """A finding code in words ("QUANTITY_LIMIT_EXCEEDED" → "More than the usual maximum quantity");
+    a code without a title is spelled out from its parts."""
+    return FINDING_TITLES.get(code) or code.replace("_", " ").capitalize()
+
+
+def already_on_its_way(order: OpenOrder, *, items: int = 1) -> str:
+    """The words the checks, the wizard and the patient card use for an open order:
+    "An order for this item is already on its way: 2K7-XQ4, Preparing." """
+    what = "this item" if items == 1 else "these items"
+    return f"An order for {what} is already on its way: {order.reference}, {order.stage}."
+
+
+def same_items(items: Sequence[ItemFacts], lines: Sequence[OpenOrderLine]) -> bool:
+    """Whether an order's lines are identical to an open order's: the same set of SKUs (or of HCPCS
+    codes, for a line named only by its code), whatever the quantities.
+
+    Every line of the order must match a line of the open order and every line of the open order
+    a line of the order; a line matches by SKU, or by HCPCS code when the order's line has no SKU.
+    Lines with neither never match, so an empty order is never a duplicate.
+    """
+
+    def matches(item: ItemFacts, line: OpenOrderLine) -> bool:
+        if item.sku:
+            return item.sku == line.sku
+        return bool(item.hcpcs) and item.hcpcs == line.hcpcs
+
+    if not items or not lines:
+        return False
+    return all(any(matches(item, line) for line in lines) for item in items) and all(
+        any(matches(item, line) for item in items) for line in lines
+    )
 
 
 def quantity_limit_rows(limits: RuleSet, diagnosis_codes: Iterable[str], on: dt.date) -> list[Row]:

@@ -68,6 +68,30 @@ class Delivery:
 
 
 @dataclass(frozen=True)
+class OpenOrderLine:
+    """One line of an open order: what it will deliver."""
+
+    quantity: int
+    sku: str | None = None
+    hcpcs: str | None = None
+
+
+@dataclass(frozen=True)
+class OpenOrder:
+    """An earlier order for the same patient that is not yet delivered, cancelled or rejected
+    (status ``pending_verification`` up to ``shipped``): items on their way.
+
+    ``stage`` is its display stage (Pending, Preparing, Shipped); ``expected_on`` the day it is
+    expected to be delivered (its requested delivery date, else its order date).
+    """
+
+    reference: str
+    stage: str
+    expected_on: dt.date
+    lines: tuple[OpenOrderLine, ...]
+
+
+@dataclass(frozen=True)
 class PayerRuleFacts:
     """A payer/plan and HCPCS rule in force on the order date (from the admin-edited table)."""
 
@@ -115,6 +139,7 @@ class ComplianceInput:
     artifacts: tuple[AttachedArtifact, ...] = ()
     prior_authorizations: tuple[PriorAuthorizationFacts, ...] = ()
     supply_history: tuple[Delivery, ...] = ()
+    open_orders: tuple[OpenOrder, ...] = ()
     payer_rules: tuple[PayerRuleFacts, ...] = field(default=())
 
     def as_record(self) -> dict[str, Any]:

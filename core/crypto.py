@@ -126,3 +126,15 @@ def blind_index(value: str, *, purpose: str) -> str:
     key = _blind_index_key(settings.PHI_BLIND_INDEX_KEY)
     message = f"{purpose}\x00{normalize_for_index(value)}".encode()
     return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def blind_index_prefix(value: str, *, purpose: str, length: int) -> str | None:
+    """The blind index of the first ``length`` characters of the normalized value, for prefix search.
+
+    None when the normalized value is shorter than ``length``: such a value is found through its
+    whole-value index only, and a shorter search term than ``length`` never looks for prefixes.
+    """
+    normalized = normalize_for_index(value)
+    if len(normalized) < length:
+        return None
+    return blind_index(normalized[:length], purpose=purpose)

@@ -213,12 +213,22 @@ class BlindIndexField(models.CharField):
     """HMAC of one or more plaintext fields of the same row, recomputed on every save.
 
     ``sources`` name fields whose (decrypted) values are joined with a space before indexing;
-    if any of them is empty the index is NULL.
+    if any of them is empty the index is NULL. With ``prefix_length`` the index is of the first
+    that many characters of the normalised value (``crypto.blind_index_prefix``), so a search can
+    find every row starting with those letters, still without decrypting anything.
     """
 
-    def __init__(self, *args: Any, sources: tuple[str, ...] = (), purpose: str = "", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        sources: tuple[str, ...] = (),
+        purpose: str = "",
+        prefix_length: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         self.sources = tuple(sources)
         self.purpose = purpose
+        self.prefix_length = prefix_length
         kwargs.setdefault("max_length", 64)
         kwargs.setdefault("null", True)
         kwargs.setdefault("editable", False)
@@ -229,12 +239,16 @@ class BlindIndexField(models.CharField):
         name, path, args, kwargs = super().deconstruct()
         kwargs["sources"] = self.sources
         kwargs["purpose"] = self.purpose
+        if self.prefix_length is not None:
+            kwargs["prefix_length"] = self.prefix_length
         return name, path, args, kwargs
 
     def compute(self, *values: Any) -> str | None:
         parts = [v.isoformat() if isinstance(v, datetime.date) else str(v) for v in values if v not in (None, "")]
         if len(parts) != len(values):
             return None
+        if self.prefix_length is not None:
+            return crypto.blind_index_prefix(" ".join(parts), purpose=self.purpose, length=self.prefix_length)
         return crypto.blind_index(" ".join(parts), purpose=self.purpose)
 
     def pre_save(self, model_instance: Any, add: bool) -> Any:

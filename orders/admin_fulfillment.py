@@ -20,6 +20,7 @@ from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
 
 from catalog.models import PurchaseOrderStatus, ReservationStatus, StockReservation
 from core.admin import ReadOnlyInline
@@ -27,6 +28,7 @@ from core.audit import access_record
 from core.exceptions import DomainError, ValidationFailed
 from core.models import AccessChannel
 from core.templatetags.money import money
+from core.tracking import tracking_url
 from patients.admin_display import patient_name
 from territories.admin_scoping import TerritoryListFilter, TerritoryScopedAdmin
 from territories.models import TerritoryPermission
@@ -231,7 +233,15 @@ class FulfillmentTaskAdmin(TerritoryScopedAdmin):
 
     @admin.display(description="tracking")
     def tracking(self, task: FulfillmentTask) -> str:
-        return f"{task.carrier} {task.tracking_number}" if task.tracking_number else "—"
+        """Carrier and number, the number linking to the carrier's tracking page when known."""
+        if not task.tracking_number:
+            return "—"
+        url = tracking_url(task.carrier, task.tracking_number)
+        if url is None:
+            return f"{task.carrier} {task.tracking_number}"
+        return format_html(
+            '{} <a href="{}" rel="noopener noreferrer" target="_blank">{}</a>', task.carrier, url, task.tracking_number
+        )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

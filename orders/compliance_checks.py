@@ -1,7 +1,8 @@
 """Building the compliance engine's input from an order or an unsaved draft, and applying its result.
 
 The engine (``compliance.engine``) evaluates plain facts; this module is where an order's world —
-its patient's coverage, prior authorizations on file, supply history (earlier delivered orders),
+its patient's coverage, prior authorizations on file, supply history (earlier delivered orders and
+the open orders still on their way),
 the provider's credentials, the order's attachments and stock — becomes those facts. A draft
 (the inline check) goes through the same builder as a saved order, so the portal's live answer
 and the decision at submission never differ for the same inputs.
@@ -15,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.db.models import Q
 from django.utils import timezone
 
 from catalog.models import Product
@@ -25,6 +27,8 @@ from compliance.inputs import (
     ComplianceInput,
     Delivery,
     ItemFacts,
+    OpenOrder,
+    OpenOrderLine,
     PatientFacts,
     PriorAuthorizationFacts,
     ProviderFacts,
@@ -42,7 +46,7 @@ from patients.selectors import (
     providers_for_user,
 )
 
-from .models import ActorKind, EventKind, Order, OrderItem, OrderStatus
+from .models import NON_TERMINAL_STATUSES, STAGE_OF_STATUS, ActorKind, EventKind, Order, OrderItem, OrderStatus
 from .timeline import record_event
 
 
@@ -92,7 +96,7 @@ def facts_for_order(order: Order) -> ComplianceInput:
             for attachment in order.attachments.all()
         ],
         items=[_line_facts(index, item) for index, item in enumerate(items)],
-        exclude_order_id=order.pk,
+        order=order,
     )
 
 
@@ -166,7 +170,7 @@ def facts_for_draft(*, actor: Any, draft: Draft, territory_id: Any = None) -> Co
         signed_on=order_date if draft.signed else None,
         artifacts=draft.artifacts,
         items=items,
-        exclude_order_id=None,
+        order=None,
     )
 
 
@@ -212,7 +216,7 @@ def _facts(
     signed_on: dt.date | None,
     artifacts: Sequence[AttachedArtifact],
     items: list[ItemFacts],
-    exclude_order_id: Any,
+    order: Order | None,
 ) -> ComplianceInput:
     on = order_date or timezone.localdate()
     coverage = active_coverage(patient=patient, on=on) if patient is not None else None
@@ -226,6 +230,7 @@ def _facts(
             hcpcs_codes=[item.hcpcs for item in items if item.hcpcs],
             on=on,
         )
+    supply = patient_supply_facts(patient=patient, order=order) if patient is not None else SupplyFacts((), ())
     return ComplianceInput(
         order_date=order_date,
         requested_date=requested_date,
@@ -247,7 +252,8 @@ def _facts(
             )
             for pa in (prior_authorizations_of(patient=patient) if patient is not None else [])
         ),
-        supply_history=_supply_history(patient, exclude_order_id) if patient is not None else (),
+        supply_history=supply.deliveries,
+        open_orders=supply.open_orders,
         payer_rules=payer_rules,
     )
 
@@ -280,31 +286,85 @@ def _provider_facts(provider: Provider | None, territory_id: Any, on: dt.date) -
     )
 
 
-def _supply_history(patient: Patient, exclude_order_id: Any) -> tuple[Delivery, ...]:
-    """Units delivered to the patient by earlier orders (delivery confirmed), by HCPCS code."""
-    lines = (
-        OrderItem.objects.filter(order__patient=patient, order__status=OrderStatus.COMPLETED)
-        .exclude(order_id=exclude_order_id)
-        .exclude(product__hcpcs_code="")
-        .values_list("product__hcpcs_code", "quantity", "order__completed_at")
+OPEN_STATUSES: tuple[str, ...] = tuple(NON_TERMINAL_STATUSES)  # pending_verification up to shipped
+
+
+@dataclass(frozen=True)
+class SupplyFacts:
+    """What the patient has had and has on its way: deliveries (by HCPCS code) and open orders."""
+
+    deliveries: tuple[Delivery, ...]
+    open_orders: tuple[OpenOrder, ...]
+
+
+def patient_supply_facts(*, patient: Patient, order: Order | None = None) -> SupplyFacts:
+    """The patient's supply history and open orders, in one query whatever the number of lines.
+
+    Deliveries: lines of the patient's completed orders (delivery confirmed) with a HCPCS code.
+    Open orders: the patient's orders in ``OPEN_STATUSES`` (not yet delivered, cancelled or
+    rejected), oldest first, each with all its lines. For a saved ``order`` the order itself is left
+    out and only orders placed before it are open orders: of two identical orders the one placed
+    first stands and the later one is the duplicate, so re-checking the first (at approval) does not
+    flag it because of the second. This is the one builder behind submission, approval, the API's
+    inline check, the wizard and the patient card.
+    """
+    lines = OrderItem.objects.filter(order__patient=patient)
+    if order is None:
+        lines = lines.filter(order__status__in=(OrderStatus.COMPLETED, *OPEN_STATUSES))
+    else:
+        lines = lines.exclude(order_id=order.pk).filter(
+            Q(order__status=OrderStatus.COMPLETED)
+            | Q(order__status__in=OPEN_STATUSES, order__created_at__lt=order.created_at)
+        )
+    rows = lines.order_by("order__created_at", "order_id", "sku").values_list(
+        "order_id",
+        "order__reference",
+        "order__status",
+        "order__requested_date",
+        "order__order_date",
+        "order__completed_at",
+        "sku",
+        "product__hcpcs_code",
+        "quantity",
     )
-    return tuple(
-        Delivery(hcpcs=code, quantity=quantity, delivered_on=timezone.localdate(completed_at))
-        for code, quantity, completed_at in lines
-        if completed_at is not None
+    deliveries: list[Delivery] = []
+    open_orders: dict[Any, tuple[str, str, dt.date, list[OpenOrderLine]]] = {}
+    for order_id, reference, status, requested, ordered_on, completed_at, sku, hcpcs, quantity in rows:
+        if status == OrderStatus.COMPLETED:
+            if hcpcs and completed_at is not None:
+                deliveries.append(
+                    Delivery(hcpcs=hcpcs, quantity=quantity, delivered_on=timezone.localdate(completed_at))
+                )
+            continue
+        stage = STAGE_OF_STATUS[status]
+        entry = open_orders.setdefault(
+            order_id, (reference, stage.label if stage else status, requested or ordered_on, [])
+        )
+        entry[3].append(OpenOrderLine(quantity=quantity, sku=sku, hcpcs=hcpcs or None))
+    return SupplyFacts(
+        deliveries=tuple(deliveries),
+        open_orders=tuple(
+            OpenOrder(reference=reference, stage=stage, expected_on=expected_on, lines=tuple(order_lines))
+            for reference, stage, expected_on, order_lines in open_orders.values()
+        ),
     )
 
 
 def patient_supply_status(
-    *, patient: Patient, on: dt.date, diagnosis_codes: Sequence[str] | None = None
+    *,
+    patient: Patient,
+    on: dt.date,
+    diagnosis_codes: Sequence[str] | None = None,
+    supply: SupplyFacts | None = None,
 ) -> list[SupplyStatus]:
     """What the patient has been delivered and when each supply may next be refilled (the same
     rules as an order's checks; insulin treatment read from ``diagnosis_codes``, else from the
-    newest order's diagnoses)."""
+    newest order's diagnoses). ``supply``: the patient's ``patient_supply_facts`` when already read."""
     if diagnosis_codes is None:
         latest = Order.objects.filter(patient=patient).order_by("-created_at").only("diagnosis_codes").first()
         diagnosis_codes = (latest.diagnosis_codes or []) if latest is not None else []
-    return supply_status(_supply_history(patient, None), on=on, diagnosis_codes=diagnosis_codes)
+    supply = supply if supply is not None else patient_supply_facts(patient=patient)
+    return supply_status(supply.deliveries, on=on, diagnosis_codes=diagnosis_codes)
 
 
 def order_check_compliance(

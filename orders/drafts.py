@@ -6,7 +6,8 @@ order (``compliance_checks.facts_for_draft``) and submission goes through ``orde
 service behind ``POST /api/portal/orders``, so the wizard never applies a rule of its own.
 
 Answers (``OrderDraft.answers``): provider_id, payer_type, diagnosis_codes, f2f_date, notes,
-skus (in the order chosen), quantities {sku: n}, delivery {mode, window, requested_date, address}.
+skus (in the order chosen), quantities {sku: n}, delivery {mode, window, requested_date, address},
+and reorder_of (the reference of the order a reorder was copied from).
 Dates are ISO strings.
 """
 
@@ -34,9 +35,10 @@ from territories.models import TerritoryPermission
 from territories.selectors import territory_permits
 
 from .compliance_checks import Draft, DraftItem, facts_for_draft
+from .exceptions import OrderNotFound
 from .models import DeliveryMode, DeliveryWindow, DraftDocument, DraftStep, Order, OrderDraft, Source
 from .routing import RoutingRule, expected_path
-from .selectors import _as_uuid
+from .selectors import _as_uuid, order_get_for_user
 from .services import DocumentUpload, ItemRequest, document_check, order_create
 
 STEPS: tuple[DraftStep, ...] = tuple(DraftStep)
@@ -195,6 +197,50 @@ def draft_start(*, actor: Any, patient_id: Any) -> OrderDraft:
     draft.answers = {
         "provider_id": str(provider.pk) if provider else None,
         "payer_type": draft_default_payer(draft=draft, on=timezone.localdate()),
+    }
+    draft.save()
+    return draft
+
+
+def draft_reorder(*, actor: Any, order_id: Any) -> OrderDraft:
+    """A new draft for the patient of an earlier order, prefilled from it: the ordering provider (while
+    the actor may still choose them, else as ``draft_start``), the payer type, the diagnoses, the
+    items and quantities (products no longer sold are left out) and the delivery (mode, window and
+    address; not the requested date, which has passed). The draft starts at the patient step and
+    goes through the same checks as any other (so an identical order still open is a
+    ``DUPLICATE_ORDER`` finding).
+
+    The order must be one the actor sees (OrderNotFound otherwise, also for a malformed id), of a
+    patient whose record they may read (OrderNotFound), in a territory where they may place orders
+    (PermissionDenied). Writes nothing else.
+    """
+    order = order_get_for_user(user=actor, pk=order_id)
+    if not patients_for_user(user=actor).filter(pk=order.patient_id).exists():
+        raise OrderNotFound()
+    if not _may_order(actor, order.territory_id):
+        raise PermissionDenied("You may not place orders in this patient's territory.")
+    lines = list(order.items.all())
+    active = products_by_sku(skus=[line.sku for line in lines])
+    quantities = {line.sku: line.quantity for line in lines if line.sku in active}
+    draft = OrderDraft(territory_id=order.territory_id, patient_id=order.patient_id, created_by=actor, answers={})
+    providers = draft_providers(actor=actor, draft=draft)
+    provider = next(
+        (p for p in providers if p.pk == order.provider_id),
+        next((p for p in providers if p.pk == order.patient.provider_id), providers[0] if providers else None),
+    )
+    draft.answers = {
+        "provider_id": str(provider.pk) if provider else None,
+        "payer_type": order.payer_type,
+        "diagnosis_codes": list(order.diagnosis_codes or []),
+        "skus": list(quantities),
+        "quantities": quantities,
+        "delivery": {
+            "mode": order.delivery_mode,
+            "window": order.delivery_window,
+            "requested_date": None,
+            "address": order.delivery_address or None,
+        },
+        "reorder_of": order.reference,
     }
     draft.save()
     return draft

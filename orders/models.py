@@ -100,7 +100,7 @@ class Disposition(models.TextChoices):
 
 
 class ActorKind(models.TextChoices):
-    AI = "ai", "AI (deterministic checks)"
+    AI = "ai", "Compliance checks"  # the deterministic engine (compliance.engine), not a person
     STAFF = "staff", "Staff"
     SYSTEM = "system", "System"
 

@@ -9,14 +9,15 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db.models import Prefetch, Q, QuerySet
 from django_fsm import can_proceed, has_transition_perm
 
 from catalog.models import Product
-from compliance.engine import SupplyStatus
+from compliance.engine import SupplyStatus, already_on_its_way
+from compliance.inputs import OpenOrder
 from compliance.models import ComplianceSnapshot
 from compliance.selectors import latest_snapshot
 from patients.exceptions import PatientNotFound
@@ -26,13 +27,14 @@ from territories.exceptions import TerritoryMismatch
 from territories.models import Territory, TerritoryPermission
 from territories.selectors import territories_for_user, territory_lookup, territory_permits
 
-from .compliance_checks import patient_supply_status
+from .compliance_checks import patient_supply_facts, patient_supply_status
 from .exceptions import OrderNotFound
 from .models import (
     STAGE_OF_STATUS,
     Attachment,
     FulfillmentTask,
     Order,
+    OrderDraft,
     OrderEvent,
     OrderItem,
     OrderStatus,
@@ -269,6 +271,15 @@ def findings_shown(orders: Sequence[Order], results: dict[Any, dict[str, Any]]) 
 
 
 @dataclass(frozen=True)
+class OnItsWay:
+    """An open order of the patient, in the words the checks use (``already_on_its_way``)."""
+
+    order: OpenOrder
+    notice: str
+    items: list[str]  # product names of its lines
+
+
+@dataclass(frozen=True)
 class PatientCard:
     """What a doctor sees before ordering for a patient (portal patient card)."""
 
@@ -277,13 +288,19 @@ class PatientCard:
     prior_authorizations: list[PriorAuthorization]
     supply: list[tuple[SupplyStatus, str]]  # with the product name of the code
     warnings: list[str]
+    orders: list[Order] = field(default_factory=list)  # newest first, at most PATIENT_CARD_ORDERS
+    more_orders: bool = False
+    on_its_way: list[OnItsWay] = field(default_factory=list)
 
 
 EXPIRY_WARNING_DAYS = 30
+PATIENT_CARD_ORDERS = 10
 
 
 def patient_card(*, user: Any, pk: Any, on: dt.date) -> PatientCard:
-    """The patient ``pk`` with coverage, prior authorizations, supply status and warnings.
+    """The patient ``pk`` with coverage, prior authorizations, supply status, warnings, the patient's
+    orders the user sees (newest first, at most ``PATIENT_CARD_ORDERS``, with their items) and what
+    is on its way (the open orders, in the checks' words: ``already_on_its_way``).
 
     Only for patients whose PHI the user may read (else PatientNotFound, also for bad ids).
     Warnings: no coverage in force, coverage or a prior authorization ending within 30 days,
@@ -310,15 +327,68 @@ def patient_card(*, user: Any, pk: Any, on: dt.date) -> PatientCard:
             warnings.append(f"The prior authorization for {pa.hcpcs_code} expired on {pa.expires_on:%b %-d, %Y}.")
         elif pa.expires_on is not None and pa.expires_on <= soon:
             warnings.append(f"The prior authorization for {pa.hcpcs_code} expires on {pa.expires_on:%b %-d, %Y}.")
-    statuses = patient_supply_status(patient=patient, on=on)
-    names = dict(Product.objects.filter(hcpcs_code__in=[s.hcpcs for s in statuses]).values_list("hcpcs_code", "name"))
+    supply = patient_supply_facts(patient=patient)
+    statuses = patient_supply_status(patient=patient, on=on, supply=supply)
+    skus = {line.sku for order in supply.open_orders for line in order.lines if line.sku}
+    products = Product.objects.filter(Q(hcpcs_code__in=[s.hcpcs for s in statuses]) | Q(sku__in=skus))
+    names_of_code: dict[str, str] = {}
+    names_of_sku: dict[str, str] = {}
+    for code, sku, name in products.values_list("hcpcs_code", "sku", "name"):
+        names_of_code.setdefault(code, name)
+        names_of_sku[sku] = name
+    orders = list(
+        orders_with_items(orders_for_user(user=user).filter(patient=patient))
+        .select_related("provider")
+        .order_by("-created_at", "id")[: PATIENT_CARD_ORDERS + 1]
+    )
     return PatientCard(
         patient=patient,
         coverage=coverage,
         prior_authorizations=authorizations,
-        supply=[(status, names.get(status.hcpcs, status.hcpcs)) for status in statuses],
+        supply=[(status, names_of_code.get(status.hcpcs, status.hcpcs)) for status in statuses],
         warnings=warnings,
+        orders=orders[:PATIENT_CARD_ORDERS],
+        more_orders=len(orders) > PATIENT_CARD_ORDERS,
+        on_its_way=[
+            OnItsWay(
+                order=order,
+                notice=already_on_its_way(order, items=len(order.lines)),
+                items=[names_of_sku.get(line.sku or "", line.sku or line.hcpcs or "") for line in order.lines],
+            )
+            for order in reversed(supply.open_orders)  # newest first, as the orders list
+        ],
     )
+
+
+RECENT_PATIENTS = 8
+
+
+def recent_patients(*, user: Any, limit: int = RECENT_PATIENTS) -> list[Patient]:
+    """The patients of the user's most recent orders and drafts, most recent first, each once.
+
+    "The user's" orders: placed by them or for them as the ordering provider; drafts: the ones they
+    started. At most ``limit`` patients, from the newest ``limit * 4`` orders and drafts (two
+    bounded queries), and only patients whose record the user may read (``patients_for_user``).
+    """
+    window = limit * 4
+    order_rows = (
+        orders_for_user(user=user)
+        .filter(Q(created_by=user) | Q(provider__user=user))
+        .order_by("-created_at")
+        .values_list("patient_id", "created_at")[:window]
+    )
+    draft_rows = (
+        OrderDraft.objects.filter(created_by=user)
+        .order_by("-updated_at")
+        .values_list("patient_id", "updated_at")[:window]
+    )
+    newest_first = sorted([*order_rows, *draft_rows], key=lambda row: row[1], reverse=True)
+    patient_ids = list(dict.fromkeys(patient_id for patient_id, _when in newest_first))
+    readable = {
+        patient.pk: patient
+        for patient in patients_for_user(user=user).filter(pk__in=patient_ids).select_related("territory")
+    }
+    return [readable[pk] for pk in patient_ids if pk in readable][:limit]
 
 
 def transition_allowed(order: Order, transition: str, user: Any) -> bool:

@@ -73,6 +73,12 @@ def validate_history_conditions(value: object) -> None:
         )
 
 
+# Letters of a name its prefix index covers: a search term this long or longer finds every patient
+# whose first or last name starts with it. Three letters give candidate sets small enough to check
+# by decrypting only them, while an index of so few letters says little about any one name.
+NAME_PREFIX_LENGTH = 3
+
+
 class Patient(PHIModel):
     """A patient assigned to one provider's territory."""
 
@@ -101,6 +107,13 @@ class Patient(PHIModel):
     last_name_index = BlindIndexField(sources=("last_name",), purpose="patient.last_name")
     full_name_index = BlindIndexField(sources=("first_name", "last_name"), purpose="patient.full_name")
     date_of_birth_index = BlindIndexField(sources=("date_of_birth",), purpose="patient.date_of_birth")
+    # The first three letters of each name, for search by the start of a name (patients.selectors).
+    first_name_prefix_index = BlindIndexField(
+        sources=("first_name",), purpose="patient.first_name_prefix", prefix_length=NAME_PREFIX_LENGTH
+    )
+    last_name_prefix_index = BlindIndexField(
+        sources=("last_name",), purpose="patient.last_name_prefix", prefix_length=NAME_PREFIX_LENGTH
+    )
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -51,6 +51,11 @@ class World:
         fields.update(overrides)
         return order_services.order_create(**fields)
 
+    def other_patient(self) -> Patient:
+        """Another patient of the territory's provider: for a further order that is not meant as a
+        second, identical order for ``patient`` (which the checks flag as a duplicate while the first is open)."""
+        return PatientFactory.create(provider=self.provider, territory=self.territory)
+
 
 def make_world(code: str) -> World:
     """A territory with its people, a credentialed provider, a patient and a product in stock."""

@@ -20,4 +20,5 @@ urlpatterns = [
         name="order_attachment",
     ),
     path("orders/<uuid:pk>/written-order.pdf", views.written_order_download, name="written_order"),
+    path("orders/<uuid:pk>/reorder", views.order_reorder, name="order_reorder"),
 ]

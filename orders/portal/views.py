@@ -24,6 +24,7 @@ from django.utils import timezone
 from core.audit import access_record
 from core.exceptions import DomainError
 from core.models import AccessChannel
+from orders.drafts import draft_reorder
 from orders.exceptions import OrderNotFound
 from orders.models import Order, Stage
 from orders.selectors import (
@@ -39,6 +40,7 @@ from orders.selectors import (
     portal_holds,
     portal_orders,
     portal_orders_in_stage,
+    recent_patients,
     transition_allowed,
 )
 from orders.selectors import (
@@ -132,16 +134,27 @@ SEARCH_LIMIT = 20
 
 @portal_view
 def patients(request: HttpRequest) -> HttpResponse:
-    """Find a patient by name and/or date of birth (exact matches through the blind indexes).
+    """Find a patient by name and/or date of birth (whole names or their first letters, through the
+    blind indexes: ``patient_search``), and the doctor's recent patients (``recent_patients``).
 
     The query travels in the form body (POST), never in the URL: names and birth dates are PHI.
     An htmx request gets the results list only.
     """
     query = request.POST.get("q", "").strip()[:200] if request.method == "POST" else ""
     found = list(patient_search(user=request.user, query=query)[:SEARCH_LIMIT]) if query else []
-    access_record(user=request.user, objects=found, channel=AccessChannel.PORTAL)
-    context = {**nav_context(request, "patients"), "query": query, "found": found, "searched": bool(query)}
-    template = "portal/_patient_results.html" if request.headers.get("HX-Request") else "portal/patients.html"
+    htmx = bool(request.headers.get("HX-Request"))
+    recent = [] if htmx else recent_patients(user=request.user)
+    access_record(
+        user=request.user, objects={p.pk: p for p in [*found, *recent]}.values(), channel=AccessChannel.PORTAL
+    )
+    context = {
+        **nav_context(request, "patients"),
+        "query": query,
+        "found": found,
+        "searched": bool(query),
+        "recent": recent,
+    }
+    template = "portal/_patient_results.html" if htmx else "portal/patients.html"
     return render(request, template, context)
 
 
@@ -443,3 +456,23 @@ def written_order_download(request: HttpRequest, pk: Any) -> HttpResponse:
     response = HttpResponse(written_order_pdf(order=order), content_type="application/pdf")
     response["Content-Disposition"] = f'attachment; filename="written-order-{order.reference}.pdf"'
     return response
+
+
+@portal_view
+def order_reorder(request: HttpRequest, pk: Any) -> HttpResponse:
+    """POST: a new wizard draft prefilled from order ``pk`` (``drafts.draft_reorder``), opened at its
+    first step. A GET only shows the order: creating a draft is a POST."""
+    if request.method != "POST":
+        return redirect("portal:order_detail", pk=pk)
+    try:
+        draft = draft_reorder(actor=request.user, order_id=pk)
+    except OrderNotFound:
+        raise Http404("Order not found.") from None
+    except DomainError as error:
+        messages.error(request, str(error))
+        return redirect("portal:order_detail", pk=pk)
+    messages.success(
+        request,
+        f"A new order copied from {draft.answers['reorder_of']}: check each step before you submit it.",
+    )
+    return redirect("portal:draft_step", pk=draft.pk, step=draft.step)

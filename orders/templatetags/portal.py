@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django import template
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
+from compliance.engine import FINDING_TITLES, finding_title
 from compliance.inputs import ArtifactType
-from orders.models import SIGNATURE_ARTIFACT
+from core.tracking import tracking_url
+from orders.models import SIGNATURE_ARTIFACT, ActorKind
 
 register = template.Library()
 
@@ -48,3 +53,49 @@ def get_item(mapping: Mapping[Any, Any] | None, key: Any) -> Any:
 def index(sequence: Sequence[Any], position: int) -> Any:
     """``sequence[position]``, or None past its end."""
     return sequence[position] if 0 <= position < len(sequence) else None
+
+
+@register.filter
+def finding_words(code: str) -> str:
+    """A finding code in words (``compliance.engine.finding_title``)."""
+    return finding_title(code)
+
+
+_CODE = re.compile(r"\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b")
+
+
+@register.filter
+def codes_in_words(text: str | None) -> str:
+    """Finding codes inside a recorded text (a hold's reason) replaced by their words:
+    "Compliance: REFILL_TOO_EARLY" → "Compliance: Too early for a refill"."""
+    if not text:
+        return ""
+    return _CODE.sub(lambda match: FINDING_TITLES.get(match.group(0), match.group(0)), text)
+
+
+ACTOR_WORDS = {ActorKind.AI: "the compliance checks", ActorKind.SYSTEM: "the system", ActorKind.STAFF: "staff"}
+
+
+@register.filter
+def actor_words(event: Any) -> str:
+    """Who made a timeline entry: the person's name, else "the compliance checks" or "the system"."""
+    if event.actor is not None:
+        return str(event.actor.display_name)
+    return ACTOR_WORDS.get(event.actor_kind, event.get_actor_kind_display())
+
+
+@register.filter
+def tracking_link(task: Any) -> SafeString:
+    """A shipment's carrier and tracking number, the number linking to the carrier's tracking page
+    (``core.tracking``); plain text for a carrier without a known page."""
+    url = tracking_url(task.carrier, task.tracking_number)
+    if url is None:
+        return format_html("{} tracking <strong>{}</strong>", task.carrier, task.tracking_number)
+    return format_html(
+        '{} tracking <a href="{}" rel="noopener noreferrer" target="_blank"><strong>{}</strong>'
+        '<span class="visually-hidden"> (opens the {} tracking page in a new tab)</span></a>',
+        task.carrier,
+        url,
+        task.tracking_number,
+        task.carrier,
+    )

@@ -110,7 +110,7 @@ def test_age_filter(north: Any) -> None:
 
 def test_status_filter(north: Any) -> None:
     pending = north.order()
-    verified = north.order()
+    verified = north.order(patient_id=north.other_patient().pk)
     order_services.order_verify(order_id=verified.pk, actor=north.ops)
 
     response = signed_in(north.ops).get(CHANGELIST, {"status__exact": "verified"})
@@ -319,7 +319,7 @@ def test_transition_the_role_may_not_make_is_refused(north: Any) -> None:
 
 def test_action_runs_each_order_on_its_own(north: Any) -> None:
     pending = north.order()
-    verified = north.order()
+    verified = north.order(patient_id=north.other_patient().pk)
     order_services.order_verify(order_id=verified.pk, actor=north.ops)
     verified_before = snapshot(verified)
 

@@ -65,11 +65,13 @@ def test_search_by_full_name_uses_the_blind_index(north: Any, south: Any) -> Non
     last_first = client.post(SEARCH, {"query": "quartermainenorth, zelda"})
     first_only = client.post(SEARCH, {"query": "Zelda"})
     other_territory = client.post(SEARCH, {"query": "Zelda QuartermaineSouth"})
+    prefix = client.post(SEARCH, {"query": "Quarter"})  # the start of a name: this territory's only
 
     assert found(full_name) == {north.patient.pk}
     assert found(last_first) == {north.patient.pk}
     assert found(first_only) == {north.patient.pk}
     assert found(other_territory) == set()
+    assert found(prefix) == {north.patient.pk}
 
 
 def test_search_by_date_of_birth(north: Any) -> None:

@@ -402,7 +402,7 @@ def test_territory_list_is_newest_first_without_phi(north: Any, south: Any, api:
 
 
 def test_territory_list_filters_by_status_and_paginates(north: Any, api: Any) -> None:
-    pending = [north.order() for _ in range(3)]
+    pending = [north.order(patient_id=north.other_patient().pk) for _ in range(3)]
     verified = north.order()
     services.order_verify(order_id=verified.pk, actor=north.ops)
     client = api(north.doctor)
@@ -706,7 +706,7 @@ def test_a_doctor_cannot_verify(north: Any, api: Any, how: str) -> None:
 def test_master_distributor_ships_but_cannot_verify(north: Any, api: Any) -> None:
     distributor = api(north.distributor)
     to_verify = north.order()
-    to_ship = north.order()
+    to_ship = north.order(patient_id=north.other_patient().pk)
     for transition in ("verify", "start_fulfillment"):
         services.order_transition(order_id=to_ship.pk, actor=north.ops, transition=transition)
     before = snapshot()
@@ -733,7 +733,7 @@ def test_master_distributor_cannot_cancel(north: Any, api: Any) -> None:
 
 def test_a_doctor_cancels_a_pending_order_but_not_one_in_preparation(north: Any, api: Any) -> None:
     pending = north.order()
-    preparing = north.order()
+    preparing = north.order(patient_id=north.other_patient().pk)
     for transition in ("verify", "start_fulfillment"):
         services.order_transition(order_id=preparing.pk, actor=north.ops, transition=transition)
     client = api(north.doctor)
@@ -752,7 +752,7 @@ def test_a_doctor_cancels_a_pending_order_but_not_one_in_preparation(north: Any,
 def test_a_doctor_cannot_fulfill_or_complete(north: Any, api: Any) -> None:
     verified = north.order()
     services.order_verify(order_id=verified.pk, actor=north.ops)
-    shipped = north.order()
+    shipped = north.order(patient_id=north.other_patient().pk)
     for transition in ("verify", "start_fulfillment", "ship"):
         services.order_transition(order_id=shipped.pk, actor=north.ops, transition=transition)
     client = api(north.doctor)

@@ -281,7 +281,7 @@ def test_search_by_name_or_date_of_birth_finds_only_own_territory(north: Any, so
     assert response.json()["count"] == 1
 
 
-@pytest.mark.parametrize("query", ["QuartermaineSouth", "Zelda QuartermaineSouth", "1999-01-01", "Quarter"])
+@pytest.mark.parametrize("query", ["QuartermaineSouth", "Zelda QuartermaineSouth", "1999-01-01", "QuartermaineS"])
 def test_search_for_someone_not_in_the_territory_finds_nobody(north: Any, south: Any, api: Any, query: str) -> None:
     response = api(north.doctor).get("/api/v1/patients", {"search": query})
 

@@ -391,8 +391,9 @@ def test_the_review_queue_lists_holds_and_reviews_oldest_first_with_reasons(
     review = north.order(
         patient_id=patient.pk, payer_type="cash", items=[services.ItemRequest(sku=sildenafil.sku, quantity=1)]
     )
-    clear = north.order()
-    verified = north.order()
+    # (each for a patient of its own: an identical open order for the same patient needs review)
+    clear = north.order(patient_id=PatientFactory.create(provider=north.provider, territory=north.territory).pk)
+    verified = north.order(patient_id=PatientFactory.create(provider=north.provider, territory=north.territory).pk)
     services.order_verify(order_id=verified.pk, actor=north.ops)
     south.order(actor=south.ops)
 

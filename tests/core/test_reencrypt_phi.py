@@ -16,6 +16,7 @@ from core.management.commands.reencrypt_phi import encrypted_models
 from orders import services as order_services
 from orders.models import Order, OrderEvent
 from patients.models import Coverage, Patient
+from patients.selectors import patient_search
 from tests.conftest import World
 from tests.factories import CoverageFactory
 
@@ -177,6 +178,8 @@ def test_rotation_reseals_every_value_with_the_active_key(
             "postal_code": "62701",
         }
         assert [h.first_name for h in patient.history.all()] == ["Zelda"]
+        # the blind indexes are keyed apart from the encryption keys: search still finds them
+        assert list(patient_search(user=world.doctor, query="Zel Quarter")) == [patient]
     for coverage in phi_under_k1["coverages"]:
         reloaded = Coverage.objects.get(pk=coverage.pk)
         assert (reloaded.payer_name, reloaded.member_id, reloaded.group_number) == (

@@ -22,7 +22,8 @@ URL = "/admin/payments/payment/reconciliation/"
 
 
 def cash(world: World, *steps: str, actor: Any = None) -> Order:
-    order = world.order(payer_type="cash")
+    # each order for a patient of its own: a second identical open order for one patient needs review
+    order = world.order(payer_type="cash", patient_id=world.other_patient().pk)
     for step in steps:
         order_services.order_transition(order_id=order.pk, actor=actor or world.admin, transition=step)
     return Order.objects.get(pk=order.pk)

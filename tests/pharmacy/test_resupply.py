@@ -26,9 +26,11 @@ from .conftest import FakePharmacy, pay, prescribe
 DAYS = 30  # days supply of one fill; the refill is due PHARMACY_REFILL_LEAD_DAYS (7) before it ends
 
 
-def sent_and_dispensed(world: World, product: Product, capture: Any, *, days_supply: int | None = DAYS) -> Order:
+def sent_and_dispensed(
+    world: World, product: Product, capture: Any, *, days_supply: int | None = DAYS, **overrides: Any
+) -> Order:
     """A paid prescription order (two refills) the pharmacy accepted and then reported dispensed."""
-    order = prescribe(world, product, days_supply=days_supply)
+    order = prescribe(world, product, days_supply=days_supply, **overrides)
     with capture(execute=True):
         pay(world, order)
     prescription = Prescription.objects.get(order=order, fill=0)
@@ -105,7 +107,10 @@ def test_lines_without_a_days_supply_or_on_cancelled_orders_are_not_refilled(
     django_capture_on_commit_callbacks: Any,
 ) -> None:
     no_supply = sent_and_dispensed(north, sildenafil, django_capture_on_commit_callbacks, days_supply=None)
-    cancelled = sent_and_dispensed(north, sildenafil, django_capture_on_commit_callbacks)
+    # another patient's: a second identical open order for the same patient would need review
+    cancelled = sent_and_dispensed(
+        north, sildenafil, django_capture_on_commit_callbacks, patient_id=north.other_patient().pk
+    )
     with django_capture_on_commit_callbacks(execute=True):
         order_services.order_transition(
             order_id=cancelled.pk, actor=north.admin, transition="cancel", reason="Patient stopped the medication"

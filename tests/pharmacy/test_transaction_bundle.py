@@ -12,12 +12,14 @@ from fhir.resources.R4B.bundle import Bundle
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from catalog.models import Product
+from catalog.models import Product, TherapyType
+from catalog.services import lot_receive
 from core.exceptions import ValidationFailed
 from orders.models import Order
 from pharmacy import services
 from pharmacy.models import Pharmacy, Prescription
 from tests.conftest import World
+from tests.factories import ProductFactory, WarehouseFactory
 
 from .conftest import TOKEN, pay, prescribe
 from .test_sending import paid_and_submitted
@@ -122,7 +124,18 @@ def test_a_resent_bundle_after_a_server_error_creates_nothing_twice(
 ) -> None:
     transaction_server.script = [500]
     order = paid_and_submitted(north, sildenafil)
-    second = paid_and_submitted(north, sildenafil)  # same patient and prescriber, another prescription
+    # same patient and prescriber, another prescription (another medication: an identical open order
+    # for the same patient would need review)
+    viagra = ProductFactory.create(
+        sku="RX-VIAGRA-50MG",
+        name="Viagra 50 mg tablet",
+        hcpcs_code="",
+        therapy_type=TherapyType.ED,
+        rxnorm_code="213270",  # sildenafil 50 MG Oral Tablet [Viagra]
+        price_cents=3600,
+    )
+    lot_receive(actor=None, product=viagra, warehouse=WarehouseFactory.create(), lot_number="RX-50", quantity=10)
+    second = paid_and_submitted(north, viagra)
 
     assert len(transaction_server.bodies) == 3
     assert [len(transaction_server.of_type(t)) for t in ("Patient", "Practitioner", "MedicationRequest")] == [1, 1, 2]

@@ -26,9 +26,10 @@ def held(world: World) -> Order:
 
 
 def test_home_shows_the_doctors_orders_by_stage_and_holds_first(north: World, south: World) -> None:
+    # each for a patient of its own: an identical open order for the same patient needs review
     clear = north.order()
-    hold = held(north)
-    preparing = north.order()
+    hold = north.order(actor=north.ops, patient_id=north.other_patient().pk)
+    preparing = north.order(patient_id=north.other_patient().pk)
     order_services.order_verify(order_id=preparing.pk, actor=north.ops)
     order_services.order_transition(order_id=preparing.pk, actor=north.ops, transition="start_fulfillment")
     south.order()  # another territory: never shown

@@ -18,8 +18,9 @@ def held(world: World) -> Order:
 
 
 def test_the_queue_lists_holds_oldest_first_and_filters_by_territory_and_reason(north: World, south: World) -> None:
-    first, second = held(north), held(north)
-    north.order()  # clear: not waiting for a person
+    # each for a patient of its own: an identical open order for the same patient needs review
+    first, second = held(north), north.order(actor=north.ops, patient_id=north.other_patient().pk)
+    north.order(patient_id=north.other_patient().pk)  # clear: not waiting for a person
     held(south)  # another territory
 
     page = signed_in(north.ops).get("/portal/review/")
