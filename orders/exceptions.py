@@ -1,6 +1,6 @@
 from typing import Any
 
-from core.exceptions import DomainError
+from core.exceptions import DomainError, ValidationFailed
 
 
 class OrderNotFound(DomainError):
@@ -44,3 +44,13 @@ class ComplianceNotClear(DomainError):
                 "required_artifacts": required_artifacts,
             },
         )
+
+
+class CoverageMissing(ValidationFailed):
+    """An insurance order for a patient with no insurance coverage in force: it could not be billed."""
+
+    code = "COVERAGE_MISSING"
+    default_message = "The patient has no insurance coverage in force: choose cash pay, or add the coverage first."
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message, details={"payer_type": [message or self.default_message]})
