@@ -31,6 +31,18 @@ class TherapyType(models.TextChoices):
     ED = "ed", "Erectile dysfunction"
 
 
+# The coverage tier of products sold for cash only (the cash-pay medications); they are never
+# billed to insurance, so insurance orders do not offer them.
+CASH_PAY_TIER = "cash_pay"
+COVERAGE_TIER_LABELS = {"standard": "Standard", CASH_PAY_TIER: "Cash pay only"}
+
+
+def coverage_tier_label(tier: str) -> str:
+    """A coverage tier in words: the known ones by name, others as written with spaces for underscores."""
+    tier = (tier or "").strip()
+    return COVERAGE_TIER_LABELS.get(tier.lower()) or tier.replace("_", " ").capitalize()
+
+
 class Vendor(models.Model):
     """A supplier that dropships to patients and fills reorders."""
 
@@ -84,6 +96,16 @@ class Product(models.Model):
     def is_medication(self) -> bool:
         """A medication (it has an RxNorm code): a pharmacy fills it from a prescription."""
         return bool(self.rxnorm_code)
+
+    @property
+    def insurance_billable(self) -> bool:
+        """Whether an insurance order may carry it: durable medical equipment or a supply with a
+        HCPCS code (the code a DME claim bills), not in the cash-pay tier."""
+        return bool(self.hcpcs_code) and self.coverage_tier.strip().lower() != CASH_PAY_TIER
+
+    @property
+    def coverage_tier_label(self) -> str:
+        return coverage_tier_label(self.coverage_tier)
 
     @property
     def fulfillment_modes(self) -> list[str]:
@@ -332,3 +354,18 @@ class StockAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.product.sku}"
+
+
+class ProductFavourite(models.Model):
+    """A product a user (a doctor) keeps at the top of the order wizard's catalog."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="product_favourites")
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="favourites")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "product"], name="catalog_favourite_once_per_user")]
+
+    def __str__(self) -> str:
+        return f"Favourite {self.product.sku}"

@@ -14,11 +14,17 @@ from .models import (
     OPEN_PURCHASE_ORDER_STATUSES,
     Lot,
     Product,
+    ProductFavourite,
     PurchaseOrder,
     PurchaseOrderKind,
     PurchaseOrderLine,
     TherapyType,
 )
+
+
+def favourite_product_ids(*, user: Any) -> set[Any]:
+    """The ids of the user's favourite products."""
+    return set(ProductFavourite.objects.filter(user=user).values_list("product_id", flat=True))
 
 
 def products_by_sku(*, skus: Iterable[str]) -> dict[str, Product]:

@@ -28,6 +28,7 @@ from .models import (
     Lot,
     MovementKind,
     Product,
+    ProductFavourite,
     ReservationStatus,
     StockMovement,
     StockReservation,
@@ -419,3 +420,14 @@ def stock_receive(
         quantity=quantity,
         expiration_date=expiration_date,
     )
+
+
+def product_favourite_toggle(*, user: Any, product: Product) -> bool:
+    """Make ``product`` one of the user's favourites, or stop it being one; True when it now is.
+    Safe against a double click: a second add is absorbed by the unique constraint."""
+    with transaction.atomic():
+        deleted, _ = ProductFavourite.objects.filter(user=user, product=product).delete()
+        if deleted:
+            return False
+        ProductFavourite.objects.get_or_create(user=user, product=product)
+    return True

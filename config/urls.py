@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts.api.urls import urlpatterns as accounts_v1
@@ -14,6 +15,8 @@ from pharmacy.api.urls import urlpatterns as pharmacy_v1
 api_v1 = [*accounts_v1, *patients_v1, *orders_v1, *catalog_v1, *pharmacy_v1]
 
 urlpatterns = [
+    # The site root is the portal (which sends anyone not signed in to the sign-in page).
+    path("", RedirectView.as_view(pattern_name="portal:home", permanent=False), name="site-root"),
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
     path("portal/", include("orders.portal.urls")),

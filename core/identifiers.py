@@ -96,3 +96,30 @@ def validate_icd10(value: str) -> None:
 def validate_hcpcs(value: str) -> None:
     if not is_valid_hcpcs(value):
         raise ValidationError("Enter a valid HCPCS Level II code: a letter and four digits.", code="invalid_hcpcs")
+
+
+# USPS state, district, territory and armed-forces codes: USPS Publication 28 (Postal Addressing
+# Standards), Appendix B "Two-Letter State and Possession Abbreviations", as published at
+# pe.usps.com/text/pub28/28apb.htm (checked 2025-01). Includes the freely associated states
+# (FM, MH, PW) that USPS serves and the military codes AA, AE, AP.
+US_STATE_CODES: dict[str, str] = {
+    "AL": "Alabama", "AK": "Alaska", "AZ": "Arizona", "AR": "Arkansas", "CA": "California",
+    "CO": "Colorado", "CT": "Connecticut", "DE": "Delaware", "DC": "District of Columbia",
+    "FL": "Florida", "GA": "Georgia", "HI": "Hawaii", "ID": "Idaho", "IL": "Illinois",
+    "IN": "Indiana", "IA": "Iowa", "KS": "Kansas", "KY": "Kentucky", "LA": "Louisiana",
+    "ME": "Maine", "MD": "Maryland", "MA": "Massachusetts", "MI": "Michigan", "MN": "Minnesota",
+    "MS": "Mississippi", "MO": "Missouri", "MT": "Montana", "NE": "Nebraska", "NV": "Nevada",
+    "NH": "New Hampshire", "NJ": "New Jersey", "NM": "New Mexico", "NY": "New York",
+    "NC": "North Carolina", "ND": "North Dakota", "OH": "Ohio", "OK": "Oklahoma", "OR": "Oregon",
+    "PA": "Pennsylvania", "RI": "Rhode Island", "SC": "South Carolina", "SD": "South Dakota",
+    "TN": "Tennessee", "TX": "Texas", "UT": "Utah", "VT": "Vermont", "VA": "Virginia",
+    "WA": "Washington", "WV": "West Virginia", "WI": "Wisconsin", "WY": "Wyoming",
+    "AS": "American Samoa", "GU": "Guam", "MP": "Northern Mariana Islands", "PR": "Puerto Rico",
+    "VI": "U.S. Virgin Islands", "FM": "Federated States of Micronesia", "MH": "Marshall Islands",
+    "PW": "Palau", "AA": "Armed Forces Americas", "AE": "Armed Forces Europe", "AP": "Armed Forces Pacific",
+}  # fmt: skip
+
+
+def is_us_state_code(value: str) -> bool:
+    """Whether ``value`` (any case, surrounding spaces ignored) is a USPS state or territory code."""
+    return value.strip().upper() in US_STATE_CODES

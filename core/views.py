@@ -6,14 +6,9 @@ from typing import Any
 
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
 from django.views import defaults
 
 from core.api.errors import envelope
-
-
-def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "home.html")
 
 
 def health(request: HttpRequest) -> JsonResponse:

@@ -6,7 +6,9 @@ order (``compliance_checks.facts_for_draft``) and submission goes through ``orde
 service behind ``POST /api/portal/orders``, so the wizard never applies a rule of its own.
 
 Answers (``OrderDraft.answers``): provider_id, payer_type, diagnosis_codes, f2f_date, notes,
-skus (in the order chosen), quantities {sku: n}, delivery {mode, window, requested_date, address},
+therapy (the catalog's filter), skus (in the order chosen), quantities {sku: n}, prescriptions
+{sku: {dosage_text, dose_frequency, dose_period, dose_period_unit, days_supply, refills}} for
+medications, delivery {mode, window, requested_date, address},
 and reorder_of (the reference of the order a reorder was copied from).
 Dates are ISO strings.
 """
@@ -23,23 +25,30 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from catalog.models import Product
+from catalog.models import Product, TherapyType
 from catalog.selectors import available_quantities, products_by_sku
 from compliance.engine import ComplianceResult, evaluate
 from compliance.inputs import AttachedArtifact
 from core.exceptions import NotFound, PermissionDenied, ValidationFailed
 from patients.exceptions import PatientNotFound
-from patients.models import PayerType, Provider
-from patients.selectors import active_coverage, patients_for_user, providers_for_user
+from patients.models import Patient, PayerType, Provider
+from patients.selectors import patients_for_user, providers_for_user
 from territories.models import TerritoryPermission
 from territories.selectors import territory_permits
 
 from .compliance_checks import Draft, DraftItem, facts_for_draft
 from .exceptions import OrderNotFound
-from .models import DeliveryMode, DeliveryWindow, DraftDocument, DraftStep, Order, OrderDraft, Source
+from .models import DeliveryMode, DeliveryWindow, DraftDocument, DraftStep, Order, OrderDraft, OrderItem, Source
 from .routing import RoutingRule, expected_path
 from .selectors import _as_uuid, order_get_for_user
-from .services import DocumentUpload, ItemRequest, document_check, order_create
+from .services import (
+    DocumentUpload,
+    ItemRequest,
+    document_check,
+    order_create,
+    payer_coverage_check,
+    payer_type_default,
+)
 
 STEPS: tuple[DraftStep, ...] = tuple(DraftStep)
 
@@ -84,8 +93,14 @@ def draft_providers(*, actor: Any, draft: OrderDraft) -> list[Provider]:
 
 
 def draft_default_payer(*, draft: OrderDraft, on: dt.date) -> str:
-    """Insurance when the patient has coverage in force, else cash pay."""
-    return PayerType.INSURANCE if active_coverage(patient=draft.patient, on=on) else PayerType.CASH
+    """The payer type of the patient's coverage in force, cash pay without one (``payer_type_default``)."""
+    return payer_type_default(patient=draft.patient, on=on)
+
+
+def draft_check_payer(*, draft: OrderDraft, payer_type: str, on: dt.date) -> None:
+    """CoverageMissing when ``payer_type`` is insurance and the patient has no insurance coverage in
+    force: the same refusal ``order_create`` gives at submission, told at the step that chose it."""
+    payer_coverage_check(patient=draft.patient, payer_type=payer_type, on=on)
 
 
 def draft_products(draft: OrderDraft) -> list[Product]:
@@ -93,6 +108,68 @@ def draft_products(draft: OrderDraft) -> list[Product]:
     skus = list(draft.answers.get("skus", []))
     found = products_by_sku(skus=skus)
     return [found[sku] for sku in skus if sku in found]
+
+
+def draft_catalog(draft: OrderDraft) -> list[Product]:
+    """The active products that fit the draft's payer: an insurance order offers what insurance is
+    billed for (``Product.insurance_billable``: a HCPCS code, not the cash-pay tier); a cash order
+    offers everything. Ordered by therapy, coverage tier and name."""
+    products = (
+        Product.objects.select_related("vendor").filter(active=True).order_by("therapy_type", "coverage_tier", "name")
+    )
+    if draft.answers.get("payer_type") == PayerType.INSURANCE:
+        return [product for product in products if product.insurance_billable]
+    return list(products)
+
+
+def draft_default_therapy(draft: OrderDraft) -> str:
+    """The catalog's therapy filter: as last chosen on the draft, else the therapy of the patient's
+    latest order (a CPAP patient's resupply starts at CPAP), else every therapy (``""``)."""
+    if "therapy" in draft.answers:
+        return str(draft.answers["therapy"] or "")
+    latest = (
+        OrderItem.objects.filter(order__patient_id=draft.patient_id, order__territory_id=draft.territory_id)
+        .select_related("product")
+        .order_by("-order__created_at")
+        .first()
+    )
+    return latest.product.therapy_type if latest is not None and latest.product is not None else ""
+
+
+def catalog_search(products: list[Product], *, therapy: str, query: str, favourites: set[Any]) -> list[Product]:
+    """``products`` of the therapy (all for ``""``) whose name, SKU, HCPCS code or therapy contains
+    every word of ``query`` (any case); the user's ``favourites`` (product ids) first."""
+    labels = dict(TherapyType.choices)
+    words = query.lower().split()
+
+    def matches(product: Product) -> bool:
+        text = " ".join(
+            [product.name, product.sku, product.hcpcs_code, labels.get(product.therapy_type, product.therapy_type)]
+        ).lower()
+        return all(word in text for word in words)
+
+    found = [p for p in products if (not therapy or p.therapy_type == therapy) and matches(p)]
+    return sorted(found, key=lambda product: product.pk not in favourites)  # stable: keeps the catalog order
+
+
+# What a medication line needs before it can be submitted (the pharmacy's prescription): the
+# MedicationRequest's dosage instruction (text and timing), days' supply and refills allowed.
+PRESCRIPTION_DETAILS = ("dosage_text", "dose_frequency", "dose_period", "dose_period_unit", "days_supply", "refills")
+
+
+def draft_prescription(draft: OrderDraft, sku: str) -> dict[str, Any]:
+    """The prescription details given for the medication ``sku`` (``answers["prescriptions"]``)."""
+    return dict((draft.answers.get("prescriptions") or {}).get(sku) or {})
+
+
+def draft_prescriptions_missing(draft: OrderDraft) -> list[Product]:
+    """The chosen medications whose prescription details are not all given (refills may be 0)."""
+    return [
+        product
+        for product in draft_products(draft)
+        if product.is_medication
+        and any(draft_prescription(draft, product.sku).get(name) in (None, "") for name in PRESCRIPTION_DETAILS)
+    ]
 
 
 def draft_provider(*, actor: Any, draft: OrderDraft) -> Provider | None:
@@ -174,6 +251,19 @@ def _may_order(actor: Any, territory_id: Any) -> bool:
     return territory_permits(user=actor, permission=TerritoryPermission.CREATE_ORDER, territory_id=territory_id)
 
 
+def draft_patient(*, actor: Any, patient_id: Any) -> Patient:
+    """The patient an order may be started for: one whose record the actor may read
+    (PatientNotFound otherwise, also for a malformed id) in a territory where they may place orders
+    (PermissionDenied). Reads only; ``draft_start`` creates the draft."""
+    pk = _as_uuid(patient_id)
+    patient = patients_for_user(user=actor).filter(pk=pk).first() if pk else None
+    if patient is None:
+        raise PatientNotFound()
+    if not _may_order(actor, patient.territory_id):
+        raise PermissionDenied("You may not place orders in this patient's territory.")
+    return patient
+
+
 def draft_start(*, actor: Any, patient_id: Any) -> OrderDraft:
     """The actor's open draft for the patient, or a new one, which starts with the ordering
     provider (the actor's own provider record, else the patient's provider) and the payer type
@@ -182,12 +272,7 @@ def draft_start(*, actor: Any, patient_id: Any) -> OrderDraft:
     The patient must be one whose record the actor may read (PatientNotFound otherwise, also for a
     malformed id) in a territory where they may place orders (PermissionDenied).
     """
-    pk = _as_uuid(patient_id)
-    patient = patients_for_user(user=actor).filter(pk=pk).first() if pk else None
-    if patient is None:
-        raise PatientNotFound()
-    if not _may_order(actor, patient.territory_id):
-        raise PermissionDenied("You may not place orders in this patient's territory.")
+    patient = draft_patient(actor=actor, patient_id=patient_id)
     existing = drafts_open(actor=actor).filter(patient=patient).first()
     if existing is not None:
         return existing
@@ -249,13 +334,15 @@ def draft_reorder(*, actor: Any, order_id: Any) -> OrderDraft:
 def draft_save(*, draft: OrderDraft, answers: dict[str, Any], step: str | None = None) -> OrderDraft:
     """Merge ``answers`` into the draft and, with ``step``, remember it as the step to come back to.
 
-    Choosing products keeps the quantities of those still chosen, starts new ones at 1 and drops
-    the others.
+    Choosing products keeps the quantities (and medications' prescription details) of those still
+    chosen, starts new ones at 1 and drops the others.
     """
     merged = {**(draft.answers or {}), **answers}
     if "skus" in answers:
         quantities = merged.get("quantities", {})
         merged["quantities"] = {sku: quantities.get(sku, 1) for sku in answers["skus"]}
+        prescriptions = merged.get("prescriptions") or {}
+        merged["prescriptions"] = {sku: prescriptions[sku] for sku in answers["skus"] if sku in prescriptions}
     draft.answers = merged
     if step is not None:
         draft.step = step
@@ -345,6 +432,12 @@ def draft_submit(*, actor: Any, draft_id: Any, sign: bool, signature_image: byte
         products = draft_products(draft)
         if not products:
             missing[DraftStep.CATALOG] = ["Choose at least one product."]
+        unprescribed = draft_prescriptions_missing(draft)
+        if unprescribed:
+            missing[DraftStep.QUANTITIES] = [
+                f"Give the prescription details of {product.name}: sig, dose frequency, days' supply and refills."
+                for product in unprescribed
+            ]
         if missing:
             raise ValidationFailed("The draft is not complete.", details=missing)
         quantities = answers.get("quantities", {})
@@ -357,7 +450,7 @@ def draft_submit(*, actor: Any, draft_id: Any, sign: bool, signature_image: byte
                 actor=actor,
                 patient_id=draft.patient_id,
                 provider_id=uuid.UUID(answers["provider_id"]),
-                items=[ItemRequest(sku=p.sku, quantity=int(quantities.get(p.sku) or 1)) for p in products],
+                items=[_item_request(draft, product, quantities) for product in products],
                 payer_type=answers["payer_type"],
                 territory=draft.territory,
                 source=Source.PORTAL,
@@ -390,6 +483,24 @@ def draft_submit(*, actor: Any, draft_id: Any, sign: bool, signature_image: byte
         draft.save()
         _delete_documents(documents)  # the order holds its own copies now
     return order
+
+
+def _item_request(draft: OrderDraft, product: Product, quantities: dict[str, Any]) -> ItemRequest:
+    """The order line for a chosen product; a medication carries its prescription details."""
+    quantity = int(quantities.get(product.sku) or 1)
+    if not product.is_medication:
+        return ItemRequest(sku=product.sku, quantity=quantity)
+    details = draft_prescription(draft, product.sku)
+    return ItemRequest(
+        sku=product.sku,
+        quantity=quantity,
+        dosage_text=details["dosage_text"],
+        dose_frequency=int(details["dose_frequency"]),
+        dose_period=int(details["dose_period"]),
+        dose_period_unit=details["dose_period_unit"],
+        days_supply=int(details["days_supply"]),
+        refills=int(details["refills"]),
+    )
 
 
 def _date(value: Any) -> dt.date | None:

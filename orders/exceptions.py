@@ -1,6 +1,6 @@
 from typing import Any
 
-from core.exceptions import DomainError
+from core.exceptions import DomainError, ValidationFailed
 
 
 class OrderNotFound(DomainError):
@@ -62,3 +62,13 @@ class ReviewNoteRequired(DomainError):
                 "findings": findings,
             },
         )
+
+
+class CoverageMissing(ValidationFailed):
+    """An insurance order for a patient with no insurance coverage in force: it could not be billed."""
+
+    code = "COVERAGE_MISSING"
+    default_message = "The patient has no insurance coverage in force: choose cash pay, or add the coverage first."
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message, details={"payer_type": [message or self.default_message]})

@@ -35,14 +35,14 @@ from core.exceptions import PermissionDenied, ValidationFailed
 from core.identifiers import normalize_icd10
 from core.outbox import outbox_publish
 from patients.exceptions import PatientProviderMismatch
-from patients.models import Patient, Provider
-from patients.selectors import providers_for_user
+from patients.models import Patient, PayerType, Provider
+from patients.selectors import active_coverage, providers_for_user
 from territories.exceptions import TerritoryMismatch
 from territories.models import Territory, TerritoryPermission
 from territories.selectors import territory_permits
 
 from .compliance_checks import hold_reason, order_check_compliance
-from .exceptions import ComplianceNotClear, InvalidStatusTransition, OrderNotFound, ReviewNoteRequired
+from .exceptions import ComplianceNotClear, CoverageMissing, InvalidStatusTransition, OrderNotFound, ReviewNoteRequired
 from .models import (
     SIGNATURE_ARTIFACT,
     ActorKind,
@@ -133,6 +133,28 @@ _CONDITION_HINTS = {
 }
 
 
+def payer_type_default(*, patient: Patient, on: dt.date) -> str:
+    """How an order for the patient is paid unless someone says otherwise: by the payer type of
+    the coverage in force on ``on`` (``active_coverage``), cash pay when none is."""
+    coverage = active_coverage(patient=patient, on=on)
+    insured = coverage is not None and coverage.payer_type == PayerType.INSURANCE
+    return PayerType.INSURANCE if insured else PayerType.CASH
+
+
+def payer_coverage_check(
+    *, patient: Patient, payer_type: str, on: dt.date, insurance: dict[str, str] | None = None
+) -> None:
+    """Refuse an insurance order that nobody could bill: raises CoverageMissing (``COVERAGE_MISSING``)
+    unless the coverage in force on ``on`` is insurance or, from the API, the plan's carrier and
+    policy number come with the order (``insurance``). Cash pay needs nothing."""
+    if payer_type != PayerType.INSURANCE:
+        return
+    if insurance and insurance.get("carrier") and insurance.get("policy_number"):
+        return
+    if payer_type_default(patient=patient, on=on) != PayerType.INSURANCE:
+        raise CoverageMissing()
+
+
 def order_lock(*, pk: Any, actor: Any) -> Order:
     """Lock and return the order ``pk``. Call inside an atomic block.
 
@@ -187,7 +209,8 @@ def order_create(
     that territory, PermissionDenied when they may not order there, and PatientProviderMismatch
     when the provider is not of that territory or ``patient_id`` names no patient assigned to the
     provider's territory — the same answer whether the patient is elsewhere or does not exist,
-    so patient ids cannot be probed.
+    so patient ids cannot be probed. CoverageMissing (``COVERAGE_MISSING``) refuses insurance for
+    a patient without insurance coverage in force (``payer_coverage_check``).
     """
     # Patients and providers outside the actor's territories read as unknown, so ids cannot be probed.
     providers = Provider.objects.all() if actor is None else providers_for_user(user=actor)
@@ -214,6 +237,9 @@ def order_create(
     }
     if item_errors:
         raise ValidationFailed(details={"items": item_errors})
+    payer_coverage_check(
+        patient=patient, payer_type=payer_type, on=order_date or timezone.localdate(), insurance=insurance
+    )
     if sign and (actor is None or provider.user_id != actor.pk):
         raise PermissionDenied("Only the ordering practitioner can sign the order.")
     signature_file = _signature_file(signature_image, sign=sign)

@@ -92,8 +92,12 @@ class ProviderFactory(DjangoModelFactory[Provider]):
 
 
 class PatientFactory(DjangoModelFactory[Patient]):
+    """A patient with insurance coverage in force (orders refuse insurance without it,
+    ``COVERAGE_MISSING``); ``insured=False`` makes one without coverage (a cash-pay patient)."""
+
     class Meta:
         model = Patient
+        skip_postgeneration_save = True
 
     provider = factory.SubFactory(ProviderFactory)
     territory = factory.SelfAttribute("provider.territory")
@@ -107,12 +111,17 @@ class PatientFactory(DjangoModelFactory[Patient]):
         lambda: {"line1": "1 Main St", "line2": "", "city": "Springfield", "state": "IL", "postal_code": "62701"}
     )
 
+    @factory.post_generation
+    def insured(self, create: bool, extracted: bool | None, **kwargs: object) -> None:
+        if create and extracted is not False:
+            CoverageFactory.create(patient=self)
+
 
 class CoverageFactory(DjangoModelFactory[Coverage]):
     class Meta:
         model = Coverage
 
-    patient = factory.SubFactory(PatientFactory)
+    patient = factory.SubFactory(PatientFactory, insured=False)
     territory = factory.SelfAttribute("patient.territory")
     payer_type = PayerType.INSURANCE
     payer_name = "Medicare Part B"

@@ -13,8 +13,16 @@ from django.utils import timezone
 
 from compliance.inputs import ArtifactType
 from core.exceptions import DomainError
-from core.identifiers import is_valid_icd10, normalize_icd10
-from orders.models import MAX_DIAGNOSIS_CODES, DeliveryMode, DeliveryWindow
+from core.identifiers import is_us_state_code, is_valid_icd10, normalize_icd10
+from orders.drafts import PRESCRIPTION_DETAILS as PRESCRIPTION_FIELDS
+from orders.models import (
+    MAX_DAYS_SUPPLY,
+    MAX_DIAGNOSIS_CODES,
+    MAX_REFILLS,
+    DeliveryMode,
+    DeliveryWindow,
+    DosePeriodUnit,
+)
 from orders.templatetags.portal import ARTIFACT_LABELS
 from patients.models import PayerType
 
@@ -104,7 +112,12 @@ class PatientConfirmForm(forms.Form):
 
 class PrescriptionForm(forms.Form):
     provider_id = forms.ChoiceField(label="Ordering provider")
-    payer_type = forms.ChoiceField(label="Paid by", choices=PayerType.choices, widget=forms.RadioSelect)
+    payer_type = forms.ChoiceField(
+        label="Paid by",
+        choices=PayerType.choices,
+        widget=forms.RadioSelect,
+        error_messages={"required": "Choose how the order is paid."},
+    )
     diagnosis_codes = forms.CharField(
         label="Diagnosis codes (ICD-10-CM)",
         required=False,
@@ -141,7 +154,9 @@ class CatalogForm(forms.Form):
 
 
 class QuantitiesForm(forms.Form):
-    """One quantity per chosen product; fields are named ``qty-<position>``."""
+    """One quantity per chosen product (``qty-<position>``) and, for a medication, its prescription:
+    the sig, how often (``dose_frequency`` per ``dose_period`` ``dose_period_unit``), days' supply
+    and refills (``<detail>-<position>``), all required."""
 
     def __init__(self, *args: Any, products: list[Any], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -150,9 +165,66 @@ class QuantitiesForm(forms.Form):
             self.fields[f"qty-{index}"] = forms.IntegerField(
                 label=f"{product.name} ({product.unit})", min_value=1, max_value=9999, initial=1
             )
+            if product.is_medication:
+                self.fields.update(self._prescription_fields(index, product))
+
+    @staticmethod
+    def _prescription_fields(index: int, product: Any) -> dict[str, forms.Field]:
+        required = {"required": f"Needed for the prescription of {product.name}."}
+        return {
+            f"dosage_text-{index}": forms.CharField(
+                label="Sig (dose and directions)",
+                max_length=500,
+                help_text="As the pharmacy label will read, e.g. Inject 0.25 mg under the skin once a week.",
+                error_messages=required,
+            ),
+            f"dose_frequency-{index}": forms.IntegerField(
+                label="Doses", min_value=1, max_value=24, error_messages=required
+            ),
+            f"dose_period-{index}": forms.IntegerField(
+                label="Every", min_value=1, max_value=365, initial=1, error_messages=required
+            ),
+            f"dose_period_unit-{index}": forms.ChoiceField(
+                label="Period", choices=DosePeriodUnit.choices, initial=DosePeriodUnit.DAY, error_messages=required
+            ),
+            f"days_supply-{index}": forms.IntegerField(
+                label="Days' supply", min_value=1, max_value=MAX_DAYS_SUPPLY, error_messages=required
+            ),
+            f"refills-{index}": forms.IntegerField(
+                label="Refills", min_value=0, max_value=MAX_REFILLS, initial=0, error_messages=required
+            ),
+        }
+
+    def lines(self) -> list[tuple[Any, forms.BoundField, list[forms.BoundField]]]:
+        """Per product: the product, its quantity field and its prescription fields (empty unless a medication)."""
+        return [
+            (
+                product,
+                self[f"qty-{index}"],
+                [self[f"{name}-{index}"] for name in PRESCRIPTION_FIELDS] if product.is_medication else [],
+            )
+            for index, product in enumerate(self.products)
+        ]
 
     def quantities(self) -> dict[str, int]:
-        return {p.sku: self.cleaned_data[f"qty-{i}"] for i, p in enumerate(self.products)}
+        """The quantities given (those that passed validation, so a partial save keeps what it can)."""
+        data = self.cleaned_data
+        return {p.sku: data[f"qty-{i}"] for i, p in enumerate(self.products) if data.get(f"qty-{i}") is not None}
+
+    def prescriptions(self) -> dict[str, dict[str, Any]]:
+        """The medications' prescription details given, by SKU (only fields that passed validation)."""
+        data = self.cleaned_data
+        return {
+            product.sku: {
+                name: data[f"{name}-{index}"] for name in PRESCRIPTION_FIELDS if data.get(f"{name}-{index}") is not None
+            }
+            for index, product in enumerate(self.products)
+            if product.is_medication
+        }
+
+
+ZIP_ERROR = "Enter a 5-digit ZIP code, such as 58102, or ZIP+4, such as 58102-1234."
+STATE_ERROR = "Enter the two-letter USPS code of a US state or territory, such as ND for North Dakota."
 
 
 class DeliveryForm(forms.Form):
@@ -164,15 +236,30 @@ class DeliveryForm(forms.Form):
     line1 = forms.CharField(label="Address line 1", required=False, max_length=200)
     line2 = forms.CharField(label="Address line 2", required=False, max_length=200)
     city = forms.CharField(label="City", required=False, max_length=100)
-    state = forms.RegexField(
-        label="State", regex=r"^[A-Za-z]{2}$", required=False, max_length=2, help_text="Two letters, e.g. ND."
+    state = forms.CharField(
+        label="State",
+        required=False,
+        max_length=2,
+        help_text="The two-letter USPS code, e.g. ND.",
+        error_messages={"max_length": STATE_ERROR},
     )
     postal_code = forms.RegexField(
-        label="ZIP code", regex=r"^\d{5}(-\d{4})?$", required=False, max_length=10, help_text="5 digits or ZIP+4."
+        label="ZIP code",
+        regex=r"^\d{5}(-\d{4})?$",
+        required=False,
+        max_length=10,
+        help_text="5 digits, or ZIP+4 such as 58102-1234.",
+        error_messages={"invalid": ZIP_ERROR, "max_length": ZIP_ERROR},
     )
 
     ADDRESS_FIELDS = ("line1", "line2", "city", "state", "postal_code")
-    REQUIRED_ADDRESS_FIELDS = ("line1", "city", "state", "postal_code")
+    REQUIRED_ADDRESS_FIELDS = {"line1": "street address", "city": "city", "state": "state", "postal_code": "ZIP code"}
+
+    def clean_state(self) -> str:
+        state = self.cleaned_data["state"].strip().upper()
+        if state and not is_us_state_code(state):
+            raise forms.ValidationError(STATE_ERROR)
+        return state
 
     def clean_requested_date(self) -> dt.date | None:
         day = self.cleaned_data["requested_date"]
@@ -186,7 +273,13 @@ class DeliveryForm(forms.Form):
         if given:
             for name in self.REQUIRED_ADDRESS_FIELDS:
                 if not data.get(name) and name not in self.errors:
-                    self.add_error(name, "Needed for a delivery address.")
+                    self.add_error(
+                        name,
+                        (
+                            f"Enter the {self.REQUIRED_ADDRESS_FIELDS[name]} of the delivery address, or clear the "
+                            "address fields to deliver to the address on file."
+                        ),
+                    )
         return data
 
     def delivery(self) -> dict[str, Any]:
@@ -195,9 +288,9 @@ class DeliveryForm(forms.Form):
         if address["state"]:
             address["state"] = address["state"].upper()
         return {
-            "mode": data["mode"],
-            "window": data["window"],
-            "requested_date": data["requested_date"].isoformat() if data["requested_date"] else None,
+            "mode": data.get("mode") or DeliveryMode.SHIP_TO_PATIENT,
+            "window": data.get("window") or DeliveryWindow.ANY,
+            "requested_date": data["requested_date"].isoformat() if data.get("requested_date") else None,
             "address": address if any(address.values()) else None,
         }
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
@@ -18,16 +19,20 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 
-from catalog.selectors import available_quantities, expected_restock_date, product_groups
+from catalog.models import TherapyType, coverage_tier_label
+from catalog.selectors import available_quantities, expected_restock_date, favourite_product_ids, products_by_sku
+from catalog.services import product_favourite_toggle
 from compliance.engine import ComplianceResult, usual_maximums
 from core.audit import access_record
 from core.exceptions import DomainError
 from core.models import AccessChannel
 from orders import drafts
 from orders.compliance_checks import patient_supply_status
-from orders.models import DeliveryMode, DeliveryWindow, DraftStep, OrderDraft
+from orders.models import DeliveryMode, DeliveryWindow, DraftStep, OrderDraft, OrderStatus
 from orders.selectors import patient_card
 from patients.exceptions import PatientNotFound
+from patients.models import PayerType
+from patients.selectors import active_coverage
 
 from .forms import (
     CatalogForm,
@@ -119,12 +124,14 @@ def _draft_or_404(request: HttpRequest, pk: Any) -> OrderDraft:
 
 @portal_view
 def order_new(request: HttpRequest) -> HttpResponse:
-    """``/portal/orders/new?patient=<id>``: continue the open draft for the patient or start one.
+    """``/portal/orders/new``: the user's unfinished drafts and the way to find a patient.
 
-    Without a patient: the user's drafts to continue, and the way to find a patient.
+    ``?patient=<id>`` (the referral deep link, the patient card's link) only shows a page: the
+    patient's draft to continue, or a *Start order* button. The draft is created by that button's
+    POST (with the CSRF token), never by a GET that a link preview or prefetch could trigger.
     """
-    patient_id = request.GET.get("patient")
-    if patient_id:
+    patient_id = request.POST.get("patient") if request.method == "POST" else request.GET.get("patient")
+    if request.method == "POST":
         try:
             draft = drafts.draft_start(actor=request.user, patient_id=patient_id)
         except PatientNotFound:
@@ -133,10 +140,25 @@ def order_new(request: HttpRequest) -> HttpResponse:
             messages.error(request, str(error))
             return redirect("portal:home")
         return redirect("portal:draft_step", pk=draft.pk, step=draft.step)
+    patient = None
+    if patient_id:
+        try:
+            patient = drafts.draft_patient(actor=request.user, patient_id=patient_id)
+        except PatientNotFound:
+            raise Http404("No such patient.") from None
+        except DomainError as error:
+            messages.error(request, str(error))
+            return redirect("portal:home")
     open_drafts = list(drafts.drafts_open(actor=request.user)[:20])
-    access_record(user=request.user, objects=[d.patient for d in open_drafts], channel=AccessChannel.PORTAL)
+    access_record(
+        user=request.user,
+        objects=[d.patient for d in open_drafts] + ([patient] if patient else []),
+        channel=AccessChannel.PORTAL,
+    )
     context = {
         **nav_context(request, "new"),
+        "patient": patient,
+        "patient_draft": next((d for d in open_drafts if patient and d.patient_id == patient.pk), None),
         "drafts": open_drafts,
         "retention_days": settings.ORDER_DRAFT_RETENTION_DAYS,
     }
@@ -159,7 +181,11 @@ class Step:
         raise NotImplementedError
 
     def answers(self, form: Any) -> dict[str, Any]:
+        """The form's answers to save: only those that passed validation (a partial save keeps what it can)."""
         return {}
+
+    def check(self, request: HttpRequest, draft: OrderDraft, form: Any) -> None:
+        """The services' verdict on a complete step: a DomainError names what to change."""
 
     def context(self, request: HttpRequest, draft: OrderDraft) -> dict[str, Any]:
         return {}
@@ -170,7 +196,7 @@ class PatientStep(Step):
         return PatientConfirmForm(data, initial={"confirm": draft.answers.get("patient_confirmed", False)})
 
     def answers(self, form: Any) -> dict[str, Any]:
-        return {"patient_confirmed": True}
+        return {"patient_confirmed": bool(form.cleaned_data.get("confirm"))}
 
     def context(self, request: HttpRequest, draft: OrderDraft) -> dict[str, Any]:
         return {"card": patient_card(user=request.user, pk=draft.patient_id, on=timezone.localdate())}
@@ -195,13 +221,17 @@ class PrescriptionStep(Step):
 
     def answers(self, form: Any) -> dict[str, Any]:
         data = form.cleaned_data
-        return {
-            "provider_id": data["provider_id"],
-            "payer_type": data["payer_type"],
-            "diagnosis_codes": data["diagnosis_codes"],
-            "f2f_date": data["f2f_date"].isoformat() if data["f2f_date"] else None,
-            "notes": data["notes"],
-        }
+        answers = {name: data[name] for name in ("diagnosis_codes", "notes") if name in data}
+        answers.update({name: data[name] for name in ("provider_id", "payer_type") if data.get(name)})
+        if "f2f_date" in data:
+            answers["f2f_date"] = data["f2f_date"].isoformat() if data["f2f_date"] else None
+        return answers
+
+    def check(self, request: HttpRequest, draft: OrderDraft, form: Any) -> None:
+        drafts.draft_check_payer(draft=draft, payer_type=form.cleaned_data["payer_type"], on=timezone.localdate())
+
+    def context(self, request: HttpRequest, draft: OrderDraft) -> dict[str, Any]:
+        return {"coverage": active_coverage(patient=draft.patient, on=timezone.localdate())}
 
 
 @dataclass(frozen=True)
@@ -212,21 +242,40 @@ class CatalogEntry:
     usual_maximum: tuple[int, int] | None
     next_eligible: Any
     in_patient_tier: bool
+    favourite: bool
+
+
+def _catalog_filters(request: HttpRequest, draft: OrderDraft) -> tuple[str, str]:
+    """The catalog's therapy filter and search words, from the request (GET or the step's POST)."""
+    data = request.POST if request.method == "POST" else request.GET
+    therapy = data.get("therapy", drafts.draft_default_therapy(draft)).strip()
+    if therapy not in TherapyType.values:
+        therapy = ""
+    return therapy, data.get("q", "").strip()[:100]
 
 
 class CatalogStep(Step):
+    """The products that fit the payer (``drafts.draft_catalog``), narrowed by therapy and search,
+    the doctor's favourites first; chosen products stay listed whatever the filter."""
+
     def form(self, request: HttpRequest, draft: OrderDraft, data: Any) -> Any:
-        skus = [p.sku for group in product_groups() for tier in group.coverage_tiers for p in tier.products]
+        skus = [p.sku for p in drafts.draft_catalog(draft)]
         return CatalogForm(data, skus=skus, initial={"skus": draft.answers.get("skus", [])})
 
     def answers(self, form: Any) -> dict[str, Any]:
-        return {"skus": form.cleaned_data["skus"]}
+        return {"skus": form.cleaned_data["skus"]} if "skus" in form.cleaned_data else {}
 
     def context(self, request: HttpRequest, draft: OrderDraft) -> dict[str, Any]:
         today = timezone.localdate()
-        groups = product_groups()
-        products = [p for group in groups for tier in group.coverage_tiers for p in tier.products]
-        available = available_quantities(product_ids=[p.pk for p in products])
+        therapy, query = _catalog_filters(request, draft)
+        fitting = drafts.draft_catalog(draft)
+        favourites = favourite_product_ids(user=request.user)
+        # On a POST the boxes as ticked now (none ticked sends no "skus"), else as saved.
+        chosen_skus = request.POST.getlist("skus") if request.method == "POST" else draft.answers.get("skus", [])
+        chosen = [p for p in fitting if p.sku in chosen_skus]
+        found = drafts.catalog_search(fitting, therapy=therapy, query=query, favourites=favourites)
+        shown = chosen + [p for p in found if p.sku not in chosen_skus]
+        available = available_quantities(product_ids=[p.pk for p in shown])
         diagnoses = draft.answers.get("diagnosis_codes", [])
         maximums = usual_maximums(on=today, diagnosis_codes=diagnoses)
         eligible = {
@@ -234,24 +283,34 @@ class CatalogStep(Step):
             for s in patient_supply_status(patient=draft.patient, on=today, diagnosis_codes=diagnoses)
             if s.next_eligible and s.next_eligible > today
         }
-        card = patient_card(user=request.user, pk=draft.patient_id, on=today)
-        tier = (card.coverage.coverage_tier if card.coverage else "") or ""
-        entries = {
-            p.pk: CatalogEntry(
+        coverage = active_coverage(patient=draft.patient, on=today)
+        tier = (coverage.coverage_tier if coverage else "") or ""
+
+        def entry(p: Any) -> CatalogEntry:
+            return CatalogEntry(
                 product=p,
                 available=available.get(p.pk, 0),
                 restock=expected_restock_date(product=p) if not available.get(p.pk) else None,
                 usual_maximum=maximums.get(p.hcpcs_code),
                 next_eligible=eligible.get(p.hcpcs_code),
                 in_patient_tier=bool(tier) and p.coverage_tier.lower() == tier.lower(),
+                favourite=p.pk in favourites,
             )
-            for p in products
+
+        therapies_offered = {p.therapy_type for p in fitting}
+        left_out = [sku for sku in chosen_skus if sku not in {p.sku for p in chosen}]
+        return {
+            "chosen_entries": [entry(p) for p in chosen],
+            "found_entries": [entry(p) for p in found if p.sku not in chosen_skus],
+            "chosen": set(chosen_skus),
+            "left_out": list(products_by_sku(skus=left_out).values()),
+            "therapy": therapy,
+            "therapies": [(value, label) for value, label in TherapyType.choices if value in therapies_offered],
+            "query": query,
+            "fitting_count": len(fitting),
+            "insurance": draft.answers.get("payer_type") == PayerType.INSURANCE,
+            "patient_tier": coverage_tier_label(tier) if tier else "",
         }
-        catalog = [
-            (group, [(t.coverage_tier, [entries[p.pk] for p in t.products]) for t in group.coverage_tiers])
-            for group in groups
-        ]
-        return {"catalog": catalog, "chosen": set(draft.answers.get("skus", [])), "patient_tier": tier}
 
 
 class QuantitiesStep(Step):
@@ -259,10 +318,13 @@ class QuantitiesStep(Step):
         products = drafts.draft_products(draft)
         quantities = draft.answers.get("quantities", {})
         initial = {f"qty-{i}": quantities.get(p.sku, 1) for i, p in enumerate(products)}
+        for index, product in enumerate(products):
+            for name, value in drafts.draft_prescription(draft, product.sku).items():
+                initial[f"{name}-{index}"] = value
         return QuantitiesForm(data, products=products, initial=initial)
 
     def answers(self, form: Any) -> dict[str, Any]:
-        return {"quantities": form.quantities()}
+        return {"quantities": form.quantities(), "prescriptions": form.prescriptions()}
 
     def context(self, request: HttpRequest, draft: OrderDraft) -> dict[str, Any]:
         today = timezone.localdate()
@@ -312,6 +374,7 @@ class ReviewStep(Step):
         delivery = draft.answers.get("delivery", {})
         return {
             "total_cents": sum(path.total_cents for path in paths),
+            "prescriptions": draft.answers.get("prescriptions") or {},
             "provider": drafts.draft_provider(actor=request.user, draft=draft),
             "paths": paths,
             "documents": list(draft.documents.all()),
@@ -349,8 +412,21 @@ def draft_step(request: HttpRequest, pk: Any, step: str) -> HttpResponse:
         if step == DraftStep.REVIEW and action == "submit":
             return _submit(request, draft)
         nav = request.POST.get("nav", "next")
+        if step == DraftStep.CATALOG and request.POST.get("favourite"):
+            return _favourite_post(request, draft, view, htmx=htmx)
         form = view.form(request, draft, request.POST)
-        valid = form is None or form.is_valid()
+        valid = _complete(request, draft, view, form)
+        if nav == "save" and not valid:
+            # Save and finish later: keep what was given, check nothing for completeness, come back here.
+            partial = view.form(request, draft, request.POST)
+            for field_ in partial.fields.values():
+                field_.required = False
+            partial.is_valid()
+            drafts.draft_save(draft=draft, answers=view.answers(partial), step=step)
+            messages.success(
+                request, f"Draft saved. It continues at {DraftStep(step).label} when you open it from New order."
+            )
+            return redirect("portal:home")
         if valid:
             drafts.draft_save(draft=draft, answers=view.answers(form) if form is not None else {}, step=step)
         if nav == "back":
@@ -368,6 +444,40 @@ def draft_step(request: HttpRequest, pk: Any, step: str) -> HttpResponse:
         form = view.form(request, draft, None)
         status = 200
     return _render_step(request, draft, step, form, status=status)
+
+
+def _complete(request: HttpRequest, draft: OrderDraft, view: Step, form: Any) -> bool:
+    """Whether the step is complete: the form is valid and the services accept it (their refusal
+    is shown against the form's fields)."""
+    if form is None:
+        return True
+    if not form.is_valid():
+        return False
+    try:
+        view.check(request, draft, form)
+    except DomainError as error:
+        add_service_errors(form, error)
+        return False
+    return True
+
+
+def _favourite_post(request: HttpRequest, draft: OrderDraft, view: Step, *, htmx: bool) -> HttpResponse:
+    """Star or unstar a catalog product (``favourite=<sku>``), keeping the boxes ticked so far."""
+    sku = request.POST["favourite"]
+    product = products_by_sku(skus=[sku]).get(sku)
+    if product is None:
+        raise Http404("No such product.")
+    now_favourite = product_favourite_toggle(user=request.user, product=product)
+    form = view.form(request, draft, request.POST)
+    form.fields["skus"].required = False
+    if form.is_valid():
+        drafts.draft_save(draft=draft, answers=view.answers(form))
+    if htmx:
+        return _render_step(request, draft, DraftStep.CATALOG, view.form(request, draft, None))
+    messages.success(request, f"{product.name} {'added to' if now_favourite else 'removed from'} your favourites.")
+    therapy, query = _catalog_filters(request, draft)
+    step_url = reverse("portal:draft_step", args=(draft.pk, DraftStep.CATALOG))
+    return redirect(f"{step_url}?{urlencode({'therapy': therapy, 'q': query})}")
 
 
 def _signing(request: HttpRequest, draft: OrderDraft) -> tuple[bool, Checks, bool]:
@@ -450,6 +560,23 @@ def _submit(request: HttpRequest, draft: OrderDraft) -> HttpResponse:
         except DomainError as error:
             add_service_errors(form, error)
         else:
-            messages.success(request, f"Order {order.reference} submitted.")
+            messages.success(request, f"Order {order.reference} submitted. {_what_happens_next(order)}")
             return redirect("portal:order_detail", pk=order.pk)
     return _render_step(request, draft, DraftStep.REVIEW, form, status=400)
+
+
+def _what_happens_next(order: Any) -> str:
+    """After Submit, what the order waits for now, in the doctor's words (by the checks' disposition)."""
+    if order.status == OrderStatus.ON_HOLD:
+        return (
+            "It is on hold until what the checks ask for is on file: see the findings below and attach the "
+            "documents they name; ops staff then release it."
+        )
+    if order.ai_disposition == "needs_review":
+        return "A reviewer on the ops team reads the findings below and decides; you will see their note here."
+    if order.payer_type == PayerType.CASH:
+        return (
+            "The checks are clear: ops staff verify it, then the patient gets a payment link; "
+            "fulfillment starts once they pay."
+        )
+    return "The checks are clear: ops staff verify it and fulfillment starts; you can follow it under Preparing."

@@ -81,6 +81,7 @@ def test_search_by_date_of_birth(north: Any) -> None:
 
 
 def test_patient_page_shows_phi_and_records_the_read(north: Any) -> None:
+    north.patient.coverages.all().delete()  # the world's patient comes insured; this test counts its own
     response = signed_in(north.ops).get(change_url(north.patient))
 
     assert response.status_code == 200
@@ -100,6 +101,7 @@ def test_patient_page_shows_phi_and_records_the_read(north: Any) -> None:
 
 
 def test_patient_page_records_the_coverage_it_shows(north: Any) -> None:
+    north.patient.coverages.all().delete()  # the world's patient comes insured; this test counts its own
     coverage = Coverage(
         patient=north.patient, territory=north.territory, payer_type="insurance", member_id="1EG4TE5MK73"
     )
@@ -193,6 +195,7 @@ def test_admin_cannot_add_a_patient_with_another_territorys_provider(north: Any,
 
 
 def test_admin_adds_coverage_inline_in_the_patients_territory(north: Any) -> None:
+    north.patient.coverages.all().delete()  # the world's patient comes insured; this test counts its own
     data = patient_form(
         north.patient,
         **{

@@ -14,9 +14,10 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from catalog.services import lot_receive
-from orders.models import Order, OrderStatus
+from orders.management.commands.seed_demo import Command as SeedDemo
+from orders.models import Order, OrderDraft, OrderStatus
 from tests.conftest import World
-from tests.factories import CoverageFactory, ProductFactory, WarehouseFactory
+from tests.factories import CoverageFactory, PatientFactory, ProductFactory, WarehouseFactory
 
 from .conftest import Shots, serious_accessibility_violations, sign_in
 
@@ -31,10 +32,49 @@ def accessible(page: Page) -> None:
 
 
 def step(page: Page, shots: Shots, name: str, label: str) -> None:
-    """On the wizard step ``label``: check it, keep its screenshot."""
+    """On the wizard step ``label``: check it (axe-core, no sideways scrolling, every
+    aria-describedby names an element, tick boxes of 24 px), keep its screenshot."""
     expect(page.get_by_role("heading", level=1)).to_contain_text(f": {label}")
     accessible(page)
+    assert page.evaluate(NO_SIDEWAYS_SCROLL), f"{label}: the page scrolls sideways"
+    assert page.evaluate(MISSING_DESCRIPTIONS) == [], label
+    assert page.evaluate(SMALL_TICK_BOXES) == [], label
     shots(page, f"wizard-{name}")
+
+
+NO_SIDEWAYS_SCROLL = "() => document.documentElement.scrollWidth <= window.innerWidth"
+MISSING_DESCRIPTIONS = """() => [...document.querySelectorAll('[aria-describedby]')].flatMap(
+  (el) => el.getAttribute('aria-describedby').split(/\\s+/).filter((id) => id && !document.getElementById(id)))"""
+SMALL_TICK_BOXES = """() => [...document.querySelectorAll('input[type=checkbox], input[type=radio]')]
+  .map((el) => el.getBoundingClientRect()).filter((box) => box.width < 24 || box.height < 24)
+  .map((box) => [box.width, box.height])"""
+# The focused element's outline against the colour behind it (the nearest opaque ancestor), as the
+# WCAG contrast ratio (relative luminance, https://www.w3.org/TR/WCAG22/#dfn-contrast-ratio).
+FOCUS_RING = """() => {
+  const parse = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
+  const channel = (v) => { v /= 255; return v <= 0.04045 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+  const luminance = ([r, g, b]) => 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b);
+  const el = document.activeElement;
+  let behind = [255, 255, 255];
+  for (let e = el.parentElement; e; e = e.parentElement) {
+    const c = parse(getComputedStyle(e).backgroundColor);
+    if (c.length === 3 || (c.length === 4 && c[3] > 0)) { behind = c; break; }
+  }
+  const style = getComputedStyle(el);
+  const [light, dark] = [luminance(parse(style.outlineColor)), luminance(behind)].sort((a, b) => b - a);
+  const ratio = (light + 0.05) / (dark + 0.05);
+  return {tag: el.tagName, style: style.outlineStyle, width: parseFloat(style.outlineWidth), ratio: ratio};
+}"""
+
+
+def focus_rings(page: Page, presses: int) -> list[dict[str, object]]:
+    """Tab through ``presses`` elements from the top of the page; the focus ring of each."""
+    page.locator("body").focus()
+    rings = []
+    for _ in range(presses):
+        page.keyboard.press("Tab")
+        rings.append(page.evaluate(FOCUS_RING))
+    return rings
 
 
 def go_on(page: Page) -> None:
@@ -48,6 +88,9 @@ def start_for_patient(page: Page) -> None:
     page.get_by_role("button", name="Search").click()
     results = page.get_by_role("region", name="Search results")
     results.get_by_role("link", name="New order for Zelda QuartermaineNorth").click()
+    # The link only shows the page; the draft starts with the button's POST.
+    accessible(page)
+    page.get_by_role("button", name="Start order for Zelda QuartermaineNorth").click()
 
 
 def fill_wizard(page: Page, shots: Shots, *, product_name: str, quantity: int, inline_finding: str = "") -> None:
@@ -201,3 +244,142 @@ def test_a_prior_authorization_hold_is_resolved_by_ops_and_the_doctor_sees_prepa
     shots(page, "doctor-sees-preparing")
     order.refresh_from_db()
     assert order.status == OrderStatus.IN_PROGRESS
+
+
+def seed_demo_catalog() -> None:
+    """The demo catalog (DME with HCPCS codes, cash-pay medications), as ``seed_demo`` creates it."""
+    command = SeedDemo()
+    command._products(vendors=command._vendors())
+
+
+def test_a_cash_pay_patient_orders_a_medication_with_its_prescription(
+    north: World, browser_page: Page, shots: Shots, viewport: str
+) -> None:
+    page = browser_page
+    seed_demo_catalog()
+    patient = PatientFactory.create(
+        provider=north.provider, territory=north.territory, first_name="Cass", last_name="Payne", insured=False
+    )
+    sign_in(page, "dr.north")
+    # The deep link shows a page; nothing is created until the button is pressed.
+    page.goto(f"/portal/orders/new?patient={patient.pk}")
+    accessible(page)
+    assert OrderDraft.objects.count() == 0
+    page.get_by_role("button", name="Start order for Cass Payne").click()
+    step(page, shots, "1-patient", "Patient")
+    page.get_by_label("This is the right patient").check()
+    go_on(page)
+
+    step(page, shots, "2-prescription", "Prescription")
+    expect(page.get_by_label("Cash pay")).to_be_checked()  # no coverage in force
+    expect(page.get_by_label("Insurance")).not_to_be_checked()
+    page.get_by_label("Insurance").check()
+    go_on(page)
+    expect(page.locator(".errorlist")).to_contain_text("no insurance coverage in force")
+    page.get_by_label("Cash pay").check()
+    go_on(page)
+
+    step(page, shots, "3-catalog", "Catalog")
+    # Server-side search through htmx: the list narrows without a page load.
+    page.get_by_label("Search products").fill("liraglutide")
+    pen = page.get_by_role("checkbox", name=re.compile("Liraglutide"))
+    expect(pen).to_be_visible()
+    expect(page.get_by_role("checkbox", name=re.compile("CPAP device"))).to_have_count(0)
+    expect(page.locator("#catalog-results")).not_to_contain_text("cash_pay")
+    expect(page.locator("#catalog-results")).to_contain_text("Cash pay only tier")
+    star = page.get_by_role("button", name=re.compile("Favourite: Liraglutide"))
+    star.click()
+    expect(page.get_by_role("button", name=re.compile("Favourite: Liraglutide"))).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    pen = page.get_by_role("checkbox", name=re.compile("Liraglutide"))
+    pen.check()
+    expect(page.get_by_role("region", name="Compliance checks")).to_contain_text("Disposition so far")
+    expect(pen).to_be_checked()
+    shots(page, "wizard-3-catalog-chosen")
+    go_on(page)
+
+    step(page, shots, "4-quantities", "Quantities")
+    go_on(page)  # the prescription is not given yet
+    expect(page.locator(".errorlist").first).to_contain_text("Needed for the prescription of Liraglutide")
+    page.get_by_label("Sig (dose and directions)").fill("Inject 0.6 mg under the skin once a day")
+    page.get_by_label("Doses").fill("1")
+    page.get_by_label("Every").fill("1")
+    page.get_by_label("Period").select_option("d")
+    page.get_by_label("Days' supply").fill("30")
+    page.get_by_label("Refills").fill("2")
+    step(page, shots, "4-quantities-prescription", "Quantities")
+    go_on(page)
+
+    step(page, shots, "5-delivery", "Delivery")
+    page.get_by_label("Address line 1").fill("1 Elm St")
+    page.get_by_label("City").fill("Fargo")
+    page.get_by_label("State").fill("XX")
+    page.get_by_label("ZIP code").fill("5810")
+    go_on(page)
+    expect(page.get_by_text("Enter a 5-digit ZIP code")).to_be_visible()
+    expect(page.get_by_text("Enter the two-letter USPS code of a US state or territory")).to_be_visible()
+    step(page, shots, "5-delivery-errors", "Delivery")
+    page.get_by_label("State").fill("ND")
+    page.get_by_label("ZIP code").fill("58102")
+    go_on(page)
+
+    step(page, shots, "6-documents", "Documents")
+    go_on(page)
+    step(page, shots, "7-review", "Review")
+    total = page.locator("[data-total]")
+    expect(total).to_have_text("$799.00")
+    box = total.bounding_box()
+    assert box is not None
+    assert box["x"] >= 0
+    assert box["x"] + box["width"] <= page.viewport_size["width"]  # type: ignore[index]
+    assert page.evaluate(
+        "() => { const w = document.querySelector('.table-wrap'); return w.scrollWidth <= w.clientWidth; }"
+    )
+    page.get_by_label("Type your name to sign").fill("Dr. North")
+    page.get_by_role("button", name="Sign with typed name").click()
+    page.get_by_label(re.compile("sign this written order")).check()
+    page.get_by_role("button", name="Submit order").click()
+    page.wait_for_url(ORDER_PAGE)
+    order = Order.objects.get()
+    expect(page.get_by_role("status").first).to_contain_text("the patient gets a payment link")
+    accessible(page)
+    shots(page, "submitted")
+    line = order.items.get()
+    assert (order.payer_type, line.dosage_text, line.days_supply, line.refills) == (
+        "cash",
+        "Inject 0.6 mg under the skin once a day",
+        30,
+        2,
+    )
+
+
+def test_an_insured_cpap_patient_sees_a_short_catalog_that_fits_a_phone(
+    north: World, browser_page: Page, shots: Shots, viewport: str
+) -> None:
+    page = browser_page
+    seed_demo_catalog()
+    sign_in(page, "dr.north")
+    page.goto("/")
+    page.wait_for_url("**/portal/")  # the site root leads to the portal
+    page.goto(f"/portal/orders/new?patient={north.patient.pk}")
+    page.get_by_role("button", name="Start order for Zelda QuartermaineNorth").click()
+    page.get_by_label("This is the right patient").check()
+    go_on(page)
+    expect(page.get_by_label("Insurance")).to_be_checked()
+    go_on(page)
+    step(page, shots, "3-catalog", "Catalog")
+    results = page.locator("#catalog-results")
+    for cash_only in ("Tadalafil", "Finasteride", "Sildenafil", "Minoxidil", "Liraglutide"):
+        expect(results).not_to_contain_text(cash_only)
+    page.get_by_label("Therapy").select_option("cpap")
+    expect(page.get_by_role("checkbox", name=re.compile("Home blood glucose monitor"))).to_have_count(0)
+    expect(page.get_by_role("checkbox", name=re.compile("CPAP full face mask"))).to_be_visible()
+    height = page.evaluate("() => document.documentElement.scrollHeight")
+    assert height < (2600 if viewport == "phone" else 1800), height
+    assert page.evaluate(NO_SIDEWAYS_SCROLL)
+    shots(page, "wizard-3-catalog-cpap")
+    # Keyboard focus: a ring of at least 3:1 against what surrounds it, on every element reached.
+    rings = focus_rings(page, 14)
+    weak = [ring for ring in rings if ring["style"] == "none" or float(ring["ratio"]) < 3]  # type: ignore[arg-type]
+    assert weak == [], weak

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import re
 from typing import Any
 
 from django.core.files.storage import default_storage
@@ -12,6 +13,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.utils import timezone
 
+from catalog.models import ProductFavourite
 from catalog.services import lot_receive
 from compliance.inputs import ArtifactType
 from compliance.models import ComplianceSnapshot
@@ -29,16 +31,21 @@ from orders.models import (
 from orders.tasks import purge_stale_drafts
 from tests.admin.conftest import signed_in
 from tests.conftest import World
-from tests.factories import CoverageFactory, ProductFactory, WarehouseFactory
+from tests.factories import CoverageFactory, PatientFactory, ProductFactory, WarehouseFactory
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 SIGNATURE = "data:image/png;base64," + base64.b64encode(PNG).decode()
 
 
-def start(client: Client, world: World) -> OrderDraft:
-    response = client.get(f"/portal/orders/new?patient={world.patient.pk}")
-    draft = OrderDraft.objects.get(patient=world.patient, order__isnull=True)
+def start(client: Client, world: World, patient: Any = None) -> OrderDraft:
+    """The deep link shows a Start button (a GET creates nothing); its POST starts the draft."""
+    patient = patient or world.patient
+    shown = client.get(f"/portal/orders/new?patient={patient.pk}")
+    assert shown.status_code == 200
+    assert not OrderDraft.objects.filter(patient=patient, order__isnull=True).exists()
+    response = client.post("/portal/orders/new", {"patient": str(patient.pk)})
+    draft = OrderDraft.objects.get(patient=patient, order__isnull=True)
     assert response.status_code == 302
     assert response["Location"] == f"/portal/drafts/{draft.pk}/patient/"
     return draft
@@ -85,19 +92,24 @@ def test_a_deep_link_starts_a_draft_and_the_next_visit_resumes_it(north: World, 
     client.post(url(draft, "patient"), {"confirm": "on", "nav": "save"})
 
     again = client.get(f"/portal/orders/new?patient={north.patient.pk}")
-    assert again["Location"] == url(draft, "prescription")  # back where they stopped
+    assert again.status_code == 200
+    assert again.context["patient_draft"] == draft  # a link back where they stopped, nothing new
+    assert f'href="{url(draft, "prescription")}"' in again.content.decode()
+    resumed = client.post("/portal/orders/new", {"patient": str(north.patient.pk)})
+    assert resumed["Location"] == url(draft, "prescription")
     assert OrderDraft.objects.count() == 1
     listing = client.get("/portal/orders/new")
     assert [d.pk for d in listing.context["drafts"]] == [draft.pk]
 
     # Another territory's patient, a malformed id, someone else's draft: not found, nothing created.
     assert client.get(f"/portal/orders/new?patient={south.patient.pk}").status_code == 404
+    assert client.post("/portal/orders/new", {"patient": str(south.patient.pk)}).status_code == 404
     assert client.get("/portal/orders/new?patient=not-a-uuid").status_code == 404
     assert signed_in(north.ops).get(url(draft, "patient")).status_code == 404
     assert client.get(f"/portal/drafts/{draft.pk}/teleport/").status_code == 404
     assert OrderDraft.objects.count() == 1
     # A distributor may not order at all.
-    refused = signed_in(north.distributor).get(f"/portal/orders/new?patient={north.patient.pk}")
+    refused = signed_in(north.distributor).post("/portal/orders/new", {"patient": str(north.patient.pk)})
     assert refused.status_code in (302, 404)
     assert OrderDraft.objects.count() == 1
 
@@ -273,7 +285,7 @@ def test_each_step_reruns_the_checks_inline_and_bad_input_changes_nothing(north:
     # A partial address is refused; a whole one kept.
     partial = client.post(url(draft, "delivery"), {"mode": "ship_to_patient", "window": "any", "line1": "1 Elm St"})
     assert partial.status_code == 400
-    assert partial.content.decode().count("Needed for a delivery address.") == 3
+    assert partial.content.decode().count("of the delivery address, or clear the address fields") == 3
     client.post(
         url(draft, "delivery"),
         {
@@ -354,7 +366,7 @@ def test_discarding_a_draft_removes_it_and_its_documents(north: World, django_ca
 def test_a_provider_retired_mid_draft_counts_as_not_chosen_and_submission_is_refused(north: World) -> None:
     client = signed_in(north.doctor)
     draft = start(client, north)
-    assert draft.answers == {"provider_id": str(north.provider.pk), "payer_type": "cash"}  # prefilled
+    assert draft.answers == {"provider_id": str(north.provider.pk), "payer_type": "insurance"}  # prefilled
     walk(client, north, draft, sku=north.product.sku)
     north.provider.active = False
     north.provider.save(update_fields=["active"])
@@ -393,3 +405,190 @@ def test_drafts_untouched_past_the_retention_are_purged_with_their_documents(
     assert DraftDocument.objects.count() == 0
     assert not default_storage.exists(name)
     assert settings.CELERY_BEAT_SCHEDULE["order-drafts-purge"]["task"] == "orders.tasks.purge_stale_drafts"
+
+
+def test_a_cash_pay_patient_defaults_to_cash_and_insurance_without_coverage_is_refused(north: World) -> None:
+    cash_patient = PatientFactory.create(provider=north.provider, territory=north.territory, insured=False)
+    CoverageFactory.create(patient=cash_patient, payer_type="cash", payer_name="", plan_name="", member_id="")
+    client = signed_in(north.doctor)
+    draft = start(client, north, patient=cash_patient)
+    assert draft.answers["payer_type"] == "cash"  # the coverage in force is cash pay
+    client.post(url(draft, "patient"), {"confirm": "on", "nav": "next"})
+    form = client.get(url(draft, "prescription")).context["form"]
+    assert form["payer_type"].value() == "cash"
+    refused = client.post(
+        url(draft, "prescription"), {"provider_id": str(north.provider.pk), "payer_type": "insurance", "nav": "next"}
+    )
+    assert refused.status_code == 400
+    assert "no insurance coverage in force" in refused.content.decode()
+    draft.refresh_from_db()
+    assert (draft.answers["payer_type"], draft.step) == ("cash", DraftStep.PRESCRIPTION)
+
+
+def test_the_order_service_and_api_refuse_insurance_without_coverage(north: World, api: Any) -> None:
+    cash_patient = PatientFactory.create(provider=north.provider, territory=north.territory, insured=False)
+    body = {
+        "patient_id": str(cash_patient.pk),
+        "provider_id": str(north.provider.pk),
+        "items": [{"sku": north.product.sku, "quantity": 1}],
+        "payer_type": "insurance",
+    }
+    response = api(north.doctor).post("/api/v1/orders", body, format="json", HTTP_TERRITORY_ID=str(north.territory.pk))
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "COVERAGE_MISSING"
+    assert response.json()["error"]["details"] == {
+        "payer_type": ["The patient has no insurance coverage in force: choose cash pay, or add the coverage first."]
+    }
+    assert Order.objects.count() == 0
+    # Cash pay needs no coverage; insurance details given with the order count as the coverage.
+    assert api(north.doctor).post("/api/v1/orders", {**body, "payer_type": "cash"}, format="json").status_code == 201
+    with_plan = {**body, "insurance": {"carrier": "Acme Health", "policy_number": "P-1"}}
+    assert api(north.doctor).post("/api/v1/orders", with_plan, format="json").status_code == 201
+
+
+def test_a_medication_line_asks_for_its_prescription_before_it_can_be_submitted(north: World) -> None:
+    pen = ProductFactory.create(
+        sku="RX-PEN", name="Semaglutide pen", rxnorm_code="1991302", hcpcs_code="", coverage_tier="cash_pay"
+    )
+    lot_receive(actor=None, product=pen, warehouse=WarehouseFactory.create(), lot_number="PEN-1", quantity=5)
+    client = signed_in(north.doctor)
+    draft = start(client, north)
+    client.post(url(draft, "patient"), {"confirm": "on", "nav": "next"})
+    client.post(
+        url(draft, "prescription"), {"provider_id": str(north.provider.pk), "payer_type": "cash", "nav": "next"}
+    )
+    client.post(url(draft, "catalog"), {"skus": [pen.sku], "nav": "next"})
+    page = client.get(url(draft, "quantities")).content.decode()
+    assert "Prescription for Semaglutide pen" in page
+    missing = client.post(url(draft, "quantities"), {"qty-0": "1", "nav": "next"})
+    assert missing.status_code == 400
+    assert missing.content.decode().count("Needed for the prescription of Semaglutide pen.") == 6
+    # Submitting around the step is refused too, naming the step to finish.
+    client.post(url(draft, "delivery"), {"mode": "ship_to_patient", "window": "any", "nav": "next"})
+    refused = client.post(url(draft, "review"), {"action": "submit", "sign": "on", "signature": SIGNATURE})
+    assert refused.status_code == 400
+    assert "Give the prescription details of Semaglutide pen" in refused.content.decode()
+    assert Order.objects.count() == 0
+    prescription = {
+        "qty-0": "1",
+        "dosage_text-0": "Inject 0.25 mg under the skin once a week",
+        "dose_frequency-0": "1",
+        "dose_period-0": "1",
+        "dose_period_unit-0": "wk",
+        "days_supply-0": "28",
+        "refills-0": "2",
+        "nav": "next",
+    }
+    assert client.post(url(draft, "quantities"), prescription).status_code == 302
+    client.post(url(draft, "review"), {"action": "submit", "sign": "on", "signature": SIGNATURE})
+    line = Order.objects.get().items.get()
+    assert (line.dosage_text, line.dose_frequency, line.dose_period, line.dose_period_unit) == (
+        "Inject 0.25 mg under the skin once a week",
+        1,
+        1,
+        "wk",
+    )
+    assert (line.days_supply, line.refills) == (28, 2)
+
+
+def test_the_catalog_fits_the_payer_searches_and_keeps_favourites_first(north: World) -> None:
+    ProductFactory.create(
+        sku="ED-TAB", name="Tadalafil 5 mg", therapy_type="ed", hcpcs_code="", coverage_tier="cash_pay"
+    )
+    ProductFactory.create(
+        sku="HAIR-TAB", name="Finasteride 1 mg", therapy_type="hair_loss", hcpcs_code="", coverage_tier="cash_pay"
+    )
+    strips = ProductFactory.create(sku="DIAB-STRIPS", name="Test strips", therapy_type="diabetes", hcpcs_code="A4253")
+    client = signed_in(north.doctor)
+    draft = start(client, north)  # insured: insurance preselected
+    page = client.get(url(draft, "catalog"))
+    shown = [e.product.sku for e in page.context["found_entries"]]
+    assert {"ED-TAB", "HAIR-TAB"}.isdisjoint(shown)  # cash-pay medications only on cash orders
+    assert "cash_pay" not in page.content.decode()
+    searched = client.get(url(draft, "catalog") + "?q=strips", HTTP_HX_REQUEST="true")
+    assert [e.product.sku for e in searched.context["found_entries"]] == [strips.sku]
+    by_therapy = client.get(url(draft, "catalog") + "?therapy=cpap")
+    assert [e.product.sku for e in by_therapy.context["found_entries"]] == [north.product.sku]
+    # Starring a product (POST) puts it first; a second POST takes the star away.
+    client.post(url(draft, "catalog"), {"favourite": strips.sku})
+    listed = client.get(url(draft, "catalog")).context["found_entries"]
+    assert (listed[0].product.sku, listed[0].favourite) == (strips.sku, True)
+    assert ProductFavourite.objects.filter(user=north.doctor, product=strips).count() == 1
+    client.post(url(draft, "catalog"), {"favourite": strips.sku})
+    assert not ProductFavourite.objects.filter(user=north.doctor).exists()
+    # A cash order offers the cash-pay products, labelled in words.
+    draft.answers = {**draft.answers, "payer_type": "cash"}
+    draft.save()
+    cash = client.get(url(draft, "catalog") + "?therapy=")
+    assert {"ED-TAB", "HAIR-TAB"} <= {e.product.sku for e in cash.context["found_entries"]}
+    assert "Cash pay only tier" in cash.content.decode()
+    assert "cash_pay" not in cash.content.decode().replace('value="cash_pay"', "")
+
+
+def test_address_errors_say_what_to_do_and_unknown_states_are_refused(north: World) -> None:
+    client = signed_in(north.doctor)
+    draft = start(client, north)
+    address = {"mode": "ship_to_patient", "window": "any", "line1": "1 Elm St", "city": "Fargo", "nav": "next"}
+    bad = client.post(url(draft, "delivery"), {**address, "state": "XX", "postal_code": "5810"})
+    body = bad.content.decode()
+    assert bad.status_code == 400
+    assert "Enter a 5-digit ZIP code, such as 58102" in body
+    assert "Enter the two-letter USPS code of a US state or territory" in body
+    assert client.post(url(draft, "delivery"), {**address, "state": "pr", "postal_code": "00901"}).status_code == 302
+    draft.refresh_from_db()
+    assert draft.answers["delivery"]["address"]["state"] == "PR"
+
+
+def test_save_and_finish_later_keeps_an_incomplete_step(north: World) -> None:
+    client = signed_in(north.doctor)
+    draft = start(client, north)
+    client.post(url(draft, "patient"), {"confirm": "on", "nav": "next"})
+    saved = client.post(
+        url(draft, "prescription"),
+        {"provider_id": str(north.provider.pk), "payer_type": "", "diagnosis_codes": "G47.33", "nav": "save"},
+    )
+    assert (saved.status_code, saved["Location"]) == (302, "/portal/")
+    draft.refresh_from_db()
+    assert (draft.answers["diagnosis_codes"], draft.step) == (["G47.33"], DraftStep.PRESCRIPTION)
+    delivery = client.post(
+        url(draft, "delivery"), {"mode": "ship_to_patient", "window": "any", "line1": "1 Elm St", "nav": "save"}
+    )
+    assert delivery.status_code == 302
+    draft.refresh_from_db()
+    assert draft.answers["delivery"]["address"]["line1"] == "1 Elm St"
+
+
+def test_the_site_root_leads_to_the_portal_and_a_get_never_creates_a_draft(north: World) -> None:
+    assert Client().get("/")["Location"] == "/portal/"
+    client = signed_in(north.doctor)
+    for _ in range(2):
+        page = client.get(f"/portal/orders/new?patient={north.patient.pk}")
+        assert "Start order for Zelda QuartermaineNorth" in page.content.decode()
+    assert OrderDraft.objects.count() == 0
+
+
+def test_every_aria_describedby_of_a_wizard_step_names_an_element_on_the_page(north: World) -> None:
+    client = signed_in(north.doctor)
+    draft = start(client, north)
+    bad = {"mode": "ship_to_patient", "window": "any", "line1": "x", "state": "XX", "postal_code": "1"}
+    pages = [client.get(url(draft, step)) for step in DraftStep] + [
+        client.post(url(draft, "delivery"), bad),
+        client.post(url(draft, "prescription"), {"diagnosis_codes": "XYZ", "payer_type": "cash"}),
+    ]
+    described_anywhere: set[str] = set()
+    for page in pages:
+        html = page.content.decode()
+        ids = set(re.findall(r'\bid="([^"]+)"', html))
+        described = {token for value in re.findall(r'aria-describedby="([^"]+)"', html) for token in value.split()}
+        assert described <= ids, (page.wsgi_request.path, described - ids)
+        described_anywhere |= described
+    # The four fields that pointed at missing ids: diagnosis, state, ZIP (help and error), document date.
+    assert {
+        "id_diagnosis_codes_helptext",
+        "id_diagnosis_codes_error",
+        "id_state_helptext",
+        "id_state_error",
+        "id_postal_code_helptext",
+        "id_postal_code_error",
+        "id_document_date_helptext",
+    } <= described_anywhere
