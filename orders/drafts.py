@@ -290,7 +290,8 @@ def draft_start(*, actor: Any, patient_id: Any) -> OrderDraft:
 def draft_reorder(*, actor: Any, order_id: Any) -> OrderDraft:
     """A new draft for the patient of an earlier order, prefilled from it: the ordering provider (while
     the actor may still choose them, else as ``draft_start``), the payer type, the diagnoses, the
-    items and quantities (products no longer sold are left out) and the delivery (mode, window and
+    items and quantities (products no longer sold are left out), each medication's prescription
+    details (sig, timing, days' supply, refills) and the delivery (mode, window and
     address; not the requested date, which has passed). The draft starts at the patient step and
     goes through the same checks as any other (so an identical order still open is a
     ``DUPLICATE_ORDER`` finding).
@@ -319,6 +320,11 @@ def draft_reorder(*, actor: Any, order_id: Any) -> OrderDraft:
         "diagnosis_codes": list(order.diagnosis_codes or []),
         "skus": list(quantities),
         "quantities": quantities,
+        "prescriptions": {
+            line.sku: {name: getattr(line, name) for name in PRESCRIPTION_DETAILS}
+            for line in lines
+            if line.sku in active and active[line.sku].is_medication
+        },
         "delivery": {
             "mode": order.delivery_mode,
             "window": order.delivery_window,

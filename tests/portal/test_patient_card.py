@@ -11,11 +11,11 @@ from core.models import AccessRecord
 from core.tracking import tracking_url
 from orders import fulfillment
 from orders import services as order_services
-from orders.drafts import draft_start
+from orders.drafts import draft_prescriptions_missing, draft_start
 from orders.models import FulfillmentTask, Order, OrderDraft
 from tests.admin.conftest import signed_in
 from tests.conftest import World
-from tests.factories import PatientFactory
+from tests.factories import PatientFactory, ProductFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -114,6 +114,7 @@ def test_reorder_creates_a_prefilled_draft_and_lands_on_the_wizard(north: World)
         "diagnosis_codes": ["G47.33", "E66.01"],
         "skus": [north.product.sku],
         "quantities": {north.product.sku: 1},
+        "prescriptions": {},
         "delivery": {
             "mode": "ship_to_practice",
             "window": "morning",
@@ -127,6 +128,46 @@ def test_reorder_creates_a_prefilled_draft_and_lands_on_the_wizard(north: World)
     # the open original shows on the wizard, and the checks flag the copy as its duplicate
     assert f"An order for this item is already on its way: {order.reference}, Pending." in step.content.decode()
     assert "DUPLICATE_ORDER" in [f.code for f in step.context["checks"].findings]
+
+
+def test_a_reorder_of_a_medication_keeps_its_prescription(north: World) -> None:
+    # Given a cash order for a medication with its prescription
+    pen = ProductFactory.create(
+        sku="RX-PEN", name="Semaglutide pen", rxnorm_code="1991302", hcpcs_code="", coverage_tier="cash_pay"
+    )
+    order = north.order(
+        payer_type="cash",
+        items=[
+            order_services.ItemRequest(
+                sku=pen.sku,
+                quantity=1,
+                dosage_text="Inject 0.25 mg under the skin once weekly",
+                dose_frequency=1,
+                dose_period=1,
+                dose_period_unit="wk",
+                refills=2,
+                days_supply=28,
+            )
+        ],
+    )
+
+    # When the doctor reorders it
+    signed_in(north.doctor).post(f"/portal/orders/{order.pk}/reorder")
+
+    # Then the draft carries the same prescription, so the wizard does not ask for it again
+    draft = OrderDraft.objects.get()
+    assert draft.answers["payer_type"] == "cash"
+    assert draft.answers["prescriptions"] == {
+        pen.sku: {
+            "dosage_text": "Inject 0.25 mg under the skin once weekly",
+            "dose_frequency": 1,
+            "dose_period": 1,
+            "dose_period_unit": "wk",
+            "days_supply": 28,
+            "refills": 2,
+        }
+    }
+    assert draft_prescriptions_missing(draft) == []
 
 
 def test_reorder_of_an_order_the_user_may_not_see_or_order_is_refused(north: World, south: World) -> None:
