@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import re
 import sys
 import urllib.error
 import urllib.parse
@@ -28,6 +27,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from core.exceptions import DomainError
+from core.logging import link_tokens_masked
 
 DEFAULT_SMS_BACKEND = "core.sms.ConsoleSMSBackend"
 
@@ -49,22 +49,6 @@ class SMSDeliveryFailed(DomainError):
 
 class SMSBackend(Protocol):
     def send(self, *, to: str, body: str) -> None: ...
-
-
-# A link token: the path segment after /pay/ (payment links) or /p/ (the patient's pages). Whoever
-# holds one can open the link, so it never reaches a log whole.
-_LINK_TOKEN = re.compile(r"(?P<prefix>/(?:pay|p)/)(?P<token>[^\s/?#]+)")
-# How many of a token's last characters stay readable (enough to tell two links apart).
-TOKEN_VISIBLE_CHARACTERS = 4
-
-
-def link_tokens_masked(text: str) -> str:
-    """``text`` with every link token cut to its last characters: ``/pay/<token>`` becomes ``/pay/****abcd``."""
-
-    def mask(match: re.Match[str]) -> str:
-        return f"{match['prefix']}****{match['token'][-TOKEN_VISIBLE_CHARACTERS:]}"
-
-    return _LINK_TOKEN.sub(mask, text)
 
 
 class ConsoleSMSBackend:

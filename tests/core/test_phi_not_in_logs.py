@@ -406,3 +406,20 @@ def test_runserver_request_lines_never_carry_a_query_string(db: Any) -> None:
     assert '"GET /nowhere?… HTTP/1.1" 404' in written
     assert "Bad request syntax" in written
     assert [name for name in NAMES_IN_QUERIES if name in written] == []
+
+
+def test_link_tokens_never_reach_the_log_whole(db: Any, captured_logs: CapturedLogs) -> None:
+    """Django names the path of a refused or missing page ("Forbidden (…): /pay/<token>", "Not Found:
+    /pay/<token>"): what the configured handlers write keeps only the token's last characters."""
+    from django.test import Client
+
+    token = "Zm9yZ2VkLXRva2VuLXZhbHVl:1tXyZ:abcdEFGHijklMNOPqrst"
+
+    Client(enforce_csrf_checks=True).post(f"/pay/{token}")  # no CSRF cookie: refused, and logged
+    Client().get(f"/p/{token}/orders/")  # no such page
+    Client().get(f"/pay/{token}")  # a link that does not open
+
+    written = captured_logs.console.getvalue()
+    assert "/pay/****qrst" in written
+    assert token not in written
+    assert token[:-4] not in written
