@@ -123,3 +123,8 @@ US_STATE_CODES: dict[str, str] = {
 def is_us_state_code(value: str) -> bool:
     """Whether ``value`` (any case, surrounding spaces ignored) is a USPS state or territory code."""
     return value.strip().upper() in US_STATE_CODES
+
+
+# What a person is told when an address field is wrong (the API and the portal say the same).
+ZIP_ERROR = "Enter a 5-digit ZIP code, such as 58102, or ZIP+4, such as 58102-1234."
+STATE_ERROR = "Enter the two-letter USPS code of a US state or territory, such as ND for North Dakota."

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from compliance.inputs import ArtifactType
 from core.exceptions import DomainError
-from core.identifiers import is_us_state_code, is_valid_icd10, normalize_icd10
+from core.identifiers import STATE_ERROR, ZIP_ERROR, is_us_state_code, is_valid_icd10, normalize_icd10
 from orders.drafts import PRESCRIPTION_DETAILS as PRESCRIPTION_FIELDS
 from orders.models import (
     MAX_DAYS_SUPPLY,
@@ -221,10 +221,6 @@ class QuantitiesForm(forms.Form):
             for index, product in enumerate(self.products)
             if product.is_medication
         }
-
-
-ZIP_ERROR = "Enter a 5-digit ZIP code, such as 58102, or ZIP+4, such as 58102-1234."
-STATE_ERROR = "Enter the two-letter USPS code of a US state or territory, such as ND for North Dakota."
 
 
 class DeliveryForm(forms.Form):

@@ -3,7 +3,7 @@ import datetime as dt
 from rest_framework import serializers
 
 from core.api.fields import StrictUUIDField
-from core.identifiers import is_valid_mbi, normalize_mbi
+from core.identifiers import STATE_ERROR, ZIP_ERROR, is_us_state_code, is_valid_mbi, normalize_mbi
 from patients.models import HistoryCondition
 
 
@@ -11,10 +11,14 @@ class AddressSerializer(serializers.Serializer):
     line1 = serializers.CharField(max_length=200)
     line2 = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     city = serializers.CharField(max_length=100)
-    state = serializers.RegexField(
-        r"^[A-Za-z]{2}$", max_length=2, error_messages={"invalid": "Use the two-letter state code."}
-    )
-    postal_code = serializers.RegexField(r"^\d{5}(-\d{4})?$", error_messages={"invalid": "Use a 5-digit ZIP or ZIP+4."})
+    state = serializers.CharField(max_length=2, error_messages={"max_length": STATE_ERROR})
+    postal_code = serializers.RegexField(r"^\d{5}(-\d{4})?$", error_messages={"invalid": ZIP_ERROR})
+
+    def validate_state(self, value: str) -> str:
+        """A USPS state or territory code (core.identifiers.US_STATE_CODES), kept upper case."""
+        if not is_us_state_code(value):
+            raise serializers.ValidationError(STATE_ERROR)
+        return value.strip().upper()
 
 
 class PatientCreateSerializer(serializers.Serializer):

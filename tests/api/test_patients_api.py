@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from django.contrib.contenttypes.models import ContentType
 
+from core.identifiers import STATE_ERROR, ZIP_ERROR
 from core.models import AccessRecord
 from patients.models import Patient
 from tests.api import assert_error, member_of, snapshot
@@ -71,7 +72,9 @@ def results(response: Any) -> list[dict[str, Any]]:
 
 
 def test_doctor_registers_a_patient_with_their_provider(north: Any, api: Any) -> None:
-    response = api(north.doctor).post("/api/v1/patients", patient_body(north), format="json")
+    body = patient_body(north)
+    body["address"] = {**body["address"], "state": "il"}  # a state code in any case is kept upper case
+    response = api(north.doctor).post("/api/v1/patients", body, format="json")
 
     assert response.status_code == 201, response.content
     body = response.json()
@@ -181,13 +184,24 @@ def test_a_provider_outside_the_picked_territory_is_a_mismatch(north: Any, south
         ),
         pytest.param(
             {"address": {"line1": "1 Main St", "city": "Springfield", "state": "IL", "postal_code": "6270"}},
-            {"address": {"postal_code": ["Use a 5-digit ZIP or ZIP+4."]}},
+            {"address": {"postal_code": [ZIP_ERROR]}},
             id="bad-postal-code",
         ),
         pytest.param(
             {"address": {"line1": "1 Main St", "city": "Springfield", "state": "I1", "postal_code": "62701"}},
-            {"address": {"state": ["Use the two-letter state code."]}},
+            {"address": {"state": [STATE_ERROR]}},
             id="bad-state",
+        ),
+        pytest.param(
+            # two letters, but no USPS state or territory has them
+            {"address": {"line1": "1 Main St", "city": "Springfield", "state": "ZZ", "postal_code": "62701"}},
+            {"address": {"state": [STATE_ERROR]}},
+            id="unknown-state-code",
+        ),
+        pytest.param(
+            {"address": {"line1": "1 Main St", "city": "Springfield", "state": "Illinois", "postal_code": "62701"}},
+            {"address": {"state": [STATE_ERROR]}},
+            id="state-name-not-code",
         ),
         pytest.param(
             {"address": {"city": "Springfield", "state": "IL", "postal_code": "62701"}},
