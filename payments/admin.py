@@ -7,6 +7,7 @@ reason) and each checked against the user's territory permissions by the service
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -22,6 +23,7 @@ from django.utils.html import format_html
 from core.admin import ReadOnlyAdmin, ReadOnlyInline
 from core.admin_reports import Report, ReportColumn, ReportRow, render_report, wants_csv
 from core.exceptions import DomainError
+from core.templatetags.money import money
 from territories.admin_scoping import TerritoryListFilter, TerritoryScopedAdmin, admin_territories
 from territories.models import TerritoryPermission
 from territories.selectors import territory_permits
@@ -64,15 +66,27 @@ def _confirm(
     return TemplateResponse(request, CONFIRM_TEMPLATE, context)
 
 
+def _money_column(field: str, description: str, currency_of: Callable[[Any], str] = lambda obj: obj.currency) -> Any:
+    """An admin column and read-only field showing the integer cents in ``field`` as money ("$650.00")."""
+
+    @admin.display(description=description, ordering=field)
+    def show(model_admin: Any, obj: Any) -> str:
+        return money(getattr(obj, field), currency_of(obj))
+
+    return show
+
+
 class InvoiceLineInline(ReadOnlyInline):
     model = InvoiceLine
-    fields = ("sku", "description", "quantity", "unit_price_cents", "total_cents")
+    fields = ("sku", "description", "quantity", "unit_price", "line_total")
     readonly_fields = fields
+    unit_price = _money_column("unit_price_cents", "Unit price", lambda line: line.invoice.currency)
+    line_total = _money_column("total_cents", "Total", lambda line: line.invoice.currency)
 
 
 @admin.register(Invoice)
 class InvoiceAdmin(ReadOnlyAdmin, TerritoryScopedAdmin):
-    list_display = ("number", "order", "status", "total_cents", "currency", "issued_at", "paid_at", "voided_at")
+    list_display = ("number", "order", "status", "total", "issued_at", "paid_at", "voided_at")
     list_filter = ("status", ("territory", TerritoryListFilter))
     list_select_related = ("order",)
     search_fields = ("number", "order__reference")
@@ -80,7 +94,7 @@ class InvoiceAdmin(ReadOnlyAdmin, TerritoryScopedAdmin):
         ("number", "status"),
         "order",
         "territory",
-        ("subtotal_cents", "total_cents", "currency"),
+        ("subtotal", "total"),
         ("issued_at", "paid_at", "voided_at"),
     )
     readonly_fields = (
@@ -88,28 +102,29 @@ class InvoiceAdmin(ReadOnlyAdmin, TerritoryScopedAdmin):
         "status",
         "order",
         "territory",
-        "subtotal_cents",
-        "total_cents",
-        "currency",
+        "subtotal",
+        "total",
         "issued_at",
         "paid_at",
         "voided_at",
     )
     inlines = (InvoiceLineInline,)
+    subtotal = _money_column("subtotal_cents", "Subtotal")
+    total = _money_column("total_cents", "Total")
 
 
 @admin.register(Payment)
 class PaymentAdmin(ReadOnlyAdmin, TerritoryScopedAdmin):
     """Payments mirror the provider's state; money fields are never edited here."""
 
-    list_display = ("order", "attempt", "provider", "status", "amount_cents", "currency", "created_at", "succeeded_at")
+    list_display = ("order", "attempt", "provider", "status", "amount", "created_at", "succeeded_at")
     list_filter = ("status", "provider", ("territory", TerritoryListFilter))
     list_select_related = ("order",)
     search_fields = ("order__reference", "=payment_intent_id", "=checkout_session_id")
     fields = (
         ("order", "attempt", "provider"),
         ("payment_intent_id", "checkout_session_id", "link"),
-        ("amount_cents", "currency", "status", "last_error_code"),
+        ("amount", "status", "last_error_code"),
         ("created_at", "succeeded_at", "refunded_at"),
     )
     readonly_fields = (
@@ -119,8 +134,7 @@ class PaymentAdmin(ReadOnlyAdmin, TerritoryScopedAdmin):
         "payment_intent_id",
         "checkout_session_id",
         "link",
-        "amount_cents",
-        "currency",
+        "amount",
         "status",
         "last_error_code",
         "created_at",
@@ -128,6 +142,7 @@ class PaymentAdmin(ReadOnlyAdmin, TerritoryScopedAdmin):
         "refunded_at",
     )
     change_form_template = "admin/payments/payment/change_form.html"
+    amount = _money_column("amount_cents", "Amount")
 
     def get_urls(self) -> list[URLPattern]:
         return [
@@ -348,13 +363,13 @@ class PaymentLinkAdmin(ReadOnlyAdmin, TerritoryScopedAdmin):
 
 @admin.register(Refund)
 class RefundAdmin(ReadOnlyAdmin, TerritoryScopedAdmin):
-    list_display = ("payment", "status", "amount_cents", "refund_id", "requested_by", "created_at")
+    list_display = ("payment", "status", "amount", "refund_id", "requested_by", "created_at")
     list_filter = ("status", ("territory", TerritoryListFilter))
     list_select_related = ("payment__order", "requested_by")
     search_fields = ("payment__order__reference", "=refund_id")
     fields = (
         "payment",
-        ("status", "amount_cents"),
+        ("status", "amount"),
         "refund_id",
         "reason",
         ("requested_by", "created_at", "updated_at"),
@@ -362,10 +377,11 @@ class RefundAdmin(ReadOnlyAdmin, TerritoryScopedAdmin):
     readonly_fields = (
         "payment",
         "status",
-        "amount_cents",
+        "amount",
         "refund_id",
         "reason",
         "requested_by",
         "created_at",
         "updated_at",
     )
+    amount = _money_column("amount_cents", "Amount", lambda refund: refund.payment.currency)

@@ -114,6 +114,29 @@ def test_invoices_are_read_only_in_the_admin_and_scoped(north: World, south: Wor
     assert signed_in(north.ops).get(reverse("admin:payments_invoice_add")).status_code == 403
 
 
+def test_the_admin_shows_invoice_money_as_money(north: World) -> None:
+    # Given an invoice of the fixture cash order
+    invoice = services.invoice_issue(order_id=cash_order(north).pk)
+    assert invoice is not None
+    lines = list(invoice.lines.all())
+    assert lines
+    client = signed_in(north.ops)
+
+    # When ops open the invoice list and the invoice's page
+    listing = client.get(reverse("admin:payments_invoice_changelist")).content.decode()
+    page = client.get(reverse("admin:payments_invoice_change", args=(invoice.pk,))).content.decode()
+
+    # Then the amounts read as dollars, never as a count of cents
+    total = f"${invoice.total_cents / 100:,.2f}"
+    assert total in listing
+    for line in lines:
+        assert f"${line.unit_price_cents / 100:,.2f}" in page
+        assert f"${line.total_cents / 100:,.2f}" in page
+    assert total in page
+    for body in (listing, page):
+        assert "cents" not in body.lower()
+
+
 @pytest.mark.parametrize(
     ("topic", "tasks"),
     [
