@@ -77,7 +77,8 @@ def portal_view(view: View) -> View:
         if not request.user.is_authenticated:
             if request.headers.get("HX-Request"):
                 redirect_whole = HttpResponse(status=204)
-                redirect_whole["HX-Redirect"] = f"{reverse('login')}?next={request.path}"
+                # the same URL as a page's redirect: the path is query-encoded (it may hold "&" or "?")
+                redirect_whole["HX-Redirect"] = redirect_to_login(request.path)["Location"]
                 return redirect_whole
             return redirect_to_login(request.get_full_path())
         response = view(request, *args, **kwargs)

@@ -38,6 +38,16 @@ def test_the_portal_sends_signed_out_people_to_sign_in(db: Any) -> None:
     assert (htmx.status_code, htmx["HX-Redirect"]) == (204, "/accounts/login/?next=/portal/")
 
 
+def test_a_signed_out_htmx_request_is_sent_to_sign_in_with_its_path_encoded(db: Any) -> None:
+    # A path segment holding "&" and "=" must stay inside the next parameter, not add parameters.
+    draft_step = "/portal/drafts/00000000-0000-4000-8000-000000000000/a&next=https:elsewhere.example/"
+    htmx = Client().get(draft_step, HTTP_HX_REQUEST="true")
+    assert (htmx.status_code, htmx["HX-Redirect"]) == (
+        204,
+        "/accounts/login/?next=/portal/drafts/00000000-0000-4000-8000-000000000000/a%26next%3Dhttps%3Aelsewhere.example/",
+    )
+
+
 def test_a_wrong_password_is_refused_without_saying_which_part_was_wrong(north: World) -> None:
     client = Client()
     response = sign_in(client, "dr.north", "not-the-password")
