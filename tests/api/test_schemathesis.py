@@ -74,7 +74,7 @@ def caller(world: World, role: str) -> Caller:
     assert response.status_code == 200, response.content
     order = world.order()
     # A second order in fulfillment, so the task endpoints meet a real task
-    preparing = world.order()
+    preparing = world.order(patient_id=world.other_patient().pk)  # not a second order for the same items
     order_services.order_verify(order_id=preparing.pk, actor=world.ops)
     order_services.order_transition(order_id=preparing.pk, actor=world.ops, transition="start_fulfillment")
     task = FulfillmentTask.objects.filter(order=preparing).first()

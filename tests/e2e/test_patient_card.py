@@ -50,7 +50,7 @@ def test_a_doctor_finds_a_patient_by_prefix_sees_their_orders_and_reorders(
     # The patients page lists the doctor's recent patients; "March" finds Marchetti
     page.get_by_role("navigation", name="Portal").get_by_role("link", name="Patients").click()
     recent = page.get_by_role("region", name="Your recent patients")
-    expect(recent.get_by_role("link", name="Ada Marchetti")).to_be_visible()
+    expect(recent.get_by_role("link", name="Ada Marchetti", exact=True)).to_be_visible()
     assert serious_accessibility_violations(page) == []
     shots(page, "recent-patients")
     page.get_by_label("Name and/or date of birth").fill("March")
