@@ -3,6 +3,8 @@ PY ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+# Test processes (pytest-xdist); each gets its own test database and Redis database.
+PYTEST_WORKERS ?= 2
 
 .PHONY: run test lint typecheck migrations-check pytest worker beat clean
 
@@ -34,7 +36,7 @@ migrations-check: $(INSTALLED)
 
 pytest: $(INSTALLED)
 	scripts/ensure_chromium.sh
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS)
 
 # With REDIS_URL set in .env: a real worker and the beat schedule (outbox sweep).
 worker: $(INSTALLED) .env

@@ -23,7 +23,11 @@ def _answers(host: str, port: int) -> bool:
 if "DATABASE_URL" not in os.environ and _answers("127.0.0.1", 5432):
     os.environ["DATABASE_URL"] = "postgres://postgres@127.0.0.1:5432/medorder"
 if "REDIS_URL" not in os.environ and _answers("127.0.0.1", 6379):
-    os.environ["REDIS_URL"] = "redis://127.0.0.1:6379/15"
+    # One Redis database per pytest-xdist worker (gw0 → 15, gw1 → 14, …): a real Celery worker
+    # started by one test process must never take the tasks of another's. (pytest-django gives
+    # each xdist worker its own test database the same way.)
+    _xdist_worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    os.environ["REDIS_URL"] = f"redis://127.0.0.1:6379/{15 - _xdist_worker % 8}"
 
 # Fixed keys: test data only. Two keys so rotation can be exercised.
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-not-for-production-use-0123456789")
