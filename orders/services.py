@@ -248,6 +248,9 @@ def order_create(
     ]
 
     with transaction.atomic():
+        # One order at a time per patient: the checks count the patient's open orders (supply limits,
+        # DUPLICATE_ORDER), so a second submission waits here for the first to commit and sees it.
+        Patient.objects.select_for_update().filter(pk=patient.pk).values_list("pk", flat=True).get()
         order = Order(
             territory_id=territory_id,
             patient=patient,

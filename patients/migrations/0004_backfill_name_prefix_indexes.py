@@ -44,6 +44,10 @@ def backfill_name_prefix_indexes(apps: Any, schema_editor: Any) -> None:
 
 
 class Migration(migrations.Migration):
+    # Each batch commits on its own (bulk_update is atomic per batch): a large table is not held
+    # locked in one transaction, and a run that stops keeps what it did (rows done are skipped).
+    atomic = False
+
     dependencies = [
         ("patients", "0003_name_prefix_indexes"),
     ]

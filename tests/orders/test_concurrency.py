@@ -20,8 +20,10 @@ from django_fsm import ConcurrentTransition
 from core.models import OutboxEvent
 from orders.exceptions import InvalidStatusTransition
 from orders.models import Order, OrderEvent
-from orders.services import order_lock, order_transition
+from orders.selectors import order_compliance_result
+from orders.services import ItemRequest, order_lock, order_transition
 from tests.conftest import World
+from tests.factories import ProductFactory
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -207,3 +209,42 @@ def test_second_writer_waits_for_the_lock_and_sees_the_new_state(north: World) -
         (5, "in_progress"),
         (6, "in_progress"),  # routing
     ]
+
+
+def test_an_identical_order_submitted_while_the_first_commits_sees_it(north: World) -> None:
+    # Given a product with no stock (so no lot lock orders the two submissions) and a first
+    # submission whose transaction is still open (its order written, not committed)
+    mask = ProductFactory.create(hcpcs_code="A7030")
+    items = [ItemRequest(sku=mask.sku, quantity=1)]
+    created, results = threading.Event(), {}
+
+    def first() -> None:
+        try:
+            with transaction.atomic():
+                results["first"] = north.order(items=items)
+                created.set()
+                time.sleep(1.0)  # still uncommitted while the second submission runs
+        finally:
+            created.set()
+            connection.close()
+
+    def second() -> None:
+        try:
+            created.wait(timeout=BARRIER_TIMEOUT)
+            results["second"] = north.order(items=items)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    # Then the second waited for the first and was checked with it counted: flagged as its duplicate
+    first_order = Order.objects.get(pk=results["first"].pk)
+    second_order = Order.objects.get(pk=results["second"].pk)
+    result = order_compliance_result(order=second_order)
+    assert result is not None
+    assert f"already on its way: {first_order.reference}" in " ".join(f["message"] for f in result["findings"])
+    assert "DUPLICATE_ORDER" in [finding["code"] for finding in result["findings"]]
