@@ -61,6 +61,7 @@ class SnapshotKind(models.TextChoices):
     SUBMISSION = "submission", "Submission"
     ATTACHMENT = "attachment", "Re-check after an attachment"
     APPROVAL = "approval", "Approval"
+    RECHECK = "recheck", "Re-check after another order of the patient was withdrawn"
 
 
 class ComplianceSnapshot(AppendOnlyMixin, PHIModel):

@@ -100,12 +100,19 @@ def _stamp_cancelled(order: Order, actor: Any) -> None:
     order.cancelled_at = timezone.now()
 
 
+def _after_withdrawn(*, order: Order, actor: Any) -> None:
+    """After a cancellation or rejection: stop its fulfillment, and check again the patient's other
+    orders that were judged with it counted (``_recheck_waiting_orders_of_patient``)."""
+    fulfillment_stop(order=order, actor=actor)
+    _recheck_waiting_orders_of_patient(order=order)
+
+
 TRANSITIONS: dict[str, TransitionSpec] = {
     "hold": TransitionSpec(OrderStatus.ON_HOLD, ("order.held",)),
     "release_hold": TransitionSpec(OrderStatus.PENDING_VERIFICATION, ("order.hold_released",)),
     # Seed 000's agents listen for order.approved; order.verified names the same state change.
     "verify": TransitionSpec(OrderStatus.VERIFIED, ("order.verified", "order.approved"), stamp=_stamp_verified),
-    "reject": TransitionSpec(OrderStatus.REJECTED, ("order.rejected",), after=fulfillment_stop),
+    "reject": TransitionSpec(OrderStatus.REJECTED, ("order.rejected",), after=_after_withdrawn),
     "request_payment": TransitionSpec(OrderStatus.AWAITING_PAYMENT, ("order.awaiting_payment",)),
     "mark_paid": TransitionSpec(OrderStatus.PAID, ("order.paid",)),
     "start_fulfillment": TransitionSpec(
@@ -120,7 +127,7 @@ TRANSITIONS: dict[str, TransitionSpec] = {
         ("order.cancelled",),
         reason_required=True,
         stamp=_stamp_cancelled,
-        after=fulfillment_stop,
+        after=_after_withdrawn,
     ),
 }
 
@@ -375,6 +382,24 @@ def _apply_compliance(*, order: Order, actor: Any, kind: str) -> tuple[Order, Co
             actor_kind=ActorKind.AI,
         )
     return order, result
+
+
+def _recheck_waiting_orders_of_patient(*, order: Order) -> None:
+    """Run the checks again on the patient's other orders still waiting on them (pending verification
+    or held, not clear), now that ``order`` no longer counts against their supply limits or as their
+    duplicate: one that it alone held or sent to review is released. Locks them in primary-key order
+    after ``order``'s own lock; call inside its transaction. A patient has few waiting orders."""
+    waiting = (
+        Order.objects.filter(
+            patient_id=order.patient_id, status__in=(OrderStatus.PENDING_VERIFICATION, OrderStatus.ON_HOLD)
+        )
+        .exclude(pk=order.pk)
+        .exclude(ai_disposition=Disposition.CLEAR)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    for pk in waiting:
+        _apply_compliance(order=order_lock(pk=pk, actor=None), actor=None, kind=SnapshotKind.RECHECK)
 
 
 def _reserve_stock(*, order: Order, lines: Sequence[OrderItem]) -> list[dict[str, Any]]:

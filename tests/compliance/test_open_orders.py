@@ -249,3 +249,26 @@ def test_identical_means_the_same_set_of_skus_or_codes(
         )
         is identical
     )
+
+
+@pytest.mark.parametrize("withdraw", ["cancel", "reject"])
+def test_withdrawing_the_first_order_releases_the_second_it_held(north: World, mask: Any, withdraw: str) -> None:
+    # Given two identical mask orders: the second held (over the limit) and flagged as a duplicate
+    first = mask_order(north, mask)
+    second = mask_order(north, mask)
+    other_patients = mask_order(north, mask, patient_id=north.other_patient().pk)
+    assert Order.objects.get(pk=second.pk).ai_disposition == "hold"
+    snapshots_of_other = ComplianceSnapshot.objects.filter(order_id=other_patients.pk).count()
+
+    # When the first is withdrawn
+    services.order_transition(order_id=first.pk, actor=north.ops, transition=withdraw, reason="Entered twice")
+
+    # Then the second is checked again without it: clear, released from its hold, and on the timeline
+    second = Order.objects.get(pk=second.pk)
+    assert (second.status, second.ai_disposition) == ("pending_verification", "clear")
+    recheck = ComplianceSnapshot.objects.filter(order_id=second.pk).order_by("-created_at").first()
+    assert recheck is not None
+    assert (recheck.kind, recheck.disposition, recheck.result["findings"]) == ("recheck", "clear", [])
+    assert second.events.filter(transition="release_hold").count() == 1
+    # another patient's order is not touched
+    assert ComplianceSnapshot.objects.filter(order_id=other_patients.pk).count() == snapshots_of_other
