@@ -38,6 +38,7 @@ from territories.admin_scoping import TerritoryListFilter, TerritoryScopedAdmin,
 from territories.models import TerritoryPermission
 from territories.selectors import territory_permits
 
+from .downloads import attachment_download
 from .models import Attachment, FulfillmentTask, Order, OrderEvent, OrderItem
 from .selectors import order_compliance_result
 from .services import TRANSITIONS, order_attach, order_transition, verification_offer
@@ -526,7 +527,7 @@ class OrderAdmin(ScopedHistoryMixin, PHIAccessAdmin, TerritoryScopedAdmin, Simpl
         if not request.user.is_superuser and not readable.filter(pk=order.territory_id).exists():
             raise Http404
         access_record(user=request.user, objects=[attachment], channel=AccessChannel.ADMIN)
-        return FileResponse(attachment.file.open("rb"), content_type=attachment.content_type)
+        return attachment_download(attachment)
 
     def get_urls(self) -> list[URLPattern]:
         return [

@@ -18,7 +18,7 @@ from core.admin import ReadOnlyAdmin
 from core.models import AccessRecord, OutboxEvent, OutboxStatus
 from core.outbox import outbox_retry
 
-from .admin_scoping import ScopedRelatedListFilter, TerritoryScopedAdmin, admin_territories
+from .admin_scoping import ScopedRelatedListFilter, TerritoryScopedAdmin, admin_territories, model_permissions
 from .models import Territory, TerritoryMembership
 from .services import membership_grant, membership_revoke, territory_create
 
@@ -148,11 +148,17 @@ class OutboxEventAdmin(ReadOnlyAdmin):
         queryset = super().get_queryset(request)
         if request.user.is_superuser:
             return queryset
-        territory_ids = [str(pk) for pk in admin_territories(request).values_list("pk", flat=True)]
-        return queryset.filter(payload__territory_id__in=territory_ids)
+        return queryset.filter(payload__territory_id__in=self._territory_ids(request, "view"))
+
+    def _territory_ids(self, request: HttpRequest, action: str) -> list[str]:
+        """Territories (as the payloads name them) where the user's role grants ``action`` on outbox events."""
+        territories = admin_territories(request, model_permissions=model_permissions(self.opts, action))
+        return [str(pk) for pk in territories.values_list("pk", flat=True)]
 
     @admin.action(description="Retry the selected failed events", permissions=["change"])
     def retry_failed_events(self, request: HttpRequest, queryset: QuerySet[OutboxEvent]) -> None:
+        if not request.user.is_superuser:
+            queryset = queryset.filter(payload__territory_id__in=self._territory_ids(request, "change"))
         failed = list(queryset.filter(status=OutboxStatus.FAILED).values_list("pk", flat=True))
         for event_id in failed:
             outbox_retry(event_id=event_id)

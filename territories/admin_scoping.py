@@ -13,7 +13,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.auth import get_permission_codename
-from django.core.exceptions import FieldDoesNotExist
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied
 from django.db import models
 from django.db.models import QuerySet
 from django.db.models.options import Options
@@ -121,6 +121,29 @@ class TerritoryScopedAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         allowed = super().has_delete_permission(request, obj)
         return allowed and (obj is None or self.in_scope(request, obj, "delete"))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        """Adding needs a territory where the user's role grants this model's add permission (the
+        global permission alone may come from a role held in another territory)."""
+        allowed = super().has_add_permission(request)
+        return allowed and (request.user.is_superuser or self.scoped_territories(request, "add").exists())
+
+    def territory_id_of(self, obj: models.Model) -> Any:
+        """The id of the territory ``obj`` belongs to, read through ``territory_lookup`` (saved or not)."""
+        *path, last = self.territory_lookup.split("__")
+        target: Any = obj
+        for part in path:
+            target = getattr(target, part)
+        return getattr(target, "territory_id" if last == "territory" else last)
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        """Writes only into a territory where the user's role may add (or change) this model: a row
+        moved or created elsewhere is refused (403) and nothing is saved."""
+        if not request.user.is_superuser:
+            action = "change" if change else "add"
+            if not self.scoped_territories(request, action).filter(pk=self.territory_id_of(obj)).exists():
+                raise PermissionDenied
+        super().save_model(request, obj, form, change)
 
     def _get_obj_does_not_exist_redirect(self, request: HttpRequest, opts: Any, object_id: str) -> Any:
         # Django redirects to the index with a message; an object the user may not see is simply not found.

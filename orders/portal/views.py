@@ -24,6 +24,7 @@ from django.utils import timezone
 from core.audit import access_record
 from core.exceptions import DomainError
 from core.models import AccessChannel
+from orders.downloads import attachment_download
 from orders.drafts import draft_reorder
 from orders.exceptions import OrderNotFound
 from orders.models import Order, Stage
@@ -425,22 +426,14 @@ def _refusal_text(error: DomainError) -> str:
 
 @portal_view
 def attachment_open(request: HttpRequest, pk: Any, attachment_pk: Any) -> FileResponse:
-    """Download one of the order's documents: for readers of the order's PHI only (404 for anyone
-    else, as for an order that does not exist), recorded as an access. Served as a download
-    (``Content-Disposition: attachment``) under a name made of ids, never the uploaded file name,
-    so no uploaded content is rendered in the portal's origin."""
+    """Download one of the order's documents (``attachment_download``): for readers of the order's PHI
+    only (404 for anyone else, as for an order that does not exist), recorded as an access."""
     try:
         attachment = attachment_get_for_user(user=request.user, order_pk=pk, pk=attachment_pk)
     except OrderNotFound:
         raise Http404("Document not found.") from None
     access_record(user=request.user, objects=[attachment], channel=AccessChannel.PORTAL)
-    extension = {"application/pdf": "pdf", "image/png": "png", "image/jpeg": "jpg"}.get(attachment.content_type, "bin")
-    name = f"{attachment.order.reference}-{attachment.artifact_type.lower()}-{str(attachment.pk)[:8]}.{extension}"
-    response = FileResponse(
-        attachment.file.open("rb"), as_attachment=True, filename=name, content_type=attachment.content_type
-    )
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
+    return attachment_download(attachment)
 
 
 @portal_view
@@ -453,7 +446,7 @@ def written_order_download(request: HttpRequest, pk: Any) -> HttpResponse:
         raise Http404("Order not found.") from None
     if order.signed_at is None or not order_phi_visible(user=request.user, order=order):
         raise Http404("Order not found.")
-    access_record(user=request.user, objects=[order], channel=AccessChannel.PORTAL)
+    access_record(user=request.user, objects=[order, order.patient], channel=AccessChannel.PORTAL)  # the PDF names them
     response = HttpResponse(written_order_pdf(order=order), content_type="application/pdf")
     response["Content-Disposition"] = f'attachment; filename="written-order-{order.reference}.pdf"'
     return response

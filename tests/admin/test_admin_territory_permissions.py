@@ -8,6 +8,8 @@ order notes and diagnosis, documents, history and search answer 404/403 and a PO
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
@@ -177,3 +179,69 @@ def test_membership_admin_offers_only_what_the_granting_admin_manages(north: Wor
     assert TerritoryMembership.objects.get(user=newcomer).role == "ops_staff"
     memberships = client.get("/admin/territories/territorymembership/")
     assert {m.territory_id for m in memberships.context["cl"].result_list} == {north.territory.pk}
+
+
+@pytest.fixture
+def admin_here_ops_there(north: World, south: World) -> User:
+    """Admin in north (whose role grants adding coverage and outbox access), ops staff in south."""
+    user = north.admin
+    membership_grant(user=user, territory=south.territory, role="ops_staff")
+    user.refresh_from_db()
+    return user
+
+
+def _coverage_form(patient: Any) -> dict[str, str]:
+    return {
+        "patient": str(patient.pk),
+        "payer_type": "insurance",
+        "payer_name": "Medicare Part B",
+        "plan_name": "",
+        "member_id": "1EG4TE5MK73",
+        "group_number": "",
+        "coverage_tier": "standard",
+        "active": "on",
+    }
+
+
+def test_adding_needs_the_role_that_grants_it_in_the_rows_territory(
+    admin_here_ops_there: User, north: World, south: World
+) -> None:
+    # Given a user whose north role may add coverage and whose south role may not
+    client = signed_in(admin_here_ops_there)
+    before = {world.patient.pk: Coverage.objects.filter(patient=world.patient).count() for world in (north, south)}
+
+    # When they add a coverage for a south patient, then for a north patient
+    refused = client.post("/admin/patients/coverage/add/", _coverage_form(south.patient))
+    added = client.post("/admin/patients/coverage/add/", _coverage_form(north.patient))
+
+    # Then south is refused and nothing is written there; north is added
+    assert (refused.status_code, added.status_code) == (403, 302)
+    assert Coverage.objects.filter(patient=south.patient).count() == before[south.patient.pk]
+    assert Coverage.objects.filter(patient=north.patient).count() == before[north.patient.pk] + 1
+    # and ops staff alone (no add permission anywhere) are not offered the add page
+    assert signed_in(south.ops).get("/admin/patients/coverage/add/").status_code == 403
+
+
+def test_the_outbox_shows_only_the_territories_whose_role_grants_it(
+    admin_here_ops_there: User, north: World, south: World
+) -> None:
+    north_order, south_order = north.order(), south.order()
+
+    listing = signed_in(admin_here_ops_there).get("/admin/core/outboxevent/")
+
+    shown = {event.aggregate_id for event in listing.context["cl"].result_list}
+    assert shown == {str(north_order.pk)}
+    assert str(south_order.pk) not in shown
+
+
+def test_an_admin_document_download_is_an_attachment_under_an_id_name(north: World) -> None:
+    order, attachment = _order_with_document(north)
+
+    response = signed_in(north.admin).get(f"/admin/orders/order/{order.pk}/attachments/{attachment.pk}/")
+
+    assert response.status_code == 200
+    assert response["Content-Disposition"] == (
+        f'attachment; filename="{order.reference}-swo-{str(attachment.pk)[:8]}.pdf"'
+    )
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response.getvalue() == PDF

@@ -259,6 +259,8 @@ def test_the_doctor_downloads_the_signed_written_order_as_a_pdf(north: World) ->
         assert expected in text, expected
     assert b"/Subtype /Image" in pdf  # the drawn signature
     assert AccessRecord.objects.filter(object_id=str(order.pk), user=north.doctor, channel="portal").count() == 2
+    # the PDF names the patient: their read is recorded too
+    assert AccessRecord.objects.filter(object_id=str(order.patient_id), user=north.doctor, channel="portal").exists()
 
 
 def test_the_written_order_is_404_unsigned_without_phi_or_elsewhere_and_nothing_is_recorded(
