@@ -542,7 +542,8 @@ def _compliance_gate(*, order: Order, actor: Any, note: str, override_reason: st
       (ReviewNoteRequired without one).
     * ``hold``: only an override resolves it: ``override_reason`` from a user with the
       ``override_compliance`` permission in the order's territory (ComplianceNotClear without a
-      reason, PermissionDenied without the permission). An override resolves a review as well.
+      reason, PermissionDenied without the permission). An override resolves a review as well, but
+      a review that comes with a note is resolved by the note (the override reason is not needed).
 
     The decision (how, the note or reason, who, the finding codes it covers) is frozen in the
     approval snapshot as its ``resolution``; a refusal raises before anything is written.
@@ -560,7 +561,8 @@ def _compliance_gate(*, order: Order, actor: Any, note: str, override_reason: st
             {"code": f.code, "severity": str(f.severity), "rule": f.rule, "item": f.item} for f in result.findings
         ]
         recorded["compliance"] = str(result.disposition)
-        if override_reason.strip():
+        reviewed = result.disposition == Disposition.NEEDS_REVIEW and note.strip()
+        if override_reason.strip() and not reviewed:  # a review note resolves a review: no override needed
             if actor is None or not territory_permits(
                 user=actor, permission=TerritoryPermission.OVERRIDE_COMPLIANCE, territory_id=order.territory_id
             ):

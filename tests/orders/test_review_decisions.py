@@ -107,6 +107,21 @@ def test_a_reviewer_resolves_a_review_with_a_note_on_the_timeline_and_in_the_sna
     assert selectors.portal_holds(user=north.doctor) == []
 
 
+def test_a_review_note_resolves_a_review_even_when_an_override_reason_comes_with_it(north: World, api: Any) -> None:
+    # Given an order that needs review, and ops staff (no override permission)
+    order = needs_review_order(north)
+
+    # When they send both a review note and an override reason
+    body = {"notes": NOTE, "override_reason": "Checked the letter."}
+    response = api(north.ops).post(f"/api/portal/orders/{order.pk}/approve", body, format="json")
+
+    # Then the note resolves the review; no override is recorded (nor needed)
+    assert response.status_code == 200, response.content
+    assert response.json()["compliance"]["resolution"]["by"] == "review"
+    verify = OrderEvent.objects.get(order_id=order.pk, transition="verify")
+    assert "override" not in verify.payload
+
+
 def test_a_hold_is_not_resolved_by_a_note_only_by_a_permitted_override(north: World, api: Any) -> None:
     order = held_for_quantity(north)
     before = state(order.pk)
