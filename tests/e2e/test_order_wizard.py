@@ -81,6 +81,18 @@ def go_on(page: Page) -> None:
     page.get_by_role("button", name="Continue").click()
 
 
+def sign_typed_and_submit(page: Page, shots: Shots | None = None) -> None:
+    """On the review step: the ordering doctor signs with a typed name, confirms and submits; waits
+    for the new order's page. ``shots``: keep a screenshot of the signed review first."""
+    page.get_by_label("Type your name to sign").fill("Dr. North")
+    page.get_by_role("button", name="Sign with typed name").click()
+    page.get_by_label(re.compile("sign this written order")).check()
+    if shots is not None:
+        shots(page, "wizard-7-review-signed")
+    page.get_by_role("button", name="Submit order").click()
+    page.wait_for_url(ORDER_PAGE)
+
+
 def start_for_patient(page: Page) -> None:
     """From the home page: find the patient and open a new order for them."""
     page.get_by_role("navigation", name="Portal").get_by_role("link", name="Patients").click()
@@ -203,12 +215,7 @@ def test_a_prior_authorization_hold_is_resolved_by_ops_and_the_doctor_sees_prepa
     step(page, shots, "7-review", "Review")
     expect(page.get_by_role("region", name="Compliance checks")).to_contain_text("Hold")
     # Signing without a pointer: type the name and have it written in the box.
-    page.get_by_label("Type your name to sign").fill("Dr. North")
-    page.get_by_role("button", name="Sign with typed name").click()
-    page.get_by_label(re.compile("sign this written order")).check()
-    shots(page, "wizard-7-review-signed")
-    page.get_by_role("button", name="Submit order").click()
-    page.wait_for_url(ORDER_PAGE)
+    sign_typed_and_submit(page, shots)
     order = Order.objects.get()
     expect(page.get_by_role("region", name="Status")).to_contain_text("Hold")
     assert order.status == OrderStatus.ON_HOLD
@@ -336,11 +343,7 @@ def test_a_cash_pay_patient_orders_a_medication_with_its_prescription(
     assert page.evaluate(
         "() => { const w = document.querySelector('.table-wrap'); return w.scrollWidth <= w.clientWidth; }"
     )
-    page.get_by_label("Type your name to sign").fill("Dr. North")
-    page.get_by_role("button", name="Sign with typed name").click()
-    page.get_by_label(re.compile("sign this written order")).check()
-    page.get_by_role("button", name="Submit order").click()
-    page.wait_for_url(ORDER_PAGE)
+    sign_typed_and_submit(page)
     order = Order.objects.get()
     expect(page.get_by_role("status").first).to_contain_text("the patient gets a payment link")
     accessible(page)

@@ -24,7 +24,16 @@ from tests.conftest import World
 from tests.factories import CoverageFactory
 
 from .conftest import Shots, sign_in
-from .test_order_wizard import ORDER_PAGE, PDF, accessible, fill_wizard, go_on, start_for_patient, step
+from .test_order_wizard import (
+    ORDER_PAGE,
+    PDF,
+    accessible,
+    fill_wizard,
+    go_on,
+    sign_typed_and_submit,
+    start_for_patient,
+    step,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -65,11 +74,7 @@ def test_a_cpap_resupply_needing_review_is_resolved_by_ops_with_a_note_and_the_d
 
     step(page, shots, "7-review", "Review")
     expect(page.get_by_role("region", name="Compliance checks")).to_contain_text("Needs review")
-    page.get_by_label("Type your name to sign").fill("Dr. North")
-    page.get_by_role("button", name="Sign with typed name").click()
-    page.get_by_label(re.compile("sign this written order")).check()
-    page.get_by_role("button", name="Submit order").click()
-    page.wait_for_url(ORDER_PAGE)
+    sign_typed_and_submit(page)
     order = Order.objects.get()
     assert (order.status, order.ai_disposition) == (OrderStatus.PENDING_VERIFICATION, "needs_review")
     status = page.get_by_role("region", name="Status")
