@@ -7,9 +7,11 @@ else it is ``clear``. ``info`` findings explain a decision (an item routed to dr
 suspended requirement) and never change the disposition. The engine reads no database and sends
 nothing; it is safe to call for a draft on every keystroke.
 
-The Medicare DMEPOS documentation rules (face-to-face and WOPD, prior authorization, quantity
-limits, refills) apply to insurance orders; the standard written order, territory, inventory,
-medication safety and duplicate-order checks apply to every order.
+The Medicare fee-for-service DMEPOS rules (face-to-face and WOPD, prior authorization, quantity
+limits, refills) apply to insurance orders whose coverage is Medicare FFS (``payer_kind``
+``medicare_ffs``); every insurance order gets its payer's rules (``payer_rules``), and one with no
+coverage on file is ``COVERAGE_MISSING`` (hold). The standard written order, territory,
+inventory, medication safety and duplicate-order checks apply to every order.
 
 Items not yet delivered count: the patient's open orders (``ComplianceInput.open_orders``, status
 ``pending_verification`` up to ``shipped``) count against a usual maximum like deliveries do, and an
@@ -29,6 +31,10 @@ from core.identifiers import is_valid_npi
 
 from .inputs import ArtifactType, ComplianceInput, Delivery, ItemFacts, OpenOrder, OpenOrderLine
 from .rulebook import Row, RuleSet, Source, load_rule_sets, rule_versions
+
+# patients.PayerKind.MEDICARE_FFS: the payer kind the Medicare fee-for-service programs apply to
+# (the engine reads no models, so the value is repeated here and pinned by a test).
+MEDICARE_FFS = "medicare_ffs"
 
 
 class Severity(StrEnum):
@@ -136,14 +142,17 @@ class _Checker:
         for artifact in facts.artifacts:
             self.artifact_dates.setdefault(artifact.artifact_type, []).append(artifact.document_date)
         self.insurance = facts.payer_type == "insurance"
+        self.medicare_ffs = self.insurance and facts.payer_kind == MEDICARE_FFS
 
     def run(self) -> tuple[Finding, ...]:
         self.standard_written_order()
         self.territory_and_credentials()
         if self.insurance:
-            self.face_to_face_and_wopd()
-            self.prior_authorization()
-            self.quantity_limits_and_refills()
+            self.coverage()
+            if self.medicare_ffs:
+                self.face_to_face_and_wopd()
+                self.prior_authorization()
+                self.quantity_limits_and_refills()
             self.payer_rules()
         self.inventory()
         self.medication_safety()
@@ -246,6 +255,20 @@ class _Checker:
                 "The patient is not registered in the order's territory.",
                 rule=rule,
                 field="patient_id",
+            )
+
+    # --- coverage -------------------------------------------------------------------------------
+    def coverage(self) -> None:
+        """An insurance order needs coverage on file: nobody could bill it otherwise, and which
+        payer's rules apply depends on it."""
+        if self.facts.payer_kind is None:
+            self.add(
+                "COVERAGE_MISSING",
+                Severity.HOLD,
+                "The order is billed to insurance but the patient has no insurance coverage on file for the"
+                " order date.",
+                rule="coverage",
+                field="payer_type",
             )
 
     # --- 2. face-to-face encounter and written order prior to delivery ------------------------
@@ -696,6 +719,7 @@ FINDING_TITLES: dict[str, str] = {
     "MEDICATION_INTERACTION": "A medication interacts with one the patient takes",
     "MEDICATION_CONTRAINDICATION": "A medication is contraindicated for the patient",
     "DUPLICATE_ORDER": "An identical order is already on its way",
+    "COVERAGE_MISSING": "The patient has no insurance coverage on file",
 }
 
 

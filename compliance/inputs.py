@@ -111,6 +111,7 @@ class PatientFacts:
     has_mbi: bool = False
     in_territory: bool = False
     state: str | None = None
+    sex: str | None = None  # administrative sex: female, male, other, unknown (None: not recorded)
     allergies: tuple[str, ...] = ()
     medications: tuple[str, ...] = ()
     conditions: tuple[str, ...] = ()
@@ -133,6 +134,9 @@ class ComplianceInput:
     provider: ProviderFacts
     items: tuple[ItemFacts, ...]
     coverage_tier: str | None = None
+    # The kind of payer of the insurance coverage in force (patients.PayerKind: medicare_ffs,
+    # medicare_advantage, medicaid, va, ihs, commercial); None when no coverage is on file.
+    payer_kind: str | None = None
     diagnosis_codes: tuple[str, ...] = ()
     f2f_date: dt.date | None = None
     signed_on: dt.date | None = None

@@ -236,6 +236,9 @@ def _facts(
         requested_date=requested_date,
         payer_type=payer_type,
         coverage_tier=coverage_tier if coverage_tier is not None else (coverage.coverage_tier if coverage else None),
+        payer_kind=(coverage.payer_kind or None)
+        if coverage is not None and coverage.payer_type == PayerType.INSURANCE
+        else None,
         patient=_patient_facts(patient, territory_id),
         provider=_provider_facts(provider, territory_id, on),
         items=tuple(items),
@@ -268,6 +271,7 @@ def _patient_facts(patient: Patient | None, territory_id: Any) -> PatientFacts:
         has_mbi=bool(patient.mbi),
         in_territory=patient.territory_id == territory_id,
         state=address.get("state") or None,
+        sex=patient.sex or None,
         allergies=tuple(patient.allergies or ()),
         medications=tuple(patient.medications or ()),
         conditions=tuple(patient.conditions or ()),

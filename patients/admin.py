@@ -44,6 +44,7 @@ PATIENT_PHI_FIELDS = (
     "first_name",
     "last_name",
     "date_of_birth",
+    "sex",
     "mbi",
     "phone",
     "email",
@@ -55,6 +56,7 @@ PATIENT_PHI_FIELDS = (
 SEARCH_LIMIT = 50
 COVERAGE_FIELDS = (
     "payer_type",
+    "payer_kind",
     "payer_name",
     "plan_name",
     "member_id",

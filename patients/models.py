@@ -79,6 +79,22 @@ def validate_history_conditions(value: object) -> None:
 NAME_PREFIX_LENGTH = 3
 
 
+class AdministrativeSex(models.TextChoices):
+    """The patient's administrative sex (HL7 FHIR R4 AdministrativeGender, required by US Core
+    Patient 6.1.0 as ``gender``); the medication safety checks read it for sex-specific labels."""
+
+    FEMALE = "female", "Female"
+    MALE = "male", "Male"
+    OTHER = "other", "Other"
+    UNKNOWN = "unknown", "Unknown"
+
+
+def validate_administrative_sex(value: object) -> None:
+    if value in (None, "") or value in AdministrativeSex.values:
+        return
+    raise ValidationError(f"Give one of: {', '.join(AdministrativeSex.values)}.", code="invalid_administrative_sex")
+
+
 class Patient(PHIModel):
     """A patient assigned to one provider's territory."""
 
@@ -89,6 +105,12 @@ class Patient(PHIModel):
     first_name = EncryptedCharField(max_length=100, blank=False)
     last_name = EncryptedCharField(max_length=100, blank=False)
     date_of_birth = EncryptedDateField(blank=False)
+    sex = EncryptedCharField(
+        "administrative sex",
+        max_length=10,
+        validators=[validate_administrative_sex],
+        help_text="female, male, other or unknown (FHIR AdministrativeGender).",
+    )
     mbi = EncryptedCharField("MBI", max_length=13)
     phone = EncryptedCharField(max_length=30)
     email = EncryptedCharField(max_length=254)
@@ -132,13 +154,35 @@ class PayerType(models.TextChoices):
     INSURANCE = "insurance", "Insurance"
 
 
+class PayerKind(models.TextChoices):
+    """Which kind of payer an insurance coverage is. The Medicare fee-for-service programs (prior
+    authorization, face-to-face/WOPD, usual maximums, refill rules) apply to Medicare FFS only;
+    every other kind is checked against its own rules (``compliance.PayerRule``)."""
+
+    MEDICARE_FFS = "medicare_ffs", "Medicare fee-for-service (Original Medicare)"
+    MEDICARE_ADVANTAGE = "medicare_advantage", "Medicare Advantage"
+    MEDICAID = "medicaid", "Medicaid"
+    VA = "va", "Veterans Affairs"
+    IHS = "ihs", "Indian Health Service"
+    COMMERCIAL = "commercial", "Commercial"
+
+
 class Coverage(PHIModel):
-    """A patient's insurance plan (or cash pay), with the plan details encrypted."""
+    """A patient's insurance plan (or cash pay), with the plan details encrypted.
+
+    An insurance coverage says which kind of payer it is (``payer_kind``); cash pay has none.
+    """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     territory = models.ForeignKey("territories.Territory", on_delete=models.PROTECT, related_name="+")
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="coverages")
     payer_type = models.CharField(max_length=20, choices=PayerType.choices)
+    payer_kind = models.CharField(
+        max_length=20,
+        choices=PayerKind.choices,
+        blank=True,
+        help_text="For insurance: which kind of payer. Empty for cash pay.",
+    )
     payer_name = EncryptedCharField(max_length=200)
     plan_name = EncryptedCharField(max_length=200)
     member_id = EncryptedCharField(max_length=64)
@@ -155,6 +199,13 @@ class Coverage(PHIModel):
 
     def __str__(self) -> str:
         return f"Coverage {str(self.pk)[:8]} ({self.get_payer_type_display()})"
+
+    def clean(self) -> None:
+        super().clean()
+        if self.payer_type == PayerType.INSURANCE and not self.payer_kind:
+            raise ValidationError({"payer_kind": "Say which kind of payer this insurance is."})
+        if self.payer_type == PayerType.CASH and self.payer_kind:
+            raise ValidationError({"payer_kind": "Cash pay has no payer kind."})
 
 
 class PriorAuthorizationDecision(models.TextChoices):

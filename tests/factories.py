@@ -16,7 +16,7 @@ from accounts.models import User
 from catalog.models import Product, TherapyType, Vendor, Warehouse
 from core.identifiers import npi_check_digit
 from orders.models import Order, OrderItem
-from patients.models import Coverage, Patient, PayerType, Provider, ProviderCredential
+from patients.models import Coverage, Patient, PayerKind, PayerType, Provider, ProviderCredential
 from territories.models import Territory
 from territories.services import membership_grant, territory_role_group
 
@@ -124,6 +124,7 @@ class CoverageFactory(DjangoModelFactory[Coverage]):
     patient = factory.SubFactory(PatientFactory, insured=False)
     territory = factory.SelfAttribute("patient.territory")
     payer_type = PayerType.INSURANCE
+    payer_kind = PayerKind.MEDICARE_FFS
     payer_name = "Medicare Part B"
     plan_name = "Original Medicare"
     member_id = "1EG4TE5MK73"

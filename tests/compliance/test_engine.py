@@ -37,6 +37,7 @@ def facts(*items: ItemFacts, **changes: Any) -> ComplianceInput:
         order_date=D(2026, 11, 2),
         requested_date=D(2026, 11, 9),
         payer_type="insurance",
+        payer_kind="medicare_ffs",
         patient=PatientFacts(known=True, has_name=True, has_mbi=True, in_territory=True, state="MN"),
         provider=ProviderFacts(known=True, name="Dr. Lindqvist", npi=VALID_NPI, credentialed_in_territory=True),
         items=items or (item("A7032", 2),),

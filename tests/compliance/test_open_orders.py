@@ -210,6 +210,7 @@ def facts(*items: ItemFacts, open_orders: tuple[OpenOrder, ...]) -> ComplianceIn
         order_date=dt.date(2026, 3, 2),
         requested_date=None,
         payer_type="insurance",
+        payer_kind="medicare_ffs",
         patient=PatientFacts(known=True, has_name=True, in_territory=True),
         provider=ProviderFacts(known=True, name="Dr. Who", npi="1245319599", credentialed_in_territory=True),
         items=items,

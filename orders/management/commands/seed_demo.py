@@ -29,7 +29,7 @@ from core.audit import with_history_user
 from core.identifiers import npi_check_digit
 from orders.models import Order
 from orders.services import ItemRequest, order_create, order_transition
-from patients.models import Coverage, Patient, PayerType, Provider, ProviderCredential
+from patients.models import Coverage, Patient, PayerKind, PayerType, Provider, ProviderCredential
 from patients.selectors import patient_search
 from patients.services import patient_create
 from territories.models import Role, Territory, TerritoryMembership
@@ -844,6 +844,7 @@ class Command(BaseCommand):
         if not patient.coverages.exists():
             coverage = Coverage(territory=territory, patient=patient, payer_type=spec.payer_type, active=True)
             if spec.payer_type == PayerType.INSURANCE:
+                coverage.payer_kind = PayerKind.MEDICARE_FFS
                 coverage.payer_name = "Medicare Part B"
                 coverage.plan_name = "Original Medicare"
                 coverage.member_id = spec.mbi
