@@ -6,6 +6,7 @@ import datetime as dt
 import json
 from typing import Any
 
+import pytest
 from django.contrib.contenttypes.models import ContentType
 
 from core.models import AccessRecord
@@ -194,30 +195,56 @@ def test_admin_cannot_add_a_patient_with_another_territorys_provider(north: Any,
     assert Patient.objects.count() == before
 
 
+def coverage_inline(**changes: str) -> dict[str, str]:
+    return {
+        "coverages-TOTAL_FORMS": "1",
+        "coverages-0-payer_type": "insurance",
+        "coverages-0-payer_kind": "medicare_ffs",
+        "coverages-0-payer_name": "Medicare Part B",
+        "coverages-0-plan_name": "",
+        "coverages-0-member_id": "1EG4TE5MK73",
+        "coverages-0-group_number": "",
+        "coverages-0-coverage_tier": "standard",
+        "coverages-0-active": "on",
+        **changes,
+    }
+
+
+@pytest.mark.parametrize(
+    ("payer_type", "payer_kind", "error"),
+    [
+        ("insurance", "", "Say which kind of payer this insurance is."),
+        ("cash", "medicaid", "Cash pay has no payer kind."),
+    ],
+)
+def test_coverage_says_which_kind_of_payer_only_for_insurance(
+    north: Any, payer_type: str, payer_kind: str, error: str
+) -> None:
+    north.patient.coverages.all().delete()
+    data = patient_form(
+        north.patient, **coverage_inline(**{"coverages-0-payer_type": payer_type, "coverages-0-payer_kind": payer_kind})
+    )
+
+    response = signed_in(north.admin).post(change_url(north.patient), data)
+
+    assert response.status_code == 200
+    assert response.context["inline_admin_formsets"][0].formset.errors == [{"payer_kind": [error]}]
+    assert not Coverage.objects.filter(patient=north.patient).exists()
+
+
 def test_admin_adds_coverage_inline_in_the_patients_territory(north: Any) -> None:
     north.patient.coverages.all().delete()  # the world's patient comes insured; this test counts its own
-    data = patient_form(
-        north.patient,
-        **{
-            "coverages-TOTAL_FORMS": "1",
-            "coverages-0-payer_type": "insurance",
-            "coverages-0-payer_name": "Medicare Part B",
-            "coverages-0-plan_name": "",
-            "coverages-0-member_id": "1EG4TE5MK73",
-            "coverages-0-group_number": "",
-            "coverages-0-coverage_tier": "standard",
-            "coverages-0-active": "on",
-        },
-    )
+    data = patient_form(north.patient, **coverage_inline(**{"coverages-0-payer_kind": "medicaid"}))
 
     response = signed_in(north.admin).post(change_url(north.patient), data)
 
     assert response.status_code == 302
     [coverage] = Coverage.objects.filter(patient=north.patient)
-    assert (coverage.territory_id, coverage.member_id, coverage.payer_name) == (
+    assert (coverage.territory_id, coverage.member_id, coverage.payer_name, coverage.payer_kind) == (
         north.territory.pk,
         "1EG4TE5MK73",
         "Medicare Part B",
+        "medicaid",
     )
     assert coverage.history.get().history_user == north.admin
 

@@ -21,6 +21,8 @@ from django.db import connection
 
 from core.identifiers import is_valid_mbi
 from core.logging import StripQueryStringFilter
+from patients.models import Patient
+from tests.factories import CoverageFactory
 
 PATIENT = {
     "first_name": "Marisol",
@@ -129,6 +131,8 @@ def test_the_api_never_logs_or_echoes_phi(
         201,
     )
     assert patient["first_name"] == "Marisol"
+    # with Medicare coverage on file (staff record it in the back office)
+    CoverageFactory.create(patient=Patient.objects.get(pk=patient["id"]), member_id=PATIENT["mbi"])
 
     # When the doctor searches by name and date of birth; others search too
     for query in ("Marisol Vandermeulen", "Vandermeulen, Marisol", "1944-02-29", "Marisol 02/29/1944"):

@@ -26,6 +26,7 @@ PATIENT_COLUMNS = [
     "first_name",
     "last_name",
     "date_of_birth",
+    "sex",
     "mbi",
     "phone",
     "email",
