@@ -30,6 +30,7 @@ from typing import Any
 from core.identifiers import is_valid_npi
 
 from .inputs import ArtifactType, ComplianceInput, Delivery, ItemFacts, OpenOrder, OpenOrderLine
+from .medications import RecognisedEntry, medication_table
 from .rulebook import Row, RuleSet, Source, load_rule_sets, rule_versions
 
 # patients.PayerKind.MEDICARE_FFS: the payer kind the Medicare fee-for-service programs apply to
@@ -413,7 +414,10 @@ class _Checker:
     # --- 4 and 5. quantity limits and refills --------------------------------------------------
     def quantity_limits_and_refills(self) -> None:
         pools: dict[int, tuple[Row, list[ItemFacts]]] = {}
-        for row in quantity_limit_rows(self.rules["quantity_limits"], self.facts.diagnosis_codes, self.delivery_date):
+        rows = quantity_limit_rows(
+            self.rules, self.facts.diagnosis_codes, self.delivery_date, self.facts.patient.medications
+        )
+        for row in rows:
             for item in self.coded_items():
                 if item.hcpcs in row.codes:
                     pools.setdefault(row.index, (row, []))[1].append(item)
@@ -595,19 +599,25 @@ class _Checker:
 
     # --- 10. medication safety ------------------------------------------------------------------
     def medication_safety(self) -> None:
+        """Ordered medications against the patient's allergies, medications, history and sex.
+
+        The patient's free-text entries are recognised through the one medication names table
+        (``compliance.medications``); each row's severity is used ("contraindicated" holds, "major"
+        needs review). Entries the table does not recognise are listed to the reviewer
+        (``MEDICATION_ENTRIES_UNRECOGNISED``, info) whenever a medication is ordered.
+        """
         rule_set = self.rules["medication_safety"]
-        ingredients = rule_set.tables.get("ingredients", ())
+        table = medication_table(rule_set)
         classes = {entry["id"]: entry for entry in rule_set.tables.get("drug_classes", ())}
         conditions = {entry["id"]: entry for entry in rule_set.tables.get("conditions", ())}
         source_of_table = next(iter(rule_set.sources.values()), None)
         patient = self.facts.patient
-        allergies = [_normalise(a) for a in patient.allergies]
-        medications = [_normalise(m) for m in patient.medications]
+        allergies = table.recognise_all(patient.allergies)
+        medications = table.recognise_all(patient.medications)
         rows = rule_set.rows_in_force(self.order_date)
-        for item in self.facts.items:
-            if not item.rxnorm_code:
-                continue
-            ingredient = next((i for i in ingredients if item.rxnorm_code in i.get("rxnorm_products", ())), None)
+        ordered = [item for item in self.facts.items if item.rxnorm_code]
+        for item in ordered:
+            ingredient = table.product(item.rxnorm_code or "")
             if ingredient is None:
                 self.add(
                     "MEDICATION_NOT_IN_SAFETY_TABLE",
@@ -619,41 +629,64 @@ class _Checker:
                     item=item,
                 )
                 continue
-            names = [_normalise(n) for n in ingredient.get("names", ())]
-            if any(_mentions(allergy, names) for allergy in allergies):
+            allergic = [a for a in allergies if any(e.id == ingredient.id for e in a.entries)]
+            if allergic:
                 self.add(
                     "MEDICATION_ALLERGY",
                     Severity.NEEDS_REVIEW,
-                    f"{item.sku}: the patient has a recorded allergy to {ingredient['id']}.",
+                    f"{item.sku}: the patient has a recorded allergy to {ingredient.label}"
+                    f" (recorded as {_quoted(allergic)}).",
                     rule="medication_safety",
                     source=source_of_table,
                     item=item,
                 )
             for row in rows:
-                if row["drug_class"] != ingredient.get("drug_class"):
-                    continue
-                if row["kind"] == "interaction":
-                    other = classes.get(row.get("with_class", ""), {})
-                    other_names = [_normalise(n) for n in other.get("names", ())]
-                    if any(_mentions(medication, other_names) for medication in medications):
-                        self.add(
-                            "MEDICATION_INTERACTION",
-                            Severity.NEEDS_REVIEW,
-                            f"{item.sku} with {other.get('label', row.get('with_class'))}: {row['message']}",
-                            rule="medication_safety",
-                            source=row.source,
-                            item=item,
-                        )
-                elif row["kind"] == "contraindication" and row.get("condition") in patient.conditions:
-                    condition = conditions.get(row["condition"], {})
-                    self.add(
-                        "MEDICATION_CONTRAINDICATION",
-                        Severity.NEEDS_REVIEW,
-                        f"{item.sku} and {condition.get('label', row['condition'])}: {row['message']}",
-                        rule="medication_safety",
-                        source=row.source,
-                        item=item,
-                    )
+                if row["drug_class"] in ingredient.classes:
+                    self._medication_row(row, item, medications, classes, conditions)
+        unrecognised = [entry.text for entry in (*allergies, *medications) if not entry.recognised]
+        if ordered and unrecognised:
+            self.add(
+                "MEDICATION_ENTRIES_UNRECOGNISED",
+                Severity.INFO,
+                "The medication safety table does not recognise these recorded medications or allergies, so they"
+                f" were not checked: {_quoted_texts(unrecognised)}.",
+                rule="medication_safety",
+                source=source_of_table,
+            )
+
+    def _medication_row(
+        self,
+        row: Row,
+        item: ItemFacts,
+        medications: Sequence[RecognisedEntry],
+        classes: Mapping[str, Mapping[str, Any]],
+        conditions: Mapping[str, Mapping[str, Any]],
+    ) -> None:
+        """One row of the medication safety file that applies to the ordered item's class."""
+        severity = MEDICATION_SEVERITY[row["severity"]]
+        kind = row["kind"]
+        if kind in ("interaction", "duplicate_therapy"):
+            with_class = row["drug_class"] if kind == "duplicate_therapy" else row["with_class"]
+            taking = [m for m in medications if with_class in m.classes]
+            if not taking:
+                return
+            label = classes.get(with_class, {}).get("label", with_class)
+            code = "MEDICATION_INTERACTION" if kind == "interaction" else "MEDICATION_DUPLICATE_THERAPY"
+            message = f"{item.sku} with {label} (recorded as {_quoted(taking)}): {row['message']}"
+        elif kind == "contraindication":
+            if row["condition"] not in self.facts.patient.conditions:
+                return
+            condition = conditions.get(row["condition"], {})
+            code = "MEDICATION_CONTRAINDICATION"
+            message = f"{item.sku} and {condition.get('label', row['condition'])}: {row['message']}"
+        elif kind == "sex":
+            if self.facts.patient.sex != row["sex"]:
+                return
+            code = "MEDICATION_NOT_FOR_PATIENT_SEX"
+            message = f"{item.sku} for a patient whose administrative sex is {row['sex']}: {row['message']}"
+        else:  # the rule book refuses other kinds; a new kind must be taught here
+            return
+        self.add(code, severity, message, rule="medication_safety", source=row.source, item=item)
 
     # --- 11. open orders: duplicates ------------------------------------------------------------
     def duplicate_orders(self) -> None:
@@ -718,6 +751,9 @@ FINDING_TITLES: dict[str, str] = {
     "MEDICATION_ALLERGY": "The patient has a recorded allergy to a medication",
     "MEDICATION_INTERACTION": "A medication interacts with one the patient takes",
     "MEDICATION_CONTRAINDICATION": "A medication is contraindicated for the patient",
+    "MEDICATION_DUPLICATE_THERAPY": "A medication duplicates one of the same class the patient takes",
+    "MEDICATION_NOT_FOR_PATIENT_SEX": "A medication is not indicated for the patient's sex",
+    "MEDICATION_ENTRIES_UNRECOGNISED": "Recorded medications or allergies the safety table does not recognise",
     "DUPLICATE_ORDER": "An identical order is already on its way",
     "COVERAGE_MISSING": "The patient has no insurance coverage on file",
 }
@@ -757,25 +793,52 @@ def same_items(items: Sequence[ItemFacts], lines: Sequence[OpenOrderLine]) -> bo
     )
 
 
-def quantity_limit_rows(limits: RuleSet, diagnosis_codes: Iterable[str], on: dt.date) -> list[Row]:
+def insulin_treated(
+    rule_sets: Mapping[str, RuleSet], diagnosis_codes: Iterable[str], medications: Iterable[str] = ()
+) -> bool:
+    """Whether the patient is treated with insulin (LCD L33822 keys its usual maximums on it): an
+    insulin-treatment diagnosis on the order (Z79.4, or any type 1 diabetes code E10.x: insulin
+    treated by definition; ``quantity_limits.toml`` lists both), or a medication list naming an
+    insulin (the medication names table of ``medication_safety.toml``)."""
+    settings = rule_sets["quantity_limits"].settings
+    codes = {code.strip().upper() for code in diagnosis_codes}
+    if codes & set(settings.get("insulin_treated_diagnoses", ())):
+        return True
+    prefixes = tuple(settings.get("insulin_treated_diagnosis_prefixes", ()))
+    if prefixes and any(code.startswith(prefixes) for code in codes):
+        return True
+    return medication_table(rule_sets["medication_safety"]).names_class(list(medications), "insulin")
+
+
+def quantity_limit_rows(
+    rule_sets: Mapping[str, RuleSet], diagnosis_codes: Iterable[str], on: dt.date, medications: Iterable[str] = ()
+) -> list[Row]:
     """The usual-maximum rows in force on ``on`` that apply to the patient: rows for insulin-treated
-    patients (an insulin diagnosis on the order) or the others, and rows for everyone."""
-    insulin_codes = set(limits.settings.get("insulin_treated_diagnoses", ()))
-    applicable = "insulin_treated" if any(code in insulin_codes for code in diagnosis_codes) else "not_insulin_treated"
-    return [row for row in limits.rows_in_force(on) if row.get("when", "any") in ("any", applicable)]
+    patients (``insulin_treated``) or the others, and rows for everyone."""
+    applicable = (
+        "insulin_treated" if insulin_treated(rule_sets, diagnosis_codes, medications) else "not_insulin_treated"
+    )
+    return [
+        row for row in rule_sets["quantity_limits"].rows_in_force(on) if row.get("when", "any") in ("any", applicable)
+    ]
 
 
 def usual_maximums(
-    *, on: dt.date, diagnosis_codes: Sequence[str] = (), rule_sets: Mapping[str, RuleSet] | None = None
+    *,
+    on: dt.date,
+    diagnosis_codes: Sequence[str] = (),
+    medications: Sequence[str] = (),
+    rule_sets: Mapping[str, RuleSet] | None = None,
 ) -> dict[str, tuple[int, int]]:
     """Per HCPCS code under a usual-maximum rule on ``on``: (quantity, period in months).
 
-    The same rows the quantity-limit check applies to an order with these diagnoses; for hints
+    The same rows the quantity-limit check applies to an order with these diagnoses (and a patient
+    with these medications, for insulin treatment); for hints
     beside a catalog item before it is ordered.
     """
     rule_sets = rule_sets if rule_sets is not None else load_rule_sets()
     maximums: dict[str, tuple[int, int]] = {}
-    for row in quantity_limit_rows(rule_sets["quantity_limits"], diagnosis_codes, on):
+    for row in quantity_limit_rows(rule_sets, diagnosis_codes, on, medications):
         for code in row.codes:
             maximums[code] = (int(row["quantity"]), int(row["period_months"]))
     return maximums
@@ -812,6 +875,7 @@ def supply_status(
     *,
     on: dt.date,
     diagnosis_codes: Sequence[str] = (),
+    medications: Sequence[str] = (),
     rule_sets: Mapping[str, RuleSet] | None = None,
 ) -> list[SupplyStatus]:
     """Per HCPCS code delivered, the last delivery and the next eligible refill date on ``on``.
@@ -821,7 +885,7 @@ def supply_status(
     """
     rule_sets = rule_sets if rule_sets is not None else load_rule_sets()
     refill_rows = rule_sets["refills"].rows_in_force(on)
-    rows = quantity_limit_rows(rule_sets["quantity_limits"], diagnosis_codes, on)
+    rows = quantity_limit_rows(rule_sets, diagnosis_codes, on, medications)
     statuses = []
     for code in sorted({d.hcpcs for d in history if d.delivered_on <= on}):
         mine = [d for d in history if d.hcpcs == code and d.delivered_on <= on]
@@ -849,11 +913,14 @@ def _valid_until(decision_date: dt.date, validity: Mapping[str, Any]) -> dt.date
     return dt.date.max
 
 
-def _normalise(text: str) -> str:
-    return " ".join(text.lower().replace("-", " ").split())
+# Severity of a medication safety row → severity of its finding: a contraindication holds the
+# order, a warning needs a provider's review (the file's header says which rows are which).
+MEDICATION_SEVERITY: dict[str, Severity] = {"contraindicated": Severity.HOLD, "major": Severity.NEEDS_REVIEW}
 
 
-def _mentions(text: str, names: Iterable[str]) -> bool:
-    """Whether ``text`` (a medication or allergy as recorded) names any of ``names`` as whole words."""
-    padded = f" {text} "
-    return any(name and f" {name} " in padded for name in names)
+def _quoted(entries: Iterable[RecognisedEntry]) -> str:
+    return _quoted_texts(entry.text for entry in entries)
+
+
+def _quoted_texts(texts: Iterable[str]) -> str:
+    return ", ".join(f'"{text}"' for text in texts)

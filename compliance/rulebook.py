@@ -18,7 +18,7 @@ from typing import Any
 from django.conf import settings
 
 from core.identifiers import is_valid_hcpcs
-from patients.models import HistoryCondition
+from patients.models import AdministrativeSex, HistoryCondition
 
 # The rule sets the engine needs; a missing file is an error, not an empty table.
 REQUIRED_RULE_SETS = (
@@ -179,18 +179,61 @@ def _parse_row(name: str, path: Path, index: int, raw: dict[str, Any], sources: 
     return Row(rule_set=name, index=index, fields=raw, effective_from=start, effective_to=end, source=source)
 
 
+# Row kinds of the medication safety file and the fields each needs; severities and what they mean
+# are documented in the file (the engine maps them to hold / needs review).
+MEDICATION_ROW_KINDS = ("interaction", "duplicate_therapy", "contraindication", "sex")
+MEDICATION_SEVERITIES = ("contraindicated", "major")
+
+
 def _check_medication_references(path: Path, data: dict[str, Any], rows: Iterable[Row]) -> None:
-    """Conditions are the patient intake's vocabulary; rows name known classes and conditions."""
+    """Conditions are the patient intake's vocabulary; rows name known kinds, classes, conditions,
+    sexes and severities; every medication name entry has names and known classes, and a catalog
+    RxNorm code belongs to one ingredient only."""
     conditions = {entry.get("id") for entry in data.get("conditions", [])}
     unknown = conditions - set(HistoryCondition.values)
     if unknown:
         raise RuleFileError(f"{path.name}: conditions not in the patient intake's list: {', '.join(sorted(unknown))}")
     classes = {entry.get("id") for entry in data.get("drug_classes", [])}
     for row in rows:
-        if row.get("kind") == "interaction" and row.get("with_class") not in classes:
-            raise RuleFileError(f"{path.name} row {row.index}: unknown drug class {row.get('with_class')!r}")
-        if row.get("kind") == "contraindication" and row.get("condition") not in conditions:
-            raise RuleFileError(f"{path.name} row {row.index}: unknown condition {row.get('condition')!r}")
+        where = f"{path.name} row {row.index}"
+        kind = row.get("kind")
+        if kind not in MEDICATION_ROW_KINDS:
+            raise RuleFileError(f"{where}: kind must be one of {', '.join(MEDICATION_ROW_KINDS)}")
+        if row.get("severity") not in MEDICATION_SEVERITIES:
+            raise RuleFileError(f"{where}: severity must be one of {', '.join(MEDICATION_SEVERITIES)}")
+        if row.get("drug_class") not in classes:
+            raise RuleFileError(f"{where}: unknown drug class {row.get('drug_class')!r}")
+        if kind == "interaction" and row.get("with_class") not in classes:
+            raise RuleFileError(f"{where}: unknown drug class {row.get('with_class')!r}")
+        if kind == "contraindication" and row.get("condition") not in conditions:
+            raise RuleFileError(f"{where}: unknown condition {row.get('condition')!r}")
+        if kind == "sex" and row.get("sex") not in AdministrativeSex.values:
+            raise RuleFileError(f"{where}: sex must be one of {', '.join(AdministrativeSex.values)}")
+    _check_medication_names(path, data.get("medication_names", []), classes)
+
+
+def _check_medication_names(path: Path, entries: list[dict[str, Any]], classes: set[Any]) -> None:
+    ids: set[str] = set()
+    products: dict[str, str] = {}
+    for index, entry in enumerate(entries, start=1):
+        where = f"{path.name} medication_names entry {index}"
+        entry_id = entry.get("id")
+        if not isinstance(entry_id, str) or not entry_id or entry_id in ids:
+            raise RuleFileError(f"{where}: id must be a unique slug")
+        ids.add(entry_id)
+        names = entry.get("names")
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) and n.strip() for n in names):
+            raise RuleFileError(f"{where} ({entry_id}): names must be a non-empty list of names")
+        unknown = set(entry.get("classes", ())) - classes
+        if unknown:
+            raise RuleFileError(f"{where} ({entry_id}): unknown drug classes {', '.join(sorted(unknown))}")
+        rxcui = entry.get("rxcui")
+        if rxcui is not None and not (isinstance(rxcui, str) and rxcui.isdigit()):
+            raise RuleFileError(f"{where} ({entry_id}): rxcui must be digits")
+        for code in entry.get("rxnorm_products", ()):
+            if code in products:
+                raise RuleFileError(f"{where} ({entry_id}): RxNorm {code} is already listed for {products[code]}")
+            products[code] = entry_id
 
 
 def _check_no_overlap(path: Path, rows: Iterable[Row]) -> None:

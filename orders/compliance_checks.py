@@ -272,10 +272,29 @@ def _patient_facts(patient: Patient | None, territory_id: Any) -> PatientFacts:
         in_territory=patient.territory_id == territory_id,
         state=address.get("state") or None,
         sex=patient.sex or None,
-        allergies=tuple(patient.allergies or ()),
-        medications=tuple(patient.medications or ()),
+        allergies=_recorded_texts(patient.allergies),
+        medications=patient_medications(patient),
         conditions=tuple(patient.conditions or ()),
     )
+
+
+def patient_medications(patient: Patient | None) -> tuple[str, ...]:
+    """The patient's current medications as recorded (free text; the engine recognises them
+    through its medication names table). Used for the medication safety checks and for insulin
+    treatment in the usual maximums (LCD L33822), so the checks, the wizard and the patient card
+    read the same list."""
+    return _recorded_texts(patient.medications) if patient is not None else ()
+
+
+def _recorded_texts(entries: Any) -> tuple[str, ...]:
+    """A list of recorded entries as text: strings as they are, and a {"text": ...} entry by its
+    text (so coded entries written by a later intake stay readable); blanks are left out."""
+    texts = []
+    for entry in entries or ():
+        text = entry.get("text") if isinstance(entry, dict) else entry
+        if isinstance(text, str) and text.strip():
+            texts.append(text)
+    return tuple(texts)
 
 
 def _provider_facts(provider: Provider | None, territory_id: Any, on: dt.date) -> ProviderFacts:
@@ -363,12 +382,15 @@ def patient_supply_status(
 ) -> list[SupplyStatus]:
     """What the patient has been delivered and when each supply may next be refilled (the same
     rules as an order's checks; insulin treatment read from ``diagnosis_codes``, else from the
-    newest order's diagnoses). ``supply``: the patient's ``patient_supply_facts`` when already read."""
+    newest order's diagnoses, and from the patient's medications). ``supply``: the patient's
+    ``patient_supply_facts`` when already read."""
     if diagnosis_codes is None:
         latest = Order.objects.filter(patient=patient).order_by("-created_at").only("diagnosis_codes").first()
         diagnosis_codes = (latest.diagnosis_codes or []) if latest is not None else []
     supply = supply if supply is not None else patient_supply_facts(patient=patient)
-    return supply_status(supply.deliveries, on=on, diagnosis_codes=diagnosis_codes)
+    return supply_status(
+        supply.deliveries, on=on, diagnosis_codes=diagnosis_codes, medications=patient_medications(patient)
+    )
 
 
 def order_check_compliance(

@@ -27,7 +27,7 @@ from core.audit import access_record
 from core.exceptions import DomainError
 from core.models import AccessChannel
 from orders import drafts
-from orders.compliance_checks import patient_supply_status
+from orders.compliance_checks import patient_medications, patient_supply_status
 from orders.models import DeliveryMode, DeliveryWindow, DraftStep, OrderDraft, OrderStatus
 from orders.selectors import patient_card
 from patients.exceptions import PatientNotFound
@@ -277,7 +277,7 @@ class CatalogStep(Step):
         shown = chosen + [p for p in found if p.sku not in chosen_skus]
         available = available_quantities(product_ids=[p.pk for p in shown])
         diagnoses = draft.answers.get("diagnosis_codes", [])
-        maximums = usual_maximums(on=today, diagnosis_codes=diagnoses)
+        maximums = usual_maximums(on=today, diagnosis_codes=diagnoses, medications=patient_medications(draft.patient))
         eligible = {
             s.hcpcs: s.next_eligible
             for s in patient_supply_status(patient=draft.patient, on=today, diagnosis_codes=diagnoses)
@@ -328,7 +328,11 @@ class QuantitiesStep(Step):
 
     def context(self, request: HttpRequest, draft: OrderDraft) -> dict[str, Any]:
         today = timezone.localdate()
-        maximums = usual_maximums(on=today, diagnosis_codes=draft.answers.get("diagnosis_codes", []))
+        maximums = usual_maximums(
+            on=today,
+            diagnosis_codes=draft.answers.get("diagnosis_codes", []),
+            medications=patient_medications(draft.patient),
+        )
         return {"maximums": maximums}
 
 

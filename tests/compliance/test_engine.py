@@ -416,28 +416,30 @@ def patient(**changes: Any) -> PatientFacts:
     return dataclasses.replace(PatientFacts(known=True, has_name=True, in_territory=True), **changes)
 
 
-def test_a_pde5_inhibitor_with_a_nitrate_needs_review() -> None:
+def test_a_pde5_inhibitor_with_a_nitrate_is_held() -> None:
+    # The label contraindicates the combination: the row's severity "contraindicated" holds the order.
     sildenafil = med("577033")  # sildenafil 20 mg oral tablet
     assert codes(evaluate(facts(sildenafil, payer_type="cash", patient=patient()))) == []
     on_nitrates = patient(medications=("Isosorbide mononitrate 30 mg ER",))
     result = evaluate(facts(sildenafil, payer_type="cash", patient=on_nitrates))
-    assert (str(result.disposition), codes(result)) == ("needs_review", [("MEDICATION_INTERACTION", "needs_review")])
+    assert (str(result.disposition), codes(result)) == ("hold", [("MEDICATION_INTERACTION", "hold")])
     assert "Nitrates" in finding(result, "MEDICATION_INTERACTION").message
 
 
-def test_a_glp1_agonist_with_men2_or_a_family_history_of_mtc_needs_review() -> None:
+def test_a_glp1_agonist_with_men2_or_a_personal_or_family_history_of_mtc_is_held() -> None:
     liraglutide = med("897122")  # liraglutide 18 mg/3 mL pen
     for condition in ("men2", "family_history_medullary_thyroid_carcinoma", "medullary_thyroid_carcinoma"):
         result = evaluate(facts(liraglutide, payer_type="cash", patient=patient(conditions=(condition,))))
-        assert codes(result) == [("MEDICATION_CONTRAINDICATION", "needs_review")], condition
+        assert codes(result) == [("MEDICATION_CONTRAINDICATION", "hold")], condition
 
 
 def test_an_allergy_to_the_ingredient_needs_review_and_an_unknown_medication_too() -> None:
     tadalafil = med("403957")  # tadalafil 5 mg oral tablet
     allergic = evaluate(facts(tadalafil, payer_type="cash", patient=patient(allergies=("Cialis",))))
     assert codes(allergic) == [("MEDICATION_ALLERGY", "needs_review")]
+    # An allergy the table does not know is not cleared silently: the reviewer sees it listed.
     unrelated = evaluate(facts(tadalafil, payer_type="cash", patient=patient(allergies=("penicillin",))))
-    assert codes(unrelated) == []
+    assert (str(unrelated.disposition), codes(unrelated)) == ("clear", [("MEDICATION_ENTRIES_UNRECOGNISED", "info")])
     assert codes(evaluate(facts(med("999999"), payer_type="cash", patient=patient()))) == [
         ("MEDICATION_NOT_IN_SAFETY_TABLE", "needs_review")
     ]

@@ -125,11 +125,25 @@ def test_only_the_ordering_practitioner_may_sign(north: World, api: Any) -> None
     assert Order.objects.count() == before
 
 
-def test_a_medication_interaction_needs_review_and_the_order_waits_for_a_person(north: World) -> None:
+def test_a_contraindicated_medication_interaction_holds_the_order(north: World) -> None:
+    # Sildenafil with nitroglycerin: the label contraindicates it, so the order is held for a person.
     sildenafil = stocked("RX-SILDENAFIL-20", rxnorm_code="577033", therapy_type="ed")
     patient = PatientFactory.create(
         provider=north.provider, territory=north.territory, medications=["Nitroglycerin 0.4 mg SL as needed"]
     )
+    order = north.order(
+        patient_id=patient.pk, payer_type="cash", items=[services.ItemRequest(sku=sildenafil.sku, quantity=1)]
+    )
+    order = Order.objects.get(pk=order.pk)
+    assert (order.status, order.ai_disposition) == ("on_hold", "hold")
+    result = ComplianceSnapshot.objects.get(order_id=order.pk).result
+    assert [(f["code"], f["severity"]) for f in result["findings"]] == [("MEDICATION_INTERACTION", "hold")]
+
+
+def test_a_medication_warning_needs_review_and_the_order_waits_for_a_person(north: World) -> None:
+    # Sildenafil with an alpha-blocker: the label warns ("major"), so the order needs review.
+    sildenafil = stocked("RX-SILDENAFIL-20", rxnorm_code="577033", therapy_type="ed")
+    patient = PatientFactory.create(provider=north.provider, territory=north.territory, medications=["Flomax 0.4mg"])
     order = north.order(
         patient_id=patient.pk, payer_type="cash", items=[services.ItemRequest(sku=sildenafil.sku, quantity=1)]
     )
