@@ -17,8 +17,9 @@ Why patient records keep the text as recorded and are coded on reading (not stor
 the text is what the patient or the prescriber reported and stays the clinical record; coding it
 on every read means an entry the table learns to recognise later ("Dilatrate-SR" added as a
 brand) is recognised in every existing record at once, without a data migration and without
-stale codes frozen at intake. The engine, the patient API and the checks all call ``recognise``
-through the same table, so they always agree on what an entry means.
+stale codes frozen at intake. Everything that reads an entry's meaning (the medication safety
+check, the insulin-treatment decision of the usual maximums) calls ``recognise`` through the same
+table, so they always agree on what an entry means.
 
 The engine reads no database; this module reads only the rule set it is given.
 """
