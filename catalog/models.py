@@ -60,6 +60,15 @@ class Vendor(models.Model):
         return self.name
 
 
+class DispensingUnit(models.TextChoices):
+    """What a pharmacy counts a medication in (the prescription's dispense quantity is in this unit)."""
+
+    TABLET = "tablet", "tablet"
+    CAPSULE = "capsule", "capsule"
+    MILLILITER = "mL", "mL"
+    PEN = "pen", "pen"
+
+
 class Product(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     sku = models.CharField("SKU", max_length=64, unique=True)
@@ -69,6 +78,23 @@ class Product(models.Model):
     rxnorm_code = models.CharField("RxNorm code", max_length=12, blank=True, help_text="Medications only.")
     strength = models.CharField(max_length=50, blank=True, help_text="Medications only, e.g. 2.5 mg/0.5 mL.")
     dose_form = models.CharField(max_length=80, blank=True, help_text="Medications only, e.g. injection pen.")
+    rxnorm_name = models.CharField(
+        "RxNorm name",
+        max_length=255,
+        blank=True,
+        help_text="Medications only: the RxNorm name of the RxNorm code, e.g. sildenafil 20 MG Oral Tablet.",
+    )
+    dispensing_unit = models.CharField(
+        max_length=10,
+        choices=DispensingUnit.choices,
+        blank=True,
+        help_text="Medications only: what the pharmacy counts, e.g. tablet.",
+    )
+    dispensing_units_per_unit = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Medications only: dispensing units in one unit sold, e.g. 30 for a bottle of 30 tablets.",
+    )
     coverage_tier = models.CharField(max_length=50, blank=True)
     price_cents = models.PositiveIntegerField(help_text="Unit price in cents.")
     unit = models.CharField(max_length=30, default="each", help_text="Unit of measure, e.g. each, box of 100.")

@@ -47,12 +47,28 @@ _MBI = re.compile(
 )
 
 
+MBI_ERROR = "Enter a valid Medicare Beneficiary Identifier (11 characters)."
+
+
 def normalize_mbi(value: str) -> str:
-    return value.replace("-", "").replace(" ", "").upper()
+    """The MBI as stored and sent: no dashes or spaces, upper case. CMS prints MBIs with dashes for
+    reading only; HL7's NamingSystem for them (http://hl7.org/fhir/sid/us-mbi, "Medicare Beneficiary
+    Identifier (United States)", active as of 2022-02-07) says they are represented without any spaces
+    or dashes."""
+    return "".join(value.split()).replace("-", "").upper()
 
 
 def is_valid_mbi(value: str) -> bool:
     return bool(_MBI.match(normalize_mbi(value)))
+
+
+def mbi_cleaned(value: str | None) -> str | None:
+    """The one place an MBI is checked before it is written: None for an empty value, else the
+    normalised MBI. Raises ValidationError (code ``invalid_mbi``, the value never repeated)."""
+    if value is None or not value.strip():
+        return None
+    validate_mbi(value)
+    return normalize_mbi(value)
 
 
 # ICD-10-CM: letter, digit, digit-or-letter, then optionally a dot and up to four characters.
@@ -85,7 +101,7 @@ def validate_npi(value: str) -> None:
 
 def validate_mbi(value: str) -> None:
     if not is_valid_mbi(value):
-        raise ValidationError("Enter a valid Medicare Beneficiary Identifier (11 characters).", code="invalid_mbi")
+        raise ValidationError(MBI_ERROR, code="invalid_mbi")
 
 
 def validate_icd10(value: str) -> None:

@@ -36,7 +36,7 @@ from territories.admin_scoping import (
 from territories.models import TerritoryMembership, TerritoryPermission
 
 from .admin_display import patient_label
-from .models import Coverage, Patient, PriorAuthorization, Provider, ProviderCredential
+from .models import AdministrativeSex, Coverage, Patient, PriorAuthorization, Provider, ProviderCredential
 from .selectors import patient_search
 from .services import patient_create
 
@@ -192,6 +192,18 @@ class PatientAdmin(_DomainErrorAsMessage, ScopedHistoryMixin, PHIAccessAdmin, Te
         subtitle = {"subtitle": patient_label(patient, phi_visible=True)} if patient is not None else {}
         return super().change_view(request, object_id, form_url, {**(extra_context or {}), **subtitle})
 
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "sex":
+            # The encrypted column has no choices of its own: offer the AdministrativeSex values.
+            return forms.TypedChoiceField(
+                label="Administrative sex",
+                choices=[("", "Not recorded"), *AdministrativeSex.choices],
+                required=False,
+                empty_value=None,
+                help_text=db_field.help_text,
+            )
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is None:
             return ((None, {"fields": ("provider", *PATIENT_PHI_FIELDS)}),)
@@ -227,10 +239,14 @@ class PatientAdmin(_DomainErrorAsMessage, ScopedHistoryMixin, PHIAccessAdmin, Te
             first_name=obj.first_name or "",
             last_name=obj.last_name or "",
             date_of_birth=obj.date_of_birth,  # type: ignore[arg-type]
+            sex=obj.sex,
             mbi=obj.mbi,
             phone=obj.phone,
             email=obj.email,
             address=obj.address,
+            allergies=obj.allergies,
+            medications=obj.medications,
+            conditions=obj.conditions,
         )
         # The admin goes on with the form's instance (log entry, redirect): make it the saved row.
         obj.pk = created.pk

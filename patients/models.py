@@ -20,7 +20,7 @@ from core.fields import (
     EncryptedJSONField,
     PHIModel,
 )
-from core.identifiers import validate_hcpcs, validate_npi
+from core.identifiers import mbi_cleaned, validate_hcpcs, validate_npi
 
 
 class Provider(models.Model):
@@ -147,6 +147,15 @@ class Patient(PHIModel):
     def __str__(self) -> str:
         # Never the name: strings of models end up in logs and admin messages.
         return f"Patient {str(self.pk)[:8]}"
+
+    def clean(self) -> None:
+        """Normalise the MBI (``core.identifiers.mbi_cleaned``: no dashes or spaces, upper case) and
+        refuse a malformed one. Run by every writer: admin forms (``full_clean``) and the services."""
+        super().clean()
+        try:
+            self.mbi = mbi_cleaned(self.mbi)
+        except ValidationError as error:
+            raise ValidationError({"mbi": error.messages}) from None
 
 
 class PayerType(models.TextChoices):

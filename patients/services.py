@@ -6,6 +6,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from core.audit import with_history_user
@@ -26,6 +27,7 @@ def patient_create(
     first_name: str,
     last_name: str,
     date_of_birth: dt.date,
+    sex: str | None = None,
     mbi: str | None = None,
     phone: str | None = None,
     email: str | None = None,
@@ -38,7 +40,10 @@ def patient_create(
     """Register a patient with ``provider_id``'s provider; the patient joins that territory.
 
     ``territory`` is the one the request picked (``Territory-Id``), if any: the provider must
-    work there. Raises ValidationFailed for a provider the actor cannot see,
+    work there. ``sex`` is an ``AdministrativeSex`` value (empty: not recorded); the MBI is
+    normalised (no dashes or spaces, upper case) by the model's own check, which every field passes
+    before anything is written. Raises ValidationFailed for a provider the actor cannot see or a
+    field that fails its check (a malformed MBI, an unknown sex; nothing is written),
     PatientProviderMismatch when the provider is outside the picked territory, and
     PermissionDenied when the actor may not register patients there.
     """
@@ -57,6 +62,7 @@ def patient_create(
         first_name=first_name,
         last_name=last_name,
         date_of_birth=date_of_birth,
+        sex=sex or None,
         mbi=mbi or None,
         phone=phone or None,
         email=email or None,
@@ -65,9 +71,19 @@ def patient_create(
         medications=medications or None,
         conditions=conditions or None,
     )
+    patient_check(patient)
     with_history_user(patient, actor)
     patient.save()
     return patient
+
+
+def patient_check(patient: Patient) -> None:
+    """Run the model's field checks and ``Patient.clean`` (which normalises the MBI) on an unsaved
+    or changed patient; raises ValidationFailed with the messages per field (never the values)."""
+    try:
+        patient.full_clean(exclude=["territory", "provider"], validate_unique=False)
+    except ValidationError as error:
+        raise ValidationFailed(details=error.message_dict) from None
 
 
 def provider_link_account(*, user: Any, npi: str) -> Provider | None:

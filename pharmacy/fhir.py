@@ -10,6 +10,13 @@ MedicationRequest profile requires — status, intent, medication, subject, requ
 intent is ``order``), authoredOn — and its must-support elements: dosage text and timing,
 dispense quantity, number of repeats, reason codes (ICD-10-CM) and a ``reported`` flag. Its
 identifier is order-scoped (one value per order line and fill), so a resend is recognisable.
+
+References: inside a Bundle the subject and requester point at the Patient and Practitioner
+entries by ``urn:uuid:`` (FHIR R4 4.0.1, 2019-10-30, bundle.html#references: such a reference
+resolves against the entries' ``fullUrl``, and only inside that Bundle). A MedicationRequest sent on
+its own carries logical references instead (R4 references.html#logical: ``Reference.identifier``
+names the target by a business identifier the receiver resolves): the prescriber by NPI, the patient
+by MBI or, without one, by this system's patient identifier.
 """
 
 from __future__ import annotations
@@ -26,13 +33,18 @@ from fhir.resources.R4B.patient import Patient as FHIRPatient
 from fhir.resources.R4B.practitioner import Practitioner
 from pydantic import ValidationError
 
+from catalog.models import DispensingUnit, Product
 from orders.models import Order, OrderItem, OrderStatus
-from patients.models import Patient, Provider
+from patients.models import AdministrativeSex, Patient, Provider
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 NPI = "http://hl7.org/fhir/sid/us-npi"
+# HL7 Terminology NamingSystem cmsMBI "Medicare Beneficiary Identifier (United States)", active as of
+# 2022-02-07: preferred URI http://hl7.org/fhir/sid/us-mbi (OID 2.16.840.1.113883.4.927), values
+# without spaces or dashes (core.identifiers.normalize_mbi).
 MBI = "http://hl7.org/fhir/sid/us-mbi"
+UCUM = "http://unitsofmeasure.org"
 US_CORE_MEDICATION_REQUEST = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-medicationrequest"
 CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/medicationrequest-category"
 
@@ -43,6 +55,8 @@ MEDICATION_REQUEST_STATUSES = frozenset(
 MEDICATION_REQUEST_INTENTS = frozenset(
     {"proposal", "plan", "order", "original-order", "reflex-order", "filler-order", "instance-order", "option"}
 )
+# R4 MedicationDispense status codes (http://hl7.org/fhir/R4/codesystem-medicationdispense-status.html,
+# R4 4.0.1 of 2019-10-30; the code system page was last updated 2019-11-01).
 MEDICATION_DISPENSE_STATUSES = frozenset(
     {
         "preparation",
@@ -56,6 +70,17 @@ MEDICATION_DISPENSE_STATUSES = frozenset(
         "unknown",
     }
 )
+
+# The dispense quantity in UCUM: a countable dispensing unit is a UCUM annotation (curly braces: the
+# unity with a label, valid UCUM whatever the label; UCUM specification "annotations", section number
+# not confirmed). {tbl} is the label FHIR examples use for tablets (e.g. dispenseRequest quantities);
+# the labels for capsules and pens are ours (no conventional spelling confirmed). mL is the UCUM unit.
+UCUM_FOR_DISPENSING_UNIT = {
+    DispensingUnit.TABLET: "{tbl}",
+    DispensingUnit.CAPSULE: "{capsule}",
+    DispensingUnit.MILLILITER: "mL",
+    DispensingUnit.PEN: "{pen}",
+}
 
 # The prescription's status follows the order's state.
 STATUS_FOR_ORDER = {
@@ -103,21 +128,57 @@ def is_prescribed(item: OrderItem) -> bool:
     return item.product.is_medication
 
 
-def _patient_reference(patient: Patient) -> dict[str, Any]:
-    return {
-        "reference": f"urn:uuid:{patient.pk}",
-        "type": "Patient",
-        "identifier": {"system": identifier_system("patient"), "value": str(patient.pk)},
-    }
+def _patient_reference(patient: Patient, *, in_bundle: bool) -> dict[str, Any]:
+    """The subject: the Patient entry's ``urn:uuid:`` inside a Bundle; outside one a logical reference
+    by the MBI, or by this system's patient identifier when the patient has no MBI."""
+    if in_bundle:
+        return {
+            "reference": f"urn:uuid:{patient.pk}",
+            "type": "Patient",
+            "identifier": {"system": identifier_system("patient"), "value": str(patient.pk)},
+        }
+    if patient.mbi:
+        return {"type": "Patient", "identifier": {"system": MBI, "value": patient.mbi}}
+    return {"type": "Patient", "identifier": {"system": identifier_system("patient"), "value": str(patient.pk)}}
 
 
-def _practitioner_reference(provider: Provider) -> dict[str, Any]:
-    return {
-        "reference": f"urn:uuid:{provider.pk}",
-        "type": "Practitioner",
-        "identifier": {"system": NPI, "value": provider.npi},
-        "display": provider.name,
-    }
+def _practitioner_reference(provider: Provider, *, in_bundle: bool) -> dict[str, Any]:
+    """The requester: the Practitioner entry's ``urn:uuid:`` inside a Bundle; outside one, by NPI only."""
+    reference = {"type": "Practitioner", "identifier": {"system": NPI, "value": provider.npi}, "display": provider.name}
+    return {"reference": f"urn:uuid:{provider.pk}", **reference} if in_bundle else reference
+
+
+def _squashed(text: str) -> str:
+    return "".join(text.split()).lower()
+
+
+def _medication(product: Product) -> dict[str, Any]:
+    """The RxNorm coding, its display the RxNorm name (the catalog's ``rxnorm_name``; left out when the
+    catalog has none rather than given another name), and the product as the prescriber chose it as
+    text, its strength added only when the name does not already state it."""
+    coding = {"system": RXNORM, "code": product.rxnorm_code}
+    if product.rxnorm_name:
+        coding["display"] = product.rxnorm_name
+    text = product.name
+    if product.strength and _squashed(product.strength) not in _squashed(text):
+        text = f"{text} {product.strength}"
+    return {"coding": [coding], "text": text}
+
+
+def _dispense_quantity(item: OrderItem) -> dict[str, Any]:
+    """What the pharmacy dispenses: a count in the product's dispensing unit (UCUM) when the catalog
+    says how many one unit sold holds (2 bottles of 30 tablets: 60 tablet), else the quantity ordered
+    in the catalog's unit, which then carries no UCUM code."""
+    product = item.product
+    code = UCUM_FOR_DISPENSING_UNIT.get(DispensingUnit(product.dispensing_unit)) if product.dispensing_unit else None
+    if code and product.dispensing_units_per_unit:
+        return {
+            "value": item.quantity * product.dispensing_units_per_unit,
+            "unit": product.dispensing_unit,
+            "system": UCUM,
+            "code": code,
+        }
+    return {"value": item.quantity, "unit": product.unit}
 
 
 def _timing(item: OrderItem) -> dict[str, Any] | None:
@@ -138,8 +199,11 @@ def _status(order: Order, fill: int) -> str:
     return "active" if fill > 0 and status == "completed" else status
 
 
-def medication_request(item: OrderItem, *, fill: int = 0) -> MedicationRequest:
-    """The MedicationRequest of one prescribed line (validated); ``fill`` > 0 is a refill's resend."""
+def medication_request(item: OrderItem, *, fill: int = 0, in_bundle: bool = False) -> MedicationRequest:
+    """The MedicationRequest of one prescribed line (validated); ``fill`` > 0 is a refill's resend.
+
+    ``in_bundle`` says it travels in a Bundle with the Patient and Practitioner entries (``urn:uuid:``
+    references); otherwise it references them logically, by identifier."""
     order = item.order
     product = item.product
     dosage: dict[str, Any] = {"text": item.dosage_text or f"Use as directed: {product.name}"}
@@ -155,18 +219,15 @@ def medication_request(item: OrderItem, *, fill: int = 0) -> MedicationRequest:
         "intent": "order",
         "category": [{"coding": [{"system": CATEGORY_SYSTEM, "code": "community", "display": "Community"}]}],
         "reportedBoolean": False,
-        "medicationCodeableConcept": {
-            "coding": [{"system": RXNORM, "code": product.rxnorm_code, "display": product.name}],
-            "text": " ".join(part for part in (product.name, product.strength, product.dose_form) if part),
-        },
-        "subject": _patient_reference(order.patient),
+        "medicationCodeableConcept": _medication(product),
+        "subject": _patient_reference(order.patient, in_bundle=in_bundle),
         "authoredOn": (order.signed_at or order.created_at).isoformat(),
-        "requester": _practitioner_reference(order.provider),
+        "requester": _practitioner_reference(order.provider, in_bundle=in_bundle),
         "reasonCode": [{"coding": [{"system": ICD10CM, "code": code}]} for code in (order.diagnosis_codes or [])]
         or None,
         "dosageInstruction": [dosage],
         "dispenseRequest": {
-            "quantity": {"value": item.quantity, "unit": product.unit},
+            "quantity": _dispense_quantity(item),
             "numberOfRepeatsAllowed": max(item.refills - fill, 0),
         },
     }
@@ -207,12 +268,16 @@ def medication_dispense_validate(data: dict[str, Any]) -> MedicationDispense:
 
 
 def patient_resource(patient: Patient) -> FHIRPatient:
+    """The Patient with what US Core Patient requires: an identifier, a name and a gender (US Core
+    STU3.1.1 and STU5.0.1 of 2022-04-20: "Each Patient must have ... a gender"). The gender is the
+    recorded administrative sex (FHIR R4 AdministrativeGender), ``unknown`` when none is recorded."""
     address = patient.address or {}
     data: dict[str, Any] = {
         "resourceType": "Patient",
         "id": str(patient.pk),
         "identifier": [{"system": identifier_system("patient"), "value": str(patient.pk)}],
         "name": [{"family": patient.last_name, "given": [patient.first_name]}],
+        "gender": patient.sex or AdministrativeSex.UNKNOWN,
         "birthDate": patient.date_of_birth.isoformat() if patient.date_of_birth else None,
         "telecom": [
             *([{"system": "phone", "value": patient.phone}] if patient.phone else []),
@@ -257,7 +322,10 @@ def order_bundle(order: Order, *, items: Iterable[OrderItem] | None = None, fill
     entries: list[dict[str, Any]] = [
         {"fullUrl": f"urn:uuid:{order.patient_id}", "resource": patient_resource(order.patient)},
         {"fullUrl": f"urn:uuid:{order.provider_id}", "resource": practitioner_resource(order.provider)},
-        *({"fullUrl": f"urn:uuid:{item.pk}", "resource": medication_request(item, fill=fill)} for item in lines),
+        *(
+            {"fullUrl": f"urn:uuid:{item.pk}", "resource": medication_request(item, fill=fill, in_bundle=True)}
+            for item in lines
+        ),
     ]
     return _validated(
         Bundle,
@@ -284,12 +352,16 @@ def prescription_transaction(item: OrderItem, request: MedicationRequest, *, ide
     """A ``transaction`` Bundle carrying one prescription with its patient and prescriber.
 
     Each entry is a conditional create (``request.ifNoneExist`` on the resource's identifier),
-    so a resent Bundle finds what the first one created; the MedicationRequest's
-    ``urn:uuid:`` references point at the Patient and Practitioner entries, which the server
-    resolves. The MedicationRequest is the last entry.
+    so a resent Bundle finds what the first one created; the MedicationRequest (built to be sent
+    on its own) gets ``urn:uuid:`` references to the Patient and Practitioner entries instead,
+    which the server resolves. The MedicationRequest is the last entry.
     """
     order = item.order
     patient, provider = order.patient, order.provider
+    bundled = request.model_dump(mode="json", exclude_none=True)
+    bundled["subject"] = _patient_reference(patient, in_bundle=True)
+    bundled["requester"] = _practitioner_reference(provider, in_bundle=True)
+    request = medication_request_validate(bundled)
     entries = [
         _conditional_create(
             patient_resource(patient),

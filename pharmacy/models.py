@@ -77,7 +77,9 @@ class TransmissionStatus(models.TextChoices):
 
 
 class DispenseStatus(models.TextChoices):
-    """The pharmacy's progress (FHIR MedicationDispense status, plus shipped)."""
+    """The pharmacy's progress: the FHIR R4 MedicationDispense status codes (every code of
+    http://hl7.org/fhir/R4/valueset-medicationdispense-status.html, R4 4.0.1 of 2019-11-01), plus the
+    vendors' ``shipped``."""
 
     NONE = "", "Nothing yet"
     PREPARATION = "preparation", "Preparation"
@@ -87,6 +89,9 @@ class DispenseStatus(models.TextChoices):
     DECLINED = "declined", "Declined"
     CANCELLED = "cancelled", "Cancelled"
     ON_HOLD = "on-hold", "On hold"
+    STOPPED = "stopped", "Stopped"
+    ENTERED_IN_ERROR = "entered-in-error", "Entered in error"
+    UNKNOWN = "unknown", "Unknown"
 
 
 class Prescription(models.Model):

@@ -166,7 +166,7 @@ def prescription_send(*, prescription_id: Any) -> Exchange | None:
 def _review_closed_if_accepted(prescription: Prescription) -> None:
     """A once-refused prescription was accepted: close the review unless another is still refused."""
     still_refused = Prescription.objects.filter(order_id=prescription.order_id).filter(
-        Q(status=TransmissionStatus.REJECTED) | Q(dispense_status__in=REFUSED_STATUSES)
+        Q(status=TransmissionStatus.REJECTED) | Q(dispense_status__in=REFUSED_STATUSES | REVIEW_STATUSES)
     )
     if still_refused.exists():
         return
@@ -190,11 +190,12 @@ def _error_text(exchange: Exchange) -> str:
     return f"HTTP {exchange.status}"
 
 
-def _to_review(prescription: Prescription, *, code: str, message: str) -> None:
-    """The pharmacy refused: a ``code`` finding on the timeline, and the order needs review (the queue lists it)."""
+def _to_review(prescription: Prescription, *, code: str, message: str, **facts: str) -> None:
+    """The pharmacy refused or reported something staff must look at: a ``code`` finding (with
+    ``facts``, codes only) on the timeline, and the order needs review (the queue lists it)."""
     order = Order.objects.select_for_update(of=("self",)).get(pk=prescription.order_id)
     Order.objects.filter(pk=order.pk).update(ai_disposition=Disposition.NEEDS_REVIEW)
-    finding = {"code": code, "severity": "needs_review", "message": message, "item": prescription.item.sku}
+    finding = {"code": code, "severity": "needs_review", "message": message, "item": prescription.item.sku, **facts}
     record_event(
         order=order,
         kind=EventKind.COMPLIANCE,
@@ -336,13 +337,22 @@ def prescription_retry(*, prescription_id: Any, actor: Any) -> Prescription:
 PROGRESS_STATUSES = {DispenseStatus.PREPARATION, DispenseStatus.IN_PROGRESS, DispenseStatus.COMPLETED}
 REFUSED_STATUSES = {DispenseStatus.DECLINED, DispenseStatus.CANCELLED}
 SUPPLIED_STATUSES = {DispenseStatus.COMPLETED, DispenseStatus.SHIPPED}
+# Valid R4 codes that say the dispense did not (or may not) go as prescribed, so a person must look
+# (http://hl7.org/fhir/R4/codesystem-medicationdispense-status.html, R4 4.0.1 of 2019-10-30):
+# stopped "actions implied by the dispense have been permanently halted, before all of them
+# occurred"; entered-in-error "the dispense was entered in error and therefore nullified"; unknown
+# "the authoring system does not know which of the status values applies". The order goes to review
+# with a ``pharmacy_dispense_review`` finding naming the status; the order's state does not move.
+REVIEW_STATUSES = {DispenseStatus.STOPPED, DispenseStatus.ENTERED_IN_ERROR, DispenseStatus.UNKNOWN}
 
 
 def dispense_update_apply(*, pharmacy: Pharmacy, update: DispenseUpdate, channel: str, log: bool = True) -> str:
     """Record a dispense status on the pharmacy's prescription and move the order; returns what happened.
 
     In progress or dispensed → the order is ``in_progress``; shipped with a tracking number →
-    ``shipped``; declined or cancelled → a ``pharmacy_declined`` finding puts the order in review.
+    ``shipped``; declined or cancelled → a ``pharmacy_declined`` finding puts the order in review;
+    stopped, entered-in-error or unknown → a ``pharmacy_dispense_review`` finding naming the status
+    puts it in review (once per change of status: a repeated report adds nothing).
     A status for a prescription of another pharmacy is treated as unknown (ids are not probed).
     Raises PrescriptionNotFound and ValidationFailed (unknown status, shipped without tracking).
     """
@@ -356,6 +366,7 @@ def dispense_update_apply(*, pharmacy: Pharmacy, update: DispenseUpdate, channel
         )
         if prescription is None:
             raise PrescriptionNotFound()
+        previous_status = prescription.dispense_status
         prescription.dispense_status = update.status
         if update.tracking_number:
             prescription.tracking_number, prescription.carrier = update.tracking_number[:100], update.carrier[:50]
@@ -364,6 +375,8 @@ def dispense_update_apply(*, pharmacy: Pharmacy, update: DispenseUpdate, channel
         prescription.save(update_fields=["dispense_status", "tracking_number", "carrier", "dispensed_at", "updated_at"])
         if log:
             _log_update(prescription, update, channel)
+        if update.status in REVIEW_STATUSES:
+            return _review_for_status(prescription, update.status, changed=previous_status != update.status)
         return _order_follows(prescription, update)
 
 
@@ -377,6 +390,21 @@ def _log_update(prescription: Prescription, update: DispenseUpdate, channel: str
         request_payload=json.dumps(dataclasses.asdict(update), sort_keys=True),
         outcome=channel,
     )
+
+
+def _review_for_status(prescription: Prescription, status: str, *, changed: bool) -> str:
+    """A stopped, entered-in-error or unknown dispense: the order goes to review, the status named
+    (no free text from the pharmacy: it may hold PHI; the received message is in the PharmacyLog)."""
+    if changed:
+        label = DispenseStatus(status).label.lower()
+        name = prescription.pharmacy.name
+        _to_review(
+            prescription,
+            code="pharmacy_dispense_review",
+            message=f"{name} reported the dispense as {label} ({status}): check with the pharmacy.",
+            dispense_status=status,
+        )
+    return "order in review"
 
 
 def _order_follows(prescription: Prescription, update: DispenseUpdate) -> str:
@@ -537,8 +565,14 @@ def credentials_hint(pharmacy: Pharmacy) -> dict[str, str]:
     }
 
 
-# Dispense states after which nothing more is expected from the pharmacy.
-FINAL_DISPENSE_STATUSES = (DispenseStatus.SHIPPED, DispenseStatus.DECLINED, DispenseStatus.CANCELLED)
+# Dispense states after which nothing more is expected from the pharmacy (stopped is permanent;
+# after entered-in-error or unknown the pharmacy may still report the real status).
+FINAL_DISPENSE_STATUSES = (
+    DispenseStatus.SHIPPED,
+    DispenseStatus.DECLINED,
+    DispenseStatus.CANCELLED,
+    DispenseStatus.STOPPED,
+)
 
 
 def prescriptions_poll() -> dict[str, int]:

@@ -1,10 +1,13 @@
 import datetime as dt
 
+from django.core.exceptions import ValidationError
 from rest_framework import serializers
 
 from core.api.fields import StrictUUIDField
-from core.identifiers import STATE_ERROR, ZIP_ERROR, is_us_state_code, is_valid_mbi, normalize_mbi
-from patients.models import HistoryCondition
+from core.identifiers import STATE_ERROR, ZIP_ERROR, is_us_state_code, mbi_cleaned
+from patients.models import AdministrativeSex, HistoryCondition
+
+SEX_ERROR = f"Give one of: {', '.join(AdministrativeSex.values)} (or leave it out when not recorded)."
 
 
 class AddressSerializer(serializers.Serializer):
@@ -25,6 +28,15 @@ class PatientCreateSerializer(serializers.Serializer):
     first_name = serializers.CharField(max_length=100)
     last_name = serializers.CharField(max_length=100)
     date_of_birth = serializers.DateField()
+    sex = serializers.ChoiceField(
+        choices=AdministrativeSex.choices,
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        error_messages={"invalid_choice": SEX_ERROR},
+        help_text="Administrative sex (FHIR AdministrativeGender): female, male, other or unknown. "
+        "Leave it out when not recorded.",
+    )
     mbi = serializers.CharField(max_length=13, required=False, allow_blank=True, allow_null=True)
     phone = serializers.RegexField(
         r"^\+?[0-9 ().-]{7,20}$",
@@ -51,11 +63,11 @@ class PatientCreateSerializer(serializers.Serializer):
     )
 
     def validate_mbi(self, value: str | None) -> str | None:
-        if not value:
-            return None
-        if not is_valid_mbi(value):
-            raise serializers.ValidationError("Enter a valid Medicare Beneficiary Identifier (11 characters).")
-        return normalize_mbi(value)
+        """The MBI normalised (no dashes or spaces, upper case) by the same check the model runs."""
+        try:
+            return mbi_cleaned(value)
+        except ValidationError as error:
+            raise serializers.ValidationError(error.messages) from None
 
     def validate_date_of_birth(self, value: dt.date) -> dt.date:
         if value > dt.date.today():
@@ -72,6 +84,7 @@ class PatientSerializer(serializers.Serializer):
     first_name = serializers.CharField()
     last_name = serializers.CharField()
     date_of_birth = serializers.DateField()
+    sex = serializers.CharField(allow_null=True, help_text="female, male, other or unknown; null when not recorded.")
     mbi = serializers.CharField(allow_null=True)
     phone = serializers.CharField(allow_null=True)
     email = serializers.CharField(allow_null=True)

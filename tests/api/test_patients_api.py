@@ -22,6 +22,7 @@ def patient_body(world: Any, **overrides: Any) -> dict[str, Any]:
         "first_name": "Ada",
         "last_name": "Lovelace",
         "date_of_birth": "1941-12-10",
+        "sex": "female",
         "mbi": "1eg4-te5-mk73",
         "phone": "+1 (555) 010-2000",
         "email": "ada@example.org",
@@ -47,6 +48,7 @@ def patient_row(patient: Patient) -> dict[str, Any]:
         "first_name": patient.first_name,
         "last_name": patient.last_name,
         "date_of_birth": patient.date_of_birth.isoformat() if patient.date_of_birth else None,
+        "sex": patient.sex,
         "mbi": patient.mbi,
         "phone": patient.phone,
         "email": patient.email,
@@ -86,6 +88,7 @@ def test_doctor_registers_a_patient_with_their_provider(north: Any, api: Any) ->
         "first_name": "Ada",
         "last_name": "Lovelace",
         "date_of_birth": "1941-12-10",
+        "sex": "female",
         "mbi": "1EG4TE5MK73",
         "phone": "+1 (555) 010-2000",
         "email": "ada@example.org",
@@ -102,7 +105,14 @@ def test_doctor_registers_a_patient_with_their_provider(north: Any, api: Any) ->
     }
     assert patient.territory_id == north.territory.pk
     assert patient.provider_id == north.provider.pk
-    assert (patient.first_name, patient.last_name, patient.mbi) == ("Ada", "Lovelace", "1EG4TE5MK73")
+    assert (patient.first_name, patient.last_name, patient.mbi, patient.sex) == (
+        "Ada",
+        "Lovelace",
+        "1EG4TE5MK73",
+        "female",
+    )
+    # The administrative sex is encrypted like the other PHI
+    assert str(Patient.objects.filter(pk=patient.pk).values_list("sex", flat=True).get()).startswith("phi1:")
     assert patient.history.get().history_user == north.doctor
 
 
@@ -132,7 +142,8 @@ def test_only_the_required_fields_are_needed(north: Any, api: Any) -> None:
 
     assert response.status_code == 201, response.content
     created = without_timestamps(response.json())
-    assert {k: created[k] for k in ("mbi", "phone", "email", "address", "territory_id")} == {
+    assert {k: created[k] for k in ("sex", "mbi", "phone", "email", "address", "territory_id")} == {
+        "sex": None,
         "mbi": None,
         "phone": None,
         "email": None,
@@ -171,6 +182,21 @@ def test_a_provider_outside_the_picked_territory_is_a_mismatch(north: Any, south
         ),
         pytest.param(
             {"mbi": "123"}, {"mbi": ["Enter a valid Medicare Beneficiary Identifier (11 characters)."]}, id="mbi-short"
+        ),
+        pytest.param(
+            {"mbi": "1EG4-TE5-MK7"},
+            {"mbi": ["Enter a valid Medicare Beneficiary Identifier (11 characters)."]},
+            id="mbi-one-short-with-dashes",
+        ),
+        pytest.param(
+            {"sex": "F"},
+            {"sex": ["Give one of: female, male, other, unknown (or leave it out when not recorded)."]},
+            id="sex-not-a-code",
+        ),
+        pytest.param(
+            {"sex": "Female"},
+            {"sex": ["Give one of: female, male, other, unknown (or leave it out when not recorded)."]},
+            id="sex-code-is-lower-case",
         ),
         pytest.param(
             {"date_of_birth": (dt.date.today() + dt.timedelta(days=1)).isoformat()},
@@ -373,3 +399,12 @@ def test_providers_of_own_territory_with_id_name_npi_and_territory(north: Any, s
             for provider in [second, north.provider]
         ],
     }
+
+
+@pytest.mark.parametrize(("sex", "shown"), [("male", "male"), ("other", "other"), ("unknown", "unknown"), ("", None)])
+def test_each_administrative_sex_code_is_recorded_and_shown(north: Any, api: Any, sex: str, shown: str | None) -> None:
+    response = api(north.doctor).post("/api/v1/patients", patient_body(north, sex=sex), format="json")
+
+    assert response.status_code == 201, response.content
+    assert response.json()["sex"] == shown
+    assert Patient.objects.get(pk=response.json()["id"]).sex == shown

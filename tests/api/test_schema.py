@@ -117,6 +117,7 @@ def test_schema_describes_bearer_auth_the_territory_header_and_the_order_fields(
         "first_name",
         "last_name",
         "date_of_birth",
+        "sex",
         "mbi",
         "phone",
         "email",

@@ -24,16 +24,19 @@ from tests.factories import ProductFactory, WarehouseFactory
 
 @pytest.fixture
 def sildenafil(north: World) -> Product:
-    """RxCUI 577033, sildenafil 20 MG Oral Tablet."""
+    """RxCUI 577033, sildenafil 20 MG Oral Tablet, sold by the bottle of 30 tablets."""
     product = ProductFactory.create(
         sku="RX-SILDENAFIL-20MG",
         name="Sildenafil 20 mg tablet",
         hcpcs_code="",
         therapy_type=TherapyType.ED,
         rxnorm_code="577033",
+        rxnorm_name="sildenafil 20 MG Oral Tablet",
         strength="20 mg",
         dose_form="Oral Tablet",
         unit="bottle of 30",
+        dispensing_unit="tablet",
+        dispensing_units_per_unit=30,
         price_cents=2400,
     )
     lot_receive(

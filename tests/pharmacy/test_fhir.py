@@ -8,12 +8,14 @@ from typing import Any
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.medicationrequest import MedicationRequest
+from fhir.resources.R4B.patient import Patient as FHIRPatient
 
 from catalog.models import Product
 from core.models import AccessRecord
 from orders import services as order_services
 from orders.models import Order
 from orders.services import ItemRequest
+from patients.models import Patient
 from pharmacy import fhir
 from tests.conftest import World
 
@@ -52,19 +54,18 @@ def test_a_prescribed_line_becomes_a_us_core_medication_request(north: World, si
                 {
                     "system": "http://www.nlm.nih.gov/research/umls/rxnorm",
                     "code": "577033",
-                    "display": "Sildenafil 20 mg tablet",
+                    "display": "sildenafil 20 MG Oral Tablet",
                 }
             ],
-            "text": "Sildenafil 20 mg tablet 20 mg Oral Tablet",
+            "text": "Sildenafil 20 mg tablet",
         },
+        # Sent on its own: logical references by identifier (MBI, NPI), which any server resolves
         "subject": {
-            "reference": f"urn:uuid:{north.patient.pk}",
             "type": "Patient",
-            "identifier": {"system": "https://medorder.example.org/fhir/sid/patient", "value": str(north.patient.pk)},
+            "identifier": {"system": "http://hl7.org/fhir/sid/us-mbi", "value": "1EG4TE5MK73"},
         },
         "authoredOn": order.signed_at.isoformat().replace("+00:00", "Z") if order.signed_at else "",
         "requester": {
-            "reference": f"urn:uuid:{north.provider.pk}",
             "type": "Practitioner",
             "identifier": {"system": "http://hl7.org/fhir/sid/us-npi", "value": north.provider.npi},
             "display": north.provider.name,
@@ -76,7 +77,11 @@ def test_a_prescribed_line_becomes_a_us_core_medication_request(north: World, si
                 "timing": {"repeat": {"frequency": 1, "period": 1.0, "periodUnit": "d"}},
             }
         ],
-        "dispenseRequest": {"quantity": {"value": 1.0, "unit": "bottle of 30"}, "numberOfRepeatsAllowed": 2},
+        # One bottle of 30 tablets: 30 tablets, in UCUM
+        "dispenseRequest": {
+            "quantity": {"value": 30.0, "unit": "tablet", "system": "http://unitsofmeasure.org", "code": "{tbl}"},
+            "numberOfRepeatsAllowed": 2,
+        },
     }
     # A refill's resend is recognisable and counts down the repeats
     refill: Any = fhir.medication_request(item, fill=1)
@@ -196,3 +201,76 @@ def test_prescription_details_travel_through_the_order_api(north: World, sildena
         "items": {"0": {"dose_frequency": ["Give dose_frequency, dose_period and dose_period_unit together."]}}
     }
     assert Order.objects.count() == 1
+
+
+def test_without_an_mbi_the_subject_is_named_by_this_systems_patient_identifier(
+    north: World, sildenafil: Product
+) -> None:
+    north.patient.mbi = None
+    north.patient.save()
+    item = prescribe(north, sildenafil).items.select_related("order__patient", "order__provider", "product").get()
+
+    subject = fhir.medication_request(item).model_dump(mode="json", exclude_none=True)["subject"]
+
+    assert subject == {
+        "type": "Patient",
+        "identifier": {"system": "https://medorder.example.org/fhir/sid/patient", "value": str(north.patient.pk)},
+    }
+
+
+def test_inside_the_order_bundle_the_references_are_the_entries_urn_uuids(north: World, sildenafil: Product) -> None:
+    order = prescribe(north, sildenafil)
+
+    bundle: Any = fhir.order_bundle(order)
+
+    patient, practitioner, request = bundle.entry
+    assert (patient.fullUrl, practitioner.fullUrl) == (f"urn:uuid:{north.patient.pk}", f"urn:uuid:{north.provider.pk}")
+    assert (request.resource.subject.reference, request.resource.requester.reference) == (
+        patient.fullUrl,
+        practitioner.fullUrl,
+    )
+
+
+@pytest.mark.parametrize(
+    ("sex", "gender"),
+    [("female", "female"), ("male", "male"), ("other", "other"), ("unknown", "unknown"), (None, "unknown")],
+)
+def test_the_patient_resource_carries_the_administrative_sex_as_gender(
+    north: World, sex: str | None, gender: str
+) -> None:
+    north.patient.sex = sex
+    north.patient.save()
+    patient = Patient.objects.get(pk=north.patient.pk)
+
+    resource: Any = fhir.patient_resource(patient)
+
+    assert resource.gender == gender
+    assert isinstance(FHIRPatient.model_validate(resource.model_dump(mode="json")), FHIRPatient)
+
+
+def test_the_quantity_is_counted_in_the_dispensing_unit_and_the_text_states_the_strength_once(
+    north: World, sildenafil: Product
+) -> None:
+    two_bottles = prescribe(
+        north, sildenafil, items=[ItemRequest(sku=sildenafil.sku, quantity=2, dosage_text="Take 1 tablet daily")]
+    )
+    request: Any = fhir.medication_request(two_bottles.items.get())
+    assert request.dispenseRequest.quantity.model_dump(mode="json", exclude_none=True) == {
+        "value": 60.0,
+        "unit": "tablet",
+        "system": "http://unitsofmeasure.org",
+        "code": "{tbl}",
+    }
+
+    # A catalog entry without a dispensing unit or RxNorm name: the catalog unit, no UCUM code, no
+    # display rather than a made-up one; a name without the strength gets it once
+    Product.objects.filter(pk=sildenafil.pk).update(
+        name="Sildenafil tablets", rxnorm_name="", dispensing_unit="", dispensing_units_per_unit=None
+    )
+    item = Order.objects.get(pk=two_bottles.pk).items.select_related("product", "order").get()
+    bare: Any = fhir.medication_request(item).model_dump(mode="json", exclude_none=True)
+    assert bare["dispenseRequest"]["quantity"] == {"value": 2.0, "unit": "bottle of 30"}
+    assert bare["medicationCodeableConcept"] == {
+        "coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "577033"}],
+        "text": "Sildenafil tablets 20 mg",
+    }

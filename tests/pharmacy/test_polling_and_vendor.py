@@ -71,10 +71,10 @@ def test_the_vendor_gets_its_own_json_and_is_polled_until_shipped(
             {
                 "system": "http://www.nlm.nih.gov/research/umls/rxnorm",
                 "code": "577033",
-                "display": "Sildenafil 20 mg tablet",
+                "display": "sildenafil 20 MG Oral Tablet",
             }
         ],
-        "quantity": 1.0,
+        "quantity": 30.0,  # one bottle of 30: 30 tablets
         "refills": 2,
         "prescriber_npi": north.provider.npi,
         "not_there": None,

@@ -72,7 +72,16 @@ def test_a_paid_order_sends_a_us_core_medication_request(
         north.provider.npi,
     )
     assert received.medicationCodeableConcept.coding[0].code == "577033"
-    assert received.subject.identifier.value == str(north.patient.pk)
+    # Sent on its own: the patient by MBI, the prescriber by NPI, no urn:uuid the server cannot resolve
+    assert (received.subject.identifier.system, received.subject.identifier.value) == (
+        "http://hl7.org/fhir/sid/us-mbi",
+        "1EG4TE5MK73",
+    )
+    assert (received.subject.reference, received.requester.reference) == (None, None)
+    assert (received.requester.identifier.system, received.requester.identifier.value) == (
+        "http://hl7.org/fhir/sid/us-npi",
+        north.provider.npi,
+    )
     assert received.dispenseRequest.numberOfRepeatsAllowed == 2
     assert received.dosageInstruction[0].timing.repeat.periodUnit == "d"
     assert received.reasonCode[0].coding[0].code == "N52.9"
@@ -98,6 +107,7 @@ def test_a_paid_order_sends_a_us_core_medication_request(
         raw = " ".join(cursor.fetchone())
     assert "577033" not in raw
     assert str(north.patient.pk) not in raw
+    assert "1EG4TE5MK73" not in raw
 
 
 def test_a_server_error_then_success_leaves_exactly_one_prescription_at_the_pharmacy(

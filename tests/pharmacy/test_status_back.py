@@ -4,12 +4,14 @@ credentials never shown back in full."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from catalog.models import Lot, Product, StockReservation
 from orders.models import FulfillmentTask, Order
+from orders.selectors import review_queue
 from pharmacy import services
 from pharmacy.models import Pharmacy, PharmacyLog, Prescription
 from tests.conftest import World
@@ -237,3 +239,70 @@ def test_admins_register_pharmacies_and_secrets_are_never_shown_back(north: Worl
     assert services.pharmacy_for_callback(pharmacy_id=pharmacy.pk, token=created["callback_token"]) == pharmacy
     assert created["callback_token"] not in pharmacy.callback_token_hash
     assert pharmacy.credentials == {"api_key": SECRET, "api_key_header": "X-Lakeside-Key"}
+
+
+@pytest.mark.parametrize(
+    ("status", "label"),
+    [("stopped", "stopped"), ("entered-in-error", "entered in error"), ("unknown", "unknown")],
+)
+@pytest.mark.parametrize("fhir", [False, True])
+def test_a_stopped_erroneous_or_unknown_dispense_sends_the_order_to_review(
+    north: World,
+    sildenafil: Product,
+    registered: tuple[Pharmacy, str],
+    client: Any,
+    status: str,
+    label: str,
+    fhir: bool,
+) -> None:
+    pharmacy, token = registered
+    prescription = paid_prescription(north, sildenafil)
+    reason = f"{north.patient.first_name} asked us to stop"  # free text from the pharmacy: may be PHI
+    if fhir:
+        body: dict[str, Any] = {
+            "resourceType": "MedicationDispense",
+            "status": status,
+            "statusReasonCodeableConcept": {"text": reason},
+            "medicationCodeableConcept": {
+                "coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "577033"}]
+            },
+            "authorizingPrescription": [
+                {
+                    "identifier": {
+                        "system": "https://medorder.example.org/fhir/sid/prescription",
+                        "value": prescription.identifier,
+                    }
+                }
+            ],
+        }
+    else:
+        body = {"identifier": prescription.identifier, "status": status, "reason": reason}
+    events_before = Order.objects.get(pk=prescription.order_id).events.count()
+
+    response = callback(client, pharmacy, token, body, fhir=fhir)
+
+    assert (response.status_code, response.json()) == (200, {"received": True, "outcome": "order in review"})
+    assert snapshot(prescription)[:3] == ("paid", "needs_review", status)
+    order = Order.objects.get(pk=prescription.order_id)
+    event = order.events.order_by("-sequence")[0]
+    message = f"Northside Compounding reported the dispense as {label} ({status}): check with the pharmacy."
+    assert (event.kind, event.reason) == ("compliance", message)
+    assert event.payload == {
+        "disposition": "needs_review",
+        "findings": [
+            {
+                "code": "pharmacy_dispense_review",
+                "severity": "needs_review",
+                "message": message,
+                "item": sildenafil.sku,
+                "dispense_status": status,
+            }
+        ],
+    }
+    assert north.patient.first_name not in json.dumps(event.payload) + event.reason
+    assert [o.pk for o in review_queue(user=north.ops).orders] == [order.pk]
+
+    # The same report again changes nothing more
+    again = callback(client, pharmacy, token, body, fhir=fhir)
+    assert again.json() == {"received": True, "outcome": "order in review"}
+    assert order.events.count() == events_before + 1

@@ -29,7 +29,7 @@ from core.audit import with_history_user
 from core.identifiers import npi_check_digit
 from orders.models import Order
 from orders.services import ItemRequest, order_create, order_transition
-from patients.models import Coverage, Patient, PayerKind, PayerType, Provider, ProviderCredential
+from patients.models import AdministrativeSex, Coverage, Patient, PayerKind, PayerType, Provider, ProviderCredential
 from patients.selectors import patient_search
 from patients.services import patient_create
 from territories.models import Role, Territory, TerritoryMembership
@@ -71,6 +71,7 @@ class DemoPatient:
     address: dict[str, str]
     payer_type: PayerType
     provider_index: int  # which of the territory's providers treats them
+    sex: AdministrativeSex
 
 
 @dataclass(frozen=True)
@@ -533,6 +534,7 @@ TERRITORIES: tuple[DemoTerritory, ...] = (
                 _address("1420 Birchwood Lane", "Duluth", "MN", "55803"),
                 PayerType.INSURANCE,
                 0,
+                sex=AdministrativeSex.FEMALE,
             ),
             DemoPatient(
                 "Bernard",
@@ -544,6 +546,7 @@ TERRITORIES: tuple[DemoTerritory, ...] = (
                 _address("88 Larkspur Court", "Fargo", "ND", "58102"),
                 PayerType.INSURANCE,
                 1,
+                sex=AdministrativeSex.MALE,
             ),
             DemoPatient(
                 "Rosalind",
@@ -555,6 +558,7 @@ TERRITORIES: tuple[DemoTerritory, ...] = (
                 _address("301 Quarry Road", "Bismarck", "ND", "58501"),
                 PayerType.CASH,
                 0,
+                sex=AdministrativeSex.FEMALE,
             ),
         ),
         orders=(
@@ -599,6 +603,7 @@ TERRITORIES: tuple[DemoTerritory, ...] = (
                 _address("12 Magnolia Bend", "Mobile", "AL", "36602"),
                 PayerType.INSURANCE,
                 0,
+                sex=AdministrativeSex.MALE,
             ),
             DemoPatient(
                 "Yolanda",
@@ -610,6 +615,7 @@ TERRITORIES: tuple[DemoTerritory, ...] = (
                 _address("4077 Cypress Hollow Drive", "Baton Rouge", "LA", "70808"),
                 PayerType.INSURANCE,
                 1,
+                sex=AdministrativeSex.FEMALE,
             ),
             DemoPatient(
                 "Desmond",
@@ -621,6 +627,7 @@ TERRITORIES: tuple[DemoTerritory, ...] = (
                 _address("590 Pelican Way", "Gulfport", "MS", "39501"),
                 PayerType.CASH,
                 1,
+                sex=AdministrativeSex.MALE,
             ),
         ),
         orders=(
@@ -835,6 +842,7 @@ class Command(BaseCommand):
                 first_name=spec.first_name,
                 last_name=spec.last_name,
                 date_of_birth=spec.date_of_birth,
+                sex=spec.sex,
                 mbi=spec.mbi,
                 phone=spec.phone,
                 email=spec.email,
