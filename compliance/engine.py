@@ -13,9 +13,16 @@ limits, refills) apply to insurance orders whose coverage is Medicare FFS (``pay
 coverage on file is ``COVERAGE_MISSING`` (hold). The standard written order, territory,
 inventory, medication safety and duplicate-order checks apply to every order.
 
+Usual maximums and refill rules are counted on one supply timeline (``supply_timeline``; the notes
+above it): "N per M months" is an allowance of time, deliveries are laid end to end, a delivery
+holds at most a three-month quantity (at least one unit) and may come no sooner than the refill
+rule's days before the supply on hand runs out. Refill rules apply to every recurring supply: codes
+under a usual maximum, and catalog products flagged ``recurring`` (their supply lasting
+``days_of_supply`` per unit). ``supply_status`` gives the first day an order passes both.
+
 Items not yet delivered count: the patient's open orders (``ComplianceInput.open_orders``, status
-``pending_verification`` up to ``shipped``) count against a usual maximum like deliveries do, and an
-identical open order (``same_items``) is a ``DUPLICATE_ORDER`` finding that needs review.
+``pending_verification`` up to ``shipped``) count against a usual maximum on their expected day,
+and an identical open order (``same_items``) is a ``DUPLICATE_ORDER`` finding that needs review.
 """
 
 from __future__ import annotations

@@ -49,10 +49,6 @@ class ProductWriteSerializer(serializers.Serializer):
     requires_prescription = serializers.BooleanField(required=False, default=True)
     is_perishable = serializers.BooleanField(required=False, default=False)
     requires_training = serializers.BooleanField(required=False, default=False)
-    recurring = serializers.BooleanField(required=False, default=False)
-    days_of_supply = serializers.IntegerField(
-        min_value=1, max_value=32767, required=False, allow_null=True, default=None
-    )
     par_level = serializers.IntegerField(min_value=0, max_value=2_147_483_647, required=False, default=0)
     reorder_point = serializers.IntegerField(min_value=0, max_value=2_147_483_647, required=False, default=0)
     fulfillment_modes = serializers.ListField(

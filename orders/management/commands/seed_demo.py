@@ -136,6 +136,9 @@ class DemoProduct:
     dose_form: str = ""
     is_perishable: bool = False
     requires_training: bool = False
+    # Supplied on a recurring basis (refill rules apply); days_of_supply for one without a usual maximum.
+    recurring: bool = False
+    days_of_supply: int | None = None
     fulfillment_modes: tuple[str, ...] = ("warehouse",)
 
     def data(self, *, vendor: Vendor) -> ProductData:
@@ -153,6 +156,8 @@ class DemoProduct:
             requires_prescription=True,
             is_perishable=self.is_perishable,
             requires_training=self.requires_training,
+            recurring=self.recurring,
+            days_of_supply=self.days_of_supply,
             par_level=self.par_level,
             reorder_point=self.reorder_point,
             fulfillment_modes=self.fulfillment_modes,
@@ -223,6 +228,7 @@ DME_PRODUCTS: tuple[DemoProduct, ...] = (
         reorder_point=8,
         vendor=DME_VENDOR,
         hcpcs_code="A7030",
+        recurring=True,
         fulfillment_modes=BOTH_MODES,
     ),
     # A7034 Nasal interface (mask or cannula type) used with positive airway pressure device.
@@ -237,6 +243,7 @@ DME_PRODUCTS: tuple[DemoProduct, ...] = (
         reorder_point=8,
         vendor=DME_VENDOR,
         hcpcs_code="A7034",
+        recurring=True,
     ),
     # A7035 Headgear used with positive airway pressure device. Stocked below its reorder point.
     DemoProduct(
@@ -250,6 +257,7 @@ DME_PRODUCTS: tuple[DemoProduct, ...] = (
         reorder_point=10,
         vendor=DME_VENDOR,
         hcpcs_code="A7035",
+        recurring=True,
     ),
     # A7037 Tubing used with positive airway pressure device.
     DemoProduct(
@@ -263,6 +271,7 @@ DME_PRODUCTS: tuple[DemoProduct, ...] = (
         reorder_point=10,
         vendor=DME_VENDOR,
         hcpcs_code="A7037",
+        recurring=True,
     ),
     # A7038 Filter, disposable, used with positive airway pressure device.
     DemoProduct(
@@ -276,6 +285,7 @@ DME_PRODUCTS: tuple[DemoProduct, ...] = (
         reorder_point=50,
         vendor=DME_VENDOR,
         hcpcs_code="A7038",
+        recurring=True,
     ),
     # A7046 Water chamber for humidifier, used with positive airway pressure device, replacement, each.
     DemoProduct(
@@ -289,6 +299,7 @@ DME_PRODUCTS: tuple[DemoProduct, ...] = (
         reorder_point=5,
         vendor=DME_VENDOR,
         hcpcs_code="A7046",
+        recurring=True,
     ),
     # E0607 Home blood glucose monitor.
     DemoProduct(
@@ -315,6 +326,7 @@ DME_PRODUCTS: tuple[DemoProduct, ...] = (
         reorder_point=30,
         vendor=SUPPLY_VENDOR,
         hcpcs_code="A4253",
+        recurring=True,
         is_perishable=True,
         fulfillment_modes=BOTH_MODES,
     ),
@@ -330,6 +342,7 @@ DME_PRODUCTS: tuple[DemoProduct, ...] = (
         reorder_point=20,
         vendor=SUPPLY_VENDOR,
         hcpcs_code="A4259",
+        recurring=True,
     ),
     # K0001 Standard wheelchair. Dropshipped by the DME vendor only: never stocked.
     DemoProduct(
@@ -371,6 +384,10 @@ DME_PRODUCTS: tuple[DemoProduct, ...] = (
         reorder_point=60,
         vendor=SUPPLY_VENDOR,
         hcpcs_code="A6212",
+        recurring=True,
+        # One dressing lasts about 2 days (a foam dressing with border changed up to 3 times a week:
+        # a demo figure, the surgical dressings LCD L33831 change frequencies were not confirmed).
+        days_of_supply=2,
         is_perishable=True,
     ),
 )
