@@ -149,6 +149,8 @@ class ProductAdminForm(forms.ModelForm):
             "requires_prescription",
             "is_perishable",
             "requires_training",
+            "recurring",
+            "days_of_supply",
             "active",
             "par_level",
             "reorder_point",
@@ -191,7 +193,15 @@ class ProductAdmin(CsvImportExportMixin, admin.ModelAdmin):
         "requires_training",
         "active",
     )
-    list_filter = ("therapy_type", "active", "requires_prescription", "is_perishable", "requires_training", "vendor")
+    list_filter = (
+        "therapy_type",
+        "active",
+        "requires_prescription",
+        "is_perishable",
+        "requires_training",
+        "recurring",
+        "vendor",
+    )
     search_fields = ("sku", "name", "hcpcs_code", "rxnorm_code")
     readonly_fields = ("created_at", "updated_at")
     fields = (
@@ -202,6 +212,7 @@ class ProductAdmin(CsvImportExportMixin, admin.ModelAdmin):
         ("price", "unit"),
         ("dispensing_unit", "dispensing_units_per_unit"),
         ("requires_prescription", "is_perishable", "requires_training", "active"),
+        ("recurring", "days_of_supply"),
         ("par_level", "reorder_point"),
         ("warehouse_fulfillment", "dropship_fulfillment", "vendor"),
         ("created_at", "updated_at"),

@@ -107,6 +107,19 @@ class Product(models.Model):
     requires_training = models.BooleanField(
         default=False, help_text="The patient needs training to use it (a patient-training task is created)."
     )
+    # Refill rules (compliance/rules/refills.toml) apply to every supply provided on a recurring basis
+    # (CMS PIM ch. 5 §5.2.6), not only to codes with a usual maximum (quantity_limits.toml).
+    recurring = models.BooleanField(
+        default=False,
+        help_text="Supplied on a recurring basis (e.g. wound dressings, PAP or diabetic supplies): a repeat"
+        " delivery is a refill, which needs the patient's confirmation and may not come too early.",
+    )
+    days_of_supply = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="For a recurring supply without a Medicare usual maximum: the days one unit (as ordered) usually"
+        " lasts, from which the end of a delivered supply is counted. Empty: not known.",
+    )
     vendor = models.ForeignKey(Vendor, null=True, blank=True, on_delete=models.PROTECT, related_name="products")
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)

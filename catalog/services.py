@@ -281,6 +281,8 @@ class ProductData:
     requires_prescription: bool = True
     is_perishable: bool = False
     requires_training: bool = False
+    recurring: bool = False
+    days_of_supply: int | None = None
     par_level: int = 0
     reorder_point: int = 0
     fulfillment_modes: tuple[str, ...] = ("warehouse",)

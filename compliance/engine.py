@@ -13,18 +13,26 @@ limits, refills) apply to insurance orders whose coverage is Medicare FFS (``pay
 coverage on file is ``COVERAGE_MISSING`` (hold). The standard written order, territory,
 inventory, medication safety and duplicate-order checks apply to every order.
 
+Usual maximums and refill rules are counted on one supply timeline (``supply_timeline``; the notes
+above it): "N per M months" is an allowance of time, deliveries are laid end to end, a delivery
+holds at most a three-month quantity (at least one unit) and may come no sooner than the refill
+rule's days before the supply on hand runs out. Refill rules apply to every recurring supply: codes
+under a usual maximum, and catalog products flagged ``recurring`` (their supply lasting
+``days_of_supply`` per unit). ``supply_status`` gives the first day an order passes both.
+
 Items not yet delivered count: the patient's open orders (``ComplianceInput.open_orders``, status
-``pending_verification`` up to ``shipped``) count against a usual maximum like deliveries do, and an
-identical open order (``same_items``) is a ``DUPLICATE_ORDER`` finding that needs review.
+``pending_verification`` up to ``shipped``) count against a usual maximum on their expected day,
+and an identical open order (``same_items``) is a ``DUPLICATE_ORDER`` finding that needs review.
 """
 
 from __future__ import annotations
 
 import calendar
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from fractions import Fraction
 from typing import Any
 
 from core.identifiers import is_valid_npi
@@ -413,54 +421,85 @@ class _Checker:
 
     # --- 4 and 5. quantity limits and refills --------------------------------------------------
     def quantity_limits_and_refills(self) -> None:
+        """Usual maximums (``QUANTITY_LIMIT_EXCEEDED``) and refill rules (``REFILL_TOO_EARLY``,
+        ``REFILL_CONFIRMATION_REQUIRED``) on the supply timeline (see ``supply_timeline``).
+
+        Items under a usual-maximum row are checked per row (a pooled row's codes together); a
+        recurring supply without a row (``ItemFacts.recurring``) gets the refill rules, its supply
+        lasting ``days_of_supply`` days per unit.
+        """
+        limits = self.rules["quantity_limits"]
+        refill_rows = self.rules["refills"].rows_in_force(self.delivery_date)
+        refill = refill_rows[0] if refill_rows else None
         pools: dict[int, tuple[Row, list[ItemFacts]]] = {}
-        rows = quantity_limit_rows(
+        for row in quantity_limit_rows(
             self.rules, self.facts.diagnosis_codes, self.delivery_date, self.facts.patient.medications
-        )
-        for row in rows:
+        ):
             for item in self.coded_items():
                 if item.hcpcs in row.codes:
                     pools.setdefault(row.index, (row, []))[1].append(item)
+        limited: set[str] = set()
         for row, items in pools.values():
-            self._quantity_limit(row, items)
-            self._refill(row, items)
-
-    def _quantity_limit(self, row: Row, items: list[ItemFacts]) -> None:
-        period = int(row["period_months"])
-        allowed = int(row["quantity"])
-        window_start = add_months(self.delivery_date, -period)
-        delivered = sum(
-            d.quantity
-            for d in self.facts.supply_history
-            if d.hcpcs in row.codes and window_start < d.delivered_on <= self.delivery_date
-        )
-        # Open orders will deliver within the same rolling window as this one when their expected
-        # day is less than a period away on either side (a window ending on the later of the two
-        # days holds both); see OPEN_ORDERS_SOURCE.
-        window_end = add_months(self.delivery_date, period)
-        on_open_orders = [
-            (order, line)
-            for order in self.facts.open_orders
-            if window_start < order.expected_on < window_end
-            for line in order.lines
-            if line.hcpcs in row.codes
-        ]
-        pending = sum(line.quantity for _order, line in on_open_orders)
-        ordered = sum(item.quantity or 0 for item in items)
-        if delivered + pending + ordered <= allowed:
+            allowance = UsualMaximum.of(row, limits)
+            limited.update(row.codes)
+            self._quantity_limit(allowance, items, early_days=_early_days(refill))
+            if refill is not None:
+                history = _pooled_history(self.facts.supply_history, row.codes, on=self.delivery_date)
+                self._refill(refill, items, history, lasts=allowance.lasts)
+        if refill is None:
             return
+        recurring: dict[str, list[ItemFacts]] = {}
+        for item in self.coded_items():
+            if item.recurring and item.hcpcs not in limited:
+                recurring.setdefault(item.hcpcs or "", []).append(item)
+        for code, items in recurring.items():
+            days = next((item.days_of_supply for item in items if item.days_of_supply), None)
+            history, known = _days_history(self.facts.supply_history, code, on=self.delivery_date, default_days=days)
+            self._refill(refill, items, history, lasts=_lasts_days if known else None)
+
+    def _quantity_limit(self, allowance: UsualMaximum, items: list[ItemFacts], *, early_days: int) -> None:
+        ordered = sum(item.quantity or 0 for item in items)
+        excess = usual_maximum_excess(
+            allowance,
+            deliveries=self.facts.supply_history,
+            open_orders=self.facts.open_orders,
+            ordered=ordered,
+            on=self.delivery_date,
+            early_days=early_days,
+        )
+        if excess is None:
+            return
+        row = allowance.row
         codes = ", ".join(sorted({item.hcpcs or "" for item in items}))
         pooled = f" (shared by {', '.join(row.codes)})" if len(row.codes) > 1 else ""
-        if pending:
-            references = ", ".join(sorted({order.reference for order, _line in on_open_orders}))
-            counted = f"{ordered} ordered, {delivered} delivered and {pending} on open orders ({references})"
-        else:
-            counted = f"{ordered} ordered and {delivered} delivered"
-        message = (
-            f"{codes}: {counted} in the {_plural(period, 'month')} to"
-            f" {_fmt(self.delivery_date)} exceed the usual maximum of {allowed} per {_plural(period, 'month')}"
-            f" for {row['description']}{pooled}."
+        period = _plural(allowance.period_months, "month")
+        step = excess.step
+        parts = _and(
+            ([f"{ordered} ordered"] if step.day == self.delivery_date else [])
+            + ([f"{excess.delivered_that_day} delivered"] if excess.delivered_that_day else [])
+            + (
+                [f"{excess.pending_that_day} on open orders ({', '.join(excess.orders_that_day)})"]
+                if excess.pending_that_day
+                else []
+            )
         )
+        message = (
+            f"{codes}: {parts} for delivery on {_fmt(step.day)} exceed the usual maximum of {allowance.quantity}"
+            f" per {period} for {row['description']}{pooled}"
+        )
+        if excess.too_many:
+            message += f": at most {allowance.at_a_time} may be dispensed at a time."
+        else:
+            before = _and(
+                (["delivered"] if excess.delivered_before else [])
+                + ([f"ordered for {_fmt(self.delivery_date)}"] if step.day != self.delivery_date else [])
+                + ([f"on open orders ({', '.join(excess.orders_before)})"] if excess.orders_before else [])
+            )
+            runs_out = step.runs_out_before or step.day
+            message += (
+                f": the supply {before} lasts until {_fmt(runs_out)}, so more may be delivered from"
+                f" {_fmt(runs_out - dt.timedelta(days=early_days))}."
+            )
         if self.has_artifact(ArtifactType.MEDICAL_NECESSITY):
             severity, message = Severity.NEEDS_REVIEW, message + " Medical-necessity documentation is attached."
         else:
@@ -476,32 +515,44 @@ class _Checker:
             item=items[0],
         )
 
-    def _refill(self, limit: Row, items: list[ItemFacts]) -> None:
-        history = [
-            d for d in self.facts.supply_history if d.hcpcs in limit.codes and d.delivered_on <= self.delivery_date
-        ]
+    def _refill(
+        self,
+        refill: Row,
+        items: list[ItemFacts],
+        history: Sequence[Dispense],
+        *,
+        lasts: Callable[[dt.date, Fraction], dt.date] | None,
+    ) -> None:
+        """A repeat delivery of a supply is a refill: not before its current supply's end less the
+        rule's days, and only with the patient's confirmation in the rule's window.
+
+        ``history``: the deliveries on or before the delivery date; ``lasts``: how long they last
+        (None when not known: then only the confirmation is checked, its window counted back from
+        the delivery date).
+        """
         if not history:
             return  # a first delivery, not a refill
-        refill_rows = self.rules["refills"].rows_in_force(self.delivery_date)
-        if not refill_rows:
-            return
-        refill = refill_rows[0]
-        last_day, supply_end, earliest = _supply_window(limit, refill, history)
         codes = ", ".join(sorted({item.hcpcs or "" for item in items}))
-        if self.delivery_date < earliest:
-            self.add(
-                "REFILL_TOO_EARLY",
-                Severity.HOLD,
-                f"{codes}: the supply delivered on {_fmt(last_day)} lasts until {_fmt(supply_end)}; a refill may be"
-                f" delivered from {_fmt(earliest)}, not on {_fmt(self.delivery_date)}.",
-                rule="refills",
-                source=refill.source,
-                field="requested_date",
-                item=items[0],
-            )
+        supply_end: dt.date | None = None
+        if lasts is not None:
+            steps = supply_timeline(history, lasts)
+            last_day, supply_end = steps[-1].day, steps[-1].lasts_until
+            earliest = supply_end - dt.timedelta(days=_early_days(refill))
+            if self.delivery_date < earliest:
+                self.add(
+                    "REFILL_TOO_EARLY",
+                    Severity.HOLD,
+                    f"{codes}: the supply delivered on {_fmt(last_day)} lasts until {_fmt(supply_end)}; a refill may"
+                    f" be delivered from {_fmt(earliest)}, not on {_fmt(self.delivery_date)}.",
+                    rule="refills",
+                    source=refill.source,
+                    field="requested_date",
+                    item=items[0],
+                )
         # Before 2024 the contact window counted back from delivery; since CMS-1780-F it counts back
         # from the expected end of the current supply (the row's contact_anchor says which).
-        anchor = supply_end if refill.get("contact_anchor") == "expected_end_of_supply" else self.delivery_date
+        by_end = refill.get("contact_anchor") == "expected_end_of_supply" and supply_end is not None
+        anchor = supply_end if by_end and supply_end is not None else self.delivery_date
         window_start = anchor - dt.timedelta(days=int(refill["contact_no_sooner_than_days"]))
         confirmations = self.artifact_dates.get(ArtifactType.PATIENT_REFILL_CONFIRMATION, [])
         if not any(d is not None and window_start <= d <= self.delivery_date for d in confirmations):
@@ -833,8 +884,8 @@ def usual_maximums(
     """Per HCPCS code under a usual-maximum rule on ``on``: (quantity, period in months).
 
     The same rows the quantity-limit check applies to an order with these diagnoses (and a patient
-    with these medications, for insulin treatment); for hints
-    beside a catalog item before it is ordered.
+    with these medications, for insulin treatment) delivered on ``on``; every code of a pooled row
+    maps to the row's shared allowance. For hints beside a catalog item before it is ordered.
     """
     rule_sets = rule_sets if rule_sets is not None else load_rule_sets()
     maximums: dict[str, tuple[int, int]] = {}
@@ -844,30 +895,224 @@ def usual_maximums(
     return maximums
 
 
-def _supply_window(limit: Row, refill: Row, history: Sequence[Delivery]) -> tuple[dt.date, dt.date, dt.date]:
-    """Last delivery day, the day its supply runs out, and the first day a refill may be delivered.
+# --- the supply timeline: how usual maximums and refill rules are counted ---------------------
+#
+# A usual maximum "N per M months" is an allowance of time: N units last M months, so q units
+# last q·M/N months (1 disposable filter A7038, 2 per 1 month: half a month). Deliveries are laid
+# end to end in date order: the units delivered on a day start to be used on that day, or, when
+# the supply on hand has not run out yet, on the day it runs out. A run of deliveries that follow
+# each other so counts from its first day (its anchor), so months are counted on the calendar from
+# one day and do not drift. The day the supply on hand runs out is the day the allowance renews:
+# an order delivered on that day starts a new supply.
+#
+# An order for delivery on D is within the usual maximum when, for D and for every later day that
+# open orders are expected (the order may push their supply back):
+#   * the units delivered that day are no more than may be dispensed at a time: a three-month
+#     quantity (``dispense_at_most_months`` in quantity_limits.toml), at least one unit (a 1 per 6
+#     months headgear is one unit; L33718 / L33822: "no more than a three-month quantity ... may be
+#     dispensed at a time"), and
+#   * they start to be used no later than the refill rule lets a refill come before the current
+#     supply ends (refills.toml ``deliver_no_sooner_than_days``, 10 days since 2011-10-31; 0
+#     without a refill rule): the patient holds at most that remainder plus what was delivered.
+# The refill rule on the same timeline, counting what was delivered only: a refill may be delivered
+# from the day the delivered supply runs out less those days. So an early refill fails both
+# checks, the first day a refill may come passes both, and ``supply_status`` gives that day.
 
-    The supply lasts the limit's period scaled by the quantity last delivered against the usual
-    maximum (a 3-month maximum of 270 strips, 90 delivered: one month); the refill rule says how
-    many days before that end a refill may be delivered.
+# Units on one day of a supply timeline, and the time they last in the allowance's measure:
+# months (Fraction) for a usual maximum, days for a days-of-supply product.
+Dispense = tuple[dt.date, int, Fraction]
+
+
+@dataclass(frozen=True)
+class SupplyStep:
+    """One day on a supply timeline: the units delivered (or to be delivered) that day, when the
+    supply on hand before them runs out (None: there was none) and when it runs out with them."""
+
+    day: dt.date
+    units: int
+    runs_out_before: dt.date | None
+    lasts_until: dt.date
+
+    @property
+    def starts(self) -> dt.date:
+        """The day these units start to be used: their day, or when the supply before them runs out."""
+        return max(self.day, self.runs_out_before) if self.runs_out_before is not None else self.day
+
+
+def supply_timeline(dispenses: Iterable[Dispense], lasts: Callable[[dt.date, Fraction], dt.date]) -> list[SupplyStep]:
+    """The supply timeline of ``dispenses`` (same-day ones together), in date order.
+
+    ``lasts(anchor, amount)``: the day a supply of ``amount`` that started on ``anchor`` runs out.
+    A dispense on or after the day the supply on hand runs out starts a new run (a new anchor).
     """
-    last_day = max(d.delivered_on for d in history)
-    last_quantity = sum(d.quantity for d in history if d.delivered_on == last_day)
-    period_days = (add_months(last_day, int(limit["period_months"])) - last_day).days
-    supply_end = last_day + dt.timedelta(days=period_days * last_quantity // int(limit["quantity"]))
-    return last_day, supply_end, supply_end - dt.timedelta(days=int(refill["deliver_no_sooner_than_days"]))
+    by_day: dict[dt.date, tuple[int, Fraction]] = {}
+    for day, units, amount in dispenses:
+        units_before, amount_before = by_day.get(day, (0, Fraction(0)))
+        by_day[day] = (units_before + units, amount_before + amount)
+    steps: list[SupplyStep] = []
+    anchor: dt.date | None = None
+    total = Fraction(0)
+    runs_out: dt.date | None = None
+    for day in sorted(by_day):
+        units, amount = by_day[day]
+        before = runs_out
+        if anchor is None or runs_out is None or day >= runs_out:
+            anchor, total = day, Fraction(0)
+        total += amount
+        runs_out = lasts(anchor, total)
+        steps.append(SupplyStep(day=day, units=units, runs_out_before=before, lasts_until=runs_out))
+    return steps
+
+
+def months_later(day: dt.date, months: Fraction) -> dt.date:
+    """``day`` moved by a (fractional) number of months: whole calendar months (``add_months``),
+    then the fraction of the next month's days, rounded down."""
+    whole = months.numerator // months.denominator
+    start = add_months(day, whole)
+    rest = months - whole
+    if not rest:
+        return start
+    month_days = (add_months(day, whole + 1) - start).days
+    return start + dt.timedelta(days=int(rest * month_days))
+
+
+def _lasts_days(anchor: dt.date, days: Fraction) -> dt.date:
+    return anchor + dt.timedelta(days=int(days))
+
+
+@dataclass(frozen=True)
+class UsualMaximum:
+    """A usual-maximum row as an allowance: ``quantity`` units per ``period_months``, and how many
+    units may be dispensed at a time (a ``dispense_months`` quantity, at least one unit)."""
+
+    row: Row
+    dispense_months: int
+
+    @classmethod
+    def of(cls, row: Row, limits: RuleSet) -> UsualMaximum:
+        return cls(row=row, dispense_months=int(limits.settings.get("dispense_at_most_months", 3)))
+
+    @property
+    def quantity(self) -> int:
+        return int(self.row["quantity"])
+
+    @property
+    def period_months(self) -> int:
+        return int(self.row["period_months"])
+
+    @property
+    def at_a_time(self) -> int:
+        return max(1, self.dispense_months * self.quantity // self.period_months)
+
+    @property
+    def usual_order(self) -> int:
+        """The quantity an order usually holds: one period's allowance, or less when that is more
+        than may be dispensed at a time."""
+        return min(self.quantity, self.at_a_time)
+
+    def lasts(self, anchor: dt.date, units: Fraction) -> dt.date:
+        return months_later(anchor, units * self.period_months / self.quantity)
+
+
+@dataclass(frozen=True)
+class UsualMaximumExcess:
+    """The first day on which an order's units break a usual maximum, and what was counted."""
+
+    step: SupplyStep
+    too_many: bool  # more than may be dispensed at a time (else: before the supply on hand runs out)
+    delivered_that_day: int
+    pending_that_day: int
+    orders_that_day: tuple[str, ...]
+    delivered_before: bool
+    orders_before: tuple[str, ...]
+
+
+def _early_days(refill: Row | None) -> int:
+    return int(refill["deliver_no_sooner_than_days"]) if refill is not None else 0
+
+
+def _pooled_history(deliveries: Iterable[Delivery], codes: Sequence[str], *, on: dt.date) -> list[Dispense]:
+    """Deliveries of ``codes`` on or before ``on``, each unit one unit of the allowance."""
+    return [
+        (d.delivered_on, d.quantity, Fraction(d.quantity))
+        for d in deliveries
+        if d.hcpcs in codes and d.delivered_on <= on
+    ]
+
+
+def _days_history(
+    deliveries: Iterable[Delivery], code: str, *, on: dt.date, default_days: int | None
+) -> tuple[list[Dispense], bool]:
+    """Deliveries of ``code`` on or before ``on`` as days of supply (a delivery's own days per unit,
+    else ``default_days``), and whether every one of them is known."""
+    history: list[Dispense] = []
+    known = True
+    for d in deliveries:
+        if d.hcpcs != code or d.delivered_on > on:
+            continue
+        days = d.days_of_supply or default_days
+        known = known and bool(days)
+        history.append((d.delivered_on, d.quantity, Fraction(d.quantity * (days or 0))))
+    return history, known
+
+
+def usual_maximum_excess(
+    allowance: UsualMaximum,
+    *,
+    deliveries: Iterable[Delivery],
+    open_orders: Iterable[OpenOrder],
+    ordered: int,
+    on: dt.date,
+    early_days: int,
+) -> UsualMaximumExcess | None:
+    """Whether ``ordered`` units of the allowance's codes delivered on ``on`` break its usual
+    maximum, with the deliveries made by then and the open orders on their expected days (see the
+    timeline notes above); None when they do not."""
+    codes = allowance.row.codes
+    delivered = _pooled_history(deliveries, codes, on=on)
+    pending = [
+        (order.expected_on, line.quantity, order.reference)
+        for order in open_orders
+        for line in order.lines
+        if line.hcpcs in codes
+    ]
+    dispenses: list[Dispense] = [*delivered, *((day, units, Fraction(units)) for day, units, _ref in pending)]
+    dispenses.append((on, ordered, Fraction(ordered)))
+    for step in supply_timeline(dispenses, allowance.lasts):
+        if step.day < on:
+            continue
+        too_many = step.units > allowance.at_a_time
+        too_early = step.starts > step.day + dt.timedelta(days=early_days)
+        if not (too_many or too_early):
+            continue
+        return UsualMaximumExcess(
+            step=step,
+            too_many=too_many,
+            delivered_that_day=sum(units for day, units, _amount in delivered if day == step.day),
+            pending_that_day=sum(units for day, units, _ref in pending if day == step.day),
+            orders_that_day=tuple(sorted({ref for day, _units, ref in pending if day == step.day})),
+            delivered_before=any(day < step.day for day, _units, _amount in delivered),
+            orders_before=tuple(sorted({ref for day, _units, ref in pending if day < step.day})),
+        )
+    return None
 
 
 @dataclass(frozen=True)
 class SupplyStatus:
-    """What a patient has of one supply: its last delivery and, under a usual-maximum rule, when a
-    refill may next be delivered (None for items no quantity rule covers)."""
+    """What a patient has of one supply: its last delivery and, under a usual-maximum rule or for a
+    recurring supply whose days of supply are known, when the delivered supply runs out and the
+    first day an order of the usual quantity may be delivered (None for items no rule covers).
+
+    ``shares_allowance_with``: the other codes of a pooled usual-maximum row (their orders count
+    against the same allowance, so the same ``next_eligible`` holds for them).
+    """
 
     hcpcs: str
     last_delivered: dt.date
     quantity: int
     supply_ends: dt.date | None
     next_eligible: dt.date | None
+    shares_allowance_with: tuple[str, ...] = ()
 
 
 def supply_status(
@@ -876,15 +1121,21 @@ def supply_status(
     on: dt.date,
     diagnosis_codes: Sequence[str] = (),
     medications: Sequence[str] = (),
+    open_orders: Sequence[OpenOrder] = (),
     rule_sets: Mapping[str, RuleSet] | None = None,
 ) -> list[SupplyStatus]:
-    """Per HCPCS code delivered, the last delivery and the next eligible refill date on ``on``.
+    """Per HCPCS code delivered on or before ``on`` (a delivery on ``on`` counts), the last
+    delivery, when the delivered supply runs out and the next eligible day. Sorted by code.
 
-    The same quantity-limit and refill rules as the checks of an order (``REFILL_TOO_EARLY``):
-    a refill ordered for delivery before ``next_eligible`` holds. Sorted by code.
+    The same timeline and rules as an order's checks: an order of the usual quantity (one period's
+    allowance, at most a three-month quantity) delivered on ``next_eligible`` passes both
+    ``QUANTITY_LIMIT_EXCEEDED`` and ``REFILL_TOO_EARLY``, and one delivered the day before fails
+    at least one of them. ``open_orders`` count against usual maximums as in the checks.
     """
     rule_sets = rule_sets if rule_sets is not None else load_rule_sets()
+    limits = rule_sets["quantity_limits"]
     refill_rows = rule_sets["refills"].rows_in_force(on)
+    early_days = _early_days(refill_rows[0] if refill_rows else None)
     rows = quantity_limit_rows(rule_sets, diagnosis_codes, on, medications)
     statuses = []
     for code in sorted({d.hcpcs for d in history if d.delivered_on <= on}):
@@ -892,13 +1143,48 @@ def supply_status(
         last_day = max(d.delivered_on for d in mine)
         quantity = sum(d.quantity for d in mine if d.delivered_on == last_day)
         row = next((r for r in rows if code in r.codes), None)
-        if row is None or not refill_rows:
-            statuses.append(SupplyStatus(code, last_day, quantity, None, None))
+        if row is not None:
+            allowance = UsualMaximum.of(row, limits)
+            delivered = supply_timeline(_pooled_history(history, row.codes, on=on), allowance.lasts)
+            ends = delivered[-1].lasts_until
+            eligible = _next_eligible(allowance, history, open_orders, on=on, early_days=early_days)
+            others = tuple(c for c in row.codes if c != code)
+            statuses.append(SupplyStatus(code, last_day, quantity, ends, eligible, others))
             continue
-        pooled = [d for d in history if d.hcpcs in row.codes and d.delivered_on <= on]
-        _last, supply_end, earliest = _supply_window(row, refill_rows[0], pooled)
-        statuses.append(SupplyStatus(code, last_day, quantity, supply_end, earliest))
+        days_history, known = _days_history(history, code, on=on, default_days=None)
+        if refill_rows and any(d.recurring for d in mine) and known:
+            ends = supply_timeline(days_history, _lasts_days)[-1].lasts_until
+            statuses.append(SupplyStatus(code, last_day, quantity, ends, ends - dt.timedelta(days=early_days)))
+            continue
+        statuses.append(SupplyStatus(code, last_day, quantity, None, None))
     return statuses
+
+
+def _next_eligible(
+    allowance: UsualMaximum,
+    history: Sequence[Delivery],
+    open_orders: Sequence[OpenOrder],
+    *,
+    on: dt.date,
+    early_days: int,
+) -> dt.date:
+    """The first day, from the last delivery, on which an order of the usual quantity passes both
+    the usual maximum and the refill timing: the refill's first day, or later while open orders
+    still fill the allowance (tried day by day; every day after all of them have run out passes)."""
+    delivered = _pooled_history(history, allowance.row.codes, on=on)
+    steps = supply_timeline(delivered, allowance.lasts)
+    day = max(steps[-1].day, steps[-1].lasts_until - dt.timedelta(days=early_days))
+    units = allowance.usual_order
+    while usual_maximum_excess(
+        allowance, deliveries=history, open_orders=open_orders, ordered=units, on=day, early_days=early_days
+    ):
+        day += dt.timedelta(days=1)
+    return day
+
+
+def _and(parts: Sequence[str]) -> str:
+    """ "a", "a and b", "a, b and c"."""
+    return ", ".join(parts[:-1]) + f" and {parts[-1]}" if len(parts) > 1 else "".join(parts)
 
 
 def _valid_until(decision_date: dt.date, validity: Mapping[str, Any]) -> dt.date:

@@ -28,7 +28,12 @@ class ArtifactType(StrEnum):
 
 @dataclass(frozen=True)
 class ItemFacts:
-    """One line. ``key`` places findings beside the line (its position in the order, from 0)."""
+    """One line. ``key`` places findings beside the line (its position in the order, from 0).
+
+    ``recurring``: the catalog supplies it on a recurring basis, so a repeat delivery is a refill
+    (refill rules); ``days_of_supply``: for such a supply without a usual-maximum row, the days one
+    unit lasts (None: not known).
+    """
 
     key: str
     sku: str | None = None
@@ -40,6 +45,8 @@ class ItemFacts:
     stock_short: bool = False
     stock_available: int | None = None
     expected_restock: dt.date | None = None
+    recurring: bool = False
+    days_of_supply: int | None = None
 
 
 @dataclass(frozen=True)
@@ -60,11 +67,14 @@ class PriorAuthorizationFacts:
 
 @dataclass(frozen=True)
 class Delivery:
-    """An earlier delivery to the patient (their supply history)."""
+    """An earlier delivery to the patient (their supply history). ``recurring`` and
+    ``days_of_supply`` as the delivered product's (``ItemFacts``)."""
 
     hcpcs: str
     quantity: int
     delivered_on: dt.date
+    recurring: bool = False
+    days_of_supply: int | None = None
 
 
 @dataclass(frozen=True)

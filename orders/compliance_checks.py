@@ -199,6 +199,8 @@ def _product_facts(
         stock_short=stock_short,
         stock_available=stock_available,
         expected_restock=expected_restock_date(product=product) if stock_short else None,
+        recurring=product.recurring,
+        days_of_supply=product.days_of_supply,
     )
 
 
@@ -323,7 +325,8 @@ class SupplyFacts:
 def patient_supply_facts(*, patient: Patient, order: Order | None = None) -> SupplyFacts:
     """The patient's supply history and open orders, in one query whatever the number of lines.
 
-    Deliveries: lines of the patient's completed orders (delivery confirmed) with a HCPCS code.
+    Deliveries: lines of the patient's completed orders (delivery confirmed) with a HCPCS code, with
+    their product's ``recurring`` flag and ``days_of_supply``.
     Open orders: the patient's orders in ``OPEN_STATUSES`` (not yet delivered, cancelled or
     rejected), oldest first, each with all its lines. For a saved ``order`` the order itself is left
     out and only orders placed before it are open orders: of two identical orders the one placed
@@ -349,14 +352,22 @@ def patient_supply_facts(*, patient: Patient, order: Order | None = None) -> Sup
         "sku",
         "product__hcpcs_code",
         "quantity",
+        "product__recurring",
+        "product__days_of_supply",
     )
     deliveries: list[Delivery] = []
     open_orders: dict[Any, tuple[str, str, dt.date, list[OpenOrderLine]]] = {}
-    for order_id, reference, status, requested, ordered_on, completed_at, sku, hcpcs, quantity in rows:
+    for order_id, reference, status, requested, ordered_on, completed_at, sku, hcpcs, quantity, recurring, days in rows:
         if status == OrderStatus.COMPLETED:
             if hcpcs and completed_at is not None:
                 deliveries.append(
-                    Delivery(hcpcs=hcpcs, quantity=quantity, delivered_on=timezone.localdate(completed_at))
+                    Delivery(
+                        hcpcs=hcpcs,
+                        quantity=quantity,
+                        delivered_on=timezone.localdate(completed_at),
+                        recurring=recurring,
+                        days_of_supply=days,
+                    )
                 )
             continue
         stage = STAGE_OF_STATUS[status]
@@ -381,15 +392,20 @@ def patient_supply_status(
     supply: SupplyFacts | None = None,
 ) -> list[SupplyStatus]:
     """What the patient has been delivered and when each supply may next be refilled (the same
-    rules as an order's checks; insulin treatment read from ``diagnosis_codes``, else from the
-    newest order's diagnoses, and from the patient's medications). ``supply``: the patient's
+    rules as an order's checks, open orders included; insulin treatment read from
+    ``diagnosis_codes``, else from the newest order's diagnoses, and from the patient's medications).
+    ``supply``: the patient's
     ``patient_supply_facts`` when already read."""
     if diagnosis_codes is None:
         latest = Order.objects.filter(patient=patient).order_by("-created_at").only("diagnosis_codes").first()
         diagnosis_codes = (latest.diagnosis_codes or []) if latest is not None else []
     supply = supply if supply is not None else patient_supply_facts(patient=patient)
     return supply_status(
-        supply.deliveries, on=on, diagnosis_codes=diagnosis_codes, medications=patient_medications(patient)
+        supply.deliveries,
+        on=on,
+        diagnosis_codes=diagnosis_codes,
+        medications=patient_medications(patient),
+        open_orders=supply.open_orders,
     )
 
 

@@ -263,28 +263,37 @@ def test_a_non_affirmed_decision_is_a_hold() -> None:
 
 
 def test_pap_supplies_at_the_limit_pass_and_over_it_hold() -> None:
-    # A7032 (nasal mask cushion): 2 per month.
-    assert codes(evaluate(facts(item("A7032", 2)))) == []
-    over = evaluate(facts(item("A7032", 3)))
+    # A7032 (nasal mask cushion): 2 per month, so at most a three-month quantity of 6 at a time.
+    # (Before the supply timeline a rolling 1-month window held 3.)
+    assert codes(evaluate(facts(item("A7032", 6)))) == []
+    over = evaluate(facts(item("A7032", 7)))
     assert codes(over) == [("QUANTITY_LIMIT_EXCEEDED", "hold")]
     assert finding(over, "QUANTITY_LIMIT_EXCEEDED").message == (
-        "A7032: 3 ordered and 0 delivered in the 1 month to 2026-11-09 exceed the usual maximum of 2 per 1 month"
-        " for Cushion for use on nasal mask interface, replacement only, each."
+        "A7032: 7 ordered for delivery on 2026-11-09 exceed the usual maximum of 2 per 1 month for Cushion for use"
+        " on nasal mask interface, replacement only, each: at most 6 may be dispensed at a time."
     )
 
 
-def test_supply_history_counts_inside_the_rolling_window_only() -> None:
-    # A7030 (full face mask): 1 per 3 months; one was delivered on 2026-08-09.
+def test_a_mask_refill_may_come_ten_days_before_the_allowance_renews() -> None:
+    # A7030 (full face mask): 1 per 3 months; one was delivered on 2026-08-09, so it lasts until
+    # 2026-11-09 and a refill may come from 2026-10-30 (10 days before). The rolling window held the
+    # mask until 2026-11-09 although the refill rule allowed it from 2026-10-30.
     history = (Delivery(hcpcs="A7030", quantity=1, delivered_on=D(2026, 8, 9)),)
-    confirmed = (AttachedArtifact("PATIENT_REFILL_CONFIRMATION", D(2026, 11, 1)),)
-    inside = facts(item("A7030"), requested_date=D(2026, 11, 8), supply_history=history, artifacts=confirmed)
-    assert codes(evaluate(inside)) == [("QUANTITY_LIMIT_EXCEEDED", "hold")]
-    outside = dataclasses.replace(inside, requested_date=D(2026, 11, 9))
-    assert codes(evaluate(outside)) == []
+    confirmed = (AttachedArtifact("PATIENT_REFILL_CONFIRMATION", D(2026, 10, 20)),)
+    early = facts(item("A7030"), requested_date=D(2026, 10, 29), supply_history=history, artifacts=confirmed)
+    assert codes(evaluate(early)) == [("QUANTITY_LIMIT_EXCEEDED", "hold"), ("REFILL_TOO_EARLY", "hold")]
+    assert finding(evaluate(early), "QUANTITY_LIMIT_EXCEEDED").message == (
+        "A7030: 1 ordered for delivery on 2026-10-29 exceed the usual maximum of 1 per 3 months for PAP interface"
+        " (combination oral/nasal mask, full face mask, or nasal mask or cannula type interface), each (shared by"
+        " A7027, A7030, A7034): the supply delivered lasts until 2026-11-09, so more may be delivered from"
+        " 2026-10-30."
+    )
+    on_time = dataclasses.replace(early, requested_date=D(2026, 10, 30))
+    assert codes(evaluate(on_time)) == []
 
 
 def test_medical_necessity_documentation_turns_the_hold_into_a_review() -> None:
-    documented = facts(item("A7032", 4), artifacts=(AttachedArtifact("MEDICAL_NECESSITY", D(2026, 11, 1)),))
+    documented = facts(item("A7032", 7), artifacts=(AttachedArtifact("MEDICAL_NECESSITY", D(2026, 11, 1)),))
     result = evaluate(documented)
     assert (str(result.disposition), codes(result)) == ("needs_review", [("QUANTITY_LIMIT_EXCEEDED", "needs_review")])
 
@@ -297,30 +306,22 @@ def test_diabetic_test_strips_follow_insulin_use() -> None:
     assert codes(evaluate(facts(item("A4253", 7), diagnosis_codes=("Z79.4",)))) == [("QUANTITY_LIMIT_EXCEEDED", "hold")]
 
 
-def test_same_function_items_share_one_limit_when_a_row_pools_them(tmp_path: Path, settings: Any) -> None:
-    # The public PAP policy gives every code its own line, so the shipped file pools nothing; a payer
-    # file that pools heated and plain tubing (A4604, A7037) into one allowance is read the same way.
-    rules = tmp_path / "rules"
-    shutil.copytree(Path(settings.COMPLIANCE_RULES_DIR), rules)
-    path = rules / "quantity_limits.toml"
-    text = path.read_text()
-    text = text.replace('codes = ["A4604"]', 'codes = ["A4604", "A7037"]', 1)
-    start = text.index('codes = ["A7037"]')
-    row_start = text.rindex("[[limits]]", 0, start)
-    row_end = text.find("[[limits]]", start)
-    text = text[:row_start] + text[row_end:]
-    path.write_text(text)
-    settings.COMPLIANCE_RULES_DIR = str(rules)
-
+def test_heated_and_plain_tubing_share_one_allowance() -> None:
+    # Noridian JD "Tips for Billing PAP/RAD Accessories" (2024-04-03): A7037 and A4604 are the same
+    # function. Heated tubing delivered on 2026-10-01 lasts until 2027-01-01, so plain tubing
+    # delivered on 2026-11-09 is over the shared allowance, and a refill.
     history = (Delivery(hcpcs="A4604", quantity=1, delivered_on=D(2026, 10, 1)),)
     result = evaluate(facts(item("A7037"), supply_history=history))
-    # The heated tubing delivered in October counts against the plain tubing ordered now, and makes it a refill.
     assert codes(result) == [
         ("QUANTITY_LIMIT_EXCEEDED", "hold"),
         ("REFILL_TOO_EARLY", "hold"),
         ("REFILL_CONFIRMATION_REQUIRED", "hold"),
     ]
     assert "(shared by A4604, A7037)" in finding(result, "QUANTITY_LIMIT_EXCEEDED").message
+    assert finding(result, "REFILL_TOO_EARLY").message == (
+        "A7037: the supply delivered on 2026-10-01 lasts until 2027-01-01; a refill may be delivered from"
+        " 2026-12-22, not on 2026-11-09."
+    )
 
 
 # --- 5. refills -----------------------------------------------------------------------------------
@@ -338,23 +339,24 @@ def strips(delivery: D, *artifacts: AttachedArtifact, delivered: D = FIRST_BOX) 
 
 
 def test_a_refill_delivered_too_early_is_a_hold_naming_the_first_allowed_day() -> None:
-    # Delivered 2026-06-01: 92 days / 2 = 46 days of supply, ending 2026-07-17; delivery from 2026-07-07.
+    # Delivered 2026-06-01: half of 3 months is one month and half of July (15 of 31 days), so it
+    # lasts until 2026-07-16; a refill may be delivered from 2026-07-06 (the usual maximum agrees).
     confirmation = AttachedArtifact("PATIENT_REFILL_CONFIRMATION", D(2026, 7, 1))
-    early = evaluate(strips(D(2026, 7, 6), confirmation))
-    assert codes(early) == [("REFILL_TOO_EARLY", "hold")]
+    early = evaluate(strips(D(2026, 7, 5), confirmation))
+    assert codes(early) == [("QUANTITY_LIMIT_EXCEEDED", "hold"), ("REFILL_TOO_EARLY", "hold")]
     assert finding(early, "REFILL_TOO_EARLY").message == (
-        "A4253: the supply delivered on 2026-06-01 lasts until 2026-07-17; a refill may be delivered from"
-        " 2026-07-07, not on 2026-07-06."
+        "A4253: the supply delivered on 2026-06-01 lasts until 2026-07-16; a refill may be delivered from"
+        " 2026-07-06, not on 2026-07-05."
     )
-    assert codes(evaluate(strips(D(2026, 7, 7), confirmation))) == []
+    assert codes(evaluate(strips(D(2026, 7, 6), confirmation))) == []
 
 
 def test_a_refill_needs_the_patients_confirmation_within_the_window() -> None:
-    # Since 2024 the contact may be no sooner than 30 days before the supply's expected end (2026-07-17).
+    # Since 2024 the contact may be no sooner than 30 days before the supply's expected end (2026-07-16).
     assert codes(evaluate(strips(D(2026, 7, 10)))) == [("REFILL_CONFIRMATION_REQUIRED", "hold")]
-    too_soon = AttachedArtifact("PATIENT_REFILL_CONFIRMATION", D(2026, 6, 16))
+    too_soon = AttachedArtifact("PATIENT_REFILL_CONFIRMATION", D(2026, 6, 15))
     assert codes(evaluate(strips(D(2026, 7, 10), too_soon))) == [("REFILL_CONFIRMATION_REQUIRED", "hold")]
-    in_window = AttachedArtifact("PATIENT_REFILL_CONFIRMATION", D(2026, 6, 17))
+    in_window = AttachedArtifact("PATIENT_REFILL_CONFIRMATION", D(2026, 6, 16))
     assert codes(evaluate(strips(D(2026, 7, 10), in_window))) == []
 
 

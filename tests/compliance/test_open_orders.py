@@ -3,6 +3,7 @@ duplicates (``DUPLICATE_ORDER``, needs review), through submission, approval and
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Any
 
@@ -13,7 +14,16 @@ from django.utils import timezone
 
 from catalog.services import lot_receive
 from compliance.engine import evaluate, same_items
-from compliance.inputs import ComplianceInput, ItemFacts, OpenOrder, OpenOrderLine, PatientFacts, ProviderFacts
+from compliance.inputs import (
+    AttachedArtifact,
+    ComplianceInput,
+    Delivery,
+    ItemFacts,
+    OpenOrder,
+    OpenOrderLine,
+    PatientFacts,
+    ProviderFacts,
+)
 from compliance.models import ComplianceSnapshot
 from orders import services
 from orders.compliance_checks import facts_for_order
@@ -43,11 +53,17 @@ def findings(order: Order) -> list[tuple[str, str, str]]:
     return [(f["code"], f["severity"], f["message"]) for f in result["findings"]]
 
 
+INTERFACES = (
+    "PAP interface (combination oral/nasal mask, full face mask, or nasal mask or cannula type interface), each"
+    " (shared by A7027, A7030, A7034)"
+)
+
+
 def limit_message(first: Order) -> str:
     today = timezone.localdate().isoformat()
     return (
-        f"A7030: 1 ordered, 0 delivered and 1 on open orders ({first.reference}) in the 3 months to {today} exceed"
-        " the usual maximum of 1 per 3 months for Full face mask used with positive airway pressure device, each."
+        f"A7030: 1 ordered and 1 on open orders ({first.reference}) for delivery on {today} exceed the usual"
+        f" maximum of 1 per 3 months for {INTERFACES}: at most 1 may be dispensed at a time."
     )
 
 
@@ -131,7 +147,11 @@ def test_a_delivered_order_counts_as_history_not_as_a_duplicate(north: World, ma
         "REFILL_TOO_EARLY",
         "REFILL_CONFIRMATION_REQUIRED",
     ]
-    assert findings(second)[0][2].startswith(f"A7030: 1 ordered and 1 delivered in the 3 months to {today}")
+    # delivered today: the same day's delivery and order together are more than one dispense
+    assert findings(second)[0][2] == (
+        f"A7030: 1 ordered and 1 delivered for delivery on {today} exceed the usual maximum of 1 per 3 months for"
+        f" {INTERFACES}: at most 1 may be dispensed at a time."
+    )
     assert facts_for_order(second).open_orders == ()
 
 
@@ -219,13 +239,44 @@ def facts(*items: ItemFacts, open_orders: tuple[OpenOrder, ...]) -> ComplianceIn
     )
 
 
-def test_an_open_order_more_than_a_period_away_does_not_count() -> None:
+def test_an_open_order_counts_on_the_day_it_is_expected() -> None:
+    # A mask delivered on 2026-03-02 lasts until 2026-06-02 (1 per 3 months). An open order for
+    # another mask expected from 2026-05-23 (10 days before) is a timely refill after it; one expected
+    # on 2026-05-22 would come too early. (The old rolling window counted an open order up to a
+    # period either side: it held the order for any open mask expected before 2026-06-02.)
     mask = ItemFacts(key="0", sku="F20", hcpcs="A7030", description="Mask", quantity=1)
-    later = OpenOrder("ABC-DEF", "Pending", dt.date(2026, 6, 2), (OpenOrderLine(1, "F30", "A7030"),))
-    soon = OpenOrder("GHJ-KLM", "Pending", dt.date(2026, 6, 1), (OpenOrderLine(1, "F30", "A7030"),))
+    timely = OpenOrder("ABC-DEF", "Pending", dt.date(2026, 5, 23), (OpenOrderLine(1, "F30", "A7030"),))
+    early = OpenOrder("GHJ-KLM", "Pending", dt.date(2026, 5, 22), (OpenOrderLine(1, "F30", "A7030"),))
 
-    assert evaluate(facts(mask, open_orders=(later,))).findings == ()
-    assert [f.code for f in evaluate(facts(mask, open_orders=(soon,))).findings] == ["QUANTITY_LIMIT_EXCEEDED"]
+    assert evaluate(facts(mask, open_orders=(timely,))).findings == ()
+    held = evaluate(facts(mask, open_orders=(early,))).findings
+    assert [(f.code, str(f.severity)) for f in held] == [("QUANTITY_LIMIT_EXCEEDED", "hold")]
+    assert held[0].message == (
+        "A7030: 1 on open orders (GHJ-KLM) for delivery on 2026-05-22 exceed the usual maximum of 1 per 3 months"
+        f" for {INTERFACES}: the supply ordered for 2026-03-02 lasts until 2026-06-02, so more may be delivered"
+        " from 2026-05-23."
+    )
+
+
+def test_an_order_between_a_delivery_and_an_open_order_holds_only_if_one_of_them_is_too_early() -> None:
+    # Delivered 2026-01-01 (lasts until 2026-04-01), this order for 2026-03-22 (lasts until
+    # 2026-07-01), an open order expected 2026-06-21: each comes 10 days before the supply ends.
+    # The rolling window added all three (3 masks around one 3-month window) and held the order.
+    mask = ItemFacts(key="0", sku="F20", hcpcs="A7030", description="Mask", quantity=1)
+    later = OpenOrder("ABC-DEF", "Pending", dt.date(2026, 6, 21), (OpenOrderLine(1, "F30", "A7030"),))
+    delivered = (Delivery(hcpcs="A7030", quantity=1, delivered_on=dt.date(2026, 1, 1)),)
+    confirmed = (AttachedArtifact("PATIENT_REFILL_CONFIRMATION", dt.date(2026, 3, 20)),)
+    on_time = dataclasses.replace(
+        facts(mask, open_orders=(later,)),
+        order_date=dt.date(2026, 3, 22),
+        supply_history=delivered,
+        artifacts=confirmed,
+    )
+    assert evaluate(on_time).findings == ()
+    pushes_the_open_order = dataclasses.replace(
+        on_time, open_orders=(dataclasses.replace(later, expected_on=dt.date(2026, 6, 20)),)
+    )
+    assert [f.code for f in evaluate(pushes_the_open_order).findings] == ["QUANTITY_LIMIT_EXCEEDED"]
 
 
 @pytest.mark.parametrize(

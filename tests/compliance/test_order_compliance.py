@@ -372,14 +372,14 @@ def test_a_snapshot_stays_the_same_after_a_rule_file_changes(north: World, tmp_p
     snapshot = ComplianceSnapshot.objects.get(order_id=order.pk)
     frozen = (snapshot.disposition, snapshot.rule_versions, snapshot.inputs, snapshot.result)
 
-    # When the limit file changes to one cushion a month
+    # When the limit file changes to one cushion per 6 months (one may be dispensed at a time)
     rules = tmp_path / "rules"
     shutil.copytree(Path(settings.COMPLIANCE_RULES_DIR), rules)
     limits = rules / "quantity_limits.toml"
     text = limits.read_text()
     start = text.index('codes = ["A7032"]')
-    text = text[:start] + text[start:].replace("quantity = 2", "quantity = 1", 1)
-    limits.write_text(text.replace('version = "2024-10-01.2"', 'version = "2026-11-27.1"'))
+    text = text[:start] + text[start:].replace("quantity = 2\nperiod_months = 1", "quantity = 1\nperiod_months = 6", 1)
+    limits.write_text(text.replace('version = "2024-10-01.3"', 'version = "2026-11-27.1"'))
     settings.COMPLIANCE_RULES_DIR = str(rules)
 
     # Then a fresh evaluation differs, and the snapshot does not
@@ -387,7 +387,7 @@ def test_a_snapshot_stays_the_same_after_a_rule_file_changes(north: World, tmp_p
     assert (str(fresh.disposition), fresh.rule_versions["quantity_limits"]) == ("hold", "2026-11-27.1")
     snapshot = ComplianceSnapshot.objects.get(order_id=order.pk)
     assert (snapshot.disposition, snapshot.rule_versions, snapshot.inputs, snapshot.result) == frozen
-    assert frozen[1]["quantity_limits"] == "2024-10-01.2"
+    assert frozen[1]["quantity_limits"] == "2024-10-01.3"
     with pytest.raises(TypeError):
         snapshot.save()
 
@@ -455,7 +455,8 @@ def test_the_inline_check_evaluates_a_draft_without_saving_anything(north: World
             "payer_type": "insurance",
             "order_date": "2026-11-02",
             "requested_date": "2026-11-09",
-            "items": [{"sku": north.product.sku, "quantity": 3}, {"hcpcs": "K0823", "quantity": 1}],
+            # 7 cushions (A7032, 2 per month): more than a three-month quantity at a time
+            "items": [{"sku": north.product.sku, "quantity": 7}, {"hcpcs": "K0823", "quantity": 1}],
             "artifacts": ["F2F_NOTE", {"artifact_type": "WOPD", "document_date": "2026-11-01"}],
             "f2f_date": "2026-09-01",
         },
@@ -544,7 +545,8 @@ def test_a_patient_outside_the_doctors_territories_cannot_be_checked(north: Worl
 def test_the_inline_check_of_ten_items_answers_well_under_100_ms(north: World, api: Any) -> None:
     skus = [
         stocked(f"PAP-{code}", hcpcs=code).sku
-        for code in ("A7030", "A7031", "A7033", "A7034", "A7035", "A7036", "A7037", "A7038", "A7039", "A7046")
+        # one of each allowance (A7030 and A7034 share one: one interface per 3 months)
+        for code in ("A7030", "A7031", "A7032", "A7033", "A7035", "A7036", "A7037", "A7038", "A7039", "A7046")
     ]
     client = api(north.doctor)
     body = {

@@ -21,10 +21,10 @@ def medical_necessity(name: str = "necessity.pdf") -> services.DocumentUpload:
 
 
 def needs_review_order(world: World, **overrides: Any) -> Order:
-    """A signed insurance order of 4 nasal cushions (A7032: a usual maximum of 2 a month, LCD L33718)
-    with medical-necessity documentation attached: the checks say ``needs_review``."""
+    """A signed insurance order of 7 nasal cushions (A7032: a usual maximum of 2 a month, LCD L33718,
+    so at most 6 at a time) with medical-necessity documentation attached: ``needs_review``."""
     fields: dict[str, Any] = {
-        "items": [services.ItemRequest(sku=world.product.sku, quantity=4)],
+        "items": [services.ItemRequest(sku=world.product.sku, quantity=7)],
         "documents": [medical_necessity()],
     }
     order = world.order(**{**fields, **overrides})
@@ -35,7 +35,7 @@ def needs_review_order(world: World, **overrides: Any) -> Order:
 
 def held_for_quantity(world: World) -> Order:
     """The same order without the documentation: held (QUANTITY_LIMIT_EXCEEDED)."""
-    order = world.order(items=[services.ItemRequest(sku=world.product.sku, quantity=4)])
+    order = world.order(items=[services.ItemRequest(sku=world.product.sku, quantity=7)])
     order.refresh_from_db()
     assert (order.status, order.ai_disposition) == (OrderStatus.ON_HOLD, "hold")
     return order

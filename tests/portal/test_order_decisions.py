@@ -249,7 +249,7 @@ def test_the_doctor_downloads_the_signed_written_order_as_a_pdf(north: World) ->
         "Zelda QuartermaineNorth",
         "1948-07-09",
         "HCPCS A7032",
-        "Quantity 4",
+        "Quantity 7",
         "G47.33",
         north.provider.npi,
         "Nora North",

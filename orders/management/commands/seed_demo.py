@@ -137,6 +137,9 @@ class DemoProduct:
     dose_form: str = ""
     is_perishable: bool = False
     requires_training: bool = False
+    # Supplied on a recurring basis (refill rules apply); days_of_supply for one without a usual maximum.
+    recurring: bool = False
+    days_of_supply: int | None = None
     fulfillment_modes: tuple[str, ...] = ("warehouse",)
 
     def data(self, *, vendor: Vendor) -> ProductData:
@@ -154,6 +157,8 @@ class DemoProduct:
             requires_prescription=True,
             is_perishable=self.is_perishable,
             requires_training=self.requires_training,
+            recurring=self.recurring,
+            days_of_supply=self.days_of_supply,
             par_level=self.par_level,
             reorder_point=self.reorder_point,
             fulfillment_modes=self.fulfillment_modes,
@@ -224,6 +229,7 @@ DME_PRODUCTS: tuple[DemoProduct, ...] = (
         reorder_point=8,
         vendor=DME_VENDOR,
         hcpcs_code="A7030",
+        recurring=True,
         fulfillment_modes=BOTH_MODES,
     ),
     # A7034 Nasal interface (mask or cannula type) used with positive airway pressure device.
@@ -238,6 +244,7 @@ DME_PRODUCTS: tuple[DemoProduct, ...] = (
         reorder_point=8,
         vendor=DME_VENDOR,
         hcpcs_code="A7034",
+        recurring=True,
     ),
     # A7035 Headgear used with positive airway pressure device. Stocked below its reorder point.
     DemoProduct(
@@ -251,6 +258,7 @@ DME_PRODUCTS: tuple[DemoProduct, ...] = (
         reorder_point=10,
         vendor=DME_VENDOR,
         hcpcs_code="A7035",
+        recurring=True,
     ),
     # A7037 Tubing used with positive airway pressure device.
     DemoProduct(
@@ -264,6 +272,7 @@ DME_PRODUCTS: tuple[DemoProduct, ...] = (
         reorder_point=10,
         vendor=DME_VENDOR,
         hcpcs_code="A7037",
+        recurring=True,
     ),
     # A7038 Filter, disposable, used with positive airway pressure device.
     DemoProduct(
@@ -277,6 +286,7 @@ DME_PRODUCTS: tuple[DemoProduct, ...] = (
         reorder_point=50,
         vendor=DME_VENDOR,
         hcpcs_code="A7038",
+        recurring=True,
     ),
     # A7046 Water chamber for humidifier, used with positive airway pressure device, replacement, each.
     DemoProduct(
@@ -290,6 +300,7 @@ DME_PRODUCTS: tuple[DemoProduct, ...] = (
         reorder_point=5,
         vendor=DME_VENDOR,
         hcpcs_code="A7046",
+        recurring=True,
     ),
     # E0607 Home blood glucose monitor.
     DemoProduct(
@@ -316,6 +327,7 @@ DME_PRODUCTS: tuple[DemoProduct, ...] = (
         reorder_point=30,
         vendor=SUPPLY_VENDOR,
         hcpcs_code="A4253",
+        recurring=True,
         is_perishable=True,
         fulfillment_modes=BOTH_MODES,
     ),
@@ -331,6 +343,7 @@ DME_PRODUCTS: tuple[DemoProduct, ...] = (
         reorder_point=20,
         vendor=SUPPLY_VENDOR,
         hcpcs_code="A4259",
+        recurring=True,
     ),
     # K0001 Standard wheelchair. Dropshipped by the DME vendor only: never stocked.
     DemoProduct(
@@ -372,6 +385,10 @@ DME_PRODUCTS: tuple[DemoProduct, ...] = (
         reorder_point=60,
         vendor=SUPPLY_VENDOR,
         hcpcs_code="A6212",
+        recurring=True,
+        # One dressing lasts about 2 days (a foam dressing with border changed up to 3 times a week:
+        # a demo figure, the surgical dressings LCD L33831 change frequencies were not confirmed).
+        days_of_supply=2,
         is_perishable=True,
     ),
 )
