@@ -281,4 +281,4 @@ def test_the_usual_maximums_and_supply_status_read_insulin_treatment_the_same_wa
     # Two boxes are the whole 3-month supply without insulin, a third of it with insulin.
     without = supply_status(history, on=on, diagnosis_codes=("E11.9",))[0]
     treated = supply_status(history, on=on, diagnosis_codes=("E11.9",), medications=("NPH insulin",))[0]
-    assert (without.supply_ends, treated.supply_ends) == (D(2027, 1, 1), D(2026, 10, 31))
+    assert (without.supply_ends, treated.supply_ends) == (D(2027, 1, 1), D(2026, 11, 1))
