@@ -271,8 +271,8 @@ class _Checker:
             self.add(
                 "COVERAGE_MISSING",
                 Severity.HOLD,
-                "The order is billed to insurance but the patient has no insurance coverage on file for the"
-                " order date.",
+                "The order is billed to insurance but the patient has no insurance coverage, with its kind of"
+                " payer, on file for the order date: add it to the patient's record, then check again.",
                 rule="coverage",
                 field="payer_type",
             )
