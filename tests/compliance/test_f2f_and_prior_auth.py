@@ -235,7 +235,7 @@ def test_a_payers_prior_authorization_is_cleared_by_the_document_for_its_code_on
 
 
 def test_the_engine_names_the_medicare_ffs_payer_kind_as_the_model_does() -> None:
-    assert MEDICARE_FFS == PayerKind.MEDICARE_FFS.value
+    assert PayerKind.MEDICARE_FFS.value == MEDICARE_FFS
 
 
 OTHER_KINDS = [kind.value for kind in PayerKind if kind != PayerKind.MEDICARE_FFS]
