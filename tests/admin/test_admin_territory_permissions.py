@@ -194,6 +194,7 @@ def _coverage_form(patient: Any) -> dict[str, str]:
     return {
         "patient": str(patient.pk),
         "payer_type": "insurance",
+        "payer_kind": "medicare_ffs",
         "payer_name": "Medicare Part B",
         "plan_name": "",
         "member_id": "1EG4TE5MK73",

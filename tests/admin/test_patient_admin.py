@@ -196,11 +196,29 @@ def test_admin_cannot_add_a_patient_with_another_territorys_provider(north: Any,
 
 def test_admin_adds_coverage_inline_in_the_patients_territory(north: Any) -> None:
     north.patient.coverages.all().delete()  # the world's patient comes insured; this test counts its own
+    without_kind = patient_form(
+        north.patient,
+        **{
+            "coverages-TOTAL_FORMS": "1",
+            "coverages-0-payer_type": "insurance",
+            "coverages-0-payer_name": "Medicare Part B",
+            "coverages-0-member_id": "1EG4TE5MK73",
+            "coverages-0-active": "on",
+        },
+    )
+    refused = signed_in(north.admin).post(change_url(north.patient), without_kind)
+    assert refused.status_code == 200
+    assert refused.context["inline_admin_formsets"][0].formset.errors[0] == {
+        "payer_kind": ["Say which kind of payer this insurance is."]
+    }
+    assert not Coverage.objects.filter(patient=north.patient).exists()
+
     data = patient_form(
         north.patient,
         **{
             "coverages-TOTAL_FORMS": "1",
             "coverages-0-payer_type": "insurance",
+            "coverages-0-payer_kind": "medicare_advantage",
             "coverages-0-payer_name": "Medicare Part B",
             "coverages-0-plan_name": "",
             "coverages-0-member_id": "1EG4TE5MK73",
@@ -214,10 +232,11 @@ def test_admin_adds_coverage_inline_in_the_patients_territory(north: Any) -> Non
 
     assert response.status_code == 302
     [coverage] = Coverage.objects.filter(patient=north.patient)
-    assert (coverage.territory_id, coverage.member_id, coverage.payer_name) == (
+    assert (coverage.territory_id, coverage.member_id, coverage.payer_name, coverage.payer_kind) == (
         north.territory.pk,
         "1EG4TE5MK73",
         "Medicare Part B",
+        "medicare_advantage",
     )
     assert coverage.history.get().history_user == north.admin
 
