@@ -104,7 +104,7 @@ def test_a_prior_authorization_without_its_code_is_refused_and_changes_nothing(n
     order = pump_order(north)
     before = state(order)
 
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({}, "Say which item (HCPCS code) this prior authorization is for."),
         ({"hcpcs_codes": ["E0653"]}, "Not an item of this order: E0653."),
         ({"hcpcs_codes": ["PUMP"]}, "Not a HCPCS Level II code (a letter and four digits): PUMP."),
