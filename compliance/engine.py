@@ -1,7 +1,7 @@
 """The deterministic compliance engine: one input, the rule files, one result.
 
-``evaluate(facts)`` runs every check against the rules in force on the order date (the delivery
-date where a rule speaks of delivery) and returns the findings and the disposition: any ``hold``
+``evaluate(facts)`` runs every check against the rules in force on the order date (the date of
+service where a rule speaks of delivery) and returns the findings and the disposition: any ``hold``
 finding makes the order ``hold``; else any ``needs_review`` finding makes it ``needs_review``;
 else it is ``clear``. ``info`` findings explain a decision (an item routed to dropship, a
 suspended requirement) and never change the disposition. The engine reads no database and sends
@@ -144,8 +144,14 @@ class _Checker:
         self.rules = rule_sets
         self.today = dt.date.today()
         self.order_date = facts.order_date or self.today
-        # Where a rule speaks of delivery: the requested delivery date, else the order date.
-        self.delivery_date = facts.requested_date or self.order_date
+        # The date of service, the one date every rule that speaks of delivery uses (list membership
+        # of the F2F/WOPD and prior-authorization lists, the WOPD deadline, a decision's validity,
+        # usual maximums and refills): the delivery date once the order has been delivered, else the
+        # requested delivery date, else the order date. The DME MACs apply list changes to dates of
+        # service on or after their effective date (Noridian JD, "Updates to Prior Authorization and
+        # F2F/WOPD Required Lists - Effective August 12, 2024"; see f2f_wopd.toml).
+        self.date_of_service = facts.delivered_on or facts.requested_date or self.order_date
+        self.delivery_date = self.date_of_service  # the same date, under the name the supply checks use
         self.findings: list[Finding] = []
         self.artifact_dates: dict[str, list[dt.date | None]] = {}
         for artifact in facts.artifacts:
@@ -274,8 +280,8 @@ class _Checker:
             self.add(
                 "COVERAGE_MISSING",
                 Severity.HOLD,
-                "The order is billed to insurance but the patient has no insurance coverage on file for the"
-                " order date.",
+                "The order is billed to insurance but the patient has no insurance coverage, with its kind of"
+                " payer, on file for the order date: add it to the patient's record, then check again.",
                 rule="coverage",
                 field="payer_type",
             )
@@ -284,7 +290,9 @@ class _Checker:
     def face_to_face_and_wopd(self) -> None:
         rule_set = self.rules["f2f_wopd"]
         listed: dict[str, Row] = {}
-        for row in rule_set.rows_in_force(self.order_date):
+        # Membership is decided on the date of service; the encounter window counts back from the
+        # order date (42 CFR 410.38(d): six months before the order).
+        for row in rule_set.rows_in_force(self.date_of_service):
             for code in row.codes:
                 listed[code] = row
         items = [item for item in self.coded_items() if item.hcpcs in listed]
@@ -328,14 +336,14 @@ class _Checker:
                 artifacts=[ArtifactType.F2F_NOTE],
                 field="attachments",
             )
-        signed_in_time = self.facts.signed_on is not None and self.facts.signed_on <= self.delivery_date
+        signed_in_time = self.facts.signed_on is not None and self.facts.signed_on <= self.date_of_service
         if not signed_in_time and not self.artifact_dated(
-            ArtifactType.WOPD, ArtifactType.SWO, on_or_before=self.delivery_date
+            ArtifactType.WOPD, ArtifactType.SWO, on_or_before=self.date_of_service
         ):
             self.add(
                 "WOPD_REQUIRED",
                 Severity.HOLD,
-                f"{codes} need a written order dated on or before delivery ({_fmt(self.delivery_date)}).",
+                f"{codes} need a written order dated on or before delivery ({_fmt(self.date_of_service)}).",
                 rule=rule,
                 source=source,
                 artifacts=[ArtifactType.WOPD],
@@ -348,7 +356,7 @@ class _Checker:
         programs = {program["id"]: program for program in rule_set.tables.get("programs", ())}
         state = (self.facts.patient.state or "").upper()
         rows_by_code: dict[str, Row] = {}
-        for row in rule_set.rows_in_force(self.delivery_date):
+        for row in rule_set.rows_in_force(self.date_of_service):
             states = row.get("states")
             if states and state not in states:
                 continue
@@ -365,7 +373,7 @@ class _Checker:
                 self.add(
                     "PRIOR_AUTH_SUSPENDED",
                     Severity.INFO,
-                    f"Prior authorization for {item.hcpcs} ({name}) is suspended on {_fmt(self.delivery_date)}.",
+                    f"Prior authorization for {item.hcpcs} ({name}) is suspended on {_fmt(self.date_of_service)}.",
                     rule="prior_authorization",
                     source=row.source,
                     item=item,
@@ -390,10 +398,20 @@ class _Checker:
         validity: Mapping[str, Any],
         code_prefix: str,
     ) -> None:
-        """Hold unless an affirmed decision for the item covers the delivery date."""
-        delivery = self.delivery_date
+        """Hold unless an affirmed decision for the item covers the date of service.
+
+        A decision is per HCPCS code: a decision on file counts for its own code, and an attached
+        ``PRIOR_AUTH`` document only for the codes it names (one naming E0651 does not clear E0652).
+        """
+        delivery = self.date_of_service
         decisions = [pa for pa in self.facts.prior_authorizations if pa.hcpcs == item.hcpcs]
-        attached = [d for d in self.artifact_dates.get(ArtifactType.PRIOR_AUTH, []) if d is not None]
+        attached = [
+            artifact.document_date
+            for artifact in self.facts.artifacts
+            if artifact.artifact_type == ArtifactType.PRIOR_AUTH
+            and artifact.document_date is not None
+            and item.hcpcs in artifact.hcpcs_codes
+        ]
         valid_until: list[dt.date] = []
         for pa in decisions:
             if pa.affirmed and pa.decision_date <= delivery:
@@ -1188,14 +1206,25 @@ def _and(parts: Sequence[str]) -> str:
 
 
 def _valid_until(decision_date: dt.date, validity: Mapping[str, Any]) -> dt.date:
-    """Last day an affirmed decision covers a delivery: N days or months after the decision.
+    """Last day an affirmed decision covers a delivery, counting the decision day as day 1.
 
+    N days: the decision day and the N - 1 days after it. CGS's worked example for orthoses
+    (60 days): a request affirmed on April 30 may be furnished until June 28 (CGS JC DME,
+    "Orthoses" prior authorization page, https://cgsmedicare.com/jc/pa/orthoses.html).
+    N months, counted the same way: up to the day before the same day of the month N months
+    later, or to the end of that month when it has no such day (a decision of January 31 valid
+    one month ends on February 28 or 29). The month programs' sources state only "within 6 months
+    following the determination" and "one month following the affirmed decision", without a worked
+    example; the day-1 count is applied to them too (see prior_authorization.toml, NOT CONFIRMED).
     Without a program validity (a payer's own list) the decision has no stated end.
     """
     if "decision_valid_months" in validity:
-        return add_months(decision_date, int(validity["decision_valid_months"]))
+        same_day = add_months(decision_date, int(validity["decision_valid_months"]))
+        if same_day.day < decision_date.day:  # the month has no such day: add_months clamped it
+            return same_day
+        return same_day - dt.timedelta(days=1)
     if "decision_valid_days" in validity:
-        return decision_date + dt.timedelta(days=int(validity["decision_valid_days"]))
+        return decision_date + dt.timedelta(days=int(validity["decision_valid_days"]) - 1)
     return dt.date.max
 
 

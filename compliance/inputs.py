@@ -51,8 +51,16 @@ class ItemFacts:
 
 @dataclass(frozen=True)
 class AttachedArtifact:
+    """A document attached to the order or draft.
+
+    ``hcpcs_codes``: the items a prior authorization decision (``PRIOR_AUTH``) is for. A decision is
+    per HCPCS code (each with its own unique tracking number), so it clears only the codes it names;
+    other artifact types name none.
+    """
+
     artifact_type: str
     document_date: dt.date | None = None
+    hcpcs_codes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -155,6 +163,9 @@ class ComplianceInput:
     supply_history: tuple[Delivery, ...] = ()
     open_orders: tuple[OpenOrder, ...] = ()
     payer_rules: tuple[PayerRuleFacts, ...] = field(default=())
+    # The day the order was delivered, once it has been (its delivery record); None before delivery.
+    # With ``requested_date`` and ``order_date`` it gives the date of service (engine: date_of_service).
+    delivered_on: dt.date | None = None
 
     def as_record(self) -> dict[str, Any]:
         """The input as JSON-ready data, for the ComplianceSnapshot."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -41,7 +41,7 @@ from territories.selectors import territory_permits
 from .downloads import attachment_download
 from .models import Attachment, FulfillmentTask, Order, OrderEvent, OrderItem
 from .selectors import order_compliance_result
-from .services import TRANSITIONS, order_attach, order_transition, verification_offer
+from .services import TRANSITIONS, order_attach, order_hcpcs_codes, order_transition, verification_offer
 
 TRANSITION_LABELS: dict[str, str] = {
     "hold": "Put on hold",
@@ -113,11 +113,26 @@ class TransitionForm(forms.Form):
 
 
 class AttachmentForm(forms.Form):
-    """A document for an order; the compliance checks run again while the order waits for verification."""
+    """A document for an order; the compliance checks run again while the order waits for verification.
+
+    A prior authorization names the order's item code(s) it is for (``order_attach`` refuses it
+    otherwise); ``codes`` are the order's HCPCS codes offered."""
 
     artifact_type = forms.ChoiceField(choices=[(t.value, t.value) for t in ArtifactType])
     document_date = forms.DateField(required=False, help_text="The date on the document (YYYY-MM-DD).")
+    hcpcs_codes = forms.MultipleChoiceField(
+        label="HCPCS codes",
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="For a prior authorization: the item(s) the decision is for (required). It clears only those.",
+    )
     file = forms.FileField(help_text="PDF, PNG or JPEG.")
+
+    def __init__(self, *args: Any, codes: Sequence[str] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        codes_field = self.fields["hcpcs_codes"]
+        assert isinstance(codes_field, forms.MultipleChoiceField)
+        codes_field.choices = [(code, code) for code in codes]
 
 
 class OrderAgeFilter(admin.SimpleListFilter):
@@ -185,7 +200,16 @@ class AttachmentInline(ReadOnlyInline):
     """Documents on the order (the compliance ledger); add one with the "Add document" button."""
 
     model = Attachment
-    fields = ("artifact_type", "document_date", "content_type", "size", "uploaded_by", "created_at", "download")
+    fields = (
+        "artifact_type",
+        "hcpcs_codes",
+        "document_date",
+        "content_type",
+        "size",
+        "uploaded_by",
+        "created_at",
+        "download",
+    )
     readonly_fields = fields
 
     @admin.display(description="file")
@@ -490,7 +514,7 @@ class OrderAdmin(ScopedHistoryMixin, PHIAccessAdmin, TerritoryScopedAdmin, Simpl
         if not request.user.has_perm("orders.add_attachment"):
             raise PermissionDenied
         change_url = reverse("admin:orders_order_change", args=(order.pk,), current_app=self.admin_site.name)
-        form = AttachmentForm(request.POST or None, request.FILES or None)
+        form = AttachmentForm(request.POST or None, request.FILES or None, codes=order_hcpcs_codes(order))
         if request.method == "POST" and form.is_valid():
             try:
                 order_attach(order_id=order.pk, actor=request.user, **form.cleaned_data)

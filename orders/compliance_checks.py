@@ -92,12 +92,21 @@ def facts_for_order(order: Order) -> ComplianceInput:
         diagnosis_codes=order.diagnosis_codes or [],
         signed_on=timezone.localdate(order.signed_at) if order.signed_at else None,
         artifacts=[
-            AttachedArtifact(attachment.artifact_type, attachment.document_date)
+            AttachedArtifact(attachment.artifact_type, attachment.document_date, tuple(attachment.hcpcs_codes or ()))
             for attachment in order.attachments.all()
         ],
         items=[_line_facts(index, item) for index, item in enumerate(items)],
         order=order,
+        delivered_on=order_delivered_on(order),
     )
+
+
+def order_delivered_on(order: Order) -> dt.date | None:
+    """The day the order was delivered: its completion (delivery confirmed), the same record the
+    supply history reads (``patient_supply_facts``); None while it is not delivered."""
+    if order.status != OrderStatus.COMPLETED or order.completed_at is None:
+        return None
+    return timezone.localdate(order.completed_at)
 
 
 def facts_for_draft(*, actor: Any, draft: Draft, territory_id: Any = None) -> ComplianceInput:
@@ -219,6 +228,7 @@ def _facts(
     artifacts: Sequence[AttachedArtifact],
     items: list[ItemFacts],
     order: Order | None,
+    delivered_on: dt.date | None = None,
 ) -> ComplianceInput:
     on = order_date or timezone.localdate()
     coverage = active_coverage(patient=patient, on=on) if patient is not None else None
@@ -260,6 +270,7 @@ def _facts(
         supply_history=supply.deliveries,
         open_orders=supply.open_orders,
         payer_rules=payer_rules,
+        delivered_on=delivered_on,
     )
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +46,7 @@ from .services import (
     DocumentUpload,
     ItemRequest,
     document_check,
+    normalize_hcpcs_codes,
     order_create,
     payer_coverage_check,
     payer_type_default,
@@ -197,7 +199,10 @@ def _compliance_draft(draft: OrderDraft, *, provider_id: uuid.UUID | None, signe
         requested_date=_date(delivery.get("requested_date")),
         f2f_date=_date(answers.get("f2f_date")),
         diagnosis_codes=answers.get("diagnosis_codes", []),
-        artifacts=[AttachedArtifact(d.artifact_type, d.document_date) for d in draft.documents.all()],
+        artifacts=[
+            AttachedArtifact(d.artifact_type, d.document_date, tuple(d.hcpcs_codes or ()))
+            for d in draft.documents.all()
+        ],
         signed=signed,
     )
 
@@ -356,16 +361,36 @@ def draft_save(*, draft: OrderDraft, answers: dict[str, Any], step: str | None =
     return draft
 
 
+def draft_hcpcs_codes(draft: OrderDraft) -> list[str]:
+    """The HCPCS codes of the draft's chosen products, sorted, each once: what a prior authorization
+    document may name."""
+    return sorted({product.hcpcs_code for product in draft_products(draft) if product.hcpcs_code})
+
+
 def draft_add_document(
-    *, draft: OrderDraft, artifact_type: str, file: Any, document_date: dt.date | None
+    *,
+    draft: OrderDraft,
+    artifact_type: str,
+    file: Any,
+    document_date: dt.date | None,
+    hcpcs_codes: Sequence[str] = (),
 ) -> DraftDocument:
-    """Keep an uploaded document with the draft (checked as ``services.document_check``)."""
-    content_type = document_check(artifact_type=artifact_type, file=file, content_type=file.content_type or "")
+    """Keep an uploaded document with the draft (checked as ``services.document_check``: a prior
+    authorization names the code(s) of the draft's items it is for). ValidationFailed keeps nothing."""
+    hcpcs_codes = normalize_hcpcs_codes(hcpcs_codes)
+    content_type = document_check(
+        artifact_type=artifact_type,
+        file=file,
+        content_type=file.content_type or "",
+        hcpcs_codes=hcpcs_codes,
+        order_codes=draft_hcpcs_codes(draft),
+    )
     document = DraftDocument(
         draft=draft,
         territory_id=draft.territory_id,
         artifact_type=artifact_type,
         document_date=document_date,
+        hcpcs_codes=hcpcs_codes,
         original_name=file.name or "",
         content_type=content_type,
         size=file.size or 0,
@@ -477,6 +502,7 @@ def draft_submit(*, actor: Any, draft_id: Any, sign: bool, signature_image: byte
                         document_date=d.document_date,
                         original_name=d.original_name or "",
                         content_type=d.content_type,
+                        hcpcs_codes=tuple(d.hcpcs_codes or ()),
                     )
                     for d in documents
                 ],

@@ -429,6 +429,13 @@ class Attachment(PHIModel):
     territory = models.ForeignKey("territories.Territory", on_delete=models.PROTECT, related_name="+")
     artifact_type = models.CharField(max_length=40, choices=ATTACHMENT_TYPE_CHOICES)
     document_date = EncryptedDateField(help_text="The date on the document (encounter, decision, signature).")
+    hcpcs_codes = models.JSONField(
+        "HCPCS codes",
+        default=list,
+        blank=True,
+        help_text="For a prior authorization: the HCPCS code(s) of the order's items it is for (a decision is"
+        " per code). Empty for other documents.",
+    )
     file = models.FileField(upload_to=attachment_path, max_length=200)
     original_name = EncryptedCharField(max_length=255)
     content_type = models.CharField(max_length=100)
@@ -504,6 +511,9 @@ class DraftDocument(PHIModel):
     territory = models.ForeignKey("territories.Territory", on_delete=models.PROTECT, related_name="+")
     artifact_type = models.CharField(max_length=40, choices=[(t.value, t.value) for t in ArtifactType])
     document_date = EncryptedDateField()
+    hcpcs_codes = models.JSONField(
+        "HCPCS codes", default=list, blank=True, help_text="For a prior authorization: the code(s) it is for."
+    )
     file = models.FileField(upload_to=draft_document_path, max_length=200)
     original_name = EncryptedCharField(max_length=255)
     content_type = models.CharField(max_length=100)

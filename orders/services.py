@@ -32,7 +32,7 @@ from compliance.inputs import ArtifactType
 from compliance.models import SnapshotKind
 from core.audit import with_history_user
 from core.exceptions import PermissionDenied, ValidationFailed
-from core.identifiers import normalize_icd10
+from core.identifiers import is_valid_hcpcs, normalize_icd10
 from core.outbox import outbox_publish
 from patients.exceptions import PatientProviderMismatch
 from patients.models import Patient, PayerType, Provider
@@ -251,7 +251,10 @@ def order_create(
         raise PermissionDenied("Only the ordering practitioner can sign the order.")
     signature_file = _signature_file(signature_image, sign=sign)
     document_types = [
-        document_check(artifact_type=d.artifact_type, file=d.file, content_type=d.content_type) for d in documents
+        document_check(
+            artifact_type=d.artifact_type, file=d.file, content_type=d.content_type, hcpcs_codes=d.hcpcs_codes
+        )
+        for d in documents
     ]
 
     with transaction.atomic():
@@ -319,6 +322,7 @@ def order_create(
                 content_type=content_type,
                 document_date=document.document_date,
                 original_name=document.original_name,
+                hcpcs_codes=document.hcpcs_codes,
             )
         if signature_file is not None:
             _store_attachment(
@@ -624,17 +628,30 @@ class DocumentUpload:
     document_date: dt.date | None = None
     original_name: str = ""
     content_type: str = ""
+    hcpcs_codes: Sequence[str] = ()
 
 
-def document_check(*, artifact_type: str, file: Any, content_type: str) -> str:
+def document_check(
+    *,
+    artifact_type: str,
+    file: Any,
+    content_type: str,
+    hcpcs_codes: Sequence[str] = (),
+    order_codes: Sequence[str] | None = None,
+) -> str:
     """The normalised content type of an acceptable document; ValidationFailed otherwise.
 
     Acceptable: a known artifact type, and a PDF, PNG or JPEG file (its first bytes must say so,
-    not just its declared type) of 1 byte to ``settings.ATTACHMENT_MAX_BYTES``.
+    not just its declared type) of 1 byte to ``settings.ATTACHMENT_MAX_BYTES``; and the HCPCS codes
+    as ``hcpcs_codes_errors`` says (a prior authorization names its codes, among ``order_codes``
+    when given: the HCPCS codes of the order's or draft's items).
     """
     errors: dict[str, list[str]] = {}
     if artifact_type not in ArtifactType.__members__.values():
         errors["artifact_type"] = [f"Choose one of {', '.join(t.value for t in ArtifactType)}."]
+    code_errors = hcpcs_codes_errors(artifact_type=artifact_type, hcpcs_codes=hcpcs_codes, order_codes=order_codes)
+    if code_errors:
+        errors["hcpcs_codes"] = code_errors
     content_type = (content_type or "").split(";")[0].strip().lower()
     signature = ATTACHMENT_SIGNATURES.get(content_type)
     if not file.size or file.size > settings.ATTACHMENT_MAX_BYTES:
@@ -644,6 +661,41 @@ def document_check(*, artifact_type: str, file: Any, content_type: str) -> str:
     if errors:
         raise ValidationFailed(details=errors)
     return content_type
+
+
+def hcpcs_codes_errors(
+    *, artifact_type: str, hcpcs_codes: Sequence[str], order_codes: Sequence[str] | None = None
+) -> list[str]:
+    """What is wrong with the HCPCS codes a document names (``[]``: nothing).
+
+    A prior authorization decision is per HCPCS code, so a ``PRIOR_AUTH`` document must name the
+    code(s) it is for, each a valid HCPCS Level II code and, when ``order_codes`` is given, one of
+    them; other documents name none.
+    """
+    if artifact_type != ArtifactType.PRIOR_AUTH:
+        return ["Only a prior authorization names HCPCS codes."] if hcpcs_codes else []
+    if not hcpcs_codes:
+        return ["Say which item (HCPCS code) this prior authorization is for."]
+    bad = [code for code in hcpcs_codes if not is_valid_hcpcs(code)]
+    if bad:
+        return [f"Not a HCPCS Level II code (a letter and four digits): {', '.join(bad)}."]
+    if order_codes is not None:
+        elsewhere = sorted({code for code in hcpcs_codes if code not in order_codes})
+        if elsewhere:
+            return [f"Not an item of this order: {', '.join(elsewhere)}."]
+    return []
+
+
+def normalize_hcpcs_codes(codes: Sequence[str] | None) -> list[str]:
+    """Codes as the engine compares them: stripped, upper-case, each once, in the order given."""
+    normalised = [code.strip().upper() for code in codes or () if code and code.strip()]
+    return list(dict.fromkeys(normalised))
+
+
+def order_hcpcs_codes(order: Order) -> list[str]:
+    """The HCPCS codes of the order's items, sorted, each once: what a prior authorization may name."""
+    codes = order.items.exclude(product__hcpcs_code="").values_list("product__hcpcs_code", flat=True)
+    return sorted({code for code in codes if code})
 
 
 def _store_attachment(
@@ -656,6 +708,7 @@ def _store_attachment(
     document_date: dt.date | None,
     original_name: str,
     summary_sha256: str = "",
+    hcpcs_codes: Sequence[str] = (),
 ) -> Attachment:
     """Save ``file`` through the storage API as an attachment of the locked ``order``, with its timeline entry."""
     digest = hashlib.sha256()
@@ -668,6 +721,7 @@ def _store_attachment(
         territory_id=order.territory_id,
         artifact_type=artifact_type,
         document_date=document_date,
+        hcpcs_codes=list(hcpcs_codes),
         original_name=original_name,
         content_type=content_type,
         size=file.size or 0,
@@ -684,21 +738,36 @@ def _store_attachment(
         actor_kind=actor_kind_of(actor, None),
         from_status=order.status,
         to_status=order.status,
-        payload={"attachment_id": str(attachment.pk), "artifact_type": artifact_type},
+        payload={
+            "attachment_id": str(attachment.pk),
+            "artifact_type": artifact_type,
+            **({"hcpcs_codes": list(hcpcs_codes)} if hcpcs_codes else {}),
+        },
     )
     return attachment
 
 
 def order_attach(
-    *, order_id: Any, actor: Any, artifact_type: str, file: UploadedFile, document_date: dt.date | None = None
+    *,
+    order_id: Any,
+    actor: Any,
+    artifact_type: str,
+    file: UploadedFile,
+    document_date: dt.date | None = None,
+    hcpcs_codes: Sequence[str] = (),
 ) -> Attachment:
     """Attach a document to an open order; while the order waits for verification, re-run the checks.
 
-    Anyone who places or reviews orders in the territory may attach. Raises ValidationFailed
-    as ``document_check`` (unknown artifact type; not a PDF, PNG or JPEG; empty or above
-    ``settings.ATTACHMENT_MAX_BYTES``); InvalidStatusTransition for a closed order.
+    ``hcpcs_codes``: for a prior authorization, the order's item code(s) it is for (required: it
+    clears only those). Anyone who places or reviews orders in the territory may attach. Raises
+    ValidationFailed as ``document_check`` (unknown artifact type; not a PDF, PNG or JPEG; empty or
+    above ``settings.ATTACHMENT_MAX_BYTES``; a prior authorization without codes or with codes
+    not on the order), with nothing stored; InvalidStatusTransition for a closed order.
     """
-    content_type = document_check(artifact_type=artifact_type, file=file, content_type=file.content_type or "")
+    hcpcs_codes = normalize_hcpcs_codes(hcpcs_codes)
+    content_type = document_check(
+        artifact_type=artifact_type, file=file, content_type=file.content_type or "", hcpcs_codes=hcpcs_codes
+    )
     with transaction.atomic():
         order = order_lock(pk=order_id, actor=actor)
         if actor is not None and not (
@@ -720,6 +789,11 @@ def order_attach(
                 requested_status=order.status,
                 message=f"Documents cannot be added to a {order.status} order.",
             )
+        code_errors = hcpcs_codes_errors(
+            artifact_type=artifact_type, hcpcs_codes=hcpcs_codes, order_codes=order_hcpcs_codes(order)
+        )
+        if code_errors:
+            raise ValidationFailed(details={"hcpcs_codes": code_errors})
         attachment = _store_attachment(
             order=order,
             actor=actor,
@@ -728,6 +802,7 @@ def order_attach(
             content_type=content_type,
             document_date=document_date,
             original_name=file.name or "",
+            hcpcs_codes=hcpcs_codes,
         )
         if order.status in (OrderStatus.PENDING_VERIFICATION, OrderStatus.ON_HOLD):
             _apply_compliance(order=order, actor=actor, kind=SnapshotKind.ATTACHMENT)

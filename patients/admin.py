@@ -272,8 +272,17 @@ class CoverageAdmin(
     _DomainErrorAsMessage, ScopedHistoryMixin, PHIAccessAdmin, TerritoryScopedAdmin, SimpleHistoryAdmin
 ):
     territory_permission = TerritoryPermission.VIEW_PHI
-    list_display = ("short_id", "patient", "payer_type", "coverage_tier", "active", "effective_from", "effective_to")
-    list_filter = ("payer_type", "active", ("territory", ScopedRelatedListFilter))
+    list_display = (
+        "short_id",
+        "patient",
+        "payer_type",
+        "payer_kind",
+        "coverage_tier",
+        "active",
+        "effective_from",
+        "effective_to",
+    )
+    list_filter = ("payer_type", "payer_kind", "active", ("territory", ScopedRelatedListFilter))
     list_select_related = ("patient",)
     search_fields = ("=id", "=patient__id")
     raw_id_fields = ("patient",)

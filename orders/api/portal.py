@@ -70,6 +70,11 @@ class ComplianceResultSerializer(serializers.Serializer):
                 "properties": {
                     "artifact_type": {"type": "string", "enum": ARTIFACT_CHOICES},
                     "document_date": {"type": "string", "format": "date", "nullable": True},
+                    "hcpcs_codes": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "description": "For PRIOR_AUTH (required): the HCPCS code(s) the decision is for.",
+                    },
                 },
                 "required": ["artifact_type"],
             },
@@ -77,24 +82,63 @@ class ComplianceResultSerializer(serializers.Serializer):
     }
 )
 class ArtifactField(serializers.Field):
-    """An attached artifact: its type (``"WOPD"``) or ``{artifact_type, document_date}``."""
+    """An attached artifact: its type (``"WOPD"``) or ``{artifact_type, document_date, hcpcs_codes}``;
+    a ``PRIOR_AUTH`` names the HCPCS code(s) it is for (it clears only those)."""
 
     def to_internal_value(self, data: Any) -> AttachedArtifact:
         if isinstance(data, str):
             data = {"artifact_type": data}
         if not isinstance(data, dict):
-            raise serializers.ValidationError("Give an artifact type or {artifact_type, document_date}.")
+            raise serializers.ValidationError("Give an artifact type or {artifact_type, document_date, hcpcs_codes}.")
         artifact = _ArtifactSerializer(data=data)
         artifact.is_valid(raise_exception=True)
-        return AttachedArtifact(artifact.validated_data["artifact_type"], artifact.validated_data.get("document_date"))
+        return AttachedArtifact(
+            artifact.validated_data["artifact_type"],
+            artifact.validated_data.get("document_date"),
+            tuple(artifact.validated_data["hcpcs_codes"]),
+        )
 
     def to_representation(self, value: AttachedArtifact) -> dict[str, Any]:
-        return {"artifact_type": value.artifact_type, "document_date": value.document_date}
+        return {
+            "artifact_type": value.artifact_type,
+            "document_date": value.document_date,
+            "hcpcs_codes": list(value.hcpcs_codes),
+        }
+
+
+class HcpcsCodesField(serializers.ListField):
+    """HCPCS codes a document names (upper-cased, each once); checked with the artifact type by
+    ``services.hcpcs_codes_errors``. In a multipart upload, repeat the field once per code."""
+
+    child = serializers.CharField(max_length=5)
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("default", list)
+        kwargs.setdefault("max_length", 20)
+        kwargs.setdefault(
+            "help_text", "For PRIOR_AUTH (required): the HCPCS code(s) of the order's items the decision is for."
+        )
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> list[str]:
+        return services.normalize_hcpcs_codes(super().to_internal_value(data))
+
+
+def _codes_checked(attrs: dict[str, Any]) -> dict[str, Any]:
+    errors = services.hcpcs_codes_errors(artifact_type=attrs["artifact_type"], hcpcs_codes=attrs["hcpcs_codes"])
+    if errors:
+        raise serializers.ValidationError({"hcpcs_codes": errors})
+    return attrs
 
 
 class _ArtifactSerializer(serializers.Serializer):
     artifact_type = serializers.ChoiceField(choices=ARTIFACT_CHOICES)
     document_date = serializers.DateField(required=False, allow_null=True)
+    hcpcs_codes = HcpcsCodesField()
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        return _codes_checked(attrs)
 
 
 class DraftItemSerializer(serializers.Serializer):
@@ -171,7 +215,11 @@ class ApproveSerializer(serializers.Serializer):
 class AttachmentUploadSerializer(serializers.Serializer):
     artifact_type = serializers.ChoiceField(choices=ARTIFACT_CHOICES)
     document_date = serializers.DateField(required=False, allow_null=True)
+    hcpcs_codes = HcpcsCodesField()
     file = serializers.FileField()
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        return _codes_checked(attrs)
 
 
 class AttachmentSerializer(serializers.Serializer):
@@ -179,6 +227,9 @@ class AttachmentSerializer(serializers.Serializer):
     order_id = serializers.UUIDField()
     artifact_type = serializers.CharField()
     document_date = serializers.DateField(allow_null=True)
+    hcpcs_codes = serializers.ListField(
+        child=serializers.CharField(), help_text="For a prior authorization: the HCPCS code(s) it is for."
+    )
     content_type = serializers.CharField()
     size = serializers.IntegerField()
     sha256 = serializers.CharField()
@@ -304,9 +355,22 @@ class PortalOrderApproveView(APIView):
 class PortalOrderAttachmentsView(APIView):
     parser_classes = [MultiPartParser, FormParser]
 
-    @extend_schema(request={"multipart/form-data": AttachmentUploadSerializer}, responses={201: AttachmentSerializer})
+    @extend_schema(
+        request={"multipart/form-data": AttachmentUploadSerializer},
+        responses={
+            201: AttachmentSerializer,
+            400: OpenApiResponse(
+                ErrorEnvelopeSerializer,
+                description="VALIDATION_ERROR: an unknown artifact type; a file that is not a PDF, PNG or JPEG, or"
+                " is empty or too large; a PRIOR_AUTH without hcpcs_codes, or naming a code that is not an item"
+                " of the order; hcpcs_codes on another document type. Nothing is stored.",
+            ),
+        },
+    )
     def post(self, request: Request, order_id: str) -> Response:
-        """Attach a document (PDF, PNG or JPEG); a held or pending order is checked again."""
+        """Attach a document (PDF, PNG or JPEG); a held or pending order is checked again. A prior
+        authorization names the HCPCS code(s) of the order's items it is for (``hcpcs_codes``, repeated
+        once per code): it clears only those."""
         data = AttachmentUploadSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         attachment = services.order_attach(order_id=order_id, actor=request.user, **data.validated_data)

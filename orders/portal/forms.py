@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django import forms
@@ -23,6 +24,7 @@ from orders.models import (
     DeliveryWindow,
     DosePeriodUnit,
 )
+from orders.services import hcpcs_codes_errors
 from orders.templatetags.portal import ARTIFACT_LABELS
 from patients.models import PayerType
 
@@ -70,6 +72,9 @@ class CancelForm(forms.Form):
 
 
 class DocumentForm(forms.Form):
+    """A document for an order or a draft. ``codes``: the (HCPCS code, label) of its items, offered
+    for a prior authorization, which must name the code(s) it is for (``hcpcs_codes_errors``)."""
+
     artifact_type = forms.ChoiceField(
         label="Document type", choices=[(t.value, ARTIFACT_LABELS[t]) for t in ArtifactType]
     )
@@ -79,7 +84,38 @@ class DocumentForm(forms.Form):
         widget=forms.DateInput(attrs={"type": "date"}),
         help_text="The date on the document (a prior authorization's decision date, a note's visit date).",
     )
+    hcpcs_codes = forms.MultipleChoiceField(
+        label="Prior authorization for",
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="For a prior authorization: the item(s) the decision is for. It clears only those.",
+    )
     file = forms.FileField(label="File (PDF, PNG or JPEG)")
+
+    def __init__(self, *args: Any, codes: Sequence[tuple[str, str]] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        codes_field = self.fields["hcpcs_codes"]
+        assert isinstance(codes_field, forms.MultipleChoiceField)
+        codes_field.choices = list(codes)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if "artifact_type" in data:
+            for error in hcpcs_codes_errors(
+                artifact_type=data["artifact_type"], hcpcs_codes=data.get("hcpcs_codes") or []
+            ):
+                self.add_error("hcpcs_codes", error)
+        return data
+
+
+def hcpcs_choices(products: Iterable[Any]) -> list[tuple[str, str]]:
+    """(HCPCS code, "E0651 · Compression pump") for each coded product, by code, each code once: the
+    items a prior authorization document may be for."""
+    names: dict[str, str] = {}
+    for product in products:
+        if product is not None and product.hcpcs_code:
+            names.setdefault(product.hcpcs_code, product.name)
+    return [(code, f"{code} · {names[code]}") for code in sorted(names)]
 
 
 def add_service_errors(form: forms.Form, error: DomainError) -> None:

@@ -62,7 +62,7 @@ from patients.selectors import patient_search
 from territories.models import TerritoryPermission
 from territories.selectors import territories_for_user
 
-from .forms import ApproveForm, CancelForm, DocumentForm, NoteForm, OverrideForm, add_service_errors
+from .forms import ApproveForm, CancelForm, DocumentForm, NoteForm, OverrideForm, add_service_errors, hcpcs_choices
 
 View = Callable[..., HttpResponseBase]
 
@@ -229,7 +229,7 @@ def order_detail(request: HttpRequest, pk: Any) -> HttpResponse:
     page = _order_page(request, pk)
     forms = OrderForms(
         note=NoteForm(),
-        document=DocumentForm(initial={"artifact_type": request.GET.get("attach")}),
+        document=DocumentForm(initial={"artifact_type": request.GET.get("attach")}, codes=_item_codes(page.order)),
         approve=ApproveForm(note_required=page.offer.note_required),
         override=OverrideForm(),
         cancel=CancelForm(),
@@ -251,6 +251,11 @@ def order_detail(request: HttpRequest, pk: Any) -> HttpResponse:
     return render(request, "portal/order.html", context, status=400 if request.method == "POST" else 200)
 
 
+def _item_codes(order: Order) -> list[tuple[str, str]]:
+    """The order's item codes a prior authorization document may name (one query)."""
+    return hcpcs_choices(item.product for item in order.items.select_related("product"))
+
+
 def _order_post(request: HttpRequest, page: OrderPage, forms: OrderForms) -> bool:
     """Run the posted action through its service; True when done (a message says so)."""
     action, order, user = request.POST.get("action"), page.order, request.user
@@ -263,7 +268,7 @@ def _order_post(request: HttpRequest, page: OrderPage, forms: OrderForms) -> boo
                 messages.success(request, "Note added.")
                 return True
         elif action == "document":
-            form = forms.document = DocumentForm(request.POST, request.FILES)
+            form = forms.document = DocumentForm(request.POST, request.FILES, codes=_item_codes(order))
             if form.is_valid():
                 data = form.cleaned_data
                 order_attach(
@@ -272,6 +277,7 @@ def _order_post(request: HttpRequest, page: OrderPage, forms: OrderForms) -> boo
                     artifact_type=data["artifact_type"],
                     file=data["file"],
                     document_date=data["document_date"],
+                    hcpcs_codes=data["hcpcs_codes"],
                 )
                 messages.success(request, "Document attached; the checks ran again.")
                 return True

@@ -43,6 +43,7 @@ from .forms import (
     QuantitiesForm,
     SignForm,
     add_service_errors,
+    hcpcs_choices,
 )
 from .views import nav_context, portal_view
 
@@ -365,7 +366,10 @@ class DocumentsStep(Step):
     def context(self, request: HttpRequest, draft: OrderDraft) -> dict[str, Any]:
         return {
             "documents": list(draft.documents.all()),
-            "document_form": DocumentForm(initial={"artifact_type": request.GET.get("attach")}),
+            "document_form": DocumentForm(
+                initial={"artifact_type": request.GET.get("attach")},
+                codes=hcpcs_choices(drafts.draft_products(draft)),
+            ),
         }
 
 
@@ -535,12 +539,16 @@ def _documents_post(request: HttpRequest, draft: OrderDraft, action: str) -> Htt
         except DomainError as error:
             messages.error(request, str(error))
         return redirect("portal:draft_step", pk=draft.pk, step=DraftStep.DOCUMENTS)
-    form = DocumentForm(request.POST, request.FILES)
+    form = DocumentForm(request.POST, request.FILES, codes=hcpcs_choices(drafts.draft_products(draft)))
     if form.is_valid():
         try:
             data = form.cleaned_data
             drafts.draft_add_document(
-                draft=draft, artifact_type=data["artifact_type"], file=data["file"], document_date=data["document_date"]
+                draft=draft,
+                artifact_type=data["artifact_type"],
+                file=data["file"],
+                document_date=data["document_date"],
+                hcpcs_codes=data["hcpcs_codes"],
             )
             messages.success(request, "Document added; the checks ran again.")
             return redirect("portal:draft_step", pk=draft.pk, step=DraftStep.DOCUMENTS)

@@ -241,15 +241,16 @@ def test_a_removed_code_needs_no_prior_authorization_after_removal() -> None:
 
 
 def test_an_affirmed_decision_is_valid_for_its_programs_period() -> None:
-    # Power mobility devices: an affirmed decision is valid for 6 months.
+    # Power mobility devices: an affirmed decision is valid for 6 months, the decision day being day 1
+    # (every program's last and first-invalid days: test_f2f_and_prior_auth.py).
     decided = PriorAuthorizationFacts(hcpcs="K0856", affirmed=True, decision_date=D(2025, 1, 10))
-    assert pa_codes(evaluate(pa_order("K0856", D(2025, 7, 10), decisions=(decided,)))) == []
-    expired = evaluate(pa_order("K0856", D(2025, 7, 11), decisions=(decided,)))
+    assert pa_codes(evaluate(pa_order("K0856", D(2025, 7, 9), decisions=(decided,)))) == []
+    expired = evaluate(pa_order("K0856", D(2025, 7, 10), decisions=(decided,)))
     assert pa_codes(expired) == [("PRIOR_AUTH_EXPIRED", "hold")]
     # Lower limb prostheses: 120 days.
     llp = PriorAuthorizationFacts(hcpcs="L5856", affirmed=True, decision_date=D(2025, 1, 1))
-    assert pa_codes(evaluate(pa_order("L5856", D(2025, 5, 1), decisions=(llp,)))) == []
-    assert pa_codes(evaluate(pa_order("L5856", D(2025, 5, 2), decisions=(llp,)))) == [("PRIOR_AUTH_EXPIRED", "hold")]
+    assert pa_codes(evaluate(pa_order("L5856", D(2025, 4, 30), decisions=(llp,)))) == []
+    assert pa_codes(evaluate(pa_order("L5856", D(2025, 5, 1), decisions=(llp,)))) == [("PRIOR_AUTH_EXPIRED", "hold")]
 
 
 def test_a_non_affirmed_decision_is_a_hold() -> None:
@@ -377,7 +378,7 @@ def test_payer_rules_require_artifacts_and_flag_excluded_tiers() -> None:
     resolved = facts(
         payer_rules=(rule,),
         coverage_tier="gold",
-        artifacts=(AttachedArtifact("CMN", D(2026, 11, 1)), AttachedArtifact("PRIOR_AUTH", D(2026, 11, 1))),
+        artifacts=(AttachedArtifact("CMN", D(2026, 11, 1)), AttachedArtifact("PRIOR_AUTH", D(2026, 11, 1), ("A7032",))),
     )
     assert codes(evaluate(resolved)) == []
     not_covered = PayerRuleFacts(hcpcs="A7032", payer="Acme Health", not_covered=True)

@@ -230,12 +230,15 @@ def test_a_prior_authorization_hold_is_resolved_by_ops_and_the_doctor_sees_prepa
     shots(page, "ops-review-queue")
     row.get_by_role("link", name="Prior authorization").click()
     expect(page.get_by_label("Document type")).to_have_value("PRIOR_AUTH")
+    # The decision is for the pump's code: a prior authorization clears only the item it names.
+    page.get_by_label("E0651 · Compression pump").check()
     page.get_by_label("Document date").fill(timezone.localdate().isoformat())
     document = tmp_path / "pa-decision.pdf"
     document.write_bytes(PDF)
     page.get_by_label("File (PDF, PNG or JPEG)").set_input_files(str(document))
     page.get_by_role("button", name="Attach document").click()
     expect(page.get_by_role("region", name="Status")).to_contain_text("Clear")
+    expect(page.get_by_role("region", name="Documents")).to_contain_text("for E0651")
     page.get_by_role("button", name="Approve").click()
     expect(page.get_by_role("status").first).to_contain_text("approved")
     page.get_by_role("button", name="Start fulfillment").click()

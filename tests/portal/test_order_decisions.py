@@ -285,6 +285,7 @@ def test_a_document_that_does_not_clear_a_hold_is_named_beside_what_would(north:
         actor=north.doctor,
         artifact_type="PRIOR_AUTH",
         file=SimpleUploadedFile("pa.pdf", PDF, content_type="application/pdf"),
+        hcpcs_codes=["E0651"],
     )
     order.refresh_from_db()
     assert order.status == OrderStatus.ON_HOLD

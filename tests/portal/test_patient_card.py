@@ -13,6 +13,7 @@ from orders import fulfillment
 from orders import services as order_services
 from orders.drafts import draft_prescriptions_missing, draft_start
 from orders.models import FulfillmentTask, Order, OrderDraft
+from patients.models import Coverage, PayerKind
 from tests.admin.conftest import signed_in
 from tests.conftest import World
 from tests.factories import PatientFactory, ProductFactory
@@ -249,3 +250,13 @@ def test_an_unknown_carrier_shows_its_number_as_text(north: World, settings: Any
     body = signed_in(north.doctor).get(f"/portal/orders/{order.pk}/").content.decode()
 
     assert "Acme Couriers tracking <strong>AC-1</strong>" in body
+
+
+def test_the_card_says_which_kind_of_payer_the_coverage_is(north: World) -> None:
+    doctor = signed_in(north.doctor)
+    card = doctor.get(f"/portal/patients/{north.patient.pk}/").content.decode()
+    assert "<dt>Payer kind</dt><dd>Medicare fee-for-service (Original Medicare)</dd>" in card
+
+    Coverage.objects.filter(patient=north.patient).update(payer_kind=PayerKind.MEDICAID)
+    card = doctor.get(f"/portal/patients/{north.patient.pk}/").content.decode()
+    assert "<dt>Payer kind</dt><dd>Medicaid</dd>" in card

@@ -205,6 +205,7 @@ def test_documents_are_checked_kept_with_the_draft_and_attached_before_the_check
         {
             "action": "upload",
             "artifact_type": "PRIOR_AUTH",
+            "hcpcs_codes": ["E0651"],
             "file": SimpleUploadedFile("pa.pdf", b"hello", content_type="application/pdf"),
         },
     )
@@ -212,7 +213,12 @@ def test_documents_are_checked_kept_with_the_draft_and_attached_before_the_check
     assert "Attach a PDF, PNG or JPEG file." in not_pdf.content.decode()
     assert DraftDocument.objects.count() == 0
 
-    added = client.post(
+    # A prior authorization names the item it is for: among the draft's items, offered as choices.
+    documents_step = client.get(url(draft, "documents"))
+    assert documents_step.context["document_form"].fields["hcpcs_codes"].choices == [
+        ("E0651", "E0651 · Compression pump")
+    ]
+    unnamed = client.post(
         url(draft, "documents"),
         {
             "action": "upload",
@@ -221,12 +227,29 @@ def test_documents_are_checked_kept_with_the_draft_and_attached_before_the_check
             "file": SimpleUploadedFile("pa-decision.pdf", PDF, content_type="application/pdf"),
         },
     )
+    assert unnamed.status_code == 400
+    assert unnamed.context["document_form"].errors == {
+        "hcpcs_codes": ["Say which item (HCPCS code) this prior authorization is for."]
+    }
+    assert DraftDocument.objects.count() == 0
+
+    added = client.post(
+        url(draft, "documents"),
+        {
+            "action": "upload",
+            "artifact_type": "PRIOR_AUTH",
+            "document_date": timezone.localdate().isoformat(),
+            "hcpcs_codes": ["E0651"],
+            "file": SimpleUploadedFile("pa-decision.pdf", PDF, content_type="application/pdf"),
+        },
+    )
     assert added.status_code == 302
     document = DraftDocument.objects.get()
-    assert (document.artifact_type, document.original_name, document.size) == (
+    assert (document.artifact_type, document.original_name, document.size, document.hcpcs_codes) == (
         "PRIOR_AUTH",
         "pa-decision.pdf",
         len(PDF),
+        ["E0651"],
     )
     assert document.file.name == f"drafts/{north.territory.pk}/{draft.pk}/{document.pk}"  # ids only, no file name
     review = client.get(url(draft, "review"))
@@ -236,7 +259,12 @@ def test_documents_are_checked_kept_with_the_draft_and_attached_before_the_check
     order = Order.objects.get()
     assert (order.status, order.ai_disposition) == (OrderStatus.PENDING_VERIFICATION, "clear")
     kept = order.attachments.get(artifact_type=ArtifactType.PRIOR_AUTH)
-    assert (kept.original_name, kept.document_date, kept.file.read()) == ("pa-decision.pdf", timezone.localdate(), PDF)
+    assert (kept.original_name, kept.document_date, kept.hcpcs_codes, kept.file.read()) == (
+        "pa-decision.pdf",
+        timezone.localdate(),
+        ["E0651"],
+        PDF,
+    )
     assert DraftDocument.objects.count() == 0
     # One compliance run, at submission: the document was there before the checks.
     assert ComplianceSnapshot.objects.filter(order_id=order.pk).count() == 1
