@@ -450,14 +450,15 @@ def test_random_order_bodies_never_get_a_500(north: Any, api: Any, data: Any) ->
         if isinstance(body, dict) and body.get("sign") is True:
             assert created["signed_by_id"] == str(north.doctor.pk)
         # The compliance checks decide at submission: an unsigned order, a line the stock cannot
-        # cover (examples share the fixture's 500 units) or more than Medicare's 2 A7032 cushions a
-        # month on an insurance order is held; anything else is clear and waits for verification.
+        # cover (examples share the fixture's 500 units) or more A7032 cushions on an insurance order
+        # than Medicare's three-month quantity at a time (2 a month: 6) is held; anything else is
+        # clear and waits for verification.
         findings = set()
         if created["signed_at"] is None:
             findings.add("SWO_MISSING_SIGNATURE")
         if created["inventory_flags"]:
             findings.add("INVENTORY_SHORTFALL")
-        if created["payer_type"] == "insurance" and sum(item["quantity"] for item in created["items"]) > 2:
+        if created["payer_type"] == "insurance" and sum(item["quantity"] for item in created["items"]) > 6:
             findings.add("QUANTITY_LIMIT_EXCEEDED")
         event(f"held: {sorted(findings)}")
         if findings:

@@ -246,8 +246,8 @@ def test_other_payers_get_no_ffs_prior_authorization_f2f_or_usual_maximum(payer_
     assert codes(pumps(payer_kind=payer_kind)) == []  # no PRIOR_AUTH_REQUIRED for E0651/E0652
     power_wheelchair = order(item("K0823"), order_date=D(2026, 11, 2), payer_kind=payer_kind, signed_on=None)
     assert codes(power_wheelchair) == [("SWO_MISSING_SIGNATURE", "hold")]  # no F2F/WOPD, no PA
-    masks = order(item("A7032", 5), order_date=D(2026, 11, 2), payer_kind=payer_kind)
-    assert codes(masks) == []  # 5 cushions: above the FFS usual maximum of 2 per month
+    masks = order(item("A7032", 7), order_date=D(2026, 11, 2), payer_kind=payer_kind)
+    assert codes(masks) == []  # 7 cushions: above the FFS three-month quantity of 2 per month
 
 
 @pytest.mark.parametrize("payer_kind", OTHER_KINDS)
@@ -262,7 +262,7 @@ def test_other_payers_get_their_own_payer_rules(payer_kind: str) -> None:
 
 def test_medicare_ffs_gets_the_ffs_programs() -> None:
     assert codes(order(item("E0651"), order_date=D(2026, 11, 2))) == [("PRIOR_AUTH_REQUIRED", "hold")]
-    assert codes(order(item("A7032", 5), order_date=D(2026, 11, 2))) == [("QUANTITY_LIMIT_EXCEEDED", "hold")]
+    assert codes(order(item("A7032", 7), order_date=D(2026, 11, 2))) == [("QUANTITY_LIMIT_EXCEEDED", "hold")]
 
 
 def test_an_insurance_order_without_coverage_on_file_holds_for_it() -> None:
