@@ -56,10 +56,10 @@ def test_a_cpap_resupply_needing_review_is_resolved_by_ops_with_a_note_and_the_d
     page = browser_page
     CoverageFactory.create(patient=north.patient)
 
-    # The doctor: four nasal cushions (A7032, usual maximum two a month) with the necessity letter
+    # The doctor: seven nasal cushions (A7032, two a month: at most six at a time) with the necessity letter
     sign_in(page, "dr.north")
     start_for_patient(page)
-    fill_wizard(page, shots, product_name=north.product.name, quantity=4)
+    fill_wizard(page, shots, product_name=north.product.name, quantity=7)
     page.get_by_label("Document type").select_option("MEDICAL_NECESSITY")
     page.get_by_label("Document date").fill(timezone.localdate().isoformat())
     letter = tmp_path / "necessity-letter.pdf"
@@ -147,7 +147,7 @@ def test_a_held_order_is_released_by_an_admin_override_from_the_order_page(
     north: World, browser_page: Page, shots: Shots, viewport: str
 ) -> None:
     page = browser_page
-    order = north.order(items=[services.ItemRequest(sku=north.product.sku, quantity=4)])  # above the usual maximum
+    order = north.order(items=[services.ItemRequest(sku=north.product.sku, quantity=7)])  # above the usual maximum
     assert Order.objects.get(pk=order.pk).status == OrderStatus.ON_HOLD
 
     # Ops without the override permission: neither Approve nor the override is offered
