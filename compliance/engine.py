@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -354,21 +355,13 @@ class _Checker:
     def prior_authorization(self) -> None:
         rule_set = self.rules["prior_authorization"]
         programs = {program["id"]: program for program in rule_set.tables.get("programs", ())}
-        state = (self.facts.patient.state or "").upper()
-        rows_by_code: dict[str, Row] = {}
-        for row in rule_set.rows_in_force(self.date_of_service):
-            states = row.get("states")
-            if states and state not in states:
-                continue
-            for code in row.codes:
-                rows_by_code[code] = row
+        state = self.facts.patient.state
+        listed = _prior_authorization_rows(rule_set, on=self.date_of_service, state=state)
         for item in self.coded_items():
-            listed = rows_by_code.get(item.hcpcs or "")
-            if listed is None:
+            row = listed.get(item.hcpcs or "")
+            if row is None:
                 continue
-            row = listed
-            program = programs.get(row["program"], {})
-            name = program.get("name", row["program"])
+            name = programs.get(row["program"], {}).get("name", row["program"])
             if row.get("status") == "suspended":
                 self.add(
                     "PRIOR_AUTH_SUSPENDED",
@@ -384,7 +377,13 @@ class _Checker:
                 rule="prior_authorization",
                 source=row.source,
                 label=f"the CMS Required Prior Authorization List ({name})",
-                validity=program,
+                valid_until=functools.partial(
+                    prior_authorization_valid_until,
+                    item.hcpcs or "",
+                    on=self.date_of_service,
+                    state=state,
+                    rule_sets=self.rules,
+                ),
                 code_prefix="PRIOR_AUTH",
             )
 
@@ -395,13 +394,14 @@ class _Checker:
         rule: str,
         source: Source | Mapping[str, str] | None,
         label: str,
-        validity: Mapping[str, Any],
+        valid_until: Callable[[dt.date, dt.date | None], dt.date | None],
         code_prefix: str,
     ) -> None:
         """Hold unless an affirmed decision for the item covers the date of service.
 
         A decision is per HCPCS code: a decision on file counts for its own code, and an attached
         ``PRIOR_AUTH`` document only for the codes it names (one naming E0651 does not clear E0652).
+        ``valid_until(decision_date, expires_on)`` is the last day a decision covers (None: no end).
         """
         delivery = self.date_of_service
         decisions = [pa for pa in self.facts.prior_authorizations if pa.hcpcs == item.hcpcs]
@@ -412,17 +412,19 @@ class _Checker:
             and artifact.document_date is not None
             and item.hcpcs in artifact.hcpcs_codes
         ]
-        valid_until: list[dt.date] = []
-        for pa in decisions:
-            if pa.affirmed and pa.decision_date <= delivery:
-                valid_until.append(pa.expires_on or _valid_until(pa.decision_date, validity))
-        valid_until += [_valid_until(day, validity) for day in attached if day <= delivery]
-        if any(until >= delivery for until in valid_until):
+        covered_until = [
+            valid_until(pa.decision_date, pa.expires_on)
+            for pa in decisions
+            if pa.affirmed and pa.decision_date <= delivery
+        ]
+        covered_until += [valid_until(day, None) for day in attached if day <= delivery]
+        if any(until is None or until >= delivery for until in covered_until):
             return
-        if valid_until:
+        ended = [until for until in covered_until if until is not None]
+        if ended:
             code, message = (
                 f"{code_prefix}_EXPIRED",
-                f"{item.hcpcs} is on {label}; the affirmed decision on file expired on {_fmt(max(valid_until))},"
+                f"{item.hcpcs} is on {label}; the affirmed decision on file expired on {_fmt(max(ended))},"
                 f" before delivery on {_fmt(delivery)}.",
             )
         elif any(not pa.affirmed for pa in decisions):
@@ -621,7 +623,7 @@ class _Checker:
                         rule="payer_rules",
                         source=source,
                         label=f"{payer_rule.payer}'s prior authorization list",
-                        validity={},
+                        valid_until=_stated_end,
                         code_prefix="PAYER_PRIOR_AUTH",
                     )
                 if payer_rule.requires_cmn and not self.has_artifact(ArtifactType.CMN):
@@ -1205,7 +1207,58 @@ def _and(parts: Sequence[str]) -> str:
     return ", ".join(parts[:-1]) + f" and {parts[-1]}" if len(parts) > 1 else "".join(parts)
 
 
-def _valid_until(decision_date: dt.date, validity: Mapping[str, Any]) -> dt.date:
+def prior_authorization_valid_until(
+    hcpcs: str,
+    decision_date: dt.date,
+    expires_on: dt.date | None,
+    *,
+    on: dt.date,
+    state: str | None,
+    rule_sets: Mapping[str, RuleSet] | None = None,
+) -> dt.date | None:
+    """The last day an affirmed prior-authorization decision for ``hcpcs`` covers a delivery.
+
+    ``expires_on``, when the decision states its end; else the validity of the program that lists
+    ``hcpcs`` on ``on`` (the date of service) for a beneficiary in ``state`` on the CMS Required
+    Prior Authorization List (prior_authorization.toml ``[[programs]]``), counted from
+    ``decision_date`` as day 1 (``_program_valid_until``); a suspended listing still has its
+    program's validity. None when the decision states no end and the code is on no program that
+    day, or its program states no validity (OSTEOGENESIS): then the decision has no known end.
+
+    The compliance check (``prior_authorization``) calls this for every decision and attached
+    prior-authorization document, and the patient card shows it, so both agree.
+    """
+    if expires_on is not None:
+        return expires_on
+    rule_sets = rule_sets if rule_sets is not None else load_rule_sets()
+    rule_set = rule_sets["prior_authorization"]
+    row = _prior_authorization_rows(rule_set, on=on, state=state).get(hcpcs)
+    if row is None:
+        return None
+    programs = {program["id"]: program for program in rule_set.tables.get("programs", ())}
+    return _program_valid_until(decision_date, programs.get(row["program"], {}))
+
+
+def _prior_authorization_rows(rule_set: RuleSet, *, on: dt.date, state: str | None) -> dict[str, Row]:
+    """HCPCS code → the row of the Required Prior Authorization List in force on ``on`` for a
+    beneficiary in ``state`` (a row limited to other states does not apply; a nationwide row does)."""
+    state = (state or "").upper()
+    rows: dict[str, Row] = {}
+    for row in rule_set.rows_in_force(on):
+        states = row.get("states")
+        if states and state not in states:
+            continue
+        for code in row.codes:
+            rows[code] = row
+    return rows
+
+
+def _stated_end(decision_date: dt.date, expires_on: dt.date | None) -> dt.date | None:
+    """A payer's own prior authorization: only the end the decision states (None: no end)."""
+    return expires_on
+
+
+def _program_valid_until(decision_date: dt.date, program: Mapping[str, Any]) -> dt.date | None:
     """Last day an affirmed decision covers a delivery, counting the decision day as day 1.
 
     N days: the decision day and the N - 1 days after it. CGS's worked example for orthoses
@@ -1216,16 +1269,16 @@ def _valid_until(decision_date: dt.date, validity: Mapping[str, Any]) -> dt.date
     one month ends on February 28 or 29). The month programs' sources state only "within 6 months
     following the determination" and "one month following the affirmed decision", without a worked
     example; the day-1 count is applied to them too (see prior_authorization.toml, NOT CONFIRMED).
-    Without a program validity (a payer's own list) the decision has no stated end.
+    None when the program states no validity.
     """
-    if "decision_valid_months" in validity:
-        same_day = add_months(decision_date, int(validity["decision_valid_months"]))
+    if "decision_valid_months" in program:
+        same_day = add_months(decision_date, int(program["decision_valid_months"]))
         if same_day.day < decision_date.day:  # the month has no such day: add_months clamped it
             return same_day
         return same_day - dt.timedelta(days=1)
-    if "decision_valid_days" in validity:
-        return decision_date + dt.timedelta(days=int(validity["decision_valid_days"]) - 1)
-    return dt.date.max
+    if "decision_valid_days" in program:
+        return decision_date + dt.timedelta(days=int(program["decision_valid_days"]) - 1)
+    return None
 
 
 # Severity of a medication safety row → severity of its finding: a contraindication holds the

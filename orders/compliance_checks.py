@@ -277,15 +277,14 @@ def _facts(
 def _patient_facts(patient: Patient | None, territory_id: Any) -> PatientFacts:
     if patient is None:
         return PatientFacts()
-    address = patient.address or {}
     return PatientFacts(
         known=True,
         has_name=bool((patient.first_name or "").strip() and (patient.last_name or "").strip()),
         has_mbi=bool(patient.mbi),
         in_territory=patient.territory_id == territory_id,
-        state=address.get("state") or None,
+        state=patient_state(patient),
         sex=patient.sex or None,
-        allergies=_recorded_texts(patient.allergies),
+        allergies=patient_allergies(patient),
         medications=patient_medications(patient),
         conditions=tuple(patient.conditions or ()),
     )
@@ -297,6 +296,17 @@ def patient_medications(patient: Patient | None) -> tuple[str, ...]:
     treatment in the usual maximums (LCD L33822), so the checks, the wizard and the patient card
     read the same list."""
     return _recorded_texts(patient.medications) if patient is not None else ()
+
+
+def patient_state(patient: Patient) -> str | None:
+    """The state of the patient's address (a prior-authorization phase may cover some states only)."""
+    return (patient.address or {}).get("state") or None
+
+
+def patient_allergies(patient: Patient | None) -> tuple[str, ...]:
+    """The patient's drug allergies as recorded (free text), as the medication safety check and the
+    patient card read them."""
+    return _recorded_texts(patient.allergies) if patient is not None else ()
 
 
 def _recorded_texts(entries: Any) -> tuple[str, ...]:

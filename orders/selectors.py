@@ -16,9 +16,11 @@ from django.db.models import Prefetch, Q, QuerySet
 from django_fsm import can_proceed, has_transition_perm
 
 from catalog.models import Product
-from compliance.engine import SupplyStatus, already_on_its_way
+from compliance.engine import SupplyStatus, already_on_its_way, prior_authorization_valid_until
 from compliance.inputs import OpenOrder
+from compliance.medications import RecognisedEntry, medication_table
 from compliance.models import ComplianceSnapshot
+from compliance.rulebook import RuleSet, load_rule_sets
 from compliance.selectors import latest_snapshot
 from patients.exceptions import PatientNotFound
 from patients.models import Coverage, Patient, PriorAuthorization, PriorAuthorizationDecision, Provider
@@ -27,7 +29,13 @@ from territories.exceptions import TerritoryMismatch
 from territories.models import Territory, TerritoryPermission
 from territories.selectors import territories_for_user, territory_lookup, territory_permits
 
-from .compliance_checks import patient_supply_facts, patient_supply_status
+from .compliance_checks import (
+    patient_allergies,
+    patient_medications,
+    patient_state,
+    patient_supply_facts,
+    patient_supply_status,
+)
 from .exceptions import OrderNotFound
 from .models import (
     STAGE_OF_STATUS,
@@ -280,17 +288,54 @@ class OnItsWay:
 
 
 @dataclass(frozen=True)
+class PriorAuthorizationOnCard:
+    """A prior-authorization decision on file and, when affirmed, the last day it covers a delivery:
+    its stated end, else its program's validity (``prior_authorization_valid_until``, the function
+    the compliance check uses). ``valid_until`` is None for a decision that is not affirmed, or that
+    states no end for a code on no program today (no known end)."""
+
+    authorization: PriorAuthorization
+    valid_until: dt.date | None
+
+    @property
+    def affirmed(self) -> bool:
+        return self.authorization.decision == PriorAuthorizationDecision.AFFIRMED
+
+    @property
+    def by_program(self) -> bool:
+        """Whether ``valid_until`` comes from the program's validity, not from the decision."""
+        return self.valid_until is not None and self.authorization.expires_on is None
+
+
+@dataclass(frozen=True)
+class RecognisedIngredient:
+    label: str  # the ingredient, e.g. "isosorbide mononitrate"
+    classes: list[str]  # the labels of its drug classes in the medication safety table
+
+
+@dataclass(frozen=True)
+class RecordedMedication:
+    """A medication or allergy as recorded and what the medication safety table recognised in it
+    (``ingredients`` empty: not recognised, so the safety checks did not check it)."""
+
+    text: str
+    ingredients: list[RecognisedIngredient]
+
+
+@dataclass(frozen=True)
 class PatientCard:
     """What a doctor sees before ordering for a patient (portal patient card)."""
 
     patient: Patient
     coverage: Coverage | None
-    prior_authorizations: list[PriorAuthorization]
+    prior_authorizations: list[PriorAuthorizationOnCard]
     supply: list[tuple[SupplyStatus, str]]  # with the product name of the code
     warnings: list[str]
     orders: list[Order] = field(default_factory=list)  # newest first, at most PATIENT_CARD_ORDERS
     more_orders: bool = False
     on_its_way: list[OnItsWay] = field(default_factory=list)
+    medications: list[RecordedMedication] = field(default_factory=list)  # as recorded, in order
+    allergies: list[RecordedMedication] = field(default_factory=list)
 
 
 EXPIRY_WARNING_DAYS = 30
@@ -299,34 +344,36 @@ PATIENT_CARD_ORDERS = 10
 
 def patient_card(*, user: Any, pk: Any, on: dt.date) -> PatientCard:
     """The patient ``pk`` with coverage, prior authorizations, supply status, warnings, the patient's
-    orders the user sees (newest first, at most ``PATIENT_CARD_ORDERS``, with their items) and what
-    is on its way (the open orders, in the checks' words: ``already_on_its_way``).
+    orders the user sees (newest first, at most ``PATIENT_CARD_ORDERS``, with their items), what
+    is on its way (the open orders, in the checks' words: ``already_on_its_way``), and the recorded
+    medications and allergies with what the medication safety table recognised in each.
 
     Only for patients whose PHI the user may read (else PatientNotFound, also for bad ids).
-    Warnings: no coverage in force, coverage or a prior authorization ending within 30 days,
-    prior authorizations expired or not affirmed.
+    Warnings: no coverage in force, coverage or an affirmed prior authorization ending within 30
+    days, prior authorizations expired or not affirmed. An affirmed decision's end is the one the
+    compliance check uses for a delivery on ``on`` (``prior_authorization_valid_until``).
     """
     patient_id = _as_uuid(pk)
     patient = patients_for_user(user=user).filter(pk=patient_id).first() if patient_id else None
     if patient is None:
         raise PatientNotFound()
+    rule_sets = load_rule_sets()
     coverage = active_coverage(patient=patient, on=on)
-    authorizations = sorted(
-        prior_authorizations_of(patient=patient), key=lambda pa: (pa.hcpcs_code, pa.decision_date), reverse=True
-    )
+    authorizations = _prior_authorizations_on_card(patient, on=on, rule_sets=rule_sets)
     soon = on + dt.timedelta(days=EXPIRY_WARNING_DAYS)
     warnings = []
     if coverage is None:
         warnings.append("No coverage is in force today: insurance orders will need coverage details.")
     elif coverage.effective_to is not None and coverage.effective_to <= soon:
         warnings.append(f"Coverage ends on {coverage.effective_to:%b %-d, %Y}.")
-    for pa in authorizations:
+    for shown in authorizations:
+        pa, until = shown.authorization, shown.valid_until
         if pa.decision != PriorAuthorizationDecision.AFFIRMED:
             warnings.append(f"The prior authorization for {pa.hcpcs_code} was not affirmed.")
-        elif pa.expires_on is not None and pa.expires_on < on:
-            warnings.append(f"The prior authorization for {pa.hcpcs_code} expired on {pa.expires_on:%b %-d, %Y}.")
-        elif pa.expires_on is not None and pa.expires_on <= soon:
-            warnings.append(f"The prior authorization for {pa.hcpcs_code} expires on {pa.expires_on:%b %-d, %Y}.")
+        elif until is not None and until < on:
+            warnings.append(f"The prior authorization for {pa.hcpcs_code} expired on {until:%b %-d, %Y}.")
+        elif until is not None and until <= soon:
+            warnings.append(f"The prior authorization for {pa.hcpcs_code} expires on {until:%b %-d, %Y}.")
     supply = patient_supply_facts(patient=patient)
     statuses = patient_supply_status(patient=patient, on=on, supply=supply)
     skus = {line.sku for order in supply.open_orders for line in order.lines if line.sku}
@@ -357,7 +404,49 @@ def patient_card(*, user: Any, pk: Any, on: dt.date) -> PatientCard:
             )
             for order in reversed(supply.open_orders)  # newest first, as the orders list
         ],
+        medications=_recorded_medications(patient_medications(patient), rule_sets["medication_safety"]),
+        allergies=_recorded_medications(patient_allergies(patient), rule_sets["medication_safety"]),
     )
+
+
+def _prior_authorizations_on_card(
+    patient: Patient, *, on: dt.date, rule_sets: dict[str, RuleSet]
+) -> list[PriorAuthorizationOnCard]:
+    """The patient's decisions by code and newest first, each affirmed one with the last day it
+    covers a delivery on ``on`` (the compliance check's function)."""
+    state = patient_state(patient)
+    decisions = sorted(
+        prior_authorizations_of(patient=patient), key=lambda pa: (pa.hcpcs_code, pa.decision_date), reverse=True
+    )
+    return [
+        PriorAuthorizationOnCard(
+            authorization=pa,
+            valid_until=prior_authorization_valid_until(
+                pa.hcpcs_code, pa.decision_date, pa.expires_on, on=on, state=state, rule_sets=rule_sets
+            )
+            if pa.decision == PriorAuthorizationDecision.AFFIRMED
+            else None,
+        )
+        for pa in decisions
+    ]
+
+
+def _recorded_medications(texts: Sequence[str], medication_safety: RuleSet) -> list[RecordedMedication]:
+    """Each recorded text with what the medication safety table (the one the checks use) recognised."""
+    class_labels = {
+        entry["id"]: entry.get("label", entry["id"]) for entry in medication_safety.tables.get("drug_classes", ())
+    }
+
+    def shown(recognised: RecognisedEntry) -> RecordedMedication:
+        return RecordedMedication(
+            text=recognised.text,
+            ingredients=[
+                RecognisedIngredient(label=entry.label, classes=[class_labels.get(c, c) for c in entry.classes])
+                for entry in recognised.entries
+            ],
+        )
+
+    return [shown(recognised) for recognised in medication_table(medication_safety).recognise_all(texts)]
 
 
 RECENT_PATIENTS = 8

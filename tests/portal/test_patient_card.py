@@ -1,11 +1,15 @@
-"""The patients page (prefix search, recent patients), the patient card's orders with Reorder, and
-the order page's timeline and tracking in words and links. (The browser journey is in tests/e2e.)"""
+"""The patients page (prefix search, recent patients), the patient card's orders with Reorder, its
+prior authorizations valid until the day the compliance check uses, its recorded medications and
+allergies with what the medication safety table recognised, and the order page's timeline and
+tracking in words and links. (The browser journey is in tests/e2e.)"""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
 from core.models import AccessRecord
 from core.tracking import tracking_url
@@ -13,7 +17,8 @@ from orders import fulfillment
 from orders import services as order_services
 from orders.drafts import draft_prescriptions_missing, draft_start
 from orders.models import FulfillmentTask, Order, OrderDraft
-from patients.models import Coverage, PayerKind
+from orders.selectors import PatientCard, patient_card
+from patients.models import Coverage, PayerKind, PriorAuthorization
 from tests.admin.conftest import signed_in
 from tests.conftest import World
 from tests.factories import PatientFactory, ProductFactory
@@ -260,3 +265,126 @@ def test_the_card_says_which_kind_of_payer_the_coverage_is(north: World) -> None
     Coverage.objects.filter(patient=north.patient).update(payer_kind=PayerKind.MEDICAID)
     card = doctor.get(f"/portal/patients/{north.patient.pk}/").content.decode()
     assert "<dt>Payer kind</dt><dd>Medicaid</dd>" in card
+
+
+# --- prior authorizations: valid until the day the compliance check uses ------------------------
+
+D = dt.date
+
+
+def decision(world: World, hcpcs: str, decided: D, *, affirmed: bool = True, expires_on: D | None = None) -> None:
+    PriorAuthorization.objects.create(
+        patient=world.patient,
+        territory=world.territory,
+        hcpcs_code=hcpcs,
+        decision="affirmed" if affirmed else "non_affirmed",
+        decision_date=decided,
+        expires_on=expires_on,
+        tracking_number=f"UTN-{hcpcs}",
+    )
+
+
+def authorization_warnings(card: PatientCard) -> list[str]:
+    return [warning for warning in card.warnings if "prior authorization" in warning]
+
+
+def test_an_orthosis_decision_without_a_stated_end_is_valid_for_the_programs_60_days(north: World) -> None:
+    # CGS JC orthoses: affirmed on April 30, L1851 may be furnished until June 28 (day 1 = April 30)
+    decision(north, "L1851", D(2024, 4, 30))
+
+    last_valid_day = patient_card(user=north.doctor, pk=north.patient.pk, on=D(2024, 6, 28))
+    first_invalid_day = patient_card(user=north.doctor, pk=north.patient.pk, on=D(2024, 6, 29))
+
+    [shown] = last_valid_day.prior_authorizations
+    assert (shown.authorization.hcpcs_code, shown.valid_until, shown.by_program) == ("L1851", D(2024, 6, 28), True)
+    assert authorization_warnings(last_valid_day) == ["The prior authorization for L1851 expires on Jun 28, 2024."]
+    assert authorization_warnings(first_invalid_day) == ["The prior authorization for L1851 expired on Jun 28, 2024."]
+
+
+def test_a_compressor_decision_warns_from_thirty_days_before_its_last_valid_day(north: World) -> None:
+    # E0651 (PCD, on the list from 2026-04-13): 60 days from April 13 end on June 11
+    decision(north, "E0651", D(2026, 4, 13))
+
+    before = patient_card(user=north.doctor, pk=north.patient.pk, on=D(2026, 5, 11))
+    within = patient_card(user=north.doctor, pk=north.patient.pk, on=D(2026, 5, 12))
+
+    assert before.prior_authorizations[0].valid_until == D(2026, 6, 11)
+    assert authorization_warnings(before) == []
+    assert authorization_warnings(within) == ["The prior authorization for E0651 expires on Jun 11, 2026."]
+
+
+def test_a_stated_end_and_a_non_affirmed_decision(north: World) -> None:
+    decision(north, "E0652", D(2026, 4, 20), expires_on=D(2026, 8, 1))  # the letter's own end, past 60 days
+    decision(north, "L1851", D(2026, 4, 20), affirmed=False)
+    decision(north, "A7032", D(2026, 4, 20))  # a cushion: on no program, no stated end
+
+    card = patient_card(user=north.doctor, pk=north.patient.pk, on=D(2026, 7, 15))
+
+    assert [(s.authorization.hcpcs_code, s.valid_until, s.by_program) for s in card.prior_authorizations] == [
+        ("L1851", None, False),
+        ("E0652", D(2026, 8, 1), False),
+        ("A7032", None, False),
+    ]
+    assert authorization_warnings(card) == [
+        "The prior authorization for L1851 was not affirmed.",
+        "The prior authorization for E0652 expires on Aug 1, 2026.",
+    ]
+
+
+def test_the_card_page_shows_the_valid_until_day_and_the_warnings(north: World) -> None:
+    today = timezone.localdate()
+    decision(north, "L1851", today - dt.timedelta(days=59))  # day 60 is today: the last valid day
+    decision(north, "E0651", today - dt.timedelta(days=60))  # day 60 was yesterday
+
+    page = signed_in(north.doctor).get(f"/portal/patients/{north.patient.pk}/")
+
+    body = page.content.decode()
+    yesterday = today - dt.timedelta(days=1)
+    assert authorization_warnings(page.context["card"]) == [
+        f"The prior authorization for L1851 expires on {today:%b %-d, %Y}.",
+        f"The prior authorization for E0651 expired on {yesterday:%b %-d, %Y}.",
+    ]
+    assert '<th scope="col">Valid until</th>' in body
+    assert f'<td>{today:%b %-d, %Y} <span class="muted">(the program\'s validity)</span></td>' in body
+    assert f'<td>{yesterday:%b %-d, %Y} <span class="muted">(the program\'s validity)</span></td>' in body
+
+
+# --- recorded medications and allergies: what the medication safety table recognised -----------
+
+
+def test_recorded_medications_and_allergies_show_what_the_safety_table_recognised(north: World) -> None:
+    north.patient.medications = ["Imdur(60mg)", "Lisinopril 10 mg daily"]
+    north.patient.allergies = ["Viagra."]
+    north.patient.save()
+
+    page = signed_in(north.doctor).get(f"/portal/patients/{north.patient.pk}/")
+
+    card = page.context["card"]
+    nitrates = "Nitrates and nitrites (nitroglycerin, isosorbide mononitrate/dinitrate, amyl nitrite)"
+    pde5 = "PDE5 inhibitors (sildenafil, tadalafil, vardenafil, avanafil)"
+    assert [(m.text, [(i.label, i.classes) for i in m.ingredients]) for m in card.medications] == [
+        ("Imdur(60mg)", [("isosorbide mononitrate", [nitrates])]),
+        ("Lisinopril 10 mg daily", []),
+    ]
+    assert [(a.text, [(i.label, i.classes) for i in a.ingredients]) for a in card.allergies] == [
+        ("Viagra.", [("sildenafil", [pde5])]),
+    ]
+    body = page.content.decode()
+    assert f"<tr><td>Imdur(60mg)</td><td>isosorbide mononitrate</td><td>{nitrates}</td></tr>" in body
+    assert (
+        '<tr><td>Lisinopril 10 mg daily</td><td colspan="2"><strong>Not recognised</strong>'
+        " — not checked by the safety table</td></tr>"
+    ) in body
+    assert f"<tr><td>Viagra.</td><td>sildenafil</td><td>{pde5}</td></tr>" in body
+    assert AccessRecord.objects.filter(object_id=str(north.patient.pk), channel="portal").count() == 1
+
+
+def test_recorded_medications_are_not_shown_to_a_user_without_phi_access(north: World) -> None:
+    north.patient.medications = ["Imdur(60mg)"]
+    north.patient.save()
+
+    page = signed_in(north.distributor).get(f"/portal/patients/{north.patient.pk}/")
+
+    assert page.status_code == 404
+    assert "Imdur" not in page.content.decode()
+    assert not AccessRecord.objects.filter(object_id=str(north.patient.pk)).exists()
