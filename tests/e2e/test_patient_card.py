@@ -9,10 +9,12 @@ import datetime as dt
 import re
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from orders import fulfillment, services
 from orders.models import FulfillmentTask, OrderDraft
+from patients.models import PriorAuthorization
 from tests.conftest import World
 from tests.factories import PatientFactory
 
@@ -32,6 +34,15 @@ def test_a_doctor_finds_a_patient_by_prefix_sees_their_orders_and_reorders(
         first_name="Ada",
         last_name="Marchetti",
         date_of_birth=dt.date(1950, 12, 10),
+        medications=["Imdur(60mg)", "Lisinopril 10 mg daily"],
+    )
+    PriorAuthorization.objects.create(
+        patient=patient,
+        territory=north.territory,
+        hcpcs_code="L1851",
+        decision="affirmed",
+        decision_date=timezone.localdate() - dt.timedelta(days=59),  # 60 days (ORTHOSES): today is the last valid day
+        tracking_number="UTN-L1851",
     )
     line = [services.ItemRequest(sku=north.product.sku, quantity=1)]
     shipped = north.order(patient_id=patient.pk, items=line, requested_date=dt.date.today() - dt.timedelta(days=40))
@@ -75,6 +86,18 @@ def test_a_doctor_finds_a_patient_by_prefix_sees_their_orders_and_reorders(
         f"An order for this item is already on its way: {preparing.reference}, Preparing."
     )
     expect(on_its_way).to_contain_text(f"An order for this item is already on its way: {shipped.reference}, Shipped.")
+    # Its prior authorization is valid until today (the program's 60 days), and its medications say
+    # what the safety table recognised
+    today = f"{timezone.localdate():%b %-d, %Y}"
+    expect(page.get_by_role("region", name="Warnings")).to_contain_text(
+        f"The prior authorization for L1851 expires on {today}."
+    )
+    expect(page.get_by_role("region", name="Prior authorizations")).to_contain_text(f"{today} (the program's validity)")
+    medications = page.get_by_role("region", name="Medications as recorded")
+    expect(medications.get_by_role("row", name=re.compile("Imdur"))).to_contain_text("isosorbide mononitrate")
+    expect(medications.get_by_role("row", name=re.compile("Lisinopril"))).to_contain_text(
+        "Not recognised — not checked by the safety table"
+    )
     assert serious_accessibility_violations(page) == []
     shots(page, "patient-card")
 
