@@ -370,3 +370,18 @@ def test_an_import_with_bad_medication_or_refill_cells_names_them_and_imports_no
         f"Line 5, dispensing_units_per_unit: {MEDICATIONS_ONLY}",
     ]
     assert products_state() == before
+
+
+def test_an_import_that_clears_the_rxnorm_code_alone_names_the_medication_fields_left(catalog_admin: User) -> None:
+    product_create(actor=None, data=FINASTERIDE)
+    before = products_state()
+
+    result = import_products(catalog_admin, "sku,rxnorm_code", "RX-FINASTERIDE-1MG,")
+
+    # The stored medication fields are kept (their columns are not in the file), so they are named.
+    assert row_problems(result) == [
+        f"Line 2, rxnorm_name: {MEDICATIONS_ONLY}",
+        f"Line 2, dispensing_unit: {MEDICATIONS_ONLY}",
+        f"Line 2, dispensing_units_per_unit: {MEDICATIONS_ONLY}",
+    ]
+    assert products_state() == before
