@@ -14,9 +14,11 @@ that is rolled back when any row fails (the admin passes ``rollback_on_validatio
 The writes themselves happen in services, so the preview (a dry run) runs the same checks as the
 real import and is then rolled back. A file whose header has unknown or missing columns is refused.
 
-Cells: text is stripped; whole numbers are digits with an optional minus sign; yes/no columns take
-true/false (or 1/0, yes/no, any case); dates are YYYY-MM-DD; ``vendor``, ``warehouse`` and the
-stock file's ``sku`` name a record by its code or SKU.
+Cells: text is stripped; whole numbers are digits with an optional minus sign (``dispensing_units_per_unit``
+and ``days_of_supply`` may be empty: not known); yes/no columns take true/false (or 1/0, yes/no, any
+case); dates are YYYY-MM-DD; ``vendor``, ``warehouse`` and the stock file's ``sku`` name a record by
+its code or SKU. ``dispensing_unit`` is one of ``catalog.models.DispensingUnit`` (tablet, capsule, mL,
+pen) or empty.
 """
 
 from __future__ import annotations
@@ -43,15 +45,20 @@ PRODUCT_COLUMNS = (
     "name",
     "hcpcs_code",
     "rxnorm_code",
+    "rxnorm_name",
     "strength",
     "dose_form",
     "therapy_type",
     "coverage_tier",
     "price_cents",
     "unit",
+    "dispensing_unit",
+    "dispensing_units_per_unit",
     "requires_prescription",
     "is_perishable",
     "requires_training",
+    "recurring",
+    "days_of_supply",
     "par_level",
     "reorder_point",
     "warehouse_fulfillment",
@@ -95,10 +102,17 @@ class TextWidget(widgets.Widget):
 
 
 class WholeNumberWidget(widgets.Widget):
-    """A whole number written as digits; anything else (empty, ``2.5``, ``ten``) is refused."""
+    """A whole number written as digits; anything else (``2.5``, ``ten``) is refused. An empty cell is
+    refused too, unless ``allow_empty`` (a count that may be unknown): then it is None."""
 
-    def clean(self, value: Any, row: Any = None, **kwargs: Any) -> int:
+    def __init__(self, *, allow_empty: bool = False) -> None:
+        super().__init__()
+        self.allow_empty = allow_empty
+
+    def clean(self, value: Any, row: Any = None, **kwargs: Any) -> int | None:
         text = _cell_text(value)
+        if not text and self.allow_empty:
+            return None
         if not _WHOLE_NUMBER.fullmatch(text):
             raise ValueError("Enter a whole number.")
         return int(text)
@@ -245,15 +259,20 @@ class ProductResource(CatalogImportMixin, resources.ModelResource):
     name = column("name")
     hcpcs_code = column("hcpcs_code")
     rxnorm_code = column("rxnorm_code")
+    rxnorm_name = column("rxnorm_name")
     strength = column("strength")
     dose_form = column("dose_form")
     therapy_type = column("therapy_type")
     coverage_tier = column("coverage_tier")
     price_cents = column("price_cents", WholeNumberWidget())
     unit = column("unit")
+    dispensing_unit = column("dispensing_unit")
+    dispensing_units_per_unit = column("dispensing_units_per_unit", WholeNumberWidget(allow_empty=True))
     requires_prescription = column("requires_prescription", YesNoWidget())
     is_perishable = column("is_perishable", YesNoWidget())
     requires_training = column("requires_training", YesNoWidget())
+    recurring = column("recurring", YesNoWidget())
+    days_of_supply = column("days_of_supply", WholeNumberWidget(allow_empty=True))
     par_level = column("par_level", WholeNumberWidget())
     reorder_point = column("reorder_point", WholeNumberWidget())
     warehouse_fulfillment = column("warehouse_fulfillment", YesNoWidget())

@@ -25,6 +25,7 @@ from django.utils import timezone
 from core.exceptions import PermissionDenied, ValidationFailed
 
 from .models import (
+    DispensingUnit,
     Lot,
     MovementKind,
     Product,
@@ -265,7 +266,10 @@ LOT_ADD_PERMISSION = "catalog.add_lot"
 class ProductData:
     """Every writable field of a product; a create or full update sets all of them.
 
-    ``fulfillment_modes`` names the model's ``warehouse_fulfillment`` / ``dropship_fulfillment``.
+    Defaults are the model's. ``fulfillment_modes`` names the model's ``warehouse_fulfillment`` /
+    ``dropship_fulfillment``. ``rxnorm_name``, ``dispensing_unit`` and ``dispensing_units_per_unit``
+    describe a medication (a product with an RxNorm code) to its pharmacy; ``recurring`` and
+    ``days_of_supply`` feed the refill rules. ``product_rule_errors`` says how they fit together.
     """
 
     sku: str
@@ -274,10 +278,13 @@ class ProductData:
     price_cents: int
     hcpcs_code: str = ""
     rxnorm_code: str = ""
+    rxnorm_name: str = ""
     strength: str = ""
     dose_form: str = ""
     coverage_tier: str = ""
     unit: str = "each"
+    dispensing_unit: str = ""
+    dispensing_units_per_unit: int | None = None
     requires_prescription: bool = True
     is_perishable: bool = False
     requires_training: bool = False
@@ -306,12 +313,55 @@ def _fulfillment_mode_errors(modes: Sequence[str]) -> list[str]:
     return []
 
 
+# Fields that only a medication (a product with an RxNorm code) has: what its pharmacy is told.
+MEDICATION_ONLY_FIELDS = ("rxnorm_name", "dispensing_unit", "dispensing_units_per_unit")
+
+
+def _medication_errors(data: ProductData) -> dict[str, list[str]]:
+    """A medication's pharmacy fields: only with an RxNorm code; a known dispensing unit and a count
+    of at least 1, given together (the FHIR dispense quantity needs both) or not at all."""
+    errors: dict[str, list[str]] = {}
+    if not data.rxnorm_code.strip():
+        for name in MEDICATION_ONLY_FIELDS:
+            if getattr(data, name) not in ("", None):
+                errors[name] = ["Only a medication has this: enter the RxNorm code too, or leave it empty."]
+        return errors
+    if data.dispensing_unit and data.dispensing_unit not in DispensingUnit.values:
+        errors["dispensing_unit"] = [f"Dispensing units are {', '.join(DispensingUnit.values)}."]
+    if data.dispensing_units_per_unit is not None and data.dispensing_units_per_unit < 1:
+        errors["dispensing_units_per_unit"] = ["One unit sold holds at least 1 dispensing unit."]
+    if data.dispensing_unit and data.dispensing_units_per_unit is None:
+        errors["dispensing_units_per_unit"] = ["Say how many dispensing units one unit sold holds."]
+    if data.dispensing_units_per_unit is not None and not data.dispensing_unit:
+        errors["dispensing_unit"] = ["Choose the dispensing unit the count is in."]
+    return errors
+
+
+def _supply_errors(data: ProductData) -> dict[str, list[str]]:
+    """Days of supply: at least 1, and only for a recurring supply (the refill rules read nothing else)."""
+    if data.days_of_supply is None:
+        return {}
+    if data.days_of_supply < 1:
+        return {"days_of_supply": ["One unit lasts at least 1 day; leave it empty when not known."]}
+    if not data.recurring:
+        return {
+            "days_of_supply": [
+                "Days of supply count only for a recurring supply: mark it recurring or leave this empty."
+            ]
+        }
+    return {}
+
+
 def product_rule_errors(data: ProductData) -> dict[str, list[str]]:
     """The catalog's rules beyond the model's field validators, as ``{field: [message]}`` (empty when met).
 
     Fulfillment modes are non-empty, known and not repeated; dropship needs a vendor; the reorder
-    point is not above the par level. Every product write checks them (through ``product_create``
-    and ``product_update``); forms call this to show the same answers beside their fields.
+    point is not above the par level. ``rxnorm_name``, ``dispensing_unit`` and
+    ``dispensing_units_per_unit`` are for medications only (a product with an RxNorm code); the
+    dispensing unit is one of ``DispensingUnit`` and comes with a count of at least 1, or neither is
+    given. ``days_of_supply`` is at least 1 and only for a ``recurring`` product. Every product write
+    checks these (through ``product_create`` and ``product_update``); forms call this to show the
+    same answers beside their fields.
     """
     errors: dict[str, list[str]] = {}
     modes = list(data.fulfillment_modes)
@@ -321,6 +371,8 @@ def product_rule_errors(data: ProductData) -> dict[str, list[str]]:
         errors["vendor"] = ["Dropship fulfillment needs a vendor."]
     if data.reorder_point > data.par_level:
         errors["reorder_point"] = ["The reorder point cannot be above the par level."]
+    errors.update(_medication_errors(data))
+    errors.update(_supply_errors(data))
     return errors
 
 
@@ -350,7 +402,8 @@ def _product_save(product: Product, data: ProductData) -> Product:
         product.full_clean()
     except DjangoValidationError as exc:
         for field, messages in exc.message_dict.items():
-            errors.setdefault(field, []).extend(messages)
+            if field not in errors:  # a catalog rule already said what is wrong with it, in its words
+                errors[field] = messages
     if errors:
         raise ValidationFailed(details=errors)
     try:
@@ -371,7 +424,8 @@ def product_create(*, actor: Any, data: ProductData) -> Product:
     Raises ValidationFailed naming each bad field: a SKU already taken, an HCPCS code that is not a
     letter and four digits (a blank one is allowed, medications have none), an unknown therapy
     type, fulfillment modes that are empty, unknown or repeated, dropship without a vendor, a
-    reorder point above the par level. HCPCS codes are stored upper-case.
+    reorder point above the par level, and the medication and supply fields as
+    ``product_rule_errors`` says. HCPCS codes are stored upper-case.
     """
     _require_permission(actor, PRODUCT_ADD_PERMISSION, "You may not add products to the catalog.")
     return _product_save(Product(), data)

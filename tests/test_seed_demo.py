@@ -130,12 +130,15 @@ def test_second_run_on_a_later_day_receives_nothing_again(monkeypatch: pytest.Mo
 
 def test_seed_repairs_a_changed_demo_product() -> None:
     seed()
-    Product.objects.filter(sku="RX-TADALAFIL-5MG").update(rxnorm_code="999999", price_cents=1, active=False)
+    Product.objects.filter(sku="RX-TADALAFIL-5MG").update(
+        rxnorm_code="999999", rxnorm_name="", dispensing_units_per_unit=60, price_cents=1, active=False
+    )
 
     seed()
 
     tadalafil = Product.objects.get(sku="RX-TADALAFIL-5MG")
     assert (tadalafil.rxnorm_code, tadalafil.price_cents, tadalafil.active) == ("403957", 3000, True)
+    assert (tadalafil.rxnorm_name, tadalafil.dispensing_units_per_unit) == ("tadalafil 5 MG Oral Tablet", 30)
     assert counts() == EXPECTED_COUNTS
 
 
@@ -267,6 +270,27 @@ def test_cash_pay_medications_carry_rxnorm_strength_and_dose_form() -> None:
     assert {p.vendor.code for p in medications if p.vendor} == {"bluewater-pharmacy-wholesale"}
     # Covered by all three cash-pay therapies of seeds 003 and 004.
     assert {p.therapy_type for p in medications} == {"weight_management", "ed", "hair_loss"}
+
+
+# The RxNorm name of each medication's code and what one unit sold holds in the pharmacy's count.
+MEDICATION_DISPENSING = {
+    "RX-LIRAGLUTIDE-18MG-PEN": ("3 ML liraglutide 6 MG/ML Pen Injector", "box of 5 pens", "mL", 15),
+    "RX-SILDENAFIL-20MG": ("sildenafil 20 MG Oral Tablet", "bottle of 30", "tablet", 30),
+    "RX-TADALAFIL-5MG": ("tadalafil 5 MG Oral Tablet", "bottle of 30", "tablet", 30),
+    "RX-FINASTERIDE-1MG": ("finasteride 1 MG Oral Tablet", "bottle of 90", "tablet", 90),
+    "RX-MINOXIDIL-2-5MG": ("minoxidil 2.5 MG Oral Tablet", "bottle of 30", "tablet", 30),
+}
+
+
+def test_medications_carry_their_rxnorm_name_and_dispensing_unit_and_supplies_none() -> None:
+    seed()
+
+    medications = Product.objects.filter(hcpcs_code="")
+    assert {
+        p.sku: (p.rxnorm_name, p.unit, p.dispensing_unit, p.dispensing_units_per_unit) for p in medications
+    } == MEDICATION_DISPENSING
+    dme = Product.objects.exclude(hcpcs_code="")
+    assert {(p.rxnorm_name, p.dispensing_unit, p.dispensing_units_per_unit) for p in dme} == {("", "", None)}
 
 
 def test_product_flags_vendors_and_warehouses() -> None:

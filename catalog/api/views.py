@@ -158,7 +158,8 @@ class ProductDetailView(CatalogView):
     @extend_schema(
         description=(
             "Replace every field of a product (needs catalog.change_product); omitted optional fields take their "
-            "defaults. The SKU cannot change."
+            "defaults, so a body without rxnorm_name, dispensing_unit, dispensing_units_per_unit, recurring or "
+            "days_of_supply clears them. The SKU cannot change."
         ),
         request=ProductWriteSerializer,
         responses={200: ProductSerializer},

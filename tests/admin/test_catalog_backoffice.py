@@ -39,6 +39,12 @@ PRODUCT_HEADER = (
     "requires_prescription,is_perishable,requires_training,par_level,reorder_point,warehouse_fulfillment,"
     "dropship_fulfillment,vendor,active"
 )
+# Every product column, the medication and refill ones (issue 16) included; imports may leave columns out.
+ALL_PRODUCT_COLUMNS = (
+    "sku,name,hcpcs_code,rxnorm_code,rxnorm_name,strength,dose_form,therapy_type,coverage_tier,price_cents,unit,"
+    "dispensing_unit,dispensing_units_per_unit,requires_prescription,is_perishable,requires_training,recurring,"
+    "days_of_supply,par_level,reorder_point,warehouse_fulfillment,dropship_fulfillment,vendor,active"
+)
 RECEIPT_HEADER = "sku,warehouse,lot_number,expiration_date,quantity"
 
 
@@ -253,7 +259,7 @@ def test_a_file_with_unknown_columns_is_refused(catalog_admin: User) -> None:
     response = preview(signed_in(catalog_admin), f"{PRODUCTS_URL}import/", "sku,name,pric_cents", "NEW-1,Mask,100")
 
     assert problems(response) == [
-        "File: Unknown columns: pric_cents. The columns are: " + PRODUCT_HEADER.replace(",", ", ") + "."
+        "File: Unknown columns: pric_cents. The columns are: " + ALL_PRODUCT_COLUMNS.replace(",", ", ") + "."
     ]
     assert "confirm_form" not in response.context
     assert Product.objects.count() == 0
@@ -311,10 +317,10 @@ def test_product_export_has_one_exact_row_per_product(catalog_admin: User, today
     assert response["Content-Type"] == "text/csv"
     assert response["Content-Disposition"] == f'attachment; filename="products-{today.isoformat()}.csv"'
     assert response.content.decode().splitlines() == [
-        PRODUCT_HEADER,
-        "A-MASK,Nasal mask,A7030,,,,cpap,,8900,each,true,false,false,0,0,true,false,,false",
-        'B-PEN,"Pen, 2 pack",,1991302,2.5 mg,injection pen,weight_management,premium,45000,pen,true,true,true,'
-        "12,4,true,true,acme,true",
+        ALL_PRODUCT_COLUMNS,
+        "A-MASK,Nasal mask,A7030,,,,,cpap,,8900,each,,,true,false,false,false,,0,0,true,false,,false",
+        'B-PEN,"Pen, 2 pack",,1991302,,2.5 mg,injection pen,weight_management,premium,45000,pen,,,true,true,true,'
+        "false,,12,4,true,true,acme,true",
     ]
 
 

@@ -111,15 +111,20 @@ def product_row(product: Product, available: int) -> dict[str, Any]:
         "name": product.name,
         "hcpcs_code": product.hcpcs_code,
         "rxnorm_code": product.rxnorm_code,
+        "rxnorm_name": product.rxnorm_name,
         "strength": product.strength,
         "dose_form": product.dose_form,
         "therapy_type": product.therapy_type,
         "coverage_tier": product.coverage_tier,
         "price_cents": product.price_cents,
         "unit": product.unit,
+        "dispensing_unit": product.dispensing_unit,
+        "dispensing_units_per_unit": product.dispensing_units_per_unit,
         "requires_prescription": product.requires_prescription,
         "is_perishable": product.is_perishable,
         "requires_training": product.requires_training,
+        "recurring": product.recurring,
+        "days_of_supply": product.days_of_supply,
         "par_level": product.par_level,
         "reorder_point": product.reorder_point,
         "fulfillment_modes": product.fulfillment_modes,
@@ -295,15 +300,20 @@ def test_the_detail_counts_unexpired_stock_in_open_warehouses_minus_reservations
         "name": "Glucose test strips",
         "hcpcs_code": "A4253",
         "rxnorm_code": "",
+        "rxnorm_name": "",
         "strength": "",
         "dose_form": "",
         "therapy_type": "diabetes",
         "coverage_tier": "standard",
         "price_cents": 3500,
         "unit": "box of 50",
+        "dispensing_unit": "",
+        "dispensing_units_per_unit": None,
         "requires_prescription": True,
         "is_perishable": True,
         "requires_training": False,
+        "recurring": False,
+        "days_of_supply": None,
         "par_level": 40,
         "reorder_point": 10,
         "fulfillment_modes": ["warehouse", "dropship"],
@@ -413,9 +423,10 @@ def product_body(**overrides: Any) -> dict[str, Any]:
 def stored(sku: str) -> dict[str, Any]:
     product = Product.objects.select_related("vendor").get(sku=sku)
     fields = [
-        *("sku", "name", "hcpcs_code", "rxnorm_code", "strength", "dose_form", "therapy_type", "coverage_tier"),
-        *("price_cents", "unit", "requires_prescription", "is_perishable", "requires_training", "par_level"),
-        *("reorder_point", "warehouse_fulfillment", "dropship_fulfillment", "active"),
+        *("sku", "name", "hcpcs_code", "rxnorm_code", "rxnorm_name", "strength", "dose_form", "therapy_type"),
+        *("coverage_tier", "price_cents", "unit", "dispensing_unit", "dispensing_units_per_unit"),
+        *("requires_prescription", "is_perishable", "requires_training", "recurring", "days_of_supply"),
+        *("par_level", "reorder_point", "warehouse_fulfillment", "dropship_fulfillment", "active"),
     ]
     return {
         **{name: getattr(product, name) for name in fields},
@@ -432,15 +443,20 @@ def test_an_admin_adds_a_product(catalog: Catalog, api: Any) -> None:
         "name": "Heated humidifier",
         "hcpcs_code": "E0562",
         "rxnorm_code": "",
+        "rxnorm_name": "",
         "strength": "",
         "dose_form": "",
         "therapy_type": "cpap",
         "coverage_tier": "premium",
         "price_cents": 18900,
         "unit": "each",
+        "dispensing_unit": "",
+        "dispensing_units_per_unit": None,
         "requires_prescription": True,
         "is_perishable": False,
         "requires_training": False,
+        "recurring": False,
+        "days_of_supply": None,
         "par_level": 12,
         "reorder_point": 4,
         "fulfillment_modes": ["warehouse", "dropship"],
@@ -453,15 +469,20 @@ def test_an_admin_adds_a_product(catalog: Catalog, api: Any) -> None:
         "name": "Heated humidifier",
         "hcpcs_code": "E0562",
         "rxnorm_code": "",
+        "rxnorm_name": "",
         "strength": "",
         "dose_form": "",
         "therapy_type": "cpap",
         "coverage_tier": "premium",
         "price_cents": 18900,
         "unit": "each",
+        "dispensing_unit": "",
+        "dispensing_units_per_unit": None,
         "requires_prescription": True,
         "is_perishable": False,
         "requires_training": False,
+        "recurring": False,
+        "days_of_supply": None,
         "par_level": 12,
         "reorder_point": 4,
         "warehouse_fulfillment": True,
@@ -482,15 +503,20 @@ def test_a_product_needs_only_sku_name_therapy_type_and_price(catalog: Catalog, 
         "name": "Gauze pads",
         "hcpcs_code": "",
         "rxnorm_code": "",
+        "rxnorm_name": "",
         "strength": "",
         "dose_form": "",
         "therapy_type": "wound_care",
         "coverage_tier": "",
         "price_cents": 0,
         "unit": "each",
+        "dispensing_unit": "",
+        "dispensing_units_per_unit": None,
         "requires_prescription": True,
         "is_perishable": False,
         "requires_training": False,
+        "recurring": False,
+        "days_of_supply": None,
         "par_level": 0,
         "reorder_point": 0,
         "warehouse_fulfillment": True,
@@ -498,6 +524,42 @@ def test_a_product_needs_only_sku_name_therapy_type_and_price(catalog: Catalog, 
         "active": True,
         "vendor": None,
     }
+
+
+# A medication's pharmacy and refill fields: finasteride 1 MG Oral Tablet (RxCUI 200172, see
+# compliance/rules/medication_safety.toml), sold by the bottle of 90 tablets, one taken daily.
+FINASTERIDE = {
+    "rxnorm_code": "200172",
+    "rxnorm_name": "finasteride 1 MG Oral Tablet",
+    "dispensing_unit": "tablet",
+    "dispensing_units_per_unit": 90,
+}
+MEDICATIONS_ONLY = "Only a medication has this: enter the RxNorm code too, or leave it empty."
+NOT_RECURRING = "Days of supply count only for a recurring supply: mark it recurring or leave this empty."
+
+
+def finasteride_body(**overrides: Any) -> dict[str, Any]:
+    """Finasteride 1 mg tablets, bottle of 90, with every medication and refill field given."""
+    return product_body(
+        **{
+            "sku": "RX-FINASTERIDE-1MG",
+            "name": "Finasteride 1 mg tablet",
+            "hcpcs_code": "",
+            **FINASTERIDE,
+            "strength": "1 mg",
+            "dose_form": "Oral Tablet",
+            "therapy_type": "hair_loss",
+            "coverage_tier": "cash_pay",
+            "price_cents": 2700,
+            "unit": "bottle of 90",
+            "is_perishable": True,
+            "recurring": True,
+            "days_of_supply": 90,
+            "fulfillment_modes": ["warehouse"],
+            "vendor": None,
+            **overrides,
+        }
+    )
 
 
 BAD_PRODUCT_BODIES = [
@@ -549,6 +611,56 @@ BAD_PRODUCT_BODIES = [
         },
         id="every-bad-field-at-once",
     ),
+    # The medication and refill fields (issue 16): bad values, and values that do not fit together.
+    pytest.param(
+        {**FINASTERIDE, "dispensing_units_per_unit": 0},
+        {"dispensing_units_per_unit": ["Ensure this value is greater than or equal to 1."]},
+        id="no-dispensing-units-per-unit",
+    ),
+    pytest.param(
+        {**FINASTERIDE, "dispensing_units_per_unit": "ninety"},
+        {"dispensing_units_per_unit": ["A valid integer is required."]},
+        id="dispensing-units-not-a-number",
+    ),
+    pytest.param(
+        {**FINASTERIDE, "dispensing_unit": "bottle"},
+        {"dispensing_unit": ['"bottle" is not a valid choice.']},
+        id="unknown-dispensing-unit",
+    ),
+    pytest.param(
+        {**FINASTERIDE, "dispensing_units_per_unit": None},
+        {"dispensing_units_per_unit": ["Say how many dispensing units one unit sold holds."]},
+        id="dispensing-unit-without-count",
+    ),
+    pytest.param(
+        {**FINASTERIDE, "dispensing_unit": ""},
+        {"dispensing_unit": ["Choose the dispensing unit the count is in."]},
+        id="count-without-dispensing-unit",
+    ),
+    pytest.param(
+        {key: value for key, value in FINASTERIDE.items() if key != "rxnorm_code"},
+        {
+            "rxnorm_name": [MEDICATIONS_ONLY],
+            "dispensing_unit": [MEDICATIONS_ONLY],
+            "dispensing_units_per_unit": [MEDICATIONS_ONLY],
+        },
+        id="medication-fields-without-rxnorm-code",
+    ),
+    pytest.param(
+        {"recurring": True, "days_of_supply": 0},
+        {"days_of_supply": ["Ensure this value is greater than or equal to 1."]},
+        id="no-days-of-supply",
+    ),
+    pytest.param(
+        {"recurring": True, "days_of_supply": 32768},
+        {"days_of_supply": ["Ensure this value is less than or equal to 32767."]},
+        id="days-of-supply-too-large",
+    ),
+    pytest.param(
+        {"recurring": False, "days_of_supply": 30},
+        {"days_of_supply": [NOT_RECURRING]},
+        id="days-of-supply-without-recurring",
+    ),
 ]
 
 
@@ -592,6 +704,37 @@ def test_the_services_refuse_a_user_without_the_permission(catalog: Catalog) -> 
     assert products_state() == before
 
 
+def test_an_admin_adds_a_medication_with_its_pharmacy_and_refill_fields(catalog: Catalog, api: Any) -> None:
+    response = api(catalog.world.admin).post(PRODUCTS, finasteride_body(), format="json")
+
+    assert response.status_code == 201, response.content
+    medication_fields = {
+        "rxnorm_code": "200172",
+        "rxnorm_name": "finasteride 1 MG Oral Tablet",
+        "unit": "bottle of 90",
+        "dispensing_unit": "tablet",
+        "dispensing_units_per_unit": 90,
+        "recurring": True,
+        "days_of_supply": 90,
+    }
+    assert {name: response.json()[name] for name in medication_fields} == medication_fields
+    assert {name: stored("RX-FINASTERIDE-1MG")[name] for name in medication_fields} == medication_fields
+    assert response.json() == product_row(Product.objects.get(sku="RX-FINASTERIDE-1MG"), 0)
+    shown = api(catalog.world.doctor).get(f"{PRODUCTS}/RX-FINASTERIDE-1MG").json()
+    assert {name: shown[name] for name in medication_fields} == medication_fields
+
+
+def test_the_smallest_counts_are_accepted(catalog: Catalog, api: Any) -> None:
+    # One pen per box and a supply that lasts one day: the first valid values (0 is refused above).
+    body = finasteride_body(dispensing_unit="pen", dispensing_units_per_unit=1, days_of_supply=1)
+
+    response = api(catalog.world.admin).post(PRODUCTS, body, format="json")
+
+    assert response.status_code == 201, response.content
+    assert (response.json()["dispensing_unit"], response.json()["dispensing_units_per_unit"]) == ("pen", 1)
+    assert stored("RX-FINASTERIDE-1MG")["days_of_supply"] == 1
+
+
 # --- PUT /api/v1/catalog/products/{sku} ---------------------------------------------------------
 
 
@@ -622,15 +765,20 @@ def test_an_admin_replaces_a_product(catalog: Catalog, api: Any) -> None:
         "name": "CPAP device, auto-titrating",
         "hcpcs_code": "E0601",
         "rxnorm_code": "",
+        "rxnorm_name": "",
         "strength": "",
         "dose_form": "",
         "therapy_type": "cpap",
         "coverage_tier": "standard",
         "price_cents": 64900,
         "unit": "kit",
+        "dispensing_unit": "",
+        "dispensing_units_per_unit": None,
         "requires_prescription": True,
         "is_perishable": False,
         "requires_training": True,
+        "recurring": False,
+        "days_of_supply": None,
         "par_level": 8,
         "reorder_point": 8,
         "warehouse_fulfillment": False,
@@ -656,6 +804,83 @@ def test_a_put_replaces_every_field_so_omitted_ones_take_their_defaults(catalog:
         "par_level": 0,
     }
     assert row["available_quantity"] == 17  # the stock is untouched
+
+
+def test_a_put_without_the_medication_and_refill_fields_clears_them(catalog: Catalog, api: Any) -> None:
+    client = api(catalog.world.admin)
+    assert client.post(PRODUCTS, finasteride_body(), format="json").status_code == 201
+    omitted = ("rxnorm_name", "dispensing_unit", "dispensing_units_per_unit", "recurring", "days_of_supply")
+    body = {key: value for key, value in finasteride_body().items() if key not in omitted}
+
+    response = client.put(f"{PRODUCTS}/RX-FINASTERIDE-1MG", body, format="json")
+
+    assert response.status_code == 200, response.content
+    defaults = {
+        "rxnorm_name": "",
+        "dispensing_unit": "",
+        "dispensing_units_per_unit": None,
+        "recurring": False,
+        "days_of_supply": None,
+    }
+    assert {name: response.json()[name] for name in omitted} == defaults
+    assert {name: stored("RX-FINASTERIDE-1MG")[name] for name in omitted} == defaults
+    assert stored("RX-FINASTERIDE-1MG")["rxnorm_code"] == "200172"  # given again, so kept
+
+
+def test_a_put_with_the_medication_and_refill_fields_keeps_or_changes_them(catalog: Catalog, api: Any) -> None:
+    client = api(catalog.world.admin)
+    assert client.post(PRODUCTS, finasteride_body(), format="json").status_code == 201
+
+    same = client.put(f"{PRODUCTS}/RX-FINASTERIDE-1MG", finasteride_body(price_cents=2500), format="json")
+
+    assert same.status_code == 200, same.content
+    assert same.json() == product_row(Product.objects.get(sku="RX-FINASTERIDE-1MG"), 0)
+    assert (same.json()["price_cents"], same.json()["dispensing_units_per_unit"], same.json()["recurring"]) == (
+        2500,
+        90,
+        True,
+    )
+
+    # A bottle of 30 lasting 30 days instead
+    body = finasteride_body(unit="bottle of 30", dispensing_units_per_unit=30, days_of_supply=30)
+    changed = client.put(f"{PRODUCTS}/RX-FINASTERIDE-1MG", body, format="json")
+
+    assert changed.status_code == 200, changed.content
+    stored_now = stored("RX-FINASTERIDE-1MG")
+    assert (stored_now["unit"], stored_now["dispensing_units_per_unit"], stored_now["days_of_supply"]) == (
+        "bottle of 30",
+        30,
+        30,
+    )
+    assert (stored_now["rxnorm_name"], stored_now["dispensing_unit"], stored_now["recurring"]) == (
+        "finasteride 1 MG Oral Tablet",
+        "tablet",
+        True,
+    )
+
+
+def test_a_bad_medication_update_changes_nothing(catalog: Catalog, api: Any) -> None:
+    client = api(catalog.world.admin)
+    assert client.post(PRODUCTS, finasteride_body(), format="json").status_code == 201
+    before = products_state()
+
+    response = client.put(
+        f"{PRODUCTS}/RX-FINASTERIDE-1MG",
+        finasteride_body(name="Renamed", dispensing_units_per_unit=0, days_of_supply=0),
+        format="json",
+    )
+
+    assert_error(
+        response,
+        400,
+        "VALIDATION_ERROR",
+        INVALID,
+        {
+            "dispensing_units_per_unit": ["Ensure this value is greater than or equal to 1."],
+            "days_of_supply": ["Ensure this value is greater than or equal to 1."],
+        },
+    )
+    assert products_state() == before
 
 
 def test_an_admin_reactivates_an_inactive_product(catalog: Catalog, api: Any) -> None:
@@ -898,15 +1123,20 @@ def test_the_schema_documents_the_catalog(db: Any) -> None:
         "name",
         "hcpcs_code",
         "rxnorm_code",
+        "rxnorm_name",
         "strength",
         "dose_form",
         "therapy_type",
         "coverage_tier",
         "price_cents",
         "unit",
+        "dispensing_unit",
+        "dispensing_units_per_unit",
         "requires_prescription",
         "is_perishable",
         "requires_training",
+        "recurring",
+        "days_of_supply",
         "par_level",
         "reorder_point",
         "fulfillment_modes",

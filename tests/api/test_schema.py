@@ -164,6 +164,41 @@ def test_schema_documents_the_error_envelope_on_every_operation(db: Any) -> None
     assert "INVALID_STATUS_TRANSITION" in conflict
 
 
+def test_schema_documents_the_product_medication_and_refill_fields(db: Any) -> None:
+    components = schema_json(APIClient())["components"]["schemas"]
+    write, shown = components["ProductWriteRequest"]["properties"], components["Product"]["properties"]
+    dispensing_unit = [{"$ref": "#/components/schemas/DispensingUnitEnum"}, {"$ref": "#/components/schemas/BlankEnum"}]
+
+    assert components["DispensingUnitEnum"]["enum"] == ["tablet", "capsule", "mL", "pen"]
+    # Optional when written, with the model's defaults (PUT replaces all, so an omitted one is cleared).
+    assert {name: write[name].get("default") for name in ("rxnorm_name", "dispensing_unit", "recurring")} == {
+        "rxnorm_name": "",
+        "dispensing_unit": "",
+        "recurring": False,
+    }
+    assert write["rxnorm_name"]["maxLength"] == 255
+    assert write["dispensing_unit"]["oneOf"] == dispensing_unit
+    assert {
+        name: (write[name]["type"], write[name]["minimum"], write[name]["maximum"], write[name]["nullable"])
+        for name in ("dispensing_units_per_unit", "days_of_supply")
+    } == {
+        "dispensing_units_per_unit": ("integer", 1, 2_147_483_647, True),
+        "days_of_supply": ("integer", 1, 32_767, True),
+    }
+    assert {"rxnorm_name", "dispensing_unit", "dispensing_units_per_unit", "recurring", "days_of_supply"}.isdisjoint(
+        components["ProductWriteRequest"]["required"]
+    )
+    # Always shown
+    assert shown["rxnorm_name"] == {"type": "string"}
+    assert shown["dispensing_unit"] == {"oneOf": dispensing_unit}
+    assert shown["dispensing_units_per_unit"] == {"type": "integer", "nullable": True}
+    assert shown["recurring"] == {"type": "boolean"}
+    assert shown["days_of_supply"] == {"type": "integer", "nullable": True}
+    assert {"rxnorm_name", "dispensing_unit", "dispensing_units_per_unit", "recurring", "days_of_supply"} <= set(
+        components["Product"]["required"]
+    )
+
+
 def test_swagger_ui_is_served(db: Any) -> None:
     response = APIClient().get("/api/docs/")
 

@@ -133,6 +133,10 @@ class DemoProduct:
     vendor: str
     hcpcs_code: str = ""
     rxnorm_code: str = ""
+    # Medications: the RxNorm name of rxnorm_code, and what the pharmacy counts (the FHIR dispense quantity).
+    rxnorm_name: str = ""
+    dispensing_unit: str = ""
+    dispensing_units_per_unit: int | None = None
     strength: str = ""
     dose_form: str = ""
     is_perishable: bool = False
@@ -150,10 +154,13 @@ class DemoProduct:
             price_cents=self.price_cents,
             hcpcs_code=self.hcpcs_code,
             rxnorm_code=self.rxnorm_code,
+            rxnorm_name=self.rxnorm_name,
             strength=self.strength,
             dose_form=self.dose_form,
             coverage_tier=self.coverage_tier,
             unit=self.unit,
+            dispensing_unit=self.dispensing_unit,
+            dispensing_units_per_unit=self.dispensing_units_per_unit,
             requires_prescription=True,
             is_perishable=self.is_perishable,
             requires_training=self.requires_training,
@@ -398,6 +405,10 @@ DME_PRODUCTS: tuple[DemoProduct, ...] = (
 # "openFDA NDC" means an api.fda.gov/drug/ndc.json record for a single-strength product whose
 # openfda.rxcui lists only that code. Medications are perishable (every lot has an expiry date);
 # the injection pen needs patient training.
+# rxnorm_name is the RxNorm name (SCD) of the code, as compliance/rules/medication_safety.toml's comments
+# on rxnorm_products give it; each was also found paired with its code in stored public code (Synthea's
+# medication lookup for 897122; RxNorm concept fixtures for 403957 and 197987). dispensing_units_per_unit
+# is the count of dispensing units in the catalog unit sold ("bottle of 30": 30 tablets).
 MEDICATION_PRODUCTS: tuple[DemoProduct, ...] = (
     # RxCUI 897122 (liraglutide 6 mg/mL, 3 mL pen injector): openFDA drug shortages records for
     # liraglutide injection 0143-9144 and 71288-563, openfda.rxcui ["897122"]
@@ -413,8 +424,14 @@ MEDICATION_PRODUCTS: tuple[DemoProduct, ...] = (
         reorder_point=5,
         vendor=PHARMACY_VENDOR,
         rxnorm_code="897122",
+        rxnorm_name="3 ML liraglutide 6 MG/ML Pen Injector",
         strength="6 mg/mL (18 mg/3 mL)",
         dose_form="Pen Injector",
+        # Counted in mL, as pharmacies bill pen injectors: NCPDP Billing Unit Standard 5.2.2, applied to
+        # insulin pens by NCPDP Work Group 2's QUIC resolution of 2017-11-08
+        # (https://standards.ncpdp.org/Standards-QUIC-Form-Resolutions). 5 pens of 3 mL are 15 mL.
+        dispensing_unit="mL",
+        dispensing_units_per_unit=15,
         is_perishable=True,
         requires_training=True,
         fulfillment_modes=BOTH_MODES,
@@ -433,6 +450,9 @@ MEDICATION_PRODUCTS: tuple[DemoProduct, ...] = (
         reorder_point=30,
         vendor=PHARMACY_VENDOR,
         rxnorm_code="577033",
+        rxnorm_name="sildenafil 20 MG Oral Tablet",
+        dispensing_unit="tablet",
+        dispensing_units_per_unit=30,
         strength="20 mg",
         dose_form="Oral Tablet",
         is_perishable=True,
@@ -452,6 +472,9 @@ MEDICATION_PRODUCTS: tuple[DemoProduct, ...] = (
         reorder_point=20,
         vendor=PHARMACY_VENDOR,
         rxnorm_code="403957",
+        rxnorm_name="tadalafil 5 MG Oral Tablet",
+        dispensing_unit="tablet",
+        dispensing_units_per_unit=30,
         strength="5 mg",
         dose_form="Oral Tablet",
         is_perishable=True,
@@ -471,6 +494,9 @@ MEDICATION_PRODUCTS: tuple[DemoProduct, ...] = (
         reorder_point=25,
         vendor=PHARMACY_VENDOR,
         rxnorm_code="200172",
+        rxnorm_name="finasteride 1 MG Oral Tablet",
+        dispensing_unit="tablet",
+        dispensing_units_per_unit=90,
         strength="1 mg",
         dose_form="Oral Tablet",
         is_perishable=True,
@@ -490,6 +516,9 @@ MEDICATION_PRODUCTS: tuple[DemoProduct, ...] = (
         reorder_point=15,
         vendor=PHARMACY_VENDOR,
         rxnorm_code="197987",
+        rxnorm_name="minoxidil 2.5 MG Oral Tablet",
+        dispensing_unit="tablet",
+        dispensing_units_per_unit=30,
         strength="2.5 mg",
         dose_form="Oral Tablet",
         is_perishable=True,
