@@ -6,7 +6,6 @@ Every case starts from a complete, signed insurance order that is ``clear`` and 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import shutil
 import time
 from pathlib import Path
@@ -26,30 +25,16 @@ from compliance.inputs import (
     ProviderFacts,
 )
 from compliance.rulebook import RuleFileError, load_rule_sets
-
-D = dt.date
-VALID_NPI = "1245319599"  # check digit per the 80840 Luhn rule (CMS example)
+from tests.compliance.builders import VALID_NPI, D, ffs_order, line
 
 
 def facts(*items: ItemFacts, **changes: Any) -> ComplianceInput:
     """A signed, complete insurance order dated 2026-11-02 for one patient in territory 'T'."""
-    base = ComplianceInput(
-        order_date=D(2026, 11, 2),
-        requested_date=D(2026, 11, 9),
-        payer_type="insurance",
-        payer_kind="medicare_ffs",
-        patient=PatientFacts(known=True, has_name=True, has_mbi=True, in_territory=True, state="MN"),
-        provider=ProviderFacts(known=True, name="Dr. Lindqvist", npi=VALID_NPI, credentialed_in_territory=True),
-        items=items or (item("A7032", 2),),
-        signed_on=D(2026, 11, 2),
-    )
-    return dataclasses.replace(base, **changes)
+    changes = {"order_date": D(2026, 11, 2), "requested_date": D(2026, 11, 9), **changes}
+    return ffs_order(*(items or (item("A7032", 2),)), **changes)
 
 
-def item(hcpcs: str | None, quantity: int = 1, key: str = "0", **changes: Any) -> ItemFacts:
-    return ItemFacts(
-        key=key, sku=f"SKU-{hcpcs}", hcpcs=hcpcs, description=f"Item {hcpcs}", quantity=quantity, **changes
-    )
+item = line
 
 
 def codes(result: Any) -> list[tuple[str, str]]:

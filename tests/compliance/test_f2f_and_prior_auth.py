@@ -16,35 +16,19 @@ from compliance.inputs import (
     AttachedArtifact,
     ComplianceInput,
     ItemFacts,
-    PatientFacts,
     PayerRuleFacts,
     PriorAuthorizationFacts,
-    ProviderFacts,
 )
 from patients.models import PayerKind
+from tests.compliance.builders import D, ffs_order, line
 
-D = dt.date
-VALID_NPI = "1245319599"
-
-
-def item(hcpcs: str, quantity: int = 1, key: str = "0") -> ItemFacts:
-    return ItemFacts(key=key, sku=f"SKU-{hcpcs}", hcpcs=hcpcs, description=f"Item {hcpcs}", quantity=quantity)
+item = line
 
 
 def order(*items: ItemFacts, order_date: D, **changes: Any) -> ComplianceInput:
     """A complete Medicare FFS order signed on its order date, delivered on its order date unless
     ``requested_date`` or ``delivered_on`` say otherwise."""
-    base = ComplianceInput(
-        order_date=order_date,
-        requested_date=None,
-        payer_type="insurance",
-        payer_kind="medicare_ffs",
-        patient=PatientFacts(known=True, has_name=True, has_mbi=True, in_territory=True, state="MN"),
-        provider=ProviderFacts(known=True, name="Dr. Lindqvist", npi=VALID_NPI, credentialed_in_territory=True),
-        items=items,
-        signed_on=order_date,
-    )
-    return dataclasses.replace(base, **changes)
+    return ffs_order(*items, order_date=order_date, **changes)
 
 
 def codes(facts: ComplianceInput, *prefixes: str) -> list[tuple[str, str]]:

@@ -13,12 +13,10 @@ from typing import Any
 import pytest
 
 from compliance.engine import FINDING_TITLES, evaluate, insulin_treated, supply_status, usual_maximums
-from compliance.inputs import ComplianceInput, Delivery, ItemFacts, PatientFacts, ProviderFacts
+from compliance.inputs import ComplianceInput, Delivery, ItemFacts, PatientFacts
 from compliance.medications import medication_table, normalise
 from compliance.rulebook import RuleFileError, load_rule_sets
-
-D = dt.date
-VALID_NPI = "1245319599"
+from tests.compliance.builders import PROVIDER, D, ffs_order, line
 
 SILDENAFIL = "577033"  # sildenafil 20 MG Oral Tablet
 TADALAFIL = "403957"  # tadalafil 5 MG Oral Tablet
@@ -41,7 +39,7 @@ def cash_order(rxnorm: str, *, on: dt.date = ORDER_DATE, **patient: Any) -> Comp
         requested_date=on,
         payer_type="cash",
         patient=PatientFacts(known=True, has_name=True, in_territory=True, state="MN", **patient),
-        provider=ProviderFacts(known=True, name="Dr. Lindqvist", npi=VALID_NPI, credentialed_in_territory=True),
+        provider=PROVIDER,
         items=(med(rxnorm),),
         signed_on=on,
     )
@@ -233,17 +231,7 @@ def test_a_row_with_an_unknown_severity_or_a_name_entry_with_an_unknown_class_is
 
 def strips(quantity: int, **changes: Any) -> ComplianceInput:
     """An insurance (Medicare FFS) order for A4253 test strips (per 50), signed 2026-11-02."""
-    base = ComplianceInput(
-        order_date=D(2026, 11, 2),
-        requested_date=D(2026, 11, 9),
-        payer_type="insurance",
-        payer_kind="medicare_ffs",
-        patient=PatientFacts(known=True, has_name=True, has_mbi=True, in_territory=True, state="MN"),
-        provider=ProviderFacts(known=True, name="Dr. Lindqvist", npi=VALID_NPI, credentialed_in_territory=True),
-        items=(ItemFacts(key="0", sku="SKU-A4253", hcpcs="A4253", description="Strips", quantity=quantity),),
-        signed_on=D(2026, 11, 2),
-    )
-    return dataclasses.replace(base, **changes)
+    return ffs_order(line("A4253", quantity), order_date=D(2026, 11, 2), requested_date=D(2026, 11, 9), **changes)
 
 
 @pytest.mark.parametrize(

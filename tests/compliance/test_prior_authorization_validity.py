@@ -15,13 +15,9 @@ from compliance.engine import evaluate, prior_authorization_valid_until
 from compliance.inputs import (
     ComplianceInput,
     ItemFacts,
-    PatientFacts,
     PriorAuthorizationFacts,
-    ProviderFacts,
 )
-
-D = dt.date
-VALID_NPI = "1245319599"
+from tests.compliance.builders import D, ffs_order
 
 
 @pytest.mark.parametrize(
@@ -74,15 +70,10 @@ def test_no_end_is_known_off_the_list_or_for_a_program_without_a_validity(hcpcs:
 def orthosis_delivered_on(delivered: D, *, expires_on: D | None = None) -> ComplianceInput:
     """A signed Medicare FFS order for an L1851 knee orthosis (with its F2F and WOPD on file), with
     a decision affirmed on 2024-04-30."""
-    return ComplianceInput(
+    return ffs_order(
+        ItemFacts(key="0", sku="KO-1", hcpcs="L1851", description="Knee orthosis", quantity=1),
         order_date=D(2024, 5, 1),
         requested_date=delivered,
-        payer_type="insurance",
-        payer_kind="medicare_ffs",
-        patient=PatientFacts(known=True, has_name=True, has_mbi=True, in_territory=True, state="MN"),
-        provider=ProviderFacts(known=True, name="Dr. Lindqvist", npi=VALID_NPI, credentialed_in_territory=True),
-        items=(ItemFacts(key="0", sku="KO-1", hcpcs="L1851", description="Knee orthosis", quantity=1),),
-        signed_on=D(2024, 5, 1),
         f2f_date=D(2024, 4, 20),
         prior_authorizations=(
             PriorAuthorizationFacts(hcpcs="L1851", affirmed=True, decision_date=D(2024, 4, 30), expires_on=expires_on),

@@ -18,35 +18,19 @@ from compliance.inputs import (
     ItemFacts,
     OpenOrder,
     OpenOrderLine,
-    PatientFacts,
-    ProviderFacts,
 )
+from tests.compliance.builders import D, ffs_order, line
 
-D = dt.date
-VALID_NPI = "1245319599"
 INTERFACES = ("A7027", "A7030", "A7034")
 
 
 def order(*items: ItemFacts, on: D, confirmed: D | None = None, **changes: Any) -> ComplianceInput:
     """A complete, signed Medicare FFS order delivered on ``on`` (ordered the same day)."""
-    base = ComplianceInput(
-        order_date=on,
-        requested_date=on,
-        payer_type="insurance",
-        payer_kind="medicare_ffs",
-        patient=PatientFacts(known=True, has_name=True, has_mbi=True, in_territory=True, state="MN"),
-        provider=ProviderFacts(known=True, name="Dr. Lindqvist", npi=VALID_NPI, credentialed_in_territory=True),
-        items=items,
-        signed_on=on,
-        artifacts=(AttachedArtifact("PATIENT_REFILL_CONFIRMATION", confirmed),) if confirmed else (),
-    )
-    return dataclasses.replace(base, **changes)
+    artifacts = (AttachedArtifact("PATIENT_REFILL_CONFIRMATION", confirmed),) if confirmed else ()
+    return ffs_order(*items, order_date=on, requested_date=on, **{"artifacts": artifacts, **changes})
 
 
-def item(hcpcs: str, quantity: int = 1, **changes: Any) -> ItemFacts:
-    return ItemFacts(
-        key="0", sku=f"SKU-{hcpcs}", hcpcs=hcpcs, description=f"Item {hcpcs}", quantity=quantity, **changes
-    )
+item = line
 
 
 def codes(facts: ComplianceInput) -> list[str]:
