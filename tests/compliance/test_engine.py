@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -452,17 +451,48 @@ def test_a_broken_rule_file_is_refused_naming_the_file_and_row(tmp_path: Path, s
     assert str(raised.value) == "refills.toml row 2: source 'NOWHERE' is not among the file's sources"
 
 
-def test_ten_items_are_evaluated_well_under_100_ms() -> None:
+def test_ten_items_are_evaluated_together_each_rule_naming_its_line() -> None:
+    # Nine PAP supplies and a power wheelchair base, one of each, delivered 2026-11-09. (How fast
+    # this runs is measured by the benchmark harness, not asserted here.)
     lines = tuple(
         item(code, 1, key=str(i))
         for i, code in enumerate(
             ["A7030", "A7031", "A7032", "A7033", "A7034", "A7035", "A7036", "A7037", "A7038", "K0823"]
         )
     )
-    evaluate(facts(*lines))  # the rule files are read once per process
-    started = time.perf_counter()
-    evaluate(facts(*lines))
-    assert time.perf_counter() - started < 0.1
+    result = evaluate(facts(*lines))
+    assert str(result.disposition) == "hold"
+    assert [(f.code, str(f.severity), f.item, f.field, f.message) for f in result.findings] == [
+        (
+            "F2F_ENCOUNTER_REQUIRED",
+            "hold",
+            None,
+            "f2f_date",
+            "K0823 need a face-to-face encounter within the 6 months before the order.",
+        ),
+        (
+            "PRIOR_AUTH_REQUIRED",
+            "hold",
+            "9",
+            None,
+            "K0823 is on the CMS Required Prior Authorization List (Power Mobility Devices (power wheelchairs and"
+            " power operated vehicles)); no affirmed prior authorization is on file.",
+        ),
+        # A full face mask and a nasal mask share one interface allowance: two at a time is one too many.
+        (
+            "QUANTITY_LIMIT_EXCEEDED",
+            "hold",
+            "0",
+            "quantity",
+            "A7030, A7034: 2 ordered for delivery on 2026-11-09 exceed the usual maximum of 1 per 3 months for PAP"
+            " interface (combination oral/nasal mask, full face mask, or nasal mask or cannula type interface), each"
+            " (shared by A7027, A7030, A7034): at most 1 may be dispensed at a time.",
+        ),
+    ]
+    assert result.required_artifacts == ["F2F_NOTE", "MEDICAL_NECESSITY", "PRIOR_AUTH"]
+    # Without the second mask every PAP line is within its allowance.
+    without_nasal_mask = evaluate(facts(*lines[:4], *lines[5:]))
+    assert [f.code for f in without_nasal_mask.findings] == ["F2F_ENCOUNTER_REQUIRED", "PRIOR_AUTH_REQUIRED"]
 
 
 def test_add_months_clamps_to_the_end_of_shorter_months() -> None:
