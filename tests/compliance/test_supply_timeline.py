@@ -6,7 +6,9 @@ date (the contact window before 2024, no refill rule before 2011-10-31). Real co
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,13 +26,15 @@ from compliance.engine import (
     usual_maximums,
 )
 from compliance.inputs import AttachedArtifact, ComplianceInput, Delivery, ItemFacts, OpenOrder, OpenOrderLine
-from compliance.rulebook import load_rule_sets
+from compliance.rulebook import RuleSet, load_rule_sets
 from tests.compliance.builders import D, ffs_order, line
 
 INTERFACES = (
     "PAP interface (combination oral/nasal mask, full face mask, or nasal mask or cannula type interface), each"
     " (shared by A7027, A7030, A7034)"
 )
+
+FILTERS = "Filter, disposable, used with positive airway pressure device"
 
 
 def delivered_on(day: D, *items: ItemFacts, confirmed: D | None = None, **changes: Any) -> ComplianceInput:
@@ -146,6 +150,55 @@ def test_a_units_share_of_the_allowance_lasts_its_share_of_the_period() -> None:
     assert allowance("A7030").lasts(D(2026, 1, 31), Fraction(2)) == D(2026, 7, 31)  # six months
 
 
+def edited_rules(tmp_path: Path, settings: Any, file: str, old: str, new: str) -> dict[str, RuleSet]:
+    """The rule files with one edit in ``file``."""
+    rules = tmp_path / "rules"
+    shutil.copytree(Path(settings.COMPLIANCE_RULES_DIR), rules)
+    path = rules / file
+    assert old in path.read_text()
+    path.write_text(path.read_text().replace(old, new))
+    return load_rule_sets(rules)
+
+
+def test_how_many_months_may_be_dispensed_at_a_time_is_read_from_the_rule_file(tmp_path: Path, settings: Any) -> None:
+    one_month = edited_rules(
+        tmp_path, settings, "quantity_limits.toml", "dispense_at_most_months = 3", "dispense_at_most_months = 1"
+    )
+    three_filters = delivered_on(D(2026, 11, 9), line("A7038", 3))
+    assert [(f.code, f.message) for f in evaluate(three_filters, rule_sets=one_month).findings] == [
+        (
+            "QUANTITY_LIMIT_EXCEEDED",
+            f"A7038: 3 ordered for delivery on 2026-11-09 exceed the usual maximum of 2 per 1 month for {FILTERS}:"
+            " at most 2 may be dispensed at a time.",
+        )
+    ]
+    assert evaluate(delivered_on(D(2026, 11, 9), line("A7038", 2)), rule_sets=one_month).findings == ()
+
+
+def test_without_a_refill_rule_in_force_the_allowance_renews_only_when_the_supply_runs_out(
+    tmp_path: Path, settings: Any
+) -> None:
+    # Were the 2024 refill row to start only in 2030, nothing would let a mask come 10 days early.
+    no_refill_rule = edited_rules(
+        tmp_path, settings, "refills.toml", "effective_from = 2024-01-01", "effective_from = 2030-01-01"
+    )
+    history = (Delivery("A7030", 1, D(2026, 8, 9)),)  # lasts until 2026-11-09
+
+    def mask_on(day: D) -> list[tuple[str, str]]:
+        facts = delivered_on(day, line("A7030"), supply_history=history)
+        return [(f.code, f.message) for f in evaluate(facts, rule_sets=no_refill_rule).findings]
+
+    assert mask_on(D(2026, 11, 8)) == [
+        (
+            "QUANTITY_LIMIT_EXCEEDED",
+            f"A7030: 1 ordered for delivery on 2026-11-08 exceed the usual maximum of 1 per 3 months for {INTERFACES}:"
+            " the supply delivered lasts until 2026-11-09, so more may be delivered from 2026-11-09.",
+        )
+    ]
+    assert mask_on(D(2026, 11, 9)) == []
+    assert supply_status(list(history), on=D(2026, 11, 2), rule_sets=no_refill_rule)[0].next_eligible == D(2026, 11, 9)
+
+
 # --- usual_maximum_excess: what it counted ---------------------------------------------------------
 
 
@@ -223,12 +276,35 @@ def test_an_order_too_early_after_a_delivery_and_an_open_order_names_both() -> N
 
 def test_units_of_one_day_are_counted_together_each_open_order_named_once() -> None:
     history = (Delivery("A7030", 1, D(2026, 11, 9)),)
-    open_orders = (mask_line("B-2", "A7034"), mask_line("A-1", "A7034", "A7027"))
+    open_orders = (
+        mask_line("B-2", "A7034"),
+        mask_line("D-4", "A7030"),
+        mask_line("A-1", "A7034", "A7027"),
+        mask_line("C-3", "A7027"),
+    )
     facts = delivered_on(D(2026, 11, 9), line("A7030"), supply_history=history, open_orders=open_orders)
     quantity = [message for code, message in findings(facts) if code == "QUANTITY_LIMIT_EXCEEDED"]
     assert quantity == [
-        f"A7030: 1 ordered, 1 delivered and 3 on open orders (A-1, B-2) for delivery on 2026-11-09 exceed the usual"
-        f" maximum of 1 per 3 months for {INTERFACES}: at most 1 may be dispensed at a time."
+        f"A7030: 1 ordered, 1 delivered and 5 on open orders (A-1, B-2, C-3, D-4) for delivery on 2026-11-09 exceed"
+        f" the usual maximum of 1 per 3 months for {INTERFACES}: at most 1 may be dispensed at a time."
+    ]
+
+
+def test_a_supply_delivered_on_the_day_itself_is_not_named_as_delivered_before_it() -> None:
+    # 6 filters on an open order expected 2026-01-01 last until 2026-04-01; one filter was delivered
+    # on 2026-03-01 and one more is ordered for that day: both come before the open order's supply ends.
+    pending = OpenOrder("A-1", "Preparing", D(2026, 1, 1), (OpenOrderLine(6, "F-A7038", "A7038"),))
+    facts = delivered_on(
+        D(2026, 3, 1),
+        line("A7038"),
+        confirmed=D(2026, 2, 25),
+        supply_history=(Delivery("A7038", 1, D(2026, 3, 1)),),
+        open_orders=(pending,),
+    )
+    assert [message for code, message in findings(facts) if code == "QUANTITY_LIMIT_EXCEEDED"] == [
+        f"A7038: 1 ordered and 1 delivered for delivery on 2026-03-01 exceed the usual maximum of 2 per 1 month for"
+        f" {FILTERS}: the supply on open orders (A-1) lasts until 2026-04-01, so more may be delivered from"
+        " 2026-03-22."
     ]
 
 
@@ -296,7 +372,28 @@ def test_a_delivery_lasts_its_own_days_of_supply_else_the_ordered_products() -> 
     ]
 
 
+def test_a_history_with_a_delivery_of_unknown_duration_has_no_known_end() -> None:
+    # How long the dressings of 2026-09-01 lasted is not recorded, so nothing says whether those of
+    # 2026-10-20 started at once: only the confirmation is checked (30 days back from delivery).
+    history = (
+        Delivery("A6212", 30, D(2026, 9, 1), recurring=True),
+        Delivery("A6212", 30, D(2026, 10, 20), recurring=True, days_of_supply=2),
+    )
+    unknown = dressing(None)
+    assert codes(delivered_on(D(2026, 11, 5), unknown, confirmed=D(2026, 10, 6), supply_history=history)) == []
+    assert codes(delivered_on(D(2026, 11, 5), unknown, confirmed=D(2026, 10, 5), supply_history=history)) == [
+        "REFILL_CONFIRMATION_REQUIRED"
+    ]
+    assert supply_status(list(history), on=D(2026, 11, 5)) == [SupplyStatus("A6212", D(2026, 10, 20), 30, None, None)]
+
+
 # --- supply_status: what the patient card shows ------------------------------------------------------
+
+
+def test_supply_status_is_as_of_the_day_asked_about() -> None:
+    # A CPAP device (no usual maximum) delivered again after 2026-11-02 is not yet delivered that day.
+    history = [Delivery("E0601", 1, D(2026, 3, 2)), Delivery("E0601", 1, D(2026, 11, 20))]
+    assert supply_status(history, on=D(2026, 11, 2)) == [SupplyStatus("E0601", D(2026, 3, 2), 1, None, None)]
 
 
 def test_supply_status_counts_the_last_days_deliveries_and_a_new_run_from_the_renewal_day() -> None:
