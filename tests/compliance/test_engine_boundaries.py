@@ -59,6 +59,9 @@ def confirmed(day: D) -> tuple[AttachedArtifact, ...]:
 def test_an_unknown_patient_fails_the_written_order_check_even_with_a_name_and_mbi() -> None:
     stranger = PatientFacts(known=False, has_name=True, has_mbi=True, in_territory=True, state="MN")
     assert codes(order(patient=stranger)) == [("SWO_MISSING_BENEFICIARY", "hold")]
+    # Nor is a patient nobody knows said to be registered outside the territory.
+    elsewhere = dataclasses.replace(stranger, in_territory=False)
+    assert codes(order(patient=elsewhere)) == [("SWO_MISSING_BENEFICIARY", "hold")]
 
 
 @pytest.mark.parametrize(
