@@ -227,14 +227,14 @@ class BlindIndexField(models.CharField):
     """
 
     # Definition time, like EncryptedFieldMixin.__init__: not mutated.
-    def __init__(  # pragma: no mutate block
+    def __init__(
         self,
         *args: Any,
         sources: tuple[str, ...] = (),
         purpose: str = "",
         prefix_length: int | None = None,
         **kwargs: Any,
-    ) -> None:
+    ) -> None:  # pragma: no mutate block
         self.sources = tuple(sources)
         self.purpose = purpose
         self.prefix_length = prefix_length

@@ -115,3 +115,10 @@ def test_a_malformed_blind_index_key_is_refused(settings: Any, raw: str, message
 
     assert str(caught.value) == message
     assert raw not in _error_text(caught.value)
+
+
+def test_a_key_id_may_not_contain_a_colon(settings: Any) -> None:
+    # Tokens are "phi1:<key id>:<body>": a key id with a colon could never be found again.
+    error = _refused(settings, f"a:b:{b64(KEY_A)}")
+
+    assert str(error) == "PHI encryption key 'a' is not valid base64"

@@ -17,7 +17,7 @@ from django.db import connection, transaction
 from django.forms import modelform_factory
 
 from core import crypto
-from core.fields import EncryptedFieldMixin
+from core.fields import EncryptedCharField, EncryptedDateField, EncryptedFieldMixin
 from orders.models import Order
 from patients.models import Patient
 from tests.factories import PatientFactory, ProviderFactory, TerritoryFactory
@@ -103,8 +103,12 @@ def test_saving_a_row_sealed_with_an_older_key_seals_it_again_with_the_active_ke
 
 def test_values_are_sealed_as_their_text_form_bound_to_territory_and_field(north: Any) -> None:
     # Given a patient saved with a date of birth and an address
+    unsorted_address = {"state": "IL", "line1": "4417 Wisteria Lane", "city": "Fairviewton"}
     patient = PatientFactory.create(
-        provider=north.provider, territory=north.territory, date_of_birth=dt.date(1951, 11, 23), address=ADDRESS
+        provider=north.provider,
+        territory=north.territory,
+        date_of_birth=dt.date(1951, 11, 23),
+        address=unsorted_address,
     )
 
     # Then the columns open, with "<territory id>|<field>" as associated data, to ISO date and compact sorted JSON
@@ -114,7 +118,7 @@ def test_values_are_sealed_as_their_text_form_bound_to_territory_and_field(north
         )
 
     assert opened("date_of_birth") == "1951-11-23"
-    assert opened("address") == json.dumps(ADDRESS, sort_keys=True, separators=(",", ":"))
+    assert opened("address") == '{"city":"Fairviewton","line1":"4417 Wisteria Lane","state":"IL"}'
     assert opened("first_name") == patient.first_name
 
 
@@ -302,3 +306,32 @@ def test_encrypted_columns_are_unbounded_text_because_tokens_outgrow_max_length(
 def test_the_models_match_their_migrations(db: None) -> None:
     # Encrypted and blind index fields describe themselves (deconstruct) as their migrations recorded them.
     call_command("makemigrations", "--check", "--dry-run", stdout=io.StringIO())
+
+
+def test_fields_describe_their_territory_column_and_index_to_migrations() -> None:
+    # The default territory column is left out; another one is recorded
+    assert "territory_field" not in Patient._meta.get_field("first_name").deconstruct()[3]
+    clinic_bound = EncryptedCharField(max_length=10, territory_field="clinic")
+    assert clinic_bound.deconstruct()[3]["territory_field"] == "clinic"
+    assert clinic_bound.territory_attname == "clinic_id"
+    # A blind index records its sources, purpose and prefix length
+    kwargs = Patient._meta.get_field("first_name_prefix_index").deconstruct()[3]
+    assert (kwargs["sources"], kwargs["purpose"], kwargs["prefix_length"]) == (
+        ("first_name",),
+        "patient.first_name_prefix",
+        3,
+    )
+    assert "prefix_length" not in Patient._meta.get_field("first_name_index").deconstruct()[3]
+
+
+def test_form_fields_take_the_widgets_labels_and_blank_of_their_model_fields() -> None:
+    widgets: dict[str, Any] = {
+        name: forms.TextInput(attrs={"data-x": name}) for name in ("first_name", "date_of_birth", "address")
+    }
+    form = modelform_factory(Patient, fields=list(widgets), widgets=widgets, labels={"first_name": "Given name"})()
+
+    assert {name: form.fields[name].widget.attrs.get("data-x") for name in widgets} == {n: n for n in widgets}
+    assert form.fields["first_name"].label == "Given name"
+    optional_date = EncryptedDateField(blank=True)
+    optional_date.set_attributes_from_name("visit_date")
+    assert (optional_date.formfield().required, optional_date.formfield().label) == (False, "Visit date")
