@@ -125,6 +125,11 @@ class EncryptedFieldMixin(models.Field):
         return None if value is None else Sealed(value)
 
     def pre_save(self, model_instance: Any, add: bool) -> Any:
+        return self.sealed_value(model_instance)
+
+    def sealed_value(self, model_instance: Any) -> Sealed | None:
+        """The token the row stores for this field: the loaded token while it was never opened and is
+        under the active key and the same territory; otherwise the current value sealed afresh."""
         raw = model_instance.__dict__.get(self.attname)
         current_territory = getattr(model_instance, self.territory_attname)
         if (
@@ -153,7 +158,7 @@ class EncryptedFieldMixin(models.Field):
         """What serializers (dumpdata, ``django.core.serializers``) export: the sealed token the row
         stores (sealed afresh when the value was changed or opened), never the plaintext; None stays None.
         Dates reach serializers through here only with ``core.serializers`` (SERIALIZATION_MODULES)."""
-        token = self.pre_save(obj, add=False)
+        token = self.sealed_value(obj)
         return None if token is None else str(token)
 
 
