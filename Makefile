@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 # Test processes (pytest-xdist); each gets its own test database and Redis database.
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test lint typecheck migrations-check pytest worker beat clean
+.PHONY: run test lint typecheck migrations-check pytest mutate worker beat clean
 
 $(INSTALLED): requirements/lock.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -38,6 +38,11 @@ pytest: $(INSTALLED)
 	scripts/ensure_chromium.sh
 	$(BIN)/pytest -n $(PYTEST_WORKERS)
 
+# Mutation testing (slow; not part of `make test`): each file of [tool.mutmut.targets] in pyproject.toml
+# against its own tests. One file: `make mutate MUTATE_FILES=core/crypto.py`.
+mutate: $(INSTALLED)
+	$(BIN)/python scripts/mutate.py $(MUTATE_FILES)
+
 # With REDIS_URL set in .env: a real worker and the beat schedule (outbox sweep).
 worker: $(INSTALLED) .env
 	$(BIN)/celery -A config worker --loglevel=INFO
@@ -46,4 +51,4 @@ beat: $(INSTALLED) .env
 	$(BIN)/celery -A config beat --loglevel=INFO
 
 clean:
-	rm -rf $(VENV) db.sqlite3 media .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) db.sqlite3 media mutants .mypy_cache .ruff_cache .pytest_cache

@@ -325,6 +325,8 @@ CELERY_BEAT_SCHEDULE["stock-alerts-daily"] = {
     "schedule": crontab(hour=6, minute=0),
 }
 
+# dumpdata and django.core.serializers export encrypted fields as their sealed tokens (dates included).
+SERIALIZATION_MODULES = {fmt: f"core.serializers.{fmt}" for fmt in ("python", "json", "jsonl", "yaml")}
 # Compliance engine: the folder of rule files (TOML, see compliance/rules/README.md).
 COMPLIANCE_RULES_DIR = env("COMPLIANCE_RULES_DIR", default=str(BASE_DIR / "compliance" / "rules"))
 # Order attachments (WOPD, face-to-face notes, prior authorizations, CMNs): largest accepted file.

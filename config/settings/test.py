@@ -55,3 +55,7 @@ SERVICES = {
 PHARMACY_ALLOWED_LOCAL_HOSTS = ["localhost"]
 # Uploaded attachments go to a throwaway folder, never into the checkout.
 MEDIA_ROOT = tempfile.mkdtemp(prefix="medorder-test-media-")
+# Mutation testing (`make mutate`) runs hundreds of test sessions in a PostgreSQL database of its own,
+# created once by scripts/mutate.py and reused by each session: never the one `make test` uses.
+if os.environ.get("MUTATION_TESTING") == "1" and SERVICES["postgres"]:
+    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_mutmut"}
