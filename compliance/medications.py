@@ -95,22 +95,11 @@ class RecognisedEntry:
     def classes(self) -> frozenset[str]:
         return frozenset(drug_class for entry in self.entries for drug_class in entry.classes)
 
-    def as_dict(self) -> dict[str, Any]:
-        """For the patient API: the text, then each recognised ingredient with its RXCUI and classes."""
-        return {
-            "text": self.text,
-            "recognised": [
-                {"ingredient": entry.id, "label": entry.label, "rxcui": entry.rxcui, "classes": list(entry.classes)}
-                for entry in self.entries
-            ],
-        }
-
 
 class MedicationTable:
     """The ``[[medication_names]]`` table of a medication safety rule set, indexed for matching."""
 
     def __init__(self, entries: Iterable[Mapping[str, Any]]) -> None:
-        self.entries: dict[str, MedicationEntry] = {}
         self._by_name: dict[tuple[str, ...], list[MedicationEntry]] = {}
         self._by_product: dict[str, MedicationEntry] = {}
         for raw in entries:
@@ -121,7 +110,6 @@ class MedicationTable:
                 classes=tuple(raw.get("classes", ())),
                 rxnorm_products=tuple(raw.get("rxnorm_products", ())),
             )
-            self.entries[entry.id] = entry
             for name in raw.get("names", ()):
                 words = normalise(name)
                 if words:

@@ -90,7 +90,8 @@ def test_the_table_maps_names_to_ingredients_rxcuis_and_classes() -> None:
         "insulin_glargine",
     ]
     assert [e.id for e in table.recognise("insulin glargine 10 u qhs").entries] == ["insulin_glargine"]
-    assert table.recognise("sulfa").as_dict() == {"text": "sulfa", "recognised": []}
+    sulfa = table.recognise("sulfa")
+    assert (sulfa.text, sulfa.entries, sulfa.recognised) == ("sulfa", (), False)
 
 
 def test_entries_the_table_does_not_recognise_are_listed_when_a_medication_is_ordered() -> None:

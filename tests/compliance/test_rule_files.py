@@ -3,6 +3,7 @@ names table reads free text the same way everywhere (``normalise``, ``Medication
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import shutil
 from pathlib import Path
@@ -294,6 +295,22 @@ def test_an_entry_without_a_label_or_rxcui_is_labelled_by_its_id() -> None:
     assert (entry.label, entry.rxcui, entry.classes) == ("minoxidil", None, ())
     assert table.product("197986") is None
     assert table.names() == {("loniten",): [entry]}
+
+
+def test_an_entry_keeps_its_label() -> None:
+    table = MedicationTable([{"id": "isosorbide_mononitrate", "label": "isosorbide mononitrate", "names": ["ismn"]}])
+    assert [entry.label for entry in table.recognise("ISMN 30 mg").entries] == ["isosorbide mononitrate"]
+
+
+def test_a_name_after_an_unrecognised_word_is_read(table: MedicationTable) -> None:
+    assert ingredients(table, "aspirin imdur") == ["isosorbide_mononitrate"]
+    assert ingredients(table, "aspirin lisinopril NTG") == ["nitroglycerin"]
+
+
+def test_an_empty_table_or_a_rule_set_without_one_recognises_nothing() -> None:
+    assert MedicationTable([]).recognise("Imdur 60 mg").entries == ()
+    without = dataclasses.replace(load_rule_sets()["medication_safety"], tables={})
+    assert medication_table(without).recognise("Imdur 60 mg").entries == ()
 
 
 def test_blank_entries_are_not_read_and_a_class_is_found_in_any_entry(table: MedicationTable) -> None:
