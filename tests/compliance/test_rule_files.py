@@ -6,10 +6,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import shutil
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 
 from compliance.medications import MedicationTable, medication_table, normalise
 from compliance.rulebook import RuleFileError, load_rule_sets
@@ -166,6 +168,70 @@ def test_an_edited_rule_file_is_read_again(rules: Path) -> None:
     assert load_rule_sets(rules)["standard_written_order"].version == "2020-01-01.2"
 
 
+def test_a_loaded_rule_set_keeps_its_name_title_sources_settings_and_tables() -> None:
+    rule_sets = load_rule_sets()
+    f2f = rule_sets["f2f_wopd"]
+    with (Path(settings.COMPLIANCE_RULES_DIR) / "f2f_wopd.toml").open("rb") as handle:
+        written = tomllib.load(handle)
+    assert (f2f.name, f2f.title) == ("f2f_wopd", written["title"])
+    assert f2f.settings == {
+        "rule_set": "f2f_wopd",
+        "version": written["version"],
+        "title": written["title"],
+        "f2f_window_months": 6,
+    }
+    assert f2f.tables == {}
+    assert [source.cite() for source in f2f.sources.values()] == [
+        {"id": entry["id"], "title": entry["title"], "url": entry["url"]} for entry in written["sources"]
+    ]
+    first = f2f.rows[0]
+    assert (first.rule_set, first.index, first.source.id) == ("f2f_wopd", 1, "87FR2051")
+    assert (first.get("states"), first.get("states", "nationwide")) == (None, "nationwide")
+    assert set(rule_sets["medication_safety"].tables) == {"drug_classes", "medication_names", "conditions"}
+
+
+def test_a_file_without_sources_is_refused_at_its_first_row(rules: Path) -> None:
+    message = refusal(rules, SWO, "[[sources]]", "[[retired_sources]]", count=-1)
+    assert message == "standard_written_order.toml row 1: source '42CFR410.38' is not among the file's sources"
+
+
+def test_every_bad_code_of_a_row_is_named(rules: Path) -> None:
+    message = refusal(rules, "f2f_wopd.toml", 'codes = ["L0648", "L0650",', 'codes = ["L064", "L0650", "K08",')
+    assert message == "f2f_wopd.toml row 2: not HCPCS Level II codes: L064, K08"
+
+
+def test_a_row_ending_on_the_day_another_for_the_same_code_starts_overlaps_it(rules: Path) -> None:
+    # L1833's row 3 starts on 2022-04-13; a later row ending that very day shares it.
+    row = 'codes = ["L1833"]\neffective_from = 2020-01-01\neffective_to = 2022-04-13\nsource = "87FR2051"\n'
+    path = appended(rules, "f2f_wopd.toml", row)
+    with pytest.raises(RuleFileError) as raised:
+        load_rule_sets(rules)
+    assert str(raised.value) == "f2f_wopd.toml: rows 3 and 7 are both in force for L1833 on one day"
+    path.write_text(path.read_text().replace("effective_to = 2022-04-13", "effective_to = 2022-04-12"))
+    assert len(load_rule_sets(rules)["f2f_wopd"].rows) == 7
+
+
+def test_usual_maximums_for_one_code_overlap_only_for_the_same_patients(rules: Path) -> None:
+    path = rules / "quantity_limits.toml"
+    limit = '\n[[limits]]\nid = "{id}"\ncodes = ["E1399"]\nquantity = 1\nperiod_months = 1\nwhen = "{when}"\n'
+    limit += 'effective_from = 2024-01-01\nsource = "L33822"\n'
+    original = path.read_text()
+    path.write_text(
+        original + limit.format(id="a", when="insulin_treated") + limit.format(id="b", when="not_insulin_treated")
+    )
+    rows = load_rule_sets(rules)["quantity_limits"].rows
+    assert [row.get("when") for row in rows[-2:]] == ["insulin_treated", "not_insulin_treated"]
+    path.write_text(
+        original + limit.format(id="a", when="insulin_treated") + limit.format(id="b", when="insulin_treated")
+    )
+    with pytest.raises(RuleFileError) as raised:
+        load_rule_sets(rules)
+    assert (
+        str(raised.value)
+        == f"quantity_limits.toml: rows {len(rows) - 1} and {len(rows)} are both in force for E1399 on one day"
+    )
+
+
 MEDICATIONS = "medication_safety.toml"
 
 
@@ -214,6 +280,16 @@ MEDICATIONS = "medication_safety.toml"
             "medication_safety.toml medication_names entry 2 (tadalafil): names must be a non-empty list of names",
         ),
         (
+            'id = "tadalafil"\nlabel',
+            'id = ""\nlabel',
+            "medication_safety.toml medication_names entry 2: id must be a unique slug",
+        ),
+        (
+            'classes = ["pde5_inhibitor"]\nnames = ["tadalafil"',
+            'classes = ["pde5", "pde_5"]\nnames = ["tadalafil"',
+            "medication_safety.toml medication_names entry 2 (tadalafil): unknown drug classes pde5, pde_5",
+        ),
+        (
             'rxcui = "358263"',
             'rxcui = "RX358263"',
             "medication_safety.toml medication_names entry 2 (tadalafil): rxcui must be digits",
@@ -230,6 +306,35 @@ def test_a_medication_safety_file_naming_unknown_things_is_refused(
     rules: Path, old: str, new: str, message: str
 ) -> None:
     assert refusal(rules, MEDICATIONS, old, new) == message
+
+
+def test_a_medication_file_without_conditions_or_classes_is_refused_at_the_rows_naming_them(rules: Path) -> None:
+    message = refusal(rules, MEDICATIONS, "[[conditions]]", "[[retired_conditions]]", count=-1)
+    assert message == "medication_safety.toml row 6: unknown condition 'medullary_thyroid_carcinoma'"
+
+
+def test_every_condition_the_intake_does_not_know_is_named(rules: Path) -> None:
+    path = rules / MEDICATIONS
+    text = path.read_text().replace('id = "pheochromocytoma"', 'id = "adrenal_tumour"', 1)
+    path.write_text(text)
+    message = refusal(rules, MEDICATIONS, 'id = "men2"\nlabel', 'id = "men_two"\nlabel')
+    assert message == "medication_safety.toml: conditions not in the patient intake's list: adrenal_tumour, men_two"
+
+
+def test_a_medication_file_without_classes_is_refused(rules: Path) -> None:
+    message = refusal(rules, MEDICATIONS, "[[drug_classes]]", "[[retired_classes]]", count=-1)
+    assert message.startswith("medication_safety.toml ")
+    assert "unknown drug class" in message
+
+
+def test_a_medication_file_without_a_names_table_or_an_entry_without_classes_loads(rules: Path) -> None:
+    path = rules / MEDICATIONS
+    text = path.read_text()
+    path.write_text(text.replace('classes = ["pde5_inhibitor"]\nnames = ["tadalafil"', 'names = ["tadalafil"', 1))
+    tadalafil = medication_table(load_rule_sets(rules)["medication_safety"]).recognise("cialis").entries
+    assert [(entry.id, entry.classes) for entry in tadalafil] == [("tadalafil", ())]
+    path.write_text(text.replace("[[medication_names]]", "[[retired_names]]"))
+    assert "medication_names" not in load_rule_sets(rules)["medication_safety"].tables
 
 
 # --- reading recorded medications ---------------------------------------------------------------------
