@@ -152,7 +152,6 @@ class _Checker:
         # service on or after their effective date (Noridian JD, "Updates to Prior Authorization and
         # F2F/WOPD Required Lists - Effective August 12, 2024"; see f2f_wopd.toml).
         self.date_of_service = facts.delivered_on or facts.requested_date or self.order_date
-        self.delivery_date = self.date_of_service  # the same date, under the name the supply checks use
         self.findings: list[Finding] = []
         self.artifact_dates: dict[str, list[dt.date | None]] = {}
         for artifact in facts.artifacts:
@@ -449,11 +448,11 @@ class _Checker:
         lasting ``days_of_supply`` days per unit.
         """
         limits = self.rules["quantity_limits"]
-        refill_rows = self.rules["refills"].rows_in_force(self.delivery_date)
+        refill_rows = self.rules["refills"].rows_in_force(self.date_of_service)
         refill = refill_rows[0] if refill_rows else None
         pools: dict[int, tuple[Row, list[ItemFacts]]] = {}
         for row in quantity_limit_rows(
-            self.rules, self.facts.diagnosis_codes, self.delivery_date, self.facts.patient.medications
+            self.rules, self.facts.diagnosis_codes, self.date_of_service, self.facts.patient.medications
         ):
             for item in self.coded_items():
                 if item.hcpcs in row.codes:
@@ -464,7 +463,7 @@ class _Checker:
             limited.update(row.codes)
             self._quantity_limit(allowance, items, early_days=_early_days(refill))
             if refill is not None:
-                history = _pooled_history(self.facts.supply_history, row.codes, on=self.delivery_date)
+                history = _pooled_history(self.facts.supply_history, row.codes, on=self.date_of_service)
                 self._refill(refill, items, history, lasts=allowance.lasts)
         if refill is None:
             return
@@ -474,7 +473,7 @@ class _Checker:
                 recurring.setdefault(item.hcpcs or "", []).append(item)
         for code, items in recurring.items():
             days = next((item.days_of_supply for item in items if item.days_of_supply), None)
-            history, known = _days_history(self.facts.supply_history, code, on=self.delivery_date, default_days=days)
+            history, known = _days_history(self.facts.supply_history, code, on=self.date_of_service, default_days=days)
             self._refill(refill, items, history, lasts=_lasts_days if known else None)
 
     def _quantity_limit(self, allowance: UsualMaximum, items: list[ItemFacts], *, early_days: int) -> None:
@@ -484,7 +483,7 @@ class _Checker:
             deliveries=self.facts.supply_history,
             open_orders=self.facts.open_orders,
             ordered=ordered,
-            on=self.delivery_date,
+            on=self.date_of_service,
             early_days=early_days,
         )
         if excess is None:
@@ -495,7 +494,7 @@ class _Checker:
         period = _plural(allowance.period_months, "month")
         step = excess.step
         parts = _and(
-            ([f"{ordered} ordered"] if step.day == self.delivery_date else [])
+            ([f"{ordered} ordered"] if step.day == self.date_of_service else [])
             + ([f"{excess.delivered_that_day} delivered"] if excess.delivered_that_day else [])
             + (
                 [f"{excess.pending_that_day} on open orders ({', '.join(excess.orders_that_day)})"]
@@ -512,7 +511,7 @@ class _Checker:
         else:
             before = _and(
                 (["delivered"] if excess.delivered_before else [])
-                + ([f"ordered for {_fmt(self.delivery_date)}"] if step.day != self.delivery_date else [])
+                + ([f"ordered for {_fmt(self.date_of_service)}"] if step.day != self.date_of_service else [])
                 + ([f"on open orders ({', '.join(excess.orders_before)})"] if excess.orders_before else [])
             )
             runs_out = step.runs_out_before or step.day
@@ -558,12 +557,12 @@ class _Checker:
             steps = supply_timeline(history, lasts)
             last_day, supply_end = steps[-1].day, steps[-1].lasts_until
             earliest = supply_end - dt.timedelta(days=_early_days(refill))
-            if self.delivery_date < earliest:
+            if self.date_of_service < earliest:
                 self.add(
                     "REFILL_TOO_EARLY",
                     Severity.HOLD,
                     f"{codes}: the supply delivered on {_fmt(last_day)} lasts until {_fmt(supply_end)}; a refill may"
-                    f" be delivered from {_fmt(earliest)}, not on {_fmt(self.delivery_date)}.",
+                    f" be delivered from {_fmt(earliest)}, not on {_fmt(self.date_of_service)}.",
                     rule="refills",
                     source=refill.source,
                     field="requested_date",
@@ -572,15 +571,15 @@ class _Checker:
         # Before 2024 the contact window counted back from delivery; since CMS-1780-F it counts back
         # from the expected end of the current supply (the row's contact_anchor says which).
         by_end = refill.get("contact_anchor") == "expected_end_of_supply" and supply_end is not None
-        anchor = supply_end if by_end and supply_end is not None else self.delivery_date
+        anchor = supply_end if by_end and supply_end is not None else self.date_of_service
         window_start = anchor - dt.timedelta(days=int(refill["contact_no_sooner_than_days"]))
         confirmations = self.artifact_dates.get(ArtifactType.PATIENT_REFILL_CONFIRMATION, [])
-        if not any(d is not None and window_start <= d <= self.delivery_date for d in confirmations):
+        if not any(d is not None and window_start <= d <= self.date_of_service for d in confirmations):
             self.add(
                 "REFILL_CONFIRMATION_REQUIRED",
                 Severity.HOLD,
                 f"{codes} is a refill: the patient must confirm the need on or after {_fmt(window_start)} and"
-                f" before delivery on {_fmt(self.delivery_date)}.",
+                f" before delivery on {_fmt(self.date_of_service)}.",
                 rule="refills",
                 source=refill.source,
                 artifacts=[ArtifactType.PATIENT_REFILL_CONFIRMATION],

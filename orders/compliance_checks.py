@@ -310,14 +310,8 @@ def patient_allergies(patient: Patient | None) -> tuple[str, ...]:
 
 
 def _recorded_texts(entries: Any) -> tuple[str, ...]:
-    """A list of recorded entries as text: strings as they are, and a {"text": ...} entry by its
-    text (so coded entries written by a later intake stay readable); blanks are left out."""
-    texts = []
-    for entry in entries or ():
-        text = entry.get("text") if isinstance(entry, dict) else entry
-        if isinstance(text, str) and text.strip():
-            texts.append(text)
-    return tuple(texts)
+    """A recorded list (strings, as the intake validates them) without its blank entries."""
+    return tuple(entry for entry in entries or () if isinstance(entry, str) and entry.strip())
 
 
 def _provider_facts(provider: Provider | None, territory_id: Any, on: dt.date) -> ProviderFacts:
