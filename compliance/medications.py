@@ -97,7 +97,10 @@ class RecognisedEntry:
 
 
 class MedicationTable:
-    """The ``[[medication_names]]`` table of a medication safety rule set, indexed for matching."""
+    """The ``[[medication_names]]`` table of a medication safety rule set, indexed for matching.
+
+    ``entries`` as the rule book checks them: each has an ``id`` and a non-empty list of ``names``.
+    """
 
     def __init__(self, entries: Iterable[Mapping[str, Any]]) -> None:
         self._by_name: dict[tuple[str, ...], list[MedicationEntry]] = {}
@@ -110,7 +113,7 @@ class MedicationTable:
                 classes=tuple(raw.get("classes", ())),
                 rxnorm_products=tuple(raw.get("rxnorm_products", ())),
             )
-            for name in raw.get("names", ()):
+            for name in raw["names"]:
                 words = normalise(name)
                 if words:
                     self._by_name.setdefault(words, []).append(entry)
