@@ -7,6 +7,7 @@ against a local S3 server (moto over HTTP, tests/storage/s3_server.py).
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import re
 import time
@@ -24,9 +25,11 @@ from django.test import Client
 
 from accounts.models import User
 from core.models import AccessRecord
-from orders.models import Attachment, Order
+from orders.models import SIGNATURE_ARTIFACT, Attachment, DraftDocument, Order
 from tests.conftest import World
 from tests.orders.reviews import PDF, needs_review_order
+from tests.portal.test_order_decisions import signature_png
+from tests.portal.test_wizard import start, url, walk
 
 from .s3_server import ACCESS_KEY_ID, LocalS3Server
 
@@ -201,3 +204,58 @@ def test_a_document_missing_from_the_bucket_is_404_not_an_address(
 
     assert response.status_code == 404
     assert not response.has_header("Location")
+
+
+def test_a_wizard_document_goes_to_the_bucket_and_becomes_the_orders_attachment_with_the_signature(
+    north: World, use_s3: Callable[..., str], s3_client: Any
+) -> None:
+    bucket = use_s3()
+    client = signed_in(north.doctor)
+    draft = start(client, north)
+    client.post(
+        url(draft, "documents"),
+        {"action": "upload", "artifact_type": "CMN", "file": SimpleUploadedFile("c.pdf", PDF, "application/pdf")},
+    )
+    document = DraftDocument.objects.get()
+    assert document.file.name == f"drafts/{north.territory.pk}/{draft.pk}/{document.pk}"
+    assert s3_client.head_object(Bucket=bucket, Key=document.file.name)["ServerSideEncryption"] == "AES256"
+    walk(client, north, draft, sku=north.product.sku)
+    png = signature_png()
+    signature = "data:image/png;base64," + base64.b64encode(png).decode()
+
+    submitted = client.post(url(draft, "review"), {"action": "submit", "sign": "on", "signature": signature})
+
+    order = Order.objects.get()
+    assert submitted["Location"] == f"/portal/orders/{order.pk}/"
+    stored = {attachment.artifact_type: attachment for attachment in Attachment.objects.filter(order=order)}
+    assert sorted(stored) == ["CMN", SIGNATURE_ARTIFACT]
+    keys = sorted(item["Key"] for item in s3_client.list_objects_v2(Bucket=bucket)["Contents"])
+    assert f"attachments/{north.territory.pk}/{order.pk}/{stored['CMN'].pk}" in keys
+    assert f"attachments/{north.territory.pk}/{order.pk}/{stored[SIGNATURE_ARTIFACT].pk}" in keys
+    for attachment in stored.values():
+        assert s3_client.head_object(Bucket=bucket, Key=attachment.file.name)["ServerSideEncryption"] == "AES256"
+    assert s3_client.get_object(Bucket=bucket, Key=stored["CMN"].file.name)["Body"].read() == PDF
+    assert s3_client.get_object(Bucket=bucket, Key=stored[SIGNATURE_ARTIFACT].file.name)["Body"].read() == png
+
+    # The written order reads the drawn signature back from the bucket.
+    written = client.get(f"/portal/orders/{order.pk}/written-order.pdf")
+    assert written.status_code == 200
+    assert b"/Subtype /Image" in written.content
+
+
+def test_discarding_a_draft_deletes_its_document_from_the_bucket(
+    north: World, use_s3: Callable[..., str], s3_client: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    bucket = use_s3()
+    client = signed_in(north.doctor)
+    draft = start(client, north)
+    client.post(
+        url(draft, "documents"),
+        {"action": "upload", "artifact_type": "CMN", "file": SimpleUploadedFile("c.pdf", PDF, "application/pdf")},
+    )
+    assert s3_client.list_objects_v2(Bucket=bucket)["KeyCount"] == 1
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(f"/portal/drafts/{draft.pk}/discard")
+
+    assert s3_client.list_objects_v2(Bucket=bucket)["KeyCount"] == 0
