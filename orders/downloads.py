@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect
+from django.http import FileResponse, Http404, HttpResponseRedirect
+from django.http.response import HttpResponseBase
 
 from core.storage import serves_signed_urls, signed_download_url
 
@@ -17,7 +18,7 @@ def attachment_filename(attachment: Attachment) -> str:
     return f"{attachment.order.reference}-{attachment.artifact_type.lower()}-{str(attachment.pk)[:8]}.{extension}"
 
 
-def attachment_download(attachment: Attachment) -> HttpResponse:
+def attachment_download(attachment: Attachment) -> HttpResponseBase:
     """The document as a download (``Content-Disposition: attachment``) under ``attachment_filename``,
     so no uploaded content is rendered in the site's origin. Http404 when the stored file is missing.
     The caller has checked the reader's permission and recorded the access.

@@ -431,7 +431,7 @@ def _refusal_text(error: DomainError) -> str:
 
 
 @portal_view
-def attachment_open(request: HttpRequest, pk: Any, attachment_pk: Any) -> HttpResponse:
+def attachment_open(request: HttpRequest, pk: Any, attachment_pk: Any) -> HttpResponseBase:
     """Download one of the order's documents (``attachment_download``): for readers of the order's PHI
     only (404 for anyone else, as for an order that does not exist), recorded as an access."""
     try:
