@@ -4,12 +4,16 @@ a bucket on the local S3 server, and a local folder."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from django.core.files.storage import FileSystemStorage, storages
+from django.test import RequestFactory
 from health_check.exceptions import ServiceUnavailable
+from health_check.views import HealthCheckView
 
 from config.settings.file_storage import file_storage
 from core.health import FileStorageCheck
@@ -77,3 +81,22 @@ def test_a_local_media_folder_is_ready_while_it_exists(settings: Any, tmp_path: 
     error = check_error(FileStorageCheck())
     assert isinstance(error, ServiceUnavailable)
     assert error.message == "The media folder does not exist."
+
+
+def test_the_check_in_django_health_checks_view_answers_500_with_its_reason_when_the_bucket_is_gone(
+    use_s3: Callable[..., str], s3_client: Any
+) -> None:
+    """How ``/health/ready`` lists it: ``HealthCheckView.as_view(checks=[..., "core.health.FileStorageCheck"])``."""
+    bucket = use_s3()
+    view = HealthCheckView.as_view(checks=["core.health.FileStorageCheck"])
+    request = RequestFactory().get("/health/ready", HTTP_ACCEPT="application/json")
+
+    ready = async_to_sync(view)(request)
+    s3_client.delete_bucket(Bucket=bucket)
+    gone = async_to_sync(view)(request)
+
+    assert (ready.status_code, json.loads(ready.content)) == (200, {"FileStorageCheck(alias='default')": "OK"})
+    assert (gone.status_code, json.loads(gone.content)) == (
+        500,
+        {"FileStorageCheck(alias='default')": "Unavailable: The file bucket refused the check (404)."},
+    )
