@@ -80,13 +80,20 @@ class PresignedRequestCheck:
         return [body]
 
 
+class QuietRequestHandler(MotoRequestHandler):
+    """moto's request handler without a log line per request (the presigned addresses need not fill test logs)."""
+
+    def log_request(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
 class LocalS3Server:
     """moto's S3 application, served on 127.0.0.1 at a free port in a thread, behind ``PresignedRequestCheck``."""
 
     def __init__(self) -> None:
         app = PresignedRequestCheck(DomainDispatcherApplication(create_backend_app))
         self._server: BaseWSGIServer = make_server(
-            "127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler
+            "127.0.0.1", 0, app, threaded=True, request_handler=QuietRequestHandler
         )
         self._thread = Thread(target=self._server.serve_forever, daemon=True)
 
