@@ -23,7 +23,7 @@ def serves_signed_urls(storage: Storage) -> bool:
 
 
 def signed_download_url(*, storage: Storage, name: str, filename: str, content_type: str) -> str:
-    """A signed address that downloads the object ``name`` for ``settings``' short lifetime
+    """A signed address that downloads the object ``name`` for the storage's short lifetime
     (``AWS_QUERYSTRING_EXPIRE``) as an attachment called ``filename`` of type ``content_type``.
 
     The address carries the object key, the download name and the signature, so neither may hold

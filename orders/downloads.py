@@ -24,8 +24,9 @@ def attachment_download(attachment: Attachment) -> HttpResponseBase:
     The caller has checked the reader's permission and recorded the access.
 
     On S3 (``core.storage.serves_signed_urls``) the answer is a redirect to a signed address of the
-    object that expires within a minute and names the same download name and type; the bytes come
-    from the bucket, on its own origin. On local storage the bytes are streamed here, with ``nosniff``.
+    object that expires after ``AWS_QUERYSTRING_EXPIRE`` seconds (60 by default) and names the same
+    download name and type; the bytes come from the bucket, on its own origin. On local storage the
+    bytes are streamed here, with ``nosniff``.
     """
     storage = attachment.file.storage
     name = attachment.file.name or ""

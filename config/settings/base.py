@@ -102,10 +102,11 @@ DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE",
 # (core.db_routers.reading_from_replica); every write, every read inside a transaction and every other
 # read stay on the primary ("default"), and migrations run on the primary only. Without it, the
 # replica alias resolves to "default".
-DATABASE_REPLICA_URL = env("DATABASE_REPLICA_URL", default="")
-DATABASE_REPLICA_ALIAS = "replica" if DATABASE_REPLICA_URL else ""
-if DATABASE_REPLICA_URL:
-    DATABASES["replica"] = env.db_url_config(DATABASE_REPLICA_URL)
+# (The URL holds a password: read into a lower-case name, so it is no setting a debug page would list.)
+_replica_url = env("DATABASE_REPLICA_URL", default="")
+DATABASE_REPLICA_ALIAS = "replica" if _replica_url else ""
+if _replica_url:
+    DATABASES["replica"] = env.db_url_config(_replica_url)
     DATABASES["replica"]["ATOMIC_REQUESTS"] = False
     DATABASES["replica"].setdefault("CONN_MAX_AGE", DATABASES["default"]["CONN_MAX_AGE"])
     # Tests never create a database on the replica's server: it stands for the primary there.
