@@ -4,7 +4,8 @@ Without `AWS_STORAGE_BUCKET_NAME` the files stay in the local media folder (`MED
 they go to that S3 (or S3-compatible) bucket through django-storages, and every object is:
 
 - encrypted at rest by the server: `AES256`, or `aws:kms` with the key `AWS_S3_KMS_KEY_ID` when one is given;
-- private (canned ACL `private`; the bucket should also block public access): only signed requests read it;
+- private (canned ACL `private`, or none with `AWS_DEFAULT_ACL=` empty for a bucket whose ACLs are disabled;
+  the bucket should also block public access): only signed requests read it;
 - never overwritten (a name in use gets a suffix; attachment keys are ids, so none is ever reused);
 - downloaded through a signed URL that expires after `AWS_QUERYSTRING_EXPIRE` seconds (default 60),
   handed out only by the views that check the reader's permission and record the access.
@@ -55,7 +56,7 @@ def file_storage(environ: Mapping[str, str]) -> dict[str, Any]:
             "bucket_name": bucket,
             "endpoint_url": environ.get("AWS_S3_ENDPOINT_URL", "") or None,
             "region_name": environ.get("AWS_S3_REGION_NAME", "") or None,
-            "default_acl": "private",
+            "default_acl": environ.get("AWS_DEFAULT_ACL", "private") or None,
             "file_overwrite": False,
             "object_parameters": encryption,
             "querystring_auth": True,

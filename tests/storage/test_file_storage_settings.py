@@ -62,6 +62,11 @@ def test_a_kms_key_an_endpoint_a_lifetime_and_an_addressing_style_are_taken_from
     }
     assert (options["endpoint_url"], options["querystring_expire"]) == ("https://s3.example.net", 30)
     assert options["client_config"].s3 == {"addressing_style": "path"}
+    assert options["default_acl"] == "private"
+    assert (
+        file_storage({"AWS_STORAGE_BUCKET_NAME": "clinic-files", "AWS_DEFAULT_ACL": ""})["OPTIONS"]["default_acl"]
+        is None
+    )
 
 
 @pytest.mark.parametrize("expire", ["0", "-5", "soon", "1.5"])
