@@ -41,6 +41,7 @@ from import_export.formats.base_formats import CSV
 
 from core.admin import ReadOnlyAdmin, ReadOnlyInline
 from core.admin_reports import Report, ReportColumn, ReportRow, render_report, wants_csv
+from core.db_routers import reading_from_replica
 from core.exceptions import PermissionDenied as DomainPermissionDenied
 from core.exceptions import ValidationFailed
 from core.templatetags.money import money
@@ -103,6 +104,12 @@ class CsvImportExportMixin(ImportExportMixin):
             return HttpResponseRedirect(reverse(f"admin:{app_label}_{model_name}_import"))
         response: HttpResponse = super().process_result(result, request)
         return response
+
+    def get_data_for_export(self, request: HttpRequest, queryset: Any, **kwargs: Any) -> Any:
+        """The exported rows, read from the read replica when there is one (an export may lag the primary).
+        The permission to export was checked before, on the primary."""
+        with reading_from_replica():
+            return super().get_data_for_export(request, queryset, **kwargs)
 
     def get_export_filename(self, request: HttpRequest, queryset: Any, file_format: Any) -> str:
         return f"{self.export_file_stem}-{timezone.localdate().isoformat()}.{file_format.get_extension()}"

@@ -8,6 +8,7 @@ from typing import Any
 from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 
+from core.db_routers import reading_from_replica
 from core.exceptions import NotFound
 
 from .models import (
@@ -226,12 +227,16 @@ def low_stock_report(*, today: dt.date) -> list[LowStockRow]:
 
     Available stock is ``available_quantities`` (unexpired, unreserved units in active warehouses)
     on ``today``; on order is the units on open restock purchase orders. The same condition as the
-    daily low-stock alert. ``vendor`` is the vendor's name, empty when the product has none. Three queries.
+    daily low-stock alert. ``vendor`` is the vendor's name, empty when the product has none. Three queries,
+    on the read replica when there is one (a report may lag the primary by the replica's delay).
     """
-    products = list(Product.objects.filter(active=True, reorder_point__gt=0).select_related("vendor").order_by("sku"))
-    available = available_quantities(product_ids=[product.pk for product in products], today=today)
-    low = [product for product in products if available[product.pk] <= product.reorder_point]
-    on_order = on_order_quantities(product_ids=[product.pk for product in low])
+    with reading_from_replica():
+        products = list(
+            Product.objects.filter(active=True, reorder_point__gt=0).select_related("vendor").order_by("sku")
+        )
+        available = available_quantities(product_ids=[product.pk for product in products], today=today)
+        low = [product for product in products if available[product.pk] <= product.reorder_point]
+        on_order = on_order_quantities(product_ids=[product.pk for product in low])
     return [
         LowStockRow(
             product_id=product.pk,
@@ -273,17 +278,19 @@ def expiring_lots_report(*, today: dt.date, days: int) -> list[ExpiringLotRow]:
     already expired ones included, soonest first (then SKU, warehouse code, lot number).
 
     A lot expiring today has ``days_left`` 0 and is still usable; ``warehouse`` is the warehouse's
-    code. The same lots as the daily expiring-lot alert with a window of ``days``. One query.
+    code. The same lots as the daily expiring-lot alert with a window of ``days``. One query, on the read
+    replica when there is one.
     """
-    lots = (
-        Lot.objects.filter(
-            quantity_on_hand__gt=0,
-            expiration_date__lte=today + dt.timedelta(days=days),
-            warehouse__active=True,
+    with reading_from_replica():
+        lots = list(
+            Lot.objects.filter(
+                quantity_on_hand__gt=0,
+                expiration_date__lte=today + dt.timedelta(days=days),
+                warehouse__active=True,
+            )
+            .select_related("product", "warehouse")
+            .order_by("expiration_date", "product__sku", "warehouse__code", "lot_number")
         )
-        .select_related("product", "warehouse")
-        .order_by("expiration_date", "product__sku", "warehouse__code", "lot_number")
-    )
     return [
         ExpiringLotRow(
             lot_id=lot.pk,

@@ -19,7 +19,8 @@ from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http.response import HttpResponseBase
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
@@ -534,7 +535,7 @@ class OrderAdmin(ScopedHistoryMixin, PHIAccessAdmin, TerritoryScopedAdmin, Simpl
         }
         return TemplateResponse(request, "admin/orders/order/attach.html", context)
 
-    def attachment_view(self, request: HttpRequest, object_id: str, attachment_id: str) -> FileResponse:
+    def attachment_view(self, request: HttpRequest, object_id: str, attachment_id: str) -> HttpResponseBase:
         """Open an attachment of an order the user may see (recorded as a PHI read).
 
         Needs ``view_phi`` and a role allowed to view attachments in the order's territory; 404 otherwise.

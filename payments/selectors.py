@@ -10,6 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Exists, Min, OuterRef, Q
 
+from core.db_routers import reading_from_replica
 from orders.models import Order, OrderStatus
 from patients.models import PayerType
 
@@ -40,8 +41,14 @@ def reconciliation_mismatches(*, now: dt.datetime, territory_ids: Iterable[Any] 
     - an order still awaiting payment longer than a link's lifetime (``PAYMENT_LINK_TTL_HOURS``)
       with no payment link still valid.
 
-    ``territory_ids`` limits it to those territories (None: every territory).
+    ``territory_ids`` limits it to those territories (None: every territory). Read from the read replica
+    when there is one (a report: a payment made in the last moments may show up on the next run).
     """
+    with reading_from_replica():
+        return _reconciliation_mismatches(now=now, territory_ids=territory_ids)
+
+
+def _reconciliation_mismatches(*, now: dt.datetime, territory_ids: Iterable[Any] | None) -> list[Mismatch]:
     orders = Order.objects.all() if territory_ids is None else Order.objects.filter(territory_id__in=territory_ids)
     payments = Payment.objects.filter(order__in=orders)
     rows: list[Mismatch] = []

@@ -6,12 +6,15 @@ tasks executed eagerly, local file storage and the console email backend. Settin
 `DATABASE_URL` and `REDIS_URL` switches to PostgreSQL and a real Celery broker and result store.
 """
 
+import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import environ
 from celery.schedules import crontab
+
+from .file_storage import file_storage
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -95,6 +98,20 @@ DATABASES = {
 }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=0))
+# A read replica (seed 003): with DATABASE_REPLICA_URL, reports, exports and analytics read from it
+# (core.db_routers.reading_from_replica); every write, every read inside a transaction and every other
+# read stay on the primary ("default"), and migrations run on the primary only. Without it, the
+# replica alias resolves to "default".
+# (The URL holds a password: read into a lower-case name, so it is no setting a debug page would list.)
+_replica_url = env("DATABASE_REPLICA_URL", default="")
+DATABASE_REPLICA_ALIAS = "replica" if _replica_url else ""
+if _replica_url:
+    DATABASES["replica"] = env.db_url_config(_replica_url)
+    DATABASES["replica"]["ATOMIC_REQUESTS"] = False
+    DATABASES["replica"].setdefault("CONN_MAX_AGE", DATABASES["default"]["CONN_MAX_AGE"])
+    # Tests never create a database on the replica's server: it stands for the primary there.
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+DATABASE_ROUTERS = ["core.db_routers.PrimaryReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
@@ -161,8 +178,10 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_URL = "media/"
 MEDIA_ROOT = env("MEDIA_ROOT", default=str(BASE_DIR / "media"))
+# Uploaded files: the local media folder, or an S3 bucket when AWS_STORAGE_BUCKET_NAME is set (encrypted,
+# private, never overwritten, downloaded through short-lived signed URLs; config/settings/file_storage.py).
 STORAGES = {
-    "default": {"BACKEND": env("DEFAULT_FILE_STORAGE", default="django.core.files.storage.FileSystemStorage")},
+    "default": file_storage(os.environ),
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 

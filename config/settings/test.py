@@ -42,7 +42,7 @@ os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "true")
 os.environ.setdefault("API_TOKEN_RATE", "10000/min")
 
 from .base import *  # noqa: E402, F403
-from .base import DATABASES, REDIS_URL  # noqa: E402
+from .base import DATABASES, REDIS_URL, STORAGES  # noqa: E402
 
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -53,9 +53,28 @@ SERVICES = {
 }
 # The pharmacy tests' servers (pytest-httpserver) listen on http://localhost: allowed here only.
 PHARMACY_ALLOWED_LOCAL_HOSTS = ["localhost"]
-# Uploaded attachments go to a throwaway folder, never into the checkout.
+# Uploaded attachments go to a throwaway folder, never into the checkout (whatever the environment says;
+# the S3 tests switch to a local S3 server themselves).
 MEDIA_ROOT = tempfile.mkdtemp(prefix="medorder-test-media-")
+STORAGES = {**STORAGES, "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"}}
+# A read replica stand-in: a second PostgreSQL database with the schema migrated, and separate rows, so a
+# test can tell where a read went. Only the tests that ask for it (`django_db(databases=[..., "replica"])`)
+# create it (`test_<name>_replica`, one per xdist worker like the default one) or touch it, and only those
+# that also set `DATABASE_REPLICA_ALIAS = "replica"` have reports read from it. Everything else runs as
+# without DATABASE_REPLICA_URL: one database.
+DATABASE_REPLICA_ALIAS = ""
+if SERVICES["postgres"]:
+    _replica_name = f"{DATABASES['default']['NAME']}_replica"
+    DATABASES["replica"] = {
+        **{key: value for key, value in DATABASES["default"].items() if key != "TEST"},
+        "NAME": _replica_name,
+        "TEST": {"NAME": f"test_{_replica_name}"},
+    }
+else:
+    DATABASES.pop("replica", None)
 # Mutation testing (`make mutate`) runs hundreds of test sessions in a PostgreSQL database of its own,
 # created once by scripts/mutate.py and reused by each session: never the one `make test` uses.
 if os.environ.get("MUTATION_TESTING") == "1" and SERVICES["postgres"]:
     DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_mutmut"}
+    if "replica" in DATABASES:
+        DATABASES["replica"]["TEST"] = {"NAME": f"test_{DATABASES['replica']['NAME']}_mutmut"}

@@ -15,7 +15,7 @@ from django import forms as forms_module
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -431,7 +431,7 @@ def _refusal_text(error: DomainError) -> str:
 
 
 @portal_view
-def attachment_open(request: HttpRequest, pk: Any, attachment_pk: Any) -> FileResponse:
+def attachment_open(request: HttpRequest, pk: Any, attachment_pk: Any) -> HttpResponseBase:
     """Download one of the order's documents (``attachment_download``): for readers of the order's PHI
     only (404 for anyone else, as for an order that does not exist), recorded as an access."""
     try:
