@@ -298,7 +298,9 @@ class _Checker:
         items = [item for item in self.coded_items() if item.hcpcs in listed]
         if not items:
             return
-        codes = ", ".join(sorted({item.hcpcs or "" for item in items}))
+        listed_codes = sorted({item.hcpcs or "" for item in items})
+        codes = ", ".join(listed_codes)
+        need = "needs" if len(listed_codes) == 1 else "need"
         source = listed[items[0].hcpcs or ""].source
         window_months = int(rule_set.settings.get("f2f_window_months", 6))
         window_start = add_months(self.order_date, -window_months)
@@ -309,7 +311,7 @@ class _Checker:
             self.add(
                 "F2F_ENCOUNTER_REQUIRED",
                 Severity.HOLD,
-                f"{codes} need a face-to-face encounter within the {window_months} months before the order.",
+                f"{codes} {need} a face-to-face encounter within the {window_months} months before the order.",
                 rule=rule,
                 source=source,
                 artifacts=[ArtifactType.F2F_NOTE],
@@ -319,7 +321,7 @@ class _Checker:
             self.add(
                 "F2F_ENCOUNTER_OUT_OF_WINDOW",
                 Severity.HOLD,
-                f"{codes} need a face-to-face encounter between {_fmt(window_start)} and {_fmt(self.order_date)};"
+                f"{codes} {need} a face-to-face encounter between {_fmt(window_start)} and {_fmt(self.order_date)};"
                 f" the one on file is dated {_fmt(encounter)}.",
                 rule=rule,
                 source=source,
@@ -330,7 +332,7 @@ class _Checker:
             self.add(
                 "F2F_NOTE_REQUIRED",
                 Severity.HOLD,
-                f"{codes} need the face-to-face encounter note on file.",
+                f"{codes} {need} the face-to-face encounter note on file.",
                 rule=rule,
                 source=source,
                 artifacts=[ArtifactType.F2F_NOTE],
@@ -343,7 +345,7 @@ class _Checker:
             self.add(
                 "WOPD_REQUIRED",
                 Severity.HOLD,
-                f"{codes} need a written order dated on or before delivery ({_fmt(self.date_of_service)}).",
+                f"{codes} {need} a written order dated on or before delivery ({_fmt(self.date_of_service)}).",
                 rule=rule,
                 source=source,
                 artifacts=[ArtifactType.WOPD],
@@ -353,14 +355,14 @@ class _Checker:
     # --- 3. prior authorization ----------------------------------------------------------------
     def prior_authorization(self) -> None:
         rule_set = self.rules["prior_authorization"]
-        programs = {program["id"]: program for program in rule_set.tables.get("programs", ())}
+        programs = _programs(rule_set)
         state = self.facts.patient.state
         listed = _prior_authorization_rows(rule_set, on=self.date_of_service, state=state)
         for item in self.coded_items():
             row = listed.get(item.hcpcs or "")
             if row is None:
                 continue
-            name = programs.get(row["program"], {}).get("name", row["program"])
+            name = programs[row["program"]]["name"]
             if row.get("status") == "suspended":
                 self.add(
                     "PRIOR_AUTH_SUSPENDED",
@@ -678,7 +680,7 @@ class _Checker:
         """
         rule_set = self.rules["medication_safety"]
         table = medication_table(rule_set)
-        classes = {entry["id"]: entry for entry in rule_set.tables.get("drug_classes", ())}
+        classes = {entry["id"]: entry for entry in rule_set.tables["drug_classes"]}
         conditions = {entry["id"]: entry for entry in rule_set.tables.get("conditions", ())}
         source_of_table = next(iter(rule_set.sources.values()), None)
         patient = self.facts.patient
@@ -740,15 +742,14 @@ class _Checker:
             taking = [m for m in medications if with_class in m.classes]
             if not taking:
                 return
-            label = classes.get(with_class, {}).get("label", with_class)
+            label = classes[with_class]["label"]
             code = "MEDICATION_INTERACTION" if kind == "interaction" else "MEDICATION_DUPLICATE_THERAPY"
             message = f"{item.sku} with {label} (recorded as {_quoted(taking)}): {row['message']}"
         elif kind == "contraindication":
             if row["condition"] not in self.facts.patient.conditions:
                 return
-            condition = conditions.get(row["condition"], {})
             code = "MEDICATION_CONTRAINDICATION"
-            message = f"{item.sku} and {condition.get('label', row['condition'])}: {row['message']}"
+            message = f"{item.sku} and {conditions[row['condition']]['label']}: {row['message']}"
         elif kind == "sex":
             if self.facts.patient.sex != row["sex"]:
                 return
@@ -1234,8 +1235,12 @@ def prior_authorization_valid_until(
     row = _prior_authorization_rows(rule_set, on=on, state=state).get(hcpcs)
     if row is None:
         return None
-    programs = {program["id"]: program for program in rule_set.tables.get("programs", ())}
-    return _program_valid_until(decision_date, programs.get(row["program"], {}))
+    return _program_valid_until(decision_date, _programs(rule_set)[row["program"]])
+
+
+def _programs(rule_set: RuleSet) -> dict[str, Mapping[str, Any]]:
+    """Program id → its ``[[programs]]`` entry (the rule book checks that every row names one)."""
+    return {program["id"]: program for program in rule_set.tables["programs"]}
 
 
 def _prior_authorization_rows(rule_set: RuleSet, *, on: dt.date, state: str | None) -> dict[str, Row]:

@@ -144,6 +144,8 @@ def _parse(name: str, path: Path) -> RuleSet:
         _check_no_overlap(path, rows)
     if name == "medication_safety":
         _check_medication_references(path, data, rows)
+    if name == "prior_authorization":
+        _check_programs(path, data, rows)
 
     def is_table(value: Any) -> bool:
         return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
@@ -186,14 +188,15 @@ MEDICATION_SEVERITIES = ("contraindicated", "major")
 
 
 def _check_medication_references(path: Path, data: dict[str, Any], rows: Iterable[Row]) -> None:
-    """Conditions are the patient intake's vocabulary; rows name known kinds, classes, conditions,
-    sexes and severities; every medication name entry has names and known classes, and a catalog
-    RxNorm code belongs to one ingredient only."""
-    conditions = {entry.get("id") for entry in data.get("conditions", [])}
+    """Conditions are the patient intake's vocabulary; every condition and drug class has an id
+    and a label (the findings quote it); rows name known kinds, classes, conditions, sexes and
+    severities; every medication name entry has names and known classes, and a catalog RxNorm code
+    belongs to one ingredient only."""
+    conditions = _labelled(path, data, "conditions", "label")
     unknown = conditions - set(HistoryCondition.values)
     if unknown:
         raise RuleFileError(f"{path.name}: conditions not in the patient intake's list: {', '.join(sorted(unknown))}")
-    classes = {entry.get("id") for entry in data.get("drug_classes", [])}
+    classes = _labelled(path, data, "drug_classes", "label")
     for row in rows:
         where = f"{path.name} row {row.index}"
         kind = row.get("kind")
@@ -210,6 +213,24 @@ def _check_medication_references(path: Path, data: dict[str, Any], rows: Iterabl
         if kind == "sex" and row.get("sex") not in AdministrativeSex.values:
             raise RuleFileError(f"{where}: sex must be one of {', '.join(AdministrativeSex.values)}")
     _check_medication_names(path, data.get("medication_names", []), classes)
+
+
+def _labelled(path: Path, data: dict[str, Any], table: str, label: str) -> set[str]:
+    """The ids of ``table``'s entries, each of which must have an id and a ``label`` (non-empty text)."""
+    ids: set[str] = set()
+    for index, entry in enumerate(data.get(table, []), start=1):
+        if not all(isinstance(entry.get(key), str) and entry[key] for key in ("id", label)):
+            raise RuleFileError(f"{path.name} {table} entry {index}: id and {label} are required")
+        ids.add(entry["id"])
+    return ids
+
+
+def _check_programs(path: Path, data: dict[str, Any], rows: Iterable[Row]) -> None:
+    """Every program has an id and a name (the findings quote it), and every row names one."""
+    programs = _labelled(path, data, "programs", "name")
+    for row in rows:
+        if row.get("program") not in programs:
+            raise RuleFileError(f"{path.name} row {row.index}: unknown program {row.get('program')!r}")
 
 
 def _check_medication_names(path: Path, entries: list[dict[str, Any]], classes: set[Any]) -> None:

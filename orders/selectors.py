@@ -433,9 +433,7 @@ def _prior_authorizations_on_card(
 
 def _recorded_medications(texts: Sequence[str], medication_safety: RuleSet) -> list[RecordedMedication]:
     """Each recorded text with what the medication safety table (the one the checks use) recognised."""
-    class_labels = {
-        entry["id"]: entry.get("label", entry["id"]) for entry in medication_safety.tables.get("drug_classes", ())
-    }
+    class_labels = {entry["id"]: entry["label"] for entry in medication_safety.tables["drug_classes"]}
 
     def shown(recognised: RecognisedEntry) -> RecordedMedication:
         return RecordedMedication(

@@ -135,7 +135,7 @@ def test_a_listed_item_needs_a_face_to_face_encounter_within_six_months() -> Non
     too_old = evaluate(pmd_order(order_date, f2f_date=D(2022, 4, 19)))
     assert codes(too_old) == [("F2F_ENCOUNTER_OUT_OF_WINDOW", "hold")]
     assert finding(too_old, "F2F_ENCOUNTER_OUT_OF_WINDOW").message == (
-        "K0823 need a face-to-face encounter between 2022-04-20 and 2022-10-20; the one on file is dated 2022-04-19."
+        "K0823 needs a face-to-face encounter between 2022-04-20 and 2022-10-20; the one on file is dated 2022-04-19."
     )
 
     undocumented = evaluate(pmd_order(order_date, f2f_date=D(2022, 4, 20)))
@@ -468,7 +468,7 @@ def test_ten_items_are_evaluated_together_each_rule_naming_its_line() -> None:
             "hold",
             None,
             "f2f_date",
-            "K0823 need a face-to-face encounter within the 6 months before the order.",
+            "K0823 needs a face-to-face encounter within the 6 months before the order.",
         ),
         (
             "PRIOR_AUTH_REQUIRED",

@@ -147,7 +147,16 @@ def test_a_face_to_face_encounter_on_the_order_date_satisfies_the_rule() -> None
     assert codes(met_on(D(2022, 10, 20))) == []
     assert codes(met_on(D(2022, 10, 21))) == [("F2F_ENCOUNTER_OUT_OF_WINDOW", "hold")]
     assert message(met_on(D(2022, 10, 21)), "F2F_ENCOUNTER_OUT_OF_WINDOW") == (
-        "K0823 need a face-to-face encounter between 2022-04-20 and 2022-10-20; the one on file is dated 2022-10-21."
+        "K0823 needs a face-to-face encounter between 2022-04-20 and 2022-10-20; the one on file is dated 2022-10-21."
+    )
+
+
+def test_one_finding_names_every_listed_code_of_the_order() -> None:
+    # L1832 and L3960 (knee and shoulder orthoses) are on the F2F/WOPD list from 2022-04-13, and on
+    # no prior-authorization program in MN in 2022.
+    two = ffs_order(line("L3960", key="1"), line("L1832"), order_date=D(2022, 10, 20))
+    assert message(two, "F2F_ENCOUNTER_REQUIRED") == (
+        "L1832, L3960 need a face-to-face encounter within the 6 months before the order."
     )
 
 
@@ -183,7 +192,7 @@ def test_a_standard_written_order_dated_on_the_delivery_date_is_in_time() -> Non
 def test_a_written_order_without_a_date_signs_the_order_but_cannot_show_it_came_before_delivery() -> None:
     undated = delivered_wheelchair(signed_on=None, written=AttachedArtifact("WOPD", None))
     assert codes(undated) == [("WOPD_REQUIRED", "hold")]
-    assert message(undated, "WOPD_REQUIRED") == "K0823 need a written order dated on or before delivery (2023-03-05)."
+    assert message(undated, "WOPD_REQUIRED") == "K0823 needs a written order dated on or before delivery (2023-03-05)."
 
 
 # --- 3. refills: the confirmation and the history ---------------------------------------------------
@@ -260,6 +269,19 @@ def test_a_recurring_supply_of_another_code_does_not_make_a_refill() -> None:
         ("REFILL_TOO_EARLY", "hold"),
         ("REFILL_CONFIRMATION_REQUIRED", "hold"),
     ]
+
+
+def test_a_recurring_supply_is_a_refill_whatever_else_was_delivered_before_it() -> None:
+    # The history lists deliveries of other codes too, in any order.
+    history = (
+        Delivery("A7030", 1, D(2026, 10, 20)),
+        Delivery("A6213", 30, D(2026, 10, 24), recurring=True, days_of_supply=2),
+        Delivery("A6212", 30, D(2026, 10, 25), recurring=True, days_of_supply=2),
+    )
+    assert message(order(dressing(), supply_history=history), "REFILL_TOO_EARLY") == (
+        "A6212: the supply delivered on 2026-10-25 lasts until 2026-12-24; a refill may be delivered from"
+        " 2026-12-14, not on 2026-11-09."
+    )
 
 
 def test_a_recurring_supply_delivered_on_the_date_of_service_itself_is_in_its_history() -> None:

@@ -89,7 +89,7 @@ def test_the_f2f_window_still_counts_back_six_months_from_the_order_date() -> No
     assert codes(l0635(D(2024, 2, 1))) == []
     assert codes(l0635(D(2024, 1, 31))) == [("F2F_ENCOUNTER_OUT_OF_WINDOW", "hold")]
     assert only(l0635(D(2024, 1, 31)), "F2F_ENCOUNTER_OUT_OF_WINDOW").message == (
-        "L0635 need a face-to-face encounter between 2024-02-01 and 2024-08-01; the one on file is dated 2024-01-31."
+        "L0635 needs a face-to-face encounter between 2024-02-01 and 2024-08-01; the one on file is dated 2024-01-31."
     )
 
 
@@ -113,7 +113,7 @@ def test_the_written_order_must_come_before_the_actual_delivery() -> None:
     assert codes(k0823(D(2023, 3, 5))) == []
     assert codes(k0823(D(2023, 3, 6))) == [("WOPD_REQUIRED", "hold")]
     assert only(k0823(D(2023, 3, 6)), "WOPD_REQUIRED").message == (
-        "K0823 need a written order dated on or before delivery (2023-03-05)."
+        "K0823 needs a written order dated on or before delivery (2023-03-05)."
     )
 
 

@@ -17,6 +17,7 @@ from compliance.inputs import (
     ItemFacts,
     PriorAuthorizationFacts,
 )
+from compliance.rulebook import load_rule_sets
 from tests.compliance.builders import D, ffs_order
 
 
@@ -112,3 +113,27 @@ def test_the_check_holds_exactly_after_the_day_the_function_gives(delivered: D, 
     )
     assert prior_auth_findings(facts) == expected
     assert prior_auth_findings(dataclasses.replace(facts, prior_authorizations=()))[0][0] == "PRIOR_AUTH_REQUIRED"
+
+
+def test_a_prior_authorization_finding_cites_the_list_that_requires_it() -> None:
+    (finding,) = [f for f in evaluate(orthosis_delivered_on(D(2024, 6, 29))).findings if f.code == "PRIOR_AUTH_EXPIRED"]
+    assert (finding.rule, finding.item, finding.required_artifacts) == ("prior_authorization", "0", ("PRIOR_AUTH",))
+    assert finding.source is not None
+    assert finding.source["id"] == "87FR2051"
+    assert finding.source["url"] == "https://www.federalregister.gov/d/2022-00572"
+
+
+def test_the_validity_comes_from_the_rule_sets_given() -> None:
+    # The check passes the rule sets it evaluates with; a program's validity is read from them.
+    rule_sets = load_rule_sets()
+    pa = rule_sets["prior_authorization"]
+    programs = tuple(
+        {**program, "decision_valid_days": 30} if program["id"] == "ORTHOSES" else program
+        for program in pa.tables["programs"]
+    )
+    changed = {**rule_sets, "prior_authorization": dataclasses.replace(pa, tables={**pa.tables, "programs": programs})}
+    on = D(2024, 5, 15)
+    assert prior_authorization_valid_until("L1851", D(2024, 4, 30), None, on=on, state="MN") == D(2024, 6, 28)
+    assert prior_authorization_valid_until("L1851", D(2024, 4, 30), None, on=on, state="MN", rule_sets=changed) == D(
+        2024, 5, 29
+    )

@@ -425,3 +425,39 @@ def test_blank_entries_are_not_read_and_a_class_is_found_in_any_entry(table: Med
     assert table.names_class(["Lisinopril 10 mg", "Lantus 20 units"], "insulin") is True
     assert table.names_class(["Lisinopril 10 mg"], "insulin") is False
     assert table.recognise("Cialis").classes == frozenset({"pde5_inhibitor"})
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "message"),
+    [
+        # The findings quote a drug class's and a condition's label, and a program's name.
+        (
+            MEDICATIONS,
+            'label = "Nitrates and nitrites',
+            'title = "Nitrates and nitrites',
+            "medication_safety.toml drug_classes entry 5: id and label are required",
+        ),
+        (
+            MEDICATIONS,
+            'label = "Multiple endocrine neoplasia',
+            'label = ""\nnote = "Multiple endocrine neoplasia',
+            "medication_safety.toml conditions entry 3: id and label are required",
+        ),
+        (
+            "prior_authorization.toml",
+            'name = "Lower Limb Prostheses"',
+            'title = "Lower Limb Prostheses"',
+            "prior_authorization.toml programs entry 3: id and name are required",
+        ),
+        (
+            "prior_authorization.toml",
+            'program = "LLP"',
+            'program = "LOWER_LIMB"',
+            "prior_authorization.toml row 12: unknown program 'LOWER_LIMB'",
+        ),
+    ],
+)
+def test_a_label_or_program_that_a_finding_quotes_must_be_in_the_file(
+    rules: Path, file: str, old: str, new: str, message: str
+) -> None:
+    assert refusal(rules, file, old, new) == message
