@@ -55,6 +55,10 @@ SERVICES = {
 PHARMACY_ALLOWED_LOCAL_HOSTS = ["localhost"]
 # Uploaded attachments go to a throwaway folder, never into the checkout.
 MEDIA_ROOT = tempfile.mkdtemp(prefix="medorder-test-media-")
+# Nothing is collected for the tests: WhiteNoise finds static files in the apps (an empty
+# STATIC_ROOT of its own, so WhiteNoise has a folder to read and never the checkout's).
+STATIC_ROOT = tempfile.mkdtemp(prefix="medorder-test-static-")
+WHITENOISE_USE_FINDERS = True
 # Mutation testing (`make mutate`) runs hundreds of test sessions in a PostgreSQL database of its own,
 # created once by scripts/mutate.py and reused by each session: never the one `make test` uses.
 if os.environ.get("MUTATION_TESTING") == "1" and SERVICES["postgres"]:
