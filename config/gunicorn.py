@@ -7,15 +7,15 @@ Environment:
 - ``GUNICORN_TIMEOUT``: seconds a worker may spend on one request before it is restarted (default 30).
 - ``FORWARDED_ALLOW_IPS`` (gunicorn's own): the proxies whose X-Forwarded-* headers are trusted.
 - ``PROMETHEUS_MULTIPROC_DIR``: the folder where the workers keep their metrics for /metrics to add
-  up; a fresh temporary folder when unset (emptied at every start).
+  up (its ``*.db`` files are removed at every start); a fresh temporary folder when unset.
 - ``LOG_FORMAT`` / ``LOG_LEVEL``: as in the settings, so gunicorn's own lines match the application's.
 """
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
-import shutil
 import tempfile
 from collections.abc import Mapping
 from typing import Any
@@ -71,17 +71,19 @@ errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "INFO").lower()
 logconfig_dict = build_logging(_log_format(os.environ), os.environ.get("LOG_LEVEL", "INFO"))
 
-# Each worker counts its own requests; prometheus_client keeps the counts of every worker in files
-# in this folder, and /metrics adds them up. It must be set before a worker imports prometheus_client,
-# hence here, in the master, which the workers are forked from.
-os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="medorder-prometheus-"))
-
 
 def on_starting(server: Any) -> None:
-    """Start from empty metrics: files left by an earlier run would be added to this one's."""
-    directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
-    shutil.rmtree(directory, ignore_errors=True)
-    os.makedirs(directory, exist_ok=True)
+    """Before any worker starts: the folder where every worker keeps its metrics for /metrics to add
+    up (``PROMETHEUS_MULTIPROC_DIR``, else a new temporary one), emptied of an earlier run's files.
+
+    Set here, in the master the workers are forked from, so it is in their environment before they
+    import prometheus_client (which reads it on import); not at module level, so importing this file
+    (the tests do) changes nothing.
+    """
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="medorder-prometheus-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    for stale in glob.glob(os.path.join(directory, "*.db")):
+        os.remove(stale)
     logging.getLogger("gunicorn.error").info("metrics of the workers are kept in %s", directory)
 
 

@@ -117,7 +117,7 @@ def build_logging(log_format: str, level: str) -> dict[str, Any]:
             "strip_query": {"()": "core.logging.StripQueryStringFilter"},
         },
         "formatters": {
-            "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+            "plain": {"format": "%(asctime)s [%(request_id)s] %(levelname)s %(name)s %(message)s"},
             "json": {"()": "core.logging.JsonFormatter"},
         },
         "handlers": {

@@ -289,6 +289,8 @@ CELERY_RESULT_EXPIRES = 3600
 # Beat's crontab entries (the daily stock check at 06:00) follow the site's time zone.
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Where beat remembers when each entry last ran (one beat per deployment; a writable path).
+CELERY_BEAT_SCHEDULE_FILENAME = env("CELERY_BEAT_SCHEDULE_FILENAME", default="celerybeat-schedule")
 # Fail fast when the broker is down: the outbox keeps the event and the sweep delivers it later.
 CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=2.0)
 CELERY_BEAT_SCHEDULE = {
