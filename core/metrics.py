@@ -178,7 +178,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
     """The Prometheus text exposition; 403 for a caller ``metrics_access_allowed`` refuses."""
     if not metrics_access_allowed(request):
         return HttpResponse("Forbidden\n", status=403, content_type="text/plain; charset=utf-8")
-    body = prometheus_client.generate_latest(_Scrape([_process_metrics(), BacklogCollector()]))  # type: ignore[arg-type]
+    body = prometheus_client.generate_latest(_Scrape([_process_metrics(), BacklogCollector()]))
     response = HttpResponse(body, content_type=prometheus_client.CONTENT_TYPE_LATEST)
     response["Cache-Control"] = "no-store"
     return response

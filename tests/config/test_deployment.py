@@ -228,6 +228,59 @@ def test_production_refuses_to_start_without_allowed_hosts(deployment_env: dict[
     assert "Set the DJANGO_ALLOWED_HOSTS environment variable" in result.stderr
 
 
+_PRINT_SETTINGS = """
+import json, django
+django.setup()
+from django.conf import settings as s
+database = s.DATABASES["default"]
+print(json.dumps({
+    "DEBUG": s.DEBUG,
+    "ALLOWED_HOSTS": s.ALLOWED_HOSTS,
+    "CSRF_TRUSTED_ORIGINS": s.CSRF_TRUSTED_ORIGINS,
+    "ENGINE": database["ENGINE"],
+    "CONN_MAX_AGE": database["CONN_MAX_AGE"],
+    "CONN_HEALTH_CHECKS": database["CONN_HEALTH_CHECKS"],
+    "cookies": [s.SESSION_COOKIE_NAME, s.SESSION_COOKIE_SECURE, s.SESSION_COOKIE_HTTPONLY,
+                s.CSRF_COOKIE_NAME, s.CSRF_COOKIE_SECURE, s.CSRF_COOKIE_HTTPONLY],
+    "staticfiles": s.STORAGES["staticfiles"]["BACKEND"],
+    "log_formatter": s.LOGGING["handlers"]["console"]["formatter"],
+    "PAYMENTS_SANDBOX_ALLOWED": s.PAYMENTS_SANDBOX_ALLOWED,
+}))
+"""
+
+
+def test_production_settings_from_a_deployments_environment(deployment_env: dict[str, str]) -> None:
+    result = run(f"python -c '{_PRINT_SETTINGS}'", deployment_env)
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "DEBUG": False,
+        "ALLOWED_HOSTS": ["127.0.0.1", "localhost"],
+        # the origin of PUBLIC_BASE_URL unless CSRF_TRUSTED_ORIGINS is set
+        "CSRF_TRUSTED_ORIGINS": ["https://localhost"],
+        "ENGINE": "django_prometheus.db.backends.postgresql",
+        "CONN_MAX_AGE": 300,
+        "CONN_HEALTH_CHECKS": True,
+        "cookies": ["__Host-sessionid", True, True, "__Host-csrftoken", True, True],
+        "staticfiles": "whitenoise.storage.CompressedManifestStaticFilesStorage",
+        "log_formatter": "json",
+        "PAYMENTS_SANDBOX_ALLOWED": False,
+    }
+    overridden = run(
+        f"python -c '{_PRINT_SETTINGS}'",
+        {
+            **deployment_env,
+            "CSRF_TRUSTED_ORIGINS": "https://a.example,https://b.example",
+            "DATABASE_CONN_MAX_AGE": "0",
+            "LOG_FORMAT": "plain",
+        },
+    )
+    assert overridden.returncode == 0, overridden.stderr
+    chosen = json.loads(overridden.stdout)
+    assert chosen["CSRF_TRUSTED_ORIGINS"] == ["https://a.example", "https://b.example"]
+    assert (chosen["CONN_MAX_AGE"], chosen["log_formatter"]) == (0, "plain")
+
+
 # --- make serve: gunicorn, WhiteNoise, health, metrics, logs ----------------------------------------
 
 

@@ -20,7 +20,7 @@ from config.celery import app as celery_app
 from core.models import OutboxEvent, OutboxStatus
 
 
-def scrape(client: Client | None = None, **headers: str) -> str:
+def scrape(client: Client | None = None, **headers: Any) -> str:
     response = (client or Client()).get("/metrics", **headers)
     assert response.status_code == 200, response.content
     assert response["Content-Type"] == "text/plain; version=1.0.0; charset=utf-8"
@@ -100,7 +100,7 @@ def test_who_may_scrape(
     db: Any,
     settings: Any,
     remote_addr: str,
-    headers: dict[str, str],
+    headers: dict[str, Any],
     allowed_ips: list[str],
     token: str,
     status: int,
