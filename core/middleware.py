@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 
 from django.core.exceptions import SuspiciousOperation
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.views import defaults
 
 from core.api.errors import envelope
@@ -59,3 +59,32 @@ class RejectControlCharactersMiddleware:
                 envelope("VALIDATION_ERROR", "The request has invalid fields.", {part: [message]}), status=400
             )
         return defaults.bad_request(request, exception=SuspiciousOperation(message))
+
+
+class InfrastructureEndpointsMiddleware:
+    """Answers ``/health/live``, ``/health/ready`` and ``/metrics`` itself, before the rest of the stack.
+
+    Load balancers probe and Prometheus scrapes each instance by its own address, over plain HTTP and
+    without cookies: these paths must not be redirected to HTTPS, refused for a host name outside
+    ``ALLOWED_HOSTS`` (their answers never use the host), or given a session, CSRF checks or
+    request metrics of their own. ``/metrics`` still refuses callers ``core.metrics`` does not allow.
+    Put it after ``RejectControlCharactersMiddleware`` and before ``SecurityMiddleware``.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        from core import health, metrics
+
+        self.get_response = get_response
+        self.endpoints: dict[str, Callable[[HttpRequest], HttpResponse]] = {
+            "/health/live": health.live,
+            "/health/ready": health.ready,
+            "/metrics": metrics.metrics,
+        }
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        endpoint = self.endpoints.get(request.path_info)
+        if endpoint is None:
+            return self.get_response(request)
+        if request.method not in ("GET", "HEAD"):
+            return HttpResponseNotAllowed(["GET", "HEAD"])
+        return endpoint(request)

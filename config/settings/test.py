@@ -72,6 +72,10 @@ if SERVICES["postgres"]:
     }
 else:
     DATABASES.pop("replica", None)
+# Nothing is collected for the tests: WhiteNoise finds static files in the apps (an empty
+# STATIC_ROOT of its own, so WhiteNoise has a folder to read and never the checkout's).
+STATIC_ROOT = tempfile.mkdtemp(prefix="medorder-test-static-")
+WHITENOISE_USE_FINDERS = True
 # Mutation testing (`make mutate`) runs hundreds of test sessions in a PostgreSQL database of its own,
 # created once by scripts/mutate.py and reused by each session: never the one `make test` uses.
 if os.environ.get("MUTATION_TESTING") == "1" and SERVICES["postgres"]:

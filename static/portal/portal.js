@@ -22,6 +22,26 @@
     restart();
   }
 
+  // The order wizard re-runs its checks when a field they read changes: a container with
+  // data-recheck-on="name other-name prefix-*" gets a "recheck" event (its hx-trigger) when a field
+  // it holds with one of those names (a trailing * matches a prefix) changes. htmx's own filtered
+  // triggers (change[...]) would do this by evaluating JavaScript, which the content security
+  // policy forbids. One listener on the document serves the steps htmx swaps in later too.
+  var recheckWanted = function (container, name) {
+    return (container.getAttribute("data-recheck-on") || "").split(/\s+/).some(function (pattern) {
+      if (!pattern) { return false; }
+      var prefix = pattern.charAt(pattern.length - 1) === "*";
+      return prefix ? name.indexOf(pattern.slice(0, -1)) === 0 : name === pattern;
+    });
+  };
+  document.addEventListener("change", function (event) {
+    var field = event.target;
+    var container = field && field.closest ? field.closest("[data-recheck-on]") : null;
+    if (container && field.name && recheckWanted(container, field.name)) {
+      container.dispatchEvent(new CustomEvent("recheck"));
+    }
+  });
+
   // Signature pad: draw with a finger, pen or mouse (pointer events), or type a name and have it
   // written in the box. On submit the drawing goes to the hidden "signature" field as a PNG data URL.
   var pads = document.querySelectorAll("[data-signature-pad]");

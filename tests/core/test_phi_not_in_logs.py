@@ -21,6 +21,7 @@ from django.db import connection
 
 from core.identifiers import is_valid_mbi
 from core.logging import StripQueryStringFilter
+from core.request_id import RequestIdFilter
 from patients.models import Patient
 from tests.factories import CoverageFactory
 
@@ -271,7 +272,7 @@ def test_the_configured_server_log_handler_strips_query_strings() -> None:
     # Given the django.server logger as configured by settings.LOGGING, writing to a buffer
     logger = logging.getLogger("django.server")
     (handler,) = [h for h in logger.handlers if type(h) is logging.StreamHandler]
-    assert [type(f) for f in handler.filters] == [StripQueryStringFilter]
+    assert [type(f) for f in handler.filters] == [RequestIdFilter, StripQueryStringFilter]
     buffer = io.StringIO()
     previous = handler.setStream(buffer)
     try:

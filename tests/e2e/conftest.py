@@ -1,8 +1,10 @@
 """Browser tests: Playwright driving the system's Chromium against a live server.
 
 Each journey runs at a phone viewport (375 px) and a desktop one. Screenshots of the steps are
-kept under ``test-artifacts/e2e/`` (``E2E_ARTIFACTS_DIR``). Without Chromium the tests skip, or
-fail when ``REQUIRE_SERVICES=1``; ``make test`` installs it from the OS packages when permitted.
+kept under ``test-artifacts/e2e/`` (``E2E_ARTIFACTS_DIR``). Every page runs under the site's content
+security policy, and a test fails when the browser reports a violation of it (``csp_violations``).
+Without Chromium the tests skip, or fail when ``REQUIRE_SERVICES=1``; ``make test`` installs it from
+the OS packages when permitted.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, ViewportSize, sync_playwright
 
 from conftest import REQUIRE_SERVICES
 
@@ -56,13 +58,50 @@ def viewport(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+# What Chromium writes to the console when it blocks something for the policy ("Refused to execute
+# inline script because it violates the following Content Security Policy directive: ..."), and
+# what the page script below reports for every securitypolicyviolation event.
+_CSP_CONSOLE = re.compile(r"Content Security Policy|^CSP violation:")
+# Added to every page before its own scripts (Playwright's init scripts are not subject to the policy).
+_REPORT_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  const where = `${event.sourceFile}:${event.lineNumber}`;
+  console.error(`CSP violation: ${event.effectiveDirective} blocked ${event.blockedURI || "inline"} at ${where}`);
+});
+"""
+
+
+class CSPViolations:
+    """Collects the content security policy violations the browser reports in the watched contexts."""
+
+    def __init__(self) -> None:
+        self.reported: list[str] = []
+
+    def watch(self, context: BrowserContext) -> None:
+        context.add_init_script(script=_REPORT_VIOLATIONS)
+        context.on("console", self._on_console)
+
+    def _on_console(self, message: ConsoleMessage) -> None:
+        if _CSP_CONSOLE.search(message.text):
+            self.reported.append(f"{message.text} ({message.location.get('url', '')})")
+
+
 @pytest.fixture
-def browser_page(browser: Browser, live_server: Any, viewport: str) -> Iterator[Page]:
+def csp_violations() -> Iterator[CSPViolations]:
+    """Fails the test when any page of a watched context (every ``browser_page``) broke the policy."""
+    watcher = CSPViolations()
+    yield watcher
+    assert watcher.reported == [], "content security policy violations:\n" + "\n".join(watcher.reported)
+
+
+@pytest.fixture
+def browser_page(browser: Browser, live_server: Any, viewport: str, csp_violations: CSPViolations) -> Iterator[Page]:
     """A fresh browser context (no cookies) at the test's viewport, pointed at the live server."""
     phone = viewport == "phone"
     context = browser.new_context(
         viewport=VIEWPORTS[viewport], base_url=live_server.url, is_mobile=phone, has_touch=phone
     )
+    csp_violations.watch(context)
     page = context.new_page()
     page.set_default_timeout(15_000)
     yield page

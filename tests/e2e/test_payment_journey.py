@@ -26,7 +26,7 @@ from payments import links
 from payments.models import Invoice, InvoiceStatus, Payment, PaymentLink, PaymentStatus
 from tests.conftest import World
 
-from .conftest import VIEWPORTS, Shots, serious_accessibility_violations, sign_in
+from .conftest import VIEWPORTS, CSPViolations, Shots, serious_accessibility_violations, sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -56,13 +56,16 @@ def public_site(live_server: Any, settings: Any) -> str:
 
 
 @pytest.fixture
-def patient_browser(browser: Browser, public_site: str, viewport: str) -> Iterator[Callable[[], Page]]:
+def patient_browser(
+    browser: Browser, public_site: str, viewport: str, csp_violations: CSPViolations
+) -> Iterator[Callable[[], Page]]:
     """Opens the patient's own browser (a fresh context: no cookies, no portal session) at the test's viewport."""
     contexts = []
 
     def open_browser() -> Page:
         phone = viewport == "phone"
         context = browser.new_context(viewport=VIEWPORTS[viewport], is_mobile=phone, has_touch=phone)
+        csp_violations.watch(context)
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(15_000)
