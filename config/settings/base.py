@@ -275,6 +275,11 @@ CACHES = {
     )
 }
 
+# How long a user's territory → permissions map stays in the cache (territories.access). Changes
+# take effect at once whatever this is (each one gives the user a new cache key); it only bounds
+# how long an unused map occupies memory.
+TERRITORY_ACCESS_CACHE_SECONDS = env.int("TERRITORY_ACCESS_CACHE_SECONDS", default=3600)
+
 # --- Back-office CSV import and export (django-import-export) --------------------------------
 # Importing needs the model's "add" permission and exporting its "view" permission (admins that
 # also update rows, such as products, ask for "change" too). An uploaded file waits for the
