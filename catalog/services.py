@@ -244,9 +244,7 @@ def stock_reserve_plan(*, order_id: uuid.UUID, plan: ReservationPlan) -> None:
         for take in plan.takes
     )
     StockReservation.objects.bulk_create(
-        StockReservation(
-            lot=take.lot, order_id=order_id, order_line_id=take.line.order_line_id, quantity=take.quantity
-        )
+        StockReservation(lot=take.lot, order_id=order_id, order_line_id=take.line.order_line_id, quantity=take.quantity)
         for take in plan.takes
     )
 

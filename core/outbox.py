@@ -14,6 +14,7 @@ import logging
 import random
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -63,6 +64,31 @@ def outbox_publish(*, topic: str, aggregate: models.Model, payload: dict[str, Pa
     )
     _deliver_after_commit(str(event.id))
     return event
+
+
+def outbox_publish_all(
+    *, aggregate: models.Model, events: Sequence[tuple[str, dict[str, PayloadValue]]]
+) -> list[OutboxEvent]:
+    """``outbox_publish`` for several ``(topic, payload)`` of one aggregate, in one INSERT."""
+    rows = []
+    now = timezone.now()
+    for topic, payload in events:
+        for key, value in payload.items():
+            if not isinstance(value, str | int | bool | type(None)):
+                raise TypeError(f"outbox payload value for {key!r} must be a scalar id or code")
+        rows.append(
+            OutboxEvent(
+                topic=topic,
+                aggregate_type=aggregate._meta.label_lower,
+                aggregate_id=str(aggregate.pk),
+                payload=payload,
+                available_at=now,
+            )
+        )
+    created = OutboxEvent.objects.bulk_create(rows)
+    for event in created:
+        _deliver_after_commit(str(event.id))
+    return created
 
 
 def _deliver_after_commit(event_id: str) -> None:

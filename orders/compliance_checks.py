@@ -34,6 +34,7 @@ from compliance.inputs import (
     PriorAuthorizationFacts,
     ProviderFacts,
 )
+from compliance.models import ComplianceSnapshot
 from compliance.selectors import payer_rules_in_force
 from compliance.services import compliance_evaluate_and_record
 from core.exceptions import ValidationFailed
@@ -47,8 +48,17 @@ from patients.selectors import (
     providers_for_user,
 )
 
-from .models import NON_TERMINAL_STATUSES, STAGE_OF_STATUS, ActorKind, EventKind, Order, OrderItem, OrderStatus
-from .timeline import record_event
+from .models import (
+    NON_TERMINAL_STATUSES,
+    STAGE_OF_STATUS,
+    ActorKind,
+    EventKind,
+    Order,
+    OrderEvent,
+    OrderItem,
+    OrderStatus,
+)
+from .timeline import new_event, record_event
 
 
 @dataclass(frozen=True)
@@ -519,17 +529,36 @@ def order_check_compliance(
         actor_kind=ActorKind.AI,
         from_status=order.status,
         to_status=order.status,
-        payload={
-            "snapshot_id": str(snapshot.pk),
-            "check": kind,
-            "disposition": str(result.disposition),
-            "findings": [
-                {"code": f.code, "severity": str(f.severity), "message": f.message, "item": f.item}
-                for f in result.findings
-            ],
-        },
+        payload=_compliance_payload(result=result, snapshot=snapshot, kind=kind),
     )
     return result
+
+
+def compliance_event(
+    *, order: Order, result: ComplianceResult, snapshot: ComplianceSnapshot, kind: str, sequence: int
+) -> OrderEvent:
+    """The (unsaved) timeline entry of a check of ``order`` at ``sequence``, as ``order_check_compliance`` writes it."""
+    return new_event(
+        order=order,
+        sequence=sequence,
+        kind=EventKind.COMPLIANCE,
+        actor=None,
+        actor_kind=ActorKind.AI,
+        from_status=order.status,
+        to_status=order.status,
+        payload=_compliance_payload(result=result, snapshot=snapshot, kind=kind),
+    )
+
+
+def _compliance_payload(*, result: ComplianceResult, snapshot: ComplianceSnapshot, kind: str) -> dict[str, Any]:
+    return {
+        "snapshot_id": str(snapshot.pk),
+        "check": kind,
+        "disposition": str(result.disposition),
+        "findings": [
+            {"code": f.code, "severity": str(f.severity), "message": f.message, "item": f.item} for f in result.findings
+        ],
+    }
 
 
 def hold_reason(result: ComplianceResult) -> str:
