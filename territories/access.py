@@ -123,13 +123,10 @@ def territory_access(user: Any) -> TerritoryAccess:
 
 def _load(user: Any) -> TerritoryAccess:
     """Read the map from guardian's tables and the memberships."""
-    roles = {
-        territory_id: role
-        for territory_id, role in TerritoryMembership.objects.filter(user_id=user.pk).values_list("territory_id", "role")
-    }
+    roles = dict(TerritoryMembership.objects.filter(user_id=user.pk).values_list("territory_id", "role"))
     if user.is_superuser:
         active = Territory.objects.filter(active=True).values_list("pk", flat=True)
-        return TerritoryAccess(permissions={pk: _ALL_PERMISSIONS for pk in active}, roles=roles)
+        return TerritoryAccess(permissions=dict.fromkeys(active, _ALL_PERMISSIONS), roles=roles)
     content_type = ContentType.objects.get_for_model(Territory)
     direct = UserObjectPermission.objects.filter(user_id=user.pk, content_type=content_type).values_list(
         "object_pk", "permission__codename"
