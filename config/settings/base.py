@@ -265,6 +265,11 @@ CELERY_BEAT_SCHEDULE = {
 
 # Outbox: delivery attempts before an event is parked as failed for staff to retry.
 OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=10)
+# The sweep delivers due events in batches of this many (one transaction each) until none is left,
+# for at most this many seconds per run (checked between batches): below the beat interval, so a
+# backlog after a broker outage drains over a few runs without one run overlapping the next.
+OUTBOX_SWEEP_BATCH = env.int("OUTBOX_SWEEP_BATCH", default=200)
+OUTBOX_SWEEP_BUDGET_SECONDS = env.float("OUTBOX_SWEEP_BUDGET_SECONDS", default=20.0)
 
 # --- Cache -----------------------------------------------------------------------------------
 CACHES = {
