@@ -22,8 +22,9 @@ Where the map lives:
 What changes the map (each calls ``territory_access_changed`` for the users concerned, through
 the services or the receivers in ``territories.signals``): memberships granted, changed or
 revoked; a user's groups; guardian object permissions of a user or of a group on a territory; a
-territory created, deactivated or deleted (members and superusers). A user's ``is_active`` and
-``is_superuser`` flags are read from the user object itself, never from the cache.
+territory deactivated or deleted (its members). A user's ``is_active`` and ``is_superuser`` flags
+are read from the user object itself, never from the cache, and a superuser's territories (every
+active one) are never cached at all.
 """
 
 from __future__ import annotations
@@ -93,19 +94,29 @@ def _as_uuid(value: Any) -> uuid.UUID | None:
 
 
 def access_cache_key(user: Any) -> str:
-    """The cache key of ``user``'s map: their id, their current ``access_version`` and whether they
-    are a superuser (a superuser's map is every active territory)."""
-    kind = "superuser" if user.is_superuser else "member"
-    return f"territory-access:{ACCESS_CACHE_FORMAT}:{user.pk}:{user.access_version}:{kind}"
+    """The cache key of ``user``'s map: their id and their current ``access_version``."""
+    return f"territory-access:{ACCESS_CACHE_FORMAT}:{user.pk}:{user.access_version}"
+
+
+def is_superuser(user: Any) -> bool:
+    """An active, signed-in superuser: every active territory, every permission, asked of the
+    territories themselves (``territories.selectors``), never cached: it changes with every territory."""
+    return bool(getattr(user, "is_authenticated", False) and user.is_active and user.is_superuser)
 
 
 def territory_access(user: Any) -> TerritoryAccess:
     """``user``'s territory map: from the user object, else the cache, else the database (3 queries).
 
-    Anonymous and inactive users have no access (nothing is loaded for them).
+    Anonymous and inactive users have no access (nothing is loaded for them). A superuser's map is
+    every active territory with every permission, read afresh on each call (``is_superuser``).
+    The map on a user object is the one of its ``access_version`` when loaded (or as the services
+    last set it): like Django's own permission cache on a user object, a change made elsewhere
+    reaches the next object loaded, which for a request is the next request.
     """
     if not getattr(user, "is_authenticated", False) or not user.is_active:
         return NO_ACCESS
+    if user.is_superuser:
+        return _load(user)
     key = access_cache_key(user)
     memo = getattr(user, _MEMO_ATTRIBUTE, None)
     if memo is not None and memo[0] == key:
@@ -168,13 +179,12 @@ def territory_access_changed(*, users: Iterable[Any] = (), user_ids: Iterable[An
 
 
 def territory_access_changed_in(*, territory_id: Any) -> None:
-    """A territory appeared, changed its active flag or is going away: everyone whose map names or
-    could name it (its members, users and groups holding permissions on it, and superusers)."""
+    """A territory changed its active flag or is going away: everyone whose map names it (its
+    members, and users and groups holding permissions on it; superusers' maps are never cached)."""
     object_pk = str(territory_id)
     content_type = ContentType.objects.get_for_model(Territory)
     affected = User.objects.filter(
-        Q(is_superuser=True)
-        | Q(memberships__territory_id=territory_id)
+        Q(memberships__territory_id=territory_id)
         | Q(pk__in=UserObjectPermission.objects.filter(content_type=content_type, object_pk=object_pk).values("user"))
         | Q(
             groups__in=GroupObjectPermission.objects.filter(content_type=content_type, object_pk=object_pk).values(

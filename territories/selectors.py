@@ -2,7 +2,8 @@
 
 Every answer here comes from the user's territory map (``territories.access.territory_access``),
 loaded once per request and cached per user: a check is a lookup, not a query. Querysets of
-territories name the allowed ones by primary key, so callers can still compose them.
+territories name the allowed ones by primary key, so callers can still compose them. Superusers
+(every active territory) are answered from the territories themselves, as before.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from .access import territory_access
+from .access import is_superuser, territory_access
 from .exceptions import TerritoryMismatch
 from .models import ROLE_MODEL_PERMISSIONS, STAFF_ROLES, Territory, TerritoryPermission
 
@@ -29,17 +30,26 @@ def territories_for_user(
     *, user: Any, permission: TerritoryPermission = TerritoryPermission.ACCESS
 ) -> QuerySet[Territory]:
     """Active territories where ``user`` holds ``permission`` (all of them for a superuser)."""
+    if is_superuser(user):
+        return Territory.objects.filter(active=True)
     return _territories(territory_access(user).territory_ids(permission.value))
 
 
 def territory_ids_for_user(
     *, user: Any, permission: TerritoryPermission = TerritoryPermission.ACCESS
 ) -> set[uuid.UUID]:
+    if is_superuser(user):
+        return set(Territory.objects.filter(active=True).values_list("pk", flat=True))
     return set(territory_access(user).territory_ids(permission.value))
 
 
 def territory_permits(*, user: Any, permission: TerritoryPermission, territory_id: uuid.UUID | str) -> bool:
     """True if ``user`` holds ``permission`` on the active territory with ``territory_id``."""
+    if is_superuser(user):
+        try:
+            return Territory.objects.filter(pk=uuid.UUID(str(territory_id)), active=True).exists()
+        except ValueError:
+            return False
     return territory_access(user).permits(permission.value, territory_id)
 
 
@@ -87,10 +97,10 @@ def back_office_territories(
     who is ops staff in another sees and changes only the second in the admin. Every active
     territory for a superuser.
     """
+    if is_superuser(user):
+        return Territory.objects.filter(active=True)
     access = territory_access(user)
     allowed = access.territory_ids(permission.value)
-    if getattr(user, "is_superuser", False):
-        return _territories(allowed)
     roles: set[str]
     if model_permissions is None:
         roles = set(STAFF_ROLES)
