@@ -557,7 +557,7 @@ def _with_items_in_hand(order: Order, lines: Sequence[OrderItem]) -> None:
     """Make ``order.items.all()`` answer with the lines just written, in SKU order, without a query
     (what ``prefetch_related("items")`` leaves on an order), so its response is built from them."""
     items = OrderItem.objects.filter(order=order)
-    items._result_cache = sorted(lines, key=lambda line: line.sku)  # type: ignore[attr-defined]
+    items._result_cache = sorted(lines, key=lambda line: line.sku)
     items._prefetch_done = True  # type: ignore[attr-defined]
     order._prefetched_objects_cache = {"items": items}  # type: ignore[attr-defined]
 

@@ -163,8 +163,8 @@ def territory_access_changed(*, users: Iterable[Any] = (), user_ids: Iterable[An
     stale full save of a user object elsewhere would otherwise bring an old version back to life).
     """
     instances = [user for user in users if user is not None and user.pk is not None]
-    ids = {_as_uuid(pk) for pk in user_ids} | {user.pk for user in instances}
-    ids.discard(None)
+    ids: set[uuid.UUID] = {user.pk for user in instances}
+    ids.update(pk for pk in (_as_uuid(value) for value in user_ids) if pk is not None)
     if not ids:
         return
     stale_keys = [access_cache_key(user) for user in instances]
