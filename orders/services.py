@@ -276,7 +276,7 @@ def order_create(
             raise PermissionDenied("You may not place orders in this territory.")
     if provider.territory_id != territory_id:
         raise PatientProviderMismatch("The provider does not belong to the order's territory.")
-    request = _NewOrder(
+    new_order = _NewOrder(
         actor=actor,
         provider=provider,
         patient_id=patient_id,
@@ -307,20 +307,20 @@ def order_create(
         read_channel=read_channel,
     )
     candidates = references if references is not None else reference_candidates()
-    lock_stock_first = False
-    attempts = 0
+    reference, attempts, lock_stock_first = next(candidates), 1, False
     while True:
-        reference = next(candidates)
-        attempts += 1
         try:
             with transaction.atomic():
-                return request.create(reference=reference, lock_stock_first=lock_stock_first)
+                return new_order.create(reference=reference, lock_stock_first=lock_stock_first)
         except _StockMoved:
-            lock_stock_first = True
+            lock_stock_first = True  # the same reference: it was not the problem
         except IntegrityError:
             # Only a reference another order holds is worth another draw; anything else is a real error.
-            if attempts >= REFERENCE_ATTEMPTS or not Order.objects.filter(reference=reference).exists():
+            taken = Order.objects.filter(reference=reference).exists()
+            following = next(candidates, None) if taken and attempts < REFERENCE_ATTEMPTS else None
+            if following is None:
                 raise
+            reference, attempts = following, attempts + 1
 
 
 @dataclass
