@@ -535,17 +535,18 @@ def order_check_compliance(
 
 
 def compliance_event(
-    *, order: Order, result: ComplianceResult, snapshot: ComplianceSnapshot, kind: str, sequence: int
+    *, order: Order, result: ComplianceResult, snapshot: ComplianceSnapshot, kind: str, sequence: int, status: str
 ) -> OrderEvent:
-    """The (unsaved) timeline entry of a check of ``order`` at ``sequence``, as ``order_check_compliance`` writes it."""
+    """The (unsaved) timeline entry of a check of ``order`` in ``status`` at ``sequence``, as
+    ``order_check_compliance`` writes it."""
     return new_event(
         order=order,
         sequence=sequence,
         kind=EventKind.COMPLIANCE,
         actor=None,
         actor_kind=ActorKind.AI,
-        from_status=order.status,
-        to_status=order.status,
+        from_status=status,
+        to_status=status,
         payload=_compliance_payload(result=result, snapshot=snapshot, kind=kind),
     )
 

@@ -443,8 +443,13 @@ class _NewOrder:
                 payload={"inventory_flags": flags} if flags else None,
             )
         ]
+        # Attached and checked while the order was still pending (a hold comes after both).
         for attachment in self._attachments(order=order, signature_file=signature_file, document_types=document_types):
-            events.append(_attachment_event(order=order, attachment=attachment, actor=actor, sequence=len(events) + 1))
+            events.append(
+                _attachment_event(
+                    order=order, attachment=attachment, actor=actor, sequence=len(events) + 1, status=created_status
+                )
+            )
         snapshot = compliance_record(
             order_id=order.pk,
             territory_id=order.territory_id,
@@ -455,7 +460,12 @@ class _NewOrder:
         )
         events.append(
             compliance_event(
-                order=order, result=result, snapshot=snapshot, kind=SnapshotKind.SUBMISSION, sequence=len(events) + 1
+                order=order,
+                result=result,
+                snapshot=snapshot,
+                kind=SnapshotKind.SUBMISSION,
+                sequence=len(events) + 1,
+                status=created_status,
             )
         )
         topics = [("order.created", events[0])]
@@ -926,16 +936,19 @@ def _attachment_file_stored(
     return attachment
 
 
-def _attachment_event(*, order: Order, attachment: Attachment, actor: Any, sequence: int) -> OrderEvent:
-    """The timeline entry of a new attachment (unsaved), at ``sequence``."""
+def _attachment_event(
+    *, order: Order, attachment: Attachment, actor: Any, sequence: int, status: str | None = None
+) -> OrderEvent:
+    """The timeline entry of a new attachment (unsaved), at ``sequence``, while the order is in
+    ``status`` (default: its status now)."""
     return new_event(
         order=order,
         sequence=sequence,
         kind=EventKind.ATTACHMENT,
         actor=actor,
         actor_kind=actor_kind_of(actor, None),
-        from_status=order.status,
-        to_status=order.status,
+        from_status=status or order.status,
+        to_status=status or order.status,
         payload={
             "attachment_id": str(attachment.pk),
             "artifact_type": attachment.artifact_type,

@@ -16,12 +16,15 @@ import re
 from typing import Any
 
 import pytest
+from django.core.files.base import ContentFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from catalog.services import lot_receive
-from core.models import AccessRecord
-from orders.models import Order, OrderItem, StockStatus
+from compliance.models import ComplianceSnapshot
+from core.models import AccessRecord, OutboxEvent
+from orders.models import Attachment, Order, OrderEvent, OrderItem, StockStatus
+from orders.services import DocumentUpload
 from tests.conftest import World
 from tests.factories import ProductFactory, WarehouseFactory
 
@@ -148,3 +151,42 @@ def test_checking_a_draft_of_ten_items_out_of_stock_costs_the_queries_of_one(nor
     assert [f["code"] for f in one["findings"]] == ["INVENTORY_SHORTFALL"]
     assert [f["code"] for f in ten["findings"]] == ["INVENTORY_SHORTFALL"] * 10
     assert one_queries == ten_queries == CHECK_QUERIES
+
+
+def test_a_held_order_is_recorded_as_created_documented_checked_then_held(north: World) -> None:
+    # When the doctor places an unsigned order with a document (written in bulk, in its final state)
+    document = DocumentUpload(
+        artifact_type="MEDICAL_NECESSITY",
+        file=ContentFile(b"%PDF-1.4\n%%EOF\n", name="necessity.pdf"),
+        content_type="application/pdf",
+    )
+    order = north.order(sign=False, documents=[document])
+
+    # Then its timeline, history and outbox tell the same story, step by step, as ever:
+    # created, documented and checked while pending, then held by the checks
+    assert (order.status, order.ai_disposition) == ("on_hold", "hold")
+    events = list(OrderEvent.objects.filter(order=order).order_by("sequence"))
+    assert [(e.sequence, e.kind, e.from_status, e.to_status, e.actor_id, e.actor_kind) for e in events] == [
+        (1, "created", "", "pending_verification", north.doctor.pk, "staff"),
+        (2, "attachment", "pending_verification", "pending_verification", north.doctor.pk, "staff"),
+        (3, "compliance", "pending_verification", "pending_verification", None, "ai"),
+        (4, "transition", "pending_verification", "on_hold", None, "ai"),
+    ]
+    assert events[3].transition == "hold"
+    assert events[3].reason == "Compliance: SWO_MISSING_SIGNATURE"
+    assert events[2].payload["snapshot_id"] == str(ComplianceSnapshot.objects.get(order_id=order.pk).pk)
+    assert events[1].payload == {
+        "attachment_id": str(Attachment.objects.get(order=order).pk),
+        "artifact_type": "MEDICAL_NECESSITY",
+    }
+    assert list(
+        Order.history.filter(id=order.pk)
+        .order_by("history_date", "history_id")
+        .values_list("history_type", "history_user_id", "status", "ai_disposition")
+    ) == [("+", north.doctor.pk, "pending_verification", None), ("~", None, "on_hold", "hold")]
+    outbox = OutboxEvent.objects.filter(aggregate_id=str(order.pk)).order_by("topic")
+    assert [(e.topic, e.payload["event_id"], e.payload["to_status"]) for e in outbox] == [
+        ("order.created", str(events[0].pk), "pending_verification"),
+        ("order.held", str(events[3].pk), "on_hold"),
+    ]
+    assert Order.objects.get(pk=order.pk).reference == order.reference
