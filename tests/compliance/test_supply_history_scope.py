@@ -22,10 +22,9 @@ from compliance.models import ComplianceSnapshot
 from orders.compliance_checks import facts_for_order, patient_supply_facts
 from orders.models import Order, OrderStatus
 from orders.services import ItemRequest
+from tests.compliance.builders import D, ffs_order, line
 from tests.conftest import World
 from tests.factories import OrderFactory, OrderItemFactory, ProductFactory, WarehouseFactory
-
-pytestmark = pytest.mark.django_db
 
 
 def delivered(world: World, product: Any, *, quantity: int, days_ago: int) -> None:
@@ -63,6 +62,7 @@ def recorded(order: Order) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     return snapshot.inputs["supply_history"], snapshot.result
 
 
+@pytest.mark.django_db
 def test_an_ffs_order_loads_only_its_allowances_deliveries_and_decides_as_with_all(
     north: World, history: dict[str, Any]
 ) -> None:
@@ -85,6 +85,7 @@ def test_an_ffs_order_loads_only_its_allowances_deliveries_and_decides_as_with_a
     assert result == whole_history_result(order)
 
 
+@pytest.mark.django_db
 def test_a_cash_order_loads_no_deliveries_and_decides_as_with_all(north: World, history: dict[str, Any]) -> None:
     order = north.order(items=[ItemRequest(sku=history["full_face"].sku, quantity=1)], payer_type="cash")
 
@@ -101,3 +102,41 @@ def whole_history_result(order: Order) -> dict[str, Any]:
     assert len(whole) == 24 + 24 + 1
     assert all(isinstance(delivery, Delivery) for delivery in whole)
     return evaluate(dataclasses.replace(facts, supply_history=whole)).as_dict()
+
+
+# --- why the history is not cut at a date -----------------------------------------------------
+# A time window, even the longest period in the rule files (6 months), would change decisions: the
+# checks read deliveries older than any period. These pin that down, so that bounding the history by
+# date can only come with a deliberate change of the rules.
+
+
+def test_a_delivery_older_than_every_usual_maximum_period_still_makes_the_next_one_a_refill() -> None:
+    # Headgear (A7035): 1 per 6 months, the longest period of the PAP rows; delivered 7 months ago
+    order = ffs_order(line("A7035"), order_date=D(2026, 11, 2))
+    old_delivery = (Delivery("A7035", 1, D(2026, 4, 1)),)
+
+    # The old delivery makes this one a refill, which needs the patient's confirmation
+    assert codes(dataclasses.replace(order, supply_history=old_delivery)) == ["REFILL_CONFIRMATION_REQUIRED"]
+    assert codes(order) == []
+
+
+def test_a_years_long_run_of_early_refills_counts_from_its_first_day() -> None:
+    # A mask delivered every 81 days for three and a half years (each refill some 10 days before the
+    # 3-month supply ran out): one run, its supply carried forward from delivery to delivery; the
+    # next mask asked for 90 days after the last
+    deliveries = tuple(Delivery("A7030", 1, D(2023, 1, 5) + dt.timedelta(days=81 * index)) for index in range(15))
+    order_on = deliveries[-1].delivered_on + dt.timedelta(days=90)
+    order = ffs_order(line("A7030"), order_date=order_on)
+    recent = tuple(d for d in deliveries if d.delivered_on >= order_on - dt.timedelta(days=183))
+
+    # With the whole run the next mask is still too early; the last six months alone would clear it
+    assert codes(dataclasses.replace(order, supply_history=deliveries)) == [
+        "QUANTITY_LIMIT_EXCEEDED",
+        "REFILL_TOO_EARLY",
+        "REFILL_CONFIRMATION_REQUIRED",
+    ]
+    assert codes(dataclasses.replace(order, supply_history=recent)) == ["REFILL_CONFIRMATION_REQUIRED"]
+
+
+def codes(facts: Any) -> list[str]:
+    return [finding.code for finding in evaluate(facts).findings]
