@@ -22,6 +22,15 @@ class User(AbstractUser):
         editable=False,
         help_text="Raised whenever the user's roles or territories change; bearer tokens issued before stop working.",
     )
+    access_version = models.UUIDField(
+        default=uuid.uuid4,
+        editable=False,
+        help_text=(
+            "A new random value whenever what the user may do in their territories changes (memberships, roles,"
+            " object permissions, a territory's active flag); names their cached permission map"
+            " (territories.access), and commits or rolls back with the change that sets it."
+        ),
+    )
 
     class Meta(AbstractUser.Meta):
         swappable = "AUTH_USER_MODEL"

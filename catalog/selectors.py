@@ -5,7 +5,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import Min, Q, QuerySet, Sum
 from django.utils import timezone
 
 from core.db_routers import reading_from_replica
@@ -29,8 +29,8 @@ def favourite_product_ids(*, user: Any) -> set[Any]:
 
 
 def products_by_sku(*, skus: Iterable[str]) -> dict[str, Product]:
-    """Active products for the given SKUs, keyed by SKU (unknown or inactive SKUs are absent)."""
-    return {p.sku: p for p in Product.objects.filter(sku__in=set(skus), active=True)}
+    """Active products for the given SKUs, keyed by SKU (unknown or inactive SKUs are absent), with their vendor."""
+    return {p.sku: p for p in Product.objects.filter(sku__in=set(skus), active=True).select_related("vendor")}
 
 
 def available_quantity(*, product: Product, today: dt.date | None = None) -> int:
@@ -90,6 +90,24 @@ def expected_restock_date(*, product: Product) -> dt.date | None:
         .values_list("expected_date", flat=True)
         .first()
     )
+
+
+def expected_restock_dates(*, product_ids: Iterable[Any]) -> dict[Any, dt.date]:
+    """``expected_restock_date`` for many products in one query; products without one are absent."""
+    ids = list(product_ids)
+    if not ids:
+        return {}
+    rows = (
+        PurchaseOrderLine.objects.filter(
+            product_id__in=ids,
+            purchase_order__kind=PurchaseOrderKind.RESTOCK,
+            purchase_order__status__in=OPEN_PURCHASE_ORDER_STATUSES,
+            purchase_order__expected_date__isnull=False,
+        )
+        .values("product_id")
+        .annotate(expected=Min("purchase_order__expected_date"))
+    )
+    return {row["product_id"]: row["expected"] for row in rows}
 
 
 # --- The catalog API's reads ------------------------------------------------------------------

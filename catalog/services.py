@@ -147,6 +147,108 @@ def _fefo_key(lot: Lot) -> tuple[bool, dt.date, dt.datetime, str]:
     return (lot.expiration_date is None, lot.expiration_date or dt.date.max, lot.received_at, str(lot.pk))
 
 
+@dataclass(frozen=True)
+class ReservationTake:
+    """Units of one lot reserved for one line."""
+
+    line: ReservationLine
+    lot: Lot
+    quantity: int
+
+
+@dataclass(frozen=True)
+class ReservationPlan:
+    """Which lots cover which lines (FEFO), and the lines the usable lots cannot cover.
+
+    ``locked``: the lots were read ``FOR UPDATE`` in this transaction, so the plan may be written
+    (``stock_reserve_plan``); an unlocked plan only says what reserving would find now.
+    """
+
+    takes: tuple[ReservationTake, ...]
+    shortfalls: tuple[Shortfall, ...]
+    locked: bool
+
+    def outcome(self) -> dict[uuid.UUID, int | None]:
+        """Per line: None when it is covered, else the units available to it (what an order records)."""
+        short = {shortfall.order_line_id: shortfall.available for shortfall in self.shortfalls}
+        return {**{take.line.order_line_id: None for take in self.takes}, **short}
+
+
+def stock_plan(
+    *,
+    lines: Sequence[ReservationLine],
+    needed_by: dt.date | None = None,
+    today: dt.date | None = None,
+    lock: bool = False,
+) -> ReservationPlan:
+    """Plan reserving stock for ``lines``, FEFO across the usable lots of their products, in one query.
+
+    Each line is all or nothing, in the order given: a line the lots left over by the lines before
+    it cannot cover reserves nothing and becomes a Shortfall (never a negative balance). With
+    ``lock`` the lots are locked ``FOR UPDATE`` in primary-key order (so two transactions wanting
+    overlapping lots queue instead of deadlocking; PostgreSQL re-checks the conditions on rows
+    another transaction changed meanwhile): call it inside the transaction that writes the plan,
+    as late as possible, so the locks are held only for the writes. Without ``lock`` it is a plain
+    read, for deciding before any lock is taken.
+    """
+    if not lines:
+        return ReservationPlan(takes=(), shortfalls=(), locked=lock)
+    today = today or timezone.localdate()
+    usable = Lot.objects.filter(
+        _usable(today=today, needed_by=needed_by), product_id__in={line.product_id for line in lines}
+    ).order_by("pk")
+    if lock:
+        usable = usable.select_for_update(of=("self",))
+    by_product: dict[uuid.UUID, list[Lot]] = {}
+    for lot in usable:
+        by_product.setdefault(lot.product_id, []).append(lot)
+    for product_lots in by_product.values():
+        product_lots.sort(key=_fefo_key)
+    left = {lot.pk: lot.quantity_available for lots in by_product.values() for lot in lots}
+    takes: list[ReservationTake] = []
+    shortfalls: list[Shortfall] = []
+    for line in lines:
+        lots = [lot for lot in by_product.get(line.product_id, []) if left[lot.pk] > 0]
+        available = sum(left[lot.pk] for lot in lots)
+        if available < line.quantity:
+            shortfalls.append(Shortfall(line.order_line_id, line.product_id, line.quantity, available))
+            continue
+        remaining = line.quantity
+        for lot in lots:
+            if remaining == 0:
+                break
+            take = min(remaining, left[lot.pk])
+            left[lot.pk] -= take
+            takes.append(ReservationTake(line=line, lot=lot, quantity=take))
+            remaining -= take
+    return ReservationPlan(takes=tuple(takes), shortfalls=tuple(shortfalls), locked=lock)
+
+
+def stock_reserve_plan(*, order_id: uuid.UUID, plan: ReservationPlan) -> None:
+    """Write a plan made with ``lock=True`` in the current transaction: the lots' reserved counters
+    (one UPDATE), the ledger rows (one INSERT) and the reservations (one INSERT), whatever the
+    number of lines. Raises ValueError for an unlocked plan."""
+    if not plan.locked:
+        raise ValueError("Only a plan made under the lots' locks can be written.")
+    if not plan.takes:
+        return
+    lots: dict[uuid.UUID, Lot] = {}
+    for take in plan.takes:
+        lot = lots.setdefault(take.lot.pk, take.lot)
+        lot.quantity_reserved += take.quantity
+        if lot.quantity_reserved > lot.quantity_on_hand:
+            raise ValidationFailed(details={"quantity": ["Stock cannot go below what is on hand or reserved."]})
+    Lot.objects.bulk_update(sorted(lots.values(), key=lambda lot: lot.pk), ["quantity_reserved"])
+    StockMovement.objects.bulk_create(
+        StockMovement(lot=take.lot, kind=MovementKind.RESERVATION, reserved_delta=take.quantity, order_id=order_id)
+        for take in plan.takes
+    )
+    StockReservation.objects.bulk_create(
+        StockReservation(lot=take.lot, order_id=order_id, order_line_id=take.line.order_line_id, quantity=take.quantity)
+        for take in plan.takes
+    )
+
+
 def stock_reserve(
     *,
     order_id: uuid.UUID,
@@ -157,40 +259,13 @@ def stock_reserve(
     """Reserve stock for an order's lines, FEFO across lots; returns the lines that could not be covered.
 
     Each line is all or nothing: a line that the usable lots cannot cover reserves nothing and is
-    returned as a Shortfall (never a negative balance). Call inside the order's transaction.
+    returned as a Shortfall (never a negative balance). Call inside the order's transaction: the
+    lots stay locked until it ends (``stock_plan`` with ``lock``, then ``stock_reserve_plan``).
     """
-    today = today or timezone.localdate()
-    shortfalls: list[Shortfall] = []
     with transaction.atomic():
-        # Lock every usable lot of the products in primary-key order (no deadlocks between orders);
-        # PostgreSQL re-checks the conditions on rows another transaction changed meanwhile.
-        locked = (
-            Lot.objects.select_for_update(of=("self",))
-            .filter(_usable(today=today, needed_by=needed_by), product_id__in={line.product_id for line in lines})
-            .order_by("pk")
-        )
-        by_product: dict[uuid.UUID, list[Lot]] = {}
-        for lot in locked:
-            by_product.setdefault(lot.product_id, []).append(lot)
-        for product_lots in by_product.values():
-            product_lots.sort(key=_fefo_key)
-        for line in lines:
-            lots = [lot for lot in by_product.get(line.product_id, []) if lot.quantity_available > 0]
-            available = sum(lot.quantity_available for lot in lots)
-            if available < line.quantity:
-                shortfalls.append(Shortfall(line.order_line_id, line.product_id, line.quantity, available))
-                continue
-            remaining = line.quantity
-            for lot in lots:
-                if remaining == 0:
-                    break
-                take = min(remaining, lot.quantity_available)
-                _move(lot, kind=MovementKind.RESERVATION, reserved=take, order_id=order_id)
-                StockReservation.objects.create(
-                    lot=lot, order_id=order_id, order_line_id=line.order_line_id, quantity=take
-                )
-                remaining -= take
-    return shortfalls
+        plan = stock_plan(lines=lines, needed_by=needed_by, today=today, lock=True)
+        stock_reserve_plan(order_id=order_id, plan=plan)
+    return list(plan.shortfalls)
 
 
 def _close_reservations(

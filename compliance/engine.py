@@ -915,6 +915,29 @@ def usual_maximums(
     return maximums
 
 
+def supply_history_codes(facts: ComplianceInput, *, rule_sets: Mapping[str, RuleSet] | None = None) -> frozenset[str]:
+    """The HCPCS codes whose past deliveries ``evaluate(facts)`` can read (``supply_history``).
+
+    Only the usual-maximum and refill checks read deliveries, and they run for Medicare FFS
+    insurance orders only; they read the deliveries of the codes of every usual-maximum row in
+    force on the date of service that names one of the items (all codes of a pooled row) and of the
+    recurring items themselves. For any other order the set is empty. Deliveries of other codes
+    cannot change the result, so whoever builds ``facts`` may leave them out (``supply_history``
+    is read from ``facts`` for nothing else); the items' own codes are always included.
+    """
+    if facts.payer_type != "insurance" or facts.payer_kind != MEDICARE_FFS:
+        return frozenset()
+    rule_sets = rule_sets if rule_sets is not None else load_rule_sets()
+    today = dt.date.today()
+    on = facts.delivered_on or facts.requested_date or facts.order_date or today
+    item_codes = {item.hcpcs for item in facts.items if item.hcpcs}
+    codes = set(item_codes)
+    for row in quantity_limit_rows(rule_sets, facts.diagnosis_codes, on, facts.patient.medications):
+        if item_codes & set(row.codes):
+            codes.update(row.codes)
+    return frozenset(codes)
+
+
 # --- the supply timeline: how usual maximums and refill rules are counted ---------------------
 #
 # A usual maximum "N per M months" is an allowance of time: N units last M months, so q units

@@ -30,10 +30,37 @@ def compliance_evaluate_and_record(
     """
     result = evaluate(facts)
     resolution = resolve(result) if resolve is not None else None
+    snapshot = compliance_record(
+        order_id=order_id,
+        territory_id=territory_id,
+        kind=kind,
+        facts=facts,
+        result=result,
+        actor=actor,
+        resolution=resolution,
+    )
+    return result, snapshot
+
+
+def compliance_record(
+    *,
+    order_id: Any,
+    territory_id: Any,
+    kind: str,
+    facts: ComplianceInput,
+    result: ComplianceResult,
+    actor: Any,
+    resolution: dict[str, Any] | None = None,
+) -> ComplianceSnapshot:
+    """Write the ComplianceSnapshot of ``result``, the evaluation of ``facts`` already made.
+
+    For a caller that must know the result before it writes anything else (a new order, created in
+    the state the result gives it). Call inside the transaction that applies the result.
+    """
     recorded = result.as_dict()
     if resolution:
         recorded["resolution"] = resolution
-    snapshot = ComplianceSnapshot.objects.create(
+    return ComplianceSnapshot.objects.create(
         order_id=order_id,
         territory_id=territory_id,
         kind=kind,
@@ -43,4 +70,3 @@ def compliance_evaluate_and_record(
         result=recorded,
         actor=actor,
     )
-    return result, snapshot

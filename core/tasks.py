@@ -15,5 +15,6 @@ def deliver_outbox_event(event_id: str) -> bool:
 
 @shared_task(acks_late=True, ignore_result=True)
 def dispatch_outbox() -> int:
-    """Beat: deliver every due pending event (those an after-commit enqueue missed or backed off)."""
+    """Beat: deliver every due pending event (those an after-commit enqueue missed or backed off), in
+    batches until none is left or the run's time budget is spent (``outbox_deliver_due``)."""
     return outbox.outbox_deliver_due()

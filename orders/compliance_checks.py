@@ -10,9 +10,10 @@ and the decision at submission never differ for the same inputs.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,8 +21,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from catalog.models import Product
-from catalog.selectors import available_quantities, expected_restock_date, products_by_sku
-from compliance.engine import ComplianceResult, SupplyStatus, supply_status
+from catalog.selectors import available_quantities, expected_restock_dates, products_by_sku
+from compliance.engine import ComplianceResult, SupplyStatus, supply_history_codes, supply_status
 from compliance.inputs import (
     AttachedArtifact,
     ComplianceInput,
@@ -33,11 +34,12 @@ from compliance.inputs import (
     PriorAuthorizationFacts,
     ProviderFacts,
 )
+from compliance.models import ComplianceSnapshot
 from compliance.selectors import payer_rules_in_force
 from compliance.services import compliance_evaluate_and_record
 from core.exceptions import ValidationFailed
 from patients.exceptions import PatientProviderMismatch
-from patients.models import Patient, PayerType, PriorAuthorizationDecision, Provider
+from patients.models import Coverage, Patient, PayerType, PriorAuthorizationDecision, Provider
 from patients.selectors import (
     active_coverage,
     patients_for_user,
@@ -46,8 +48,17 @@ from patients.selectors import (
     providers_for_user,
 )
 
-from .models import NON_TERMINAL_STATUSES, STAGE_OF_STATUS, ActorKind, EventKind, Order, OrderItem, OrderStatus
-from .timeline import record_event
+from .models import (
+    NON_TERMINAL_STATUSES,
+    STAGE_OF_STATUS,
+    ActorKind,
+    EventKind,
+    Order,
+    OrderEvent,
+    OrderItem,
+    OrderStatus,
+)
+from .timeline import new_event, record_event
 
 
 @dataclass(frozen=True)
@@ -80,6 +91,7 @@ class Draft:
 def facts_for_order(order: Order) -> ComplianceInput:
     """The engine's input for a saved order, read fresh from the database."""
     items = list(order.items.select_related("product__vendor").order_by("sku"))
+    restock = expected_restock_dates(product_ids={item.product_id for item in items if item.has_inventory_flag})
     return _facts(
         territory_id=order.territory_id,
         patient=order.patient,
@@ -95,9 +107,43 @@ def facts_for_order(order: Order) -> ComplianceInput:
             AttachedArtifact(attachment.artifact_type, attachment.document_date, tuple(attachment.hcpcs_codes or ()))
             for attachment in order.attachments.all()
         ],
-        items=[_line_facts(index, item) for index, item in enumerate(items)],
+        items=[_line_facts(index, item, restock) for index, item in enumerate(items)],
         order=order,
         delivered_on=order_delivered_on(order),
+    )
+
+
+def facts_for_new_order(
+    *,
+    order: Order,
+    lines: Sequence[OrderItem],
+    artifacts: Sequence[AttachedArtifact],
+    coverage: Coverage | None,
+) -> ComplianceInput:
+    """The engine's input for an order being created, from the objects in hand: the same facts
+    ``facts_for_order`` reads back once it is saved (lines in SKU order, the attachments in the order
+    they are stored), without reading back what this transaction is about to write.
+
+    ``order`` and ``lines`` need not be saved yet (the lines' stock status set); ``coverage`` is the
+    patient's coverage in force on the order date, already read (``active_coverage``).
+    """
+    ordered = sorted(lines, key=lambda line: line.sku)
+    restock = expected_restock_dates(product_ids={line.product_id for line in ordered if line.has_inventory_flag})
+    return _facts(
+        territory_id=order.territory_id,
+        patient=order.patient,
+        provider=order.provider,
+        payer_type=order.payer_type,
+        coverage_tier=None,
+        order_date=order.order_date,
+        requested_date=order.requested_date,
+        f2f_date=order.f2f_date,
+        diagnosis_codes=order.diagnosis_codes or [],
+        signed_on=timezone.localdate(order.signed_at) if order.signed_at else None,
+        artifacts=artifacts,
+        items=[_line_facts(index, line, restock) for index, line in enumerate(ordered)],
+        order=None,  # not saved: every open order of the patient was placed before it
+        coverage=coverage,
     )
 
 
@@ -142,6 +188,15 @@ def facts_for_draft(*, actor: Any, draft: Draft, territory_id: Any = None) -> Co
     if unknown:
         raise ValidationFailed(details={"items": unknown})
     available = available_quantities(product_ids=[p.pk for p in products.values()])
+    restock = expected_restock_dates(
+        product_ids={
+            product.pk
+            for item in draft.items
+            if (product := products.get(item.sku or "")) is not None
+            and product.warehouse_fulfillment
+            and available.get(product.pk, 0) < (item.quantity or 0)
+        }
+    )
     items = []
     for index, item in enumerate(draft.items):
         product = products.get(item.sku or "")
@@ -163,6 +218,7 @@ def facts_for_draft(*, actor: Any, draft: Draft, territory_id: Any = None) -> Co
                 quantity=item.quantity,
                 stock_short=short,
                 stock_available=available.get(product.pk, 0) if short else None,
+                expected_restock=restock.get(product.pk) if short else None,
             )
         )
     order_date = draft.order_date or timezone.localdate()
@@ -183,18 +239,25 @@ def facts_for_draft(*, actor: Any, draft: Draft, territory_id: Any = None) -> Co
     )
 
 
-def _line_facts(index: int, item: OrderItem) -> ItemFacts:
+def _line_facts(index: int, item: OrderItem, restock: dict[Any, dt.date]) -> ItemFacts:
     return _product_facts(
         index,
         item.product,
         quantity=item.quantity,
         stock_short=item.has_inventory_flag,
         stock_available=item.stock_available,
+        expected_restock=restock.get(item.product_id) if item.has_inventory_flag else None,
     )
 
 
 def _product_facts(
-    index: int, product: Product, *, quantity: int | None, stock_short: bool, stock_available: int | None
+    index: int,
+    product: Product,
+    *,
+    quantity: int | None,
+    stock_short: bool,
+    stock_available: int | None,
+    expected_restock: dt.date | None,
 ) -> ItemFacts:
     vendor = product.vendor
     return ItemFacts(
@@ -207,10 +270,14 @@ def _product_facts(
         dropship_allowed=product.dropship_fulfillment and vendor is not None and vendor.active,
         stock_short=stock_short,
         stock_available=stock_available,
-        expected_restock=expected_restock_date(product=product) if stock_short else None,
+        expected_restock=expected_restock,
         recurring=product.recurring,
         days_of_supply=product.days_of_supply,
     )
+
+
+# ``_facts`` reads the coverage itself unless the caller already has it (None included).
+_UNREAD: Any = object()
 
 
 def _facts(
@@ -229,9 +296,11 @@ def _facts(
     items: list[ItemFacts],
     order: Order | None,
     delivered_on: dt.date | None = None,
+    coverage: Any = _UNREAD,
 ) -> ComplianceInput:
     on = order_date or timezone.localdate()
-    coverage = active_coverage(patient=patient, on=on) if patient is not None else None
+    if coverage is _UNREAD:
+        coverage = active_coverage(patient=patient, on=on) if patient is not None else None
     if payer_type is None and coverage is not None:
         payer_type = coverage.payer_type
     payer_rules: tuple[Any, ...] = ()
@@ -242,8 +311,7 @@ def _facts(
             hcpcs_codes=[item.hcpcs for item in items if item.hcpcs],
             on=on,
         )
-    supply = patient_supply_facts(patient=patient, order=order) if patient is not None else SupplyFacts((), ())
-    return ComplianceInput(
+    facts = ComplianceInput(
         order_date=order_date,
         requested_date=requested_date,
         payer_type=payer_type,
@@ -267,11 +335,14 @@ def _facts(
             )
             for pa in (prior_authorizations_of(patient=patient) if patient is not None else [])
         ),
-        supply_history=supply.deliveries,
-        open_orders=supply.open_orders,
         payer_rules=payer_rules,
         delivered_on=delivered_on,
     )
+    if patient is None:
+        return facts
+    # Only the deliveries the checks can read (the engine says which codes), however long the history.
+    supply = patient_supply_facts(patient=patient, order=order, delivered_codes=supply_history_codes(facts))
+    return dataclasses.replace(facts, supply_history=supply.deliveries, open_orders=supply.open_orders)
 
 
 def _patient_facts(patient: Patient | None, territory_id: Any) -> PatientFacts:
@@ -337,11 +408,15 @@ class SupplyFacts:
     open_orders: tuple[OpenOrder, ...]
 
 
-def patient_supply_facts(*, patient: Patient, order: Order | None = None) -> SupplyFacts:
+def patient_supply_facts(
+    *, patient: Patient, order: Order | None = None, delivered_codes: Collection[str] | None = None
+) -> SupplyFacts:
     """The patient's supply history and open orders, in one query whatever the number of lines.
 
     Deliveries: lines of the patient's completed orders (delivery confirmed) with a HCPCS code, with
-    their product's ``recurring`` flag and ``days_of_supply``.
+    their product's ``recurring`` flag and ``days_of_supply``; only those of ``delivered_codes`` when
+    given (an order's checks read no others: ``compliance.engine.supply_history_codes``), every code
+    otherwise (the patient card).
     Open orders: the patient's orders in ``OPEN_STATUSES`` (not yet delivered, cancelled or
     rejected), oldest first, each with all its lines. For a saved ``order`` the order itself is left
     out and only orders placed before it are open orders: of two identical orders the one placed
@@ -350,12 +425,14 @@ def patient_supply_facts(*, patient: Patient, order: Order | None = None) -> Sup
     inline check, the wizard and the patient card.
     """
     lines = OrderItem.objects.filter(order__patient=patient)
+    delivered = Q(order__status=OrderStatus.COMPLETED)
+    if delivered_codes is not None:
+        delivered &= Q(product__hcpcs_code__in=sorted(delivered_codes))
     if order is None:
-        lines = lines.filter(order__status__in=(OrderStatus.COMPLETED, *OPEN_STATUSES))
+        lines = lines.filter(delivered | Q(order__status__in=OPEN_STATUSES))
     else:
         lines = lines.exclude(order_id=order.pk).filter(
-            Q(order__status=OrderStatus.COMPLETED)
-            | Q(order__status__in=OPEN_STATUSES, order__created_at__lt=order.created_at)
+            delivered | Q(order__status__in=OPEN_STATUSES, order__created_at__lt=order.created_at)
         )
     rows = lines.order_by("order__created_at", "order_id", "sku").values_list(
         "order_id",
@@ -452,17 +529,37 @@ def order_check_compliance(
         actor_kind=ActorKind.AI,
         from_status=order.status,
         to_status=order.status,
-        payload={
-            "snapshot_id": str(snapshot.pk),
-            "check": kind,
-            "disposition": str(result.disposition),
-            "findings": [
-                {"code": f.code, "severity": str(f.severity), "message": f.message, "item": f.item}
-                for f in result.findings
-            ],
-        },
+        payload=_compliance_payload(result=result, snapshot=snapshot, kind=kind),
     )
     return result
+
+
+def compliance_event(
+    *, order: Order, result: ComplianceResult, snapshot: ComplianceSnapshot, kind: str, sequence: int, status: str
+) -> OrderEvent:
+    """The (unsaved) timeline entry of a check of ``order`` in ``status`` at ``sequence``, as
+    ``order_check_compliance`` writes it."""
+    return new_event(
+        order=order,
+        sequence=sequence,
+        kind=EventKind.COMPLIANCE,
+        actor=None,
+        actor_kind=ActorKind.AI,
+        from_status=status,
+        to_status=status,
+        payload=_compliance_payload(result=result, snapshot=snapshot, kind=kind),
+    )
+
+
+def _compliance_payload(*, result: ComplianceResult, snapshot: ComplianceSnapshot, kind: str) -> dict[str, Any]:
+    return {
+        "snapshot_id": str(snapshot.pk),
+        "check": kind,
+        "disposition": str(result.disposition),
+        "findings": [
+            {"code": f.code, "severity": str(f.severity), "message": f.message, "item": f.item} for f in result.findings
+        ],
+    }
 
 
 def hold_reason(result: ComplianceResult) -> str:

@@ -8,8 +8,10 @@ order whose status changed in the database since it was loaded.
 
 from __future__ import annotations
 
+import random
 import secrets
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
@@ -143,17 +145,33 @@ def payment_settled_or_not_needed(order: Any) -> bool:
 
 # --- reference codes ---------------------------------------------------------------------------
 _REFERENCE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I
+# 8 characters of 32: 2**40 references, so at ten million orders a new one collides about once in
+# a hundred thousand creates, and ``order_create`` then simply draws another (the unique constraint
+# decides). Older orders keep their 6-character references.
+REFERENCE_LENGTH = 8
 
 
-def new_reference() -> str:
-    """A short, unguessable, human-readable order reference such as ``2K7-XQ4``."""
-    chars = "".join(secrets.choice(_REFERENCE_ALPHABET) for _ in range(6))
-    return f"{chars[:3]}-{chars[3:]}"
+def new_reference(random_source: random.Random | None = None) -> str:
+    """A short, unguessable, human-readable order reference such as ``2K7X-Q4MB``.
+
+    Drawn from the operating system's randomness; ``random_source`` draws from another generator
+    instead (a seeded ``random.Random`` makes the sequence repeatable, for tests).
+    """
+    choose = random_source.choice if random_source is not None else secrets.choice
+    chars = "".join(choose(_REFERENCE_ALPHABET) for _ in range(REFERENCE_LENGTH))
+    half = REFERENCE_LENGTH // 2
+    return f"{chars[:half]}-{chars[half:]}"
+
+
+def reference_candidates(random_source: random.Random | None = None) -> Iterator[str]:
+    """New references without end (``new_reference``): what ``order_create`` tries, in turn."""
+    while True:
+        yield new_reference(random_source)
 
 
 class Order(ConcurrentTransitionMixin, PHIModel):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    reference = models.CharField(max_length=7, unique=True, default=new_reference, editable=False)
+    reference = models.CharField(max_length=9, unique=True, default=new_reference, editable=False)
     territory = models.ForeignKey("territories.Territory", on_delete=models.PROTECT, related_name="orders")
     patient = models.ForeignKey("patients.Patient", on_delete=models.PROTECT, related_name="orders")
     provider = models.ForeignKey("patients.Provider", on_delete=models.PROTECT, related_name="orders")

@@ -10,38 +10,43 @@ dispatcher delivers after commit. Nothing here sends anything before commit.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import Max
 from django.utils import timezone
 from django_fsm import can_proceed, has_transition_perm
+from simple_history.utils import bulk_create_with_history
 
 from catalog.selectors import products_by_sku
-from catalog.services import ReservationLine, stock_reserve
-from compliance.engine import ComplianceResult, Disposition
-from compliance.inputs import ArtifactType
+from catalog.services import ReservationLine, ReservationPlan, stock_plan, stock_reserve_plan
+from compliance.engine import ComplianceResult, Disposition, evaluate
+from compliance.inputs import ArtifactType, AttachedArtifact
 from compliance.models import SnapshotKind
-from core.audit import with_history_user
+from compliance.services import compliance_record
+from core.audit import access_record, with_history_user
 from core.exceptions import PermissionDenied, ValidationFailed
 from core.identifiers import is_valid_hcpcs, normalize_icd10
-from core.outbox import outbox_publish
+from core.models import AccessChannel
+from core.outbox import outbox_publish, outbox_publish_all
 from patients.exceptions import PatientProviderMismatch
-from patients.models import Patient, PayerType, Provider
+from patients.models import Coverage, Patient, PayerType, Provider
 from patients.selectors import active_coverage, providers_for_user
 from territories.exceptions import TerritoryMismatch
 from territories.models import Territory, TerritoryPermission
 from territories.selectors import territory_permits
 
-from .compliance_checks import hold_reason, order_check_compliance
+from .compliance_checks import compliance_event, facts_for_new_order, hold_reason, order_check_compliance
 from .exceptions import ComplianceNotClear, CoverageMissing, InvalidStatusTransition, OrderNotFound, ReviewNoteRequired
 from .models import (
     SIGNATURE_ARTIFACT,
@@ -57,10 +62,11 @@ from .models import (
     Priority,
     Source,
     StockStatus,
+    reference_candidates,
 )
 from .routing import fulfillment_delivered, fulfillment_route, fulfillment_stop
 from .selectors import _as_uuid, orders_for_user
-from .timeline import actor_kind_of, event_payload, record_event
+from .timeline import actor_kind_of, event_payload, new_event, record_event
 
 
 @dataclass(frozen=True)
@@ -140,25 +146,36 @@ _CONDITION_HINTS = {
 }
 
 
-def payer_type_default(*, patient: Patient, on: dt.date) -> str:
+_READ_IT: Any = object()  # a coverage argument not given: the function reads it
+
+
+def payer_type_default(*, patient: Patient, on: dt.date, coverage: Coverage | None = _READ_IT) -> str:
     """How an order for the patient is paid unless someone says otherwise: by the payer type of
-    the coverage in force on ``on`` (``active_coverage``), cash pay when none is."""
-    coverage = active_coverage(patient=patient, on=on)
+    the coverage in force on ``on`` (``active_coverage``; pass ``coverage`` when already read),
+    cash pay when none is."""
+    if coverage is _READ_IT:
+        coverage = active_coverage(patient=patient, on=on)
     insured = coverage is not None and coverage.payer_type == PayerType.INSURANCE
     return PayerType.INSURANCE if insured else PayerType.CASH
 
 
 def payer_coverage_check(
-    *, patient: Patient, payer_type: str, on: dt.date, insurance: dict[str, str] | None = None
+    *,
+    patient: Patient,
+    payer_type: str,
+    on: dt.date,
+    insurance: dict[str, str] | None = None,
+    coverage: Coverage | None = _READ_IT,
 ) -> None:
     """Refuse an insurance order that nobody could bill: raises CoverageMissing (``COVERAGE_MISSING``)
     unless the coverage in force on ``on`` is insurance or, from the API, the plan's carrier and
-    policy number come with the order (``insurance``). Cash pay needs nothing."""
+    policy number come with the order (``insurance``). Cash pay needs nothing. ``coverage``: the
+    coverage in force on ``on`` when already read."""
     if payer_type != PayerType.INSURANCE:
         return
     if insurance and insurance.get("carrier") and insurance.get("policy_number"):
         return
-    if payer_type_default(patient=patient, on=on) != PayerType.INSURANCE:
+    if payer_type_default(patient=patient, on=on, coverage=coverage) != PayerType.INSURANCE:
         raise CoverageMissing()
 
 
@@ -176,6 +193,14 @@ def order_lock(*, pk: Any, actor: Any) -> Order:
     if order is None:
         raise OrderNotFound()
     return order
+
+
+# A new reference is drawn this many times at most when the one drawn is already taken.
+REFERENCE_ATTEMPTS = 5
+
+
+class _StockMoved(Exception):
+    """Another order took stock between reading it and locking it: create again, locking it first."""
 
 
 def order_create(
@@ -202,6 +227,8 @@ def order_create(
     sign: bool = False,
     signature_image: bytes | None = None,
     documents: Sequence[DocumentUpload] = (),
+    read_channel: AccessChannel | None = None,
+    references: Iterator[str] | None = None,
 ) -> Order:
     """Create an order with its items, timeline entry and ``order.created``, then run the compliance checks.
 
@@ -217,7 +244,24 @@ def order_create(
     when the provider is not of that territory or ``patient_id`` names no patient assigned to the
     provider's territory — the same answer whether the patient is elsewhere or does not exist,
     so patient ids cannot be probed. CoverageMissing (``COVERAGE_MISSING``) refuses insurance for
-    a patient without insurance coverage in force (``payer_coverage_check``).
+    a patient without insurance coverage in force (``payer_coverage_check``). On any error nothing
+    is written.
+
+    ``read_channel``: the new order is shown to the actor (an API or portal response); when they
+    may read its PHI, that read is recorded (an AccessRecord) in the order's own transaction.
+    ``references``: the references to try, in turn (default ``reference_candidates()``, fresh random
+    ones); one that another order already holds is passed over, up to ``REFERENCE_ATTEMPTS`` times
+    (the unique constraint decides, so two concurrent creates can never share one). A seam for
+    tests that force a collision and for bulk loaders.
+
+    One transaction, in this order: the patient's row is locked (one order at a time per patient:
+    the checks count the patient's open orders, so a second submission waits for the first to
+    commit and sees it), everything the checks need is read and evaluated, the order, its lines,
+    their history, timeline, snapshot, outbox events and access record are written in bulk, and
+    only then are the stock lots locked (``FOR UPDATE``, primary-key order) and reserved, so the
+    lots are held only while their three writes and the commit run. If another order took stock
+    between the first read and the lock, so that a line's stock status would differ, the whole
+    create runs again with the lots locked before the checks.
     """
     # Patients and providers outside the actor's territories read as unknown, so ids cannot be probed.
     providers = Provider.objects.all() if actor is None else providers_for_user(user=actor)
@@ -232,58 +276,111 @@ def order_create(
             raise PermissionDenied("You may not place orders in this territory.")
     if provider.territory_id != territory_id:
         raise PatientProviderMismatch("The provider does not belong to the order's territory.")
-    patient = Patient.objects.filter(pk=patient_id, territory_id=provider.territory_id).only("id").first()
-    if patient is None:
-        raise PatientProviderMismatch()
-
-    products = products_by_sku(skus=[item.sku for item in items])
-    item_errors = {
-        str(index): {"sku": ["Unknown or inactive product."]}
-        for index, item in enumerate(items)
-        if item.sku not in products
-    }
-    if item_errors:
-        raise ValidationFailed(details={"items": item_errors})
-    payer_coverage_check(
-        patient=patient, payer_type=payer_type, on=order_date or timezone.localdate(), insurance=insurance
+    new_order = _NewOrder(
+        actor=actor,
+        provider=provider,
+        patient_id=patient_id,
+        items=items,
+        fields={
+            "territory_id": territory_id,
+            "provider": provider,
+            "source": source,
+            "priority": priority,
+            "delivery_mode": delivery_mode,
+            "requested_date": requested_date,
+            "payer_type": payer_type,
+            "created_by": actor,
+            "service_type": service_type or None,
+            "diagnosis_codes": [normalize_icd10(code) for code in diagnosis_codes] or None,
+            "notes": notes or None,
+            "insurance_details": insurance or None,
+            "order_date": order_date or timezone.localdate(),
+            "f2f_date": f2f_date,
+            "delivery_window": delivery_window,
+            "delivery_address": delivery_address or None,
+        },
+        insurance=insurance,
+        actor_kind=actor_kind_of(actor, actor_kind),
+        sign=sign,
+        signature_image=signature_image,
+        documents=documents,
+        read_channel=read_channel,
     )
-    if sign and (actor is None or provider.user_id != actor.pk):
-        raise PermissionDenied("Only the ordering practitioner can sign the order.")
-    signature_file = _signature_file(signature_image, sign=sign)
-    document_types = [
-        document_check(
-            artifact_type=d.artifact_type, file=d.file, content_type=d.content_type, hcpcs_codes=d.hcpcs_codes
-        )
-        for d in documents
-    ]
+    candidates = references if references is not None else reference_candidates()
+    reference, attempts, lock_stock_first = next(candidates), 1, False
+    while True:
+        try:
+            with transaction.atomic():
+                return new_order.create(reference=reference, lock_stock_first=lock_stock_first)
+        except _StockMoved:
+            lock_stock_first = True  # the same reference: it was not the problem
+        except IntegrityError:
+            # Only a reference another order holds is worth another draw; anything else is a real error.
+            taken = Order.objects.filter(reference=reference).exists()
+            following = next(candidates, None) if taken and attempts < REFERENCE_ATTEMPTS else None
+            if following is None:
+                raise
+            reference, attempts = following, attempts + 1
 
-    with transaction.atomic():
-        # One order at a time per patient: the checks count the patient's open orders (supply limits,
-        # DUPLICATE_ORDER), so a second submission waits here for the first to commit and sees it.
-        Patient.objects.select_for_update().filter(pk=patient.pk).values_list("pk", flat=True).get()
-        order = Order(
-            territory_id=territory_id,
-            patient=patient,
-            provider=provider,
-            source=source,
-            priority=priority,
-            delivery_mode=delivery_mode,
-            requested_date=requested_date,
-            payer_type=payer_type,
-            created_by=actor,
-            service_type=service_type or None,
-            diagnosis_codes=[normalize_icd10(code) for code in diagnosis_codes] or None,
-            notes=notes or None,
-            insurance_details=insurance or None,
-            order_date=order_date or timezone.localdate(),
-            f2f_date=f2f_date,
-            delivery_window=delivery_window,
-            delivery_address=delivery_address or None,
+
+@dataclass
+class _NewOrder:
+    """What ``order_create`` was asked for, created inside its transaction (``create``), perhaps twice."""
+
+    actor: Any
+    provider: Provider
+    patient_id: uuid.UUID
+    items: Sequence[ItemRequest]
+    fields: dict[str, Any]
+    insurance: dict[str, str] | None
+    actor_kind: ActorKind
+    sign: bool
+    signature_image: bytes | None
+    documents: Sequence[DocumentUpload]
+    read_channel: AccessChannel | None
+    # Attachments whose files are already stored: a second attempt writes their rows again, not the files.
+    stored: list[Attachment] | None = None
+
+    def create(self, *, reference: str, lock_stock_first: bool) -> Order:
+        actor = self.actor
+        patient = (
+            Patient.objects.select_for_update()
+            .filter(pk=self.patient_id, territory_id=self.provider.territory_id)
+            .first()
         )
-        if sign:
-            _sign(order=order, actor=actor, items=items)
+        if patient is None:
+            raise PatientProviderMismatch()
+        products = products_by_sku(skus=[item.sku for item in self.items])
+        item_errors = {
+            str(index): {"sku": ["Unknown or inactive product."]}
+            for index, item in enumerate(self.items)
+            if item.sku not in products
+        }
+        if item_errors:
+            raise ValidationFailed(details={"items": item_errors})
+        order_date = self.fields["order_date"]
+        coverage = active_coverage(patient=patient, on=order_date)
+        payer_coverage_check(
+            patient=patient,
+            payer_type=self.fields["payer_type"],
+            on=order_date,
+            insurance=self.insurance,
+            coverage=coverage,
+        )
+        if self.sign and (actor is None or self.provider.user_id != actor.pk):
+            raise PermissionDenied("Only the ordering practitioner can sign the order.")
+        signature_file = _signature_file(self.signature_image, sign=self.sign)
+        document_types = [
+            document_check(
+                artifact_type=d.artifact_type, file=d.file, content_type=d.content_type, hcpcs_codes=d.hcpcs_codes
+            )
+            for d in self.documents
+        ]
+
+        order = Order(reference=reference, patient=patient, **self.fields)
+        if self.sign:
+            _sign(order=order, actor=actor, items=self.items)
         with_history_user(order, actor)
-        order.save()
         lines = [
             OrderItem(
                 order=order,
@@ -298,45 +395,181 @@ def order_create(
                 refills=item.refills,
                 days_supply=item.days_supply,
             )
-            for item in items
+            for item in self.items
         ]
-        flags = _reserve_stock(order=order, lines=lines)
         for line in lines:
             with_history_user(line, actor)
-            line.save()
-        event = record_event(
-            order=order,
-            kind=EventKind.CREATED,
-            actor=actor,
-            actor_kind=actor_kind_of(actor, actor_kind),
-            to_status=order.status,
-            payload={"inventory_flags": flags} if flags else None,
-        )
-        outbox_publish(topic="order.created", aggregate=order, payload=event_payload(order, event))
-        for document, content_type in zip(documents, document_types, strict=True):
-            _store_attachment(
-                order=order,
-                actor=actor,
-                artifact_type=document.artifact_type,
-                file=document.file,
-                content_type=content_type,
-                document_date=document.document_date,
-                original_name=document.original_name,
-                hcpcs_codes=document.hcpcs_codes,
-            )
+        wanted = [
+            ReservationLine(line.pk, line.product_id, line.quantity)
+            for line in lines
+            if line.product.warehouse_fulfillment
+        ]
+        plan = stock_plan(lines=wanted, needed_by=order.requested_date, lock=lock_stock_first)
+        flags = _stock_status(lines=lines, plan=plan)
+
+        # The documents as they will be stored, the signature last: what the checks see of them.
+        artifacts = [AttachedArtifact(d.artifact_type, d.document_date, tuple(d.hcpcs_codes)) for d in self.documents]
         if signature_file is not None:
-            _store_attachment(
+            artifacts.append(AttachedArtifact(SIGNATURE_ARTIFACT, timezone.localdate(order.signed_at), ()))
+        facts = facts_for_new_order(order=order, lines=lines, artifacts=artifacts, coverage=coverage)
+        result = evaluate(facts)
+        created_status = order.status
+
+        # Writes. The order row as the checks leave it; its history as before: created (pending,
+        # not yet checked), then, for a hold, the system's transition.
+        order.ai_disposition = str(result.disposition)
+        held = result.disposition == Disposition.HOLD
+        if held:
+            order.hold()
+        Order.objects.bulk_create([order])
+        order._update_initial_state()  # django-fsm's optimistic lock: the state just written
+        as_created = copy.copy(order)
+        vars(as_created).update(status=created_status, ai_disposition=None)  # bypasses the protected field
+        Order.history.bulk_history_create([as_created])
+        if held:
+            # As a transition by the system: no acting user of its own (the request's, if any).
+            vars(order).pop("_history_user", None)
+            Order.history.bulk_history_create([order], update=True)
+        bulk_create_with_history(lines, OrderItem)
+
+        events = [
+            new_event(
                 order=order,
+                sequence=1,
+                kind=EventKind.CREATED,
                 actor=actor,
-                artifact_type=SIGNATURE_ARTIFACT,
-                file=signature_file,
-                content_type="image/png",
-                document_date=timezone.localdate(order.signed_at),
-                original_name="signature.png",
-                summary_sha256=order.signature_hash,
+                actor_kind=self.actor_kind,
+                to_status=created_status,
+                payload={"inventory_flags": flags} if flags else None,
             )
-        order, _result = _apply_compliance(order=order, actor=actor, kind=SnapshotKind.SUBMISSION)
-    return order
+        ]
+        # Attached and checked while the order was still pending (a hold comes after both).
+        for attachment in self._attachments(order=order, signature_file=signature_file, document_types=document_types):
+            events.append(
+                _attachment_event(
+                    order=order, attachment=attachment, actor=actor, sequence=len(events) + 1, status=created_status
+                )
+            )
+        snapshot = compliance_record(
+            order_id=order.pk,
+            territory_id=order.territory_id,
+            kind=SnapshotKind.SUBMISSION,
+            facts=facts,
+            result=result,
+            actor=actor,
+        )
+        events.append(
+            compliance_event(
+                order=order,
+                result=result,
+                snapshot=snapshot,
+                kind=SnapshotKind.SUBMISSION,
+                sequence=len(events) + 1,
+                status=created_status,
+            )
+        )
+        topics = [("order.created", events[0])]
+        if held:
+            hold = new_event(
+                order=order,
+                sequence=len(events) + 1,
+                kind=EventKind.TRANSITION,
+                actor=None,
+                actor_kind=ActorKind.AI,
+                from_status=created_status,
+                to_status=order.status,
+                transition="hold",
+                reason=hold_reason(result),
+                payload={"disposition": str(result.disposition)},
+            )
+            events.append(hold)
+            topics.extend((topic, hold) for topic in TRANSITIONS["hold"].topics)
+        OrderEvent.objects.bulk_create(events)
+        outbox_publish_all(aggregate=order, events=[(topic, event_payload(order, event)) for topic, event in topics])
+        if (
+            self.read_channel is not None
+            and actor is not None
+            and territory_permits(user=actor, permission=TerritoryPermission.VIEW_PHI, territory_id=order.territory_id)
+        ):
+            access_record(user=actor, objects=[order], channel=self.read_channel)
+
+        # Last, the stock: lock the lots and write the reservations.
+        if not lock_stock_first:
+            locked = stock_plan(lines=wanted, needed_by=order.requested_date, lock=True)
+            if locked.outcome() != plan.outcome():
+                raise _StockMoved()
+            plan = locked
+        stock_reserve_plan(order_id=order.pk, plan=plan)
+        _with_items_in_hand(order, lines)
+        return order
+
+    def _attachments(
+        self, *, order: Order, signature_file: ContentFile | None, document_types: list[str]
+    ) -> list[Attachment]:
+        """Store the documents and the signature (files once, however many attempts) and write their rows."""
+        if self.stored is None:
+            self.stored = [
+                _attachment_file_stored(
+                    order=order,
+                    actor=self.actor,
+                    artifact_type=document.artifact_type,
+                    file=document.file,
+                    content_type=content_type,
+                    document_date=document.document_date,
+                    original_name=document.original_name,
+                    hcpcs_codes=document.hcpcs_codes,
+                )
+                for document, content_type in zip(self.documents, document_types, strict=True)
+            ]
+            if signature_file is not None:
+                self.stored.append(
+                    _attachment_file_stored(
+                        order=order,
+                        actor=self.actor,
+                        artifact_type=SIGNATURE_ARTIFACT,
+                        file=signature_file,
+                        content_type="image/png",
+                        document_date=timezone.localdate(order.signed_at),
+                        original_name="signature.png",
+                        summary_sha256=order.signature_hash,
+                    )
+                )
+        for attachment in self.stored:
+            attachment.order = order
+            attachment._state.adding = True
+        Attachment.objects.bulk_create(self.stored)
+        return self.stored
+
+
+def _stock_status(*, lines: Sequence[OrderItem], plan: ReservationPlan) -> list[dict[str, Any]]:
+    """Set each (unsaved) line's stock status from the plan; returns the inventory flags.
+
+    Lines whose product never ships from the warehouse reserve nothing. A line the usable lots
+    cannot cover gets the inventory flag (nothing reserved for it, the units available noted);
+    the compliance checks decide what it means for the order.
+    """
+    shortfalls = {shortfall.order_line_id: shortfall for shortfall in plan.shortfalls}
+    flags: list[dict[str, Any]] = []
+    for line in lines:
+        shortfall = shortfalls.get(line.pk)
+        if not line.product.warehouse_fulfillment:
+            line.stock_status = StockStatus.NOT_WAREHOUSED
+        elif shortfall is None:
+            line.stock_status = StockStatus.RESERVED
+        else:
+            line.stock_status = StockStatus.INSUFFICIENT_STOCK
+            line.stock_available = shortfall.available
+            flags.append({"sku": line.sku, "requested": line.quantity, "available": shortfall.available})
+    return flags
+
+
+def _with_items_in_hand(order: Order, lines: Sequence[OrderItem]) -> None:
+    """Make ``order.items.all()`` answer with the lines just written, in SKU order, without a query
+    (what ``prefetch_related("items")`` leaves on an order), so its response is built from them."""
+    items = OrderItem.objects.filter(order=order)
+    items._result_cache = sorted(lines, key=lambda line: line.sku)
+    items._prefetch_done = True  # type: ignore[attr-defined]
+    order._prefetched_objects_cache = {"items": items}  # type: ignore[attr-defined]
 
 
 def _signature_file(image: bytes | None, *, sign: bool) -> ContentFile | None:
@@ -404,36 +637,6 @@ def _recheck_waiting_orders_of_patient(*, order: Order) -> None:
     )
     for pk in waiting:
         _apply_compliance(order=order_lock(pk=pk, actor=None), actor=None, kind=SnapshotKind.RECHECK)
-
-
-def _reserve_stock(*, order: Order, lines: Sequence[OrderItem]) -> list[dict[str, Any]]:
-    """Reserve warehouse stock for the order's (not yet saved) lines and set each line's stock status.
-
-    Lines whose product never ships from the warehouse reserve nothing. A line the usable lots
-    cannot cover gets the inventory flag (nothing reserved for it, the units available noted);
-    the compliance checks decide what it means for the order. Returns the flags.
-    """
-    warehoused = [line for line in lines if line.product.warehouse_fulfillment]
-    shortfalls = {
-        shortfall.order_line_id: shortfall
-        for shortfall in stock_reserve(
-            order_id=order.pk,
-            lines=[ReservationLine(line.pk, line.product_id, line.quantity) for line in warehoused],
-            needed_by=order.requested_date,
-        )
-    }
-    flags: list[dict[str, Any]] = []
-    for line in lines:
-        shortfall = shortfalls.get(line.pk)
-        if not line.product.warehouse_fulfillment:
-            line.stock_status = StockStatus.NOT_WAREHOUSED
-        elif shortfall is None:
-            line.stock_status = StockStatus.RESERVED
-        else:
-            line.stock_status = StockStatus.INSUFFICIENT_STOCK
-            line.stock_available = shortfall.available
-            flags.append({"sku": line.sku, "requested": line.quantity, "available": shortfall.available})
-    return flags
 
 
 def order_transition(
@@ -698,7 +901,7 @@ def order_hcpcs_codes(order: Order) -> list[str]:
     return sorted({code for code in codes if code})
 
 
-def _store_attachment(
+def _attachment_file_stored(
     *,
     order: Order,
     actor: Any,
@@ -710,7 +913,7 @@ def _store_attachment(
     summary_sha256: str = "",
     hcpcs_codes: Sequence[str] = (),
 ) -> Attachment:
-    """Save ``file`` through the storage API as an attachment of the locked ``order``, with its timeline entry."""
+    """An attachment of ``order`` with ``file`` saved through the storage API; its row not yet written."""
     digest = hashlib.sha256()
     file.seek(0)
     for chunk in file.chunks():
@@ -730,20 +933,57 @@ def _store_attachment(
         uploaded_by=actor,
     )
     attachment.file.save(str(attachment.pk), file, save=False)
-    attachment.save()
-    record_event(
+    return attachment
+
+
+def _attachment_event(
+    *, order: Order, attachment: Attachment, actor: Any, sequence: int, status: str | None = None
+) -> OrderEvent:
+    """The timeline entry of a new attachment (unsaved), at ``sequence``, while the order is in
+    ``status`` (default: its status now)."""
+    return new_event(
         order=order,
+        sequence=sequence,
         kind=EventKind.ATTACHMENT,
         actor=actor,
         actor_kind=actor_kind_of(actor, None),
-        from_status=order.status,
-        to_status=order.status,
+        from_status=status or order.status,
+        to_status=status or order.status,
         payload={
             "attachment_id": str(attachment.pk),
-            "artifact_type": artifact_type,
-            **({"hcpcs_codes": list(hcpcs_codes)} if hcpcs_codes else {}),
+            "artifact_type": attachment.artifact_type,
+            **({"hcpcs_codes": list(attachment.hcpcs_codes)} if attachment.hcpcs_codes else {}),
         },
     )
+
+
+def _store_attachment(
+    *,
+    order: Order,
+    actor: Any,
+    artifact_type: str,
+    file: Any,
+    content_type: str,
+    document_date: dt.date | None,
+    original_name: str,
+    summary_sha256: str = "",
+    hcpcs_codes: Sequence[str] = (),
+) -> Attachment:
+    """Save ``file`` through the storage API as an attachment of the locked ``order``, with its timeline entry."""
+    attachment = _attachment_file_stored(
+        order=order,
+        actor=actor,
+        artifact_type=artifact_type,
+        file=file,
+        content_type=content_type,
+        document_date=document_date,
+        original_name=original_name,
+        summary_sha256=summary_sha256,
+        hcpcs_codes=hcpcs_codes,
+    )
+    attachment.save()
+    last = order.events.aggregate(last=Max("sequence"))["last"] or 0
+    _attachment_event(order=order, attachment=attachment, actor=actor, sequence=last + 1).save()
     return attachment
 
 

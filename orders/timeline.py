@@ -15,6 +15,36 @@ def actor_kind_of(actor: Any, actor_kind: ActorKind | None) -> ActorKind:
     return ActorKind.SYSTEM if actor is None else ActorKind.STAFF
 
 
+def new_event(
+    *,
+    order: Order,
+    sequence: int,
+    kind: EventKind,
+    actor: Any,
+    actor_kind: ActorKind,
+    from_status: str = "",
+    to_status: str = "",
+    transition: str = "",
+    reason: str = "",
+    payload: dict[str, Any] | None = None,
+) -> OrderEvent:
+    """An unsaved timeline entry at ``sequence``: for writing a new order's first entries in one
+    INSERT (``OrderEvent.objects.bulk_create``), where the numbers are known without asking."""
+    return OrderEvent(
+        order=order,
+        territory_id=order.territory_id,
+        kind=kind,
+        from_status=from_status,
+        to_status=to_status,
+        transition=transition,
+        actor=actor,
+        actor_kind=actor_kind,
+        reason=reason or None,
+        payload=payload or None,
+        sequence=sequence,
+    )
+
+
 def record_event(
     *,
     order: Order,
@@ -29,19 +59,20 @@ def record_event(
 ) -> OrderEvent:
     """Append to the order's timeline. Call with the order locked (sequence numbers are per order)."""
     last = order.events.aggregate(last=Max("sequence"))["last"] or 0
-    return OrderEvent.objects.create(
+    event = new_event(
         order=order,
-        territory_id=order.territory_id,
+        sequence=last + 1,
         kind=kind,
+        actor=actor,
+        actor_kind=actor_kind,
         from_status=from_status,
         to_status=to_status,
         transition=transition,
-        actor=actor,
-        actor_kind=actor_kind,
-        reason=reason or None,
-        payload=payload or None,
-        sequence=last + 1,
+        reason=reason,
+        payload=payload,
     )
+    event.save()
+    return event
 
 
 def event_payload(order: Order, event: OrderEvent) -> dict[str, str | int | bool | None]:

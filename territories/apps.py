@@ -17,3 +17,7 @@ class TerritoriesConfig(AppConfig):
     def ready(self) -> None:
         # Deployment housekeeping, not business flow: new role permissions reach existing groups.
         post_migrate.connect(_sync_role_permissions, sender=self, dispatch_uid="territories.role_permissions_sync")
+        from .signals import connect
+
+        # Cache coherence, not business flow: cached permission maps follow every change of their rows.
+        connect()

@@ -1,4 +1,10 @@
-"""Which territories a user may see or act in: the one place territory access is decided."""
+"""Which territories a user may see or act in: the one place territory access is decided.
+
+Every answer here comes from the user's territory map (``territories.access.territory_access``),
+loaded once per request and cached per user: a check is a lookup, not a query. Querysets of
+territories name the allowed ones by primary key, so callers can still compose them. Superusers
+(every active territory) are answered from the territories themselves, as before.
+"""
 
 from __future__ import annotations
 
@@ -7,39 +13,44 @@ import uuid
 from typing import Any
 
 from django.db.models import QuerySet
-from guardian.shortcuts import get_objects_for_user
 
+from .access import is_superuser, territory_access
 from .exceptions import TerritoryMismatch
-from .models import ROLE_MODEL_PERMISSIONS, STAFF_ROLES, Territory, TerritoryMembership, TerritoryPermission
+from .models import ROLE_MODEL_PERMISSIONS, STAFF_ROLES, Territory, TerritoryPermission
 
 _CODE = re.compile(r"[-a-zA-Z0-9_]{1,50}")
+
+
+def _territories(ids: frozenset[uuid.UUID] | set[uuid.UUID]) -> QuerySet[Territory]:
+    # Sorted, so the same set gives the same SQL (and the same plan) every time.
+    return Territory.objects.filter(pk__in=sorted(ids)) if ids else Territory.objects.none()
 
 
 def territories_for_user(
     *, user: Any, permission: TerritoryPermission = TerritoryPermission.ACCESS
 ) -> QuerySet[Territory]:
     """Active territories where ``user`` holds ``permission`` (all of them for a superuser)."""
-    if not getattr(user, "is_authenticated", False) or not user.is_active:
-        return Territory.objects.none()
-    if user.is_superuser:
+    if is_superuser(user):
         return Territory.objects.filter(active=True)
-    return get_objects_for_user(
-        user,
-        f"territories.{permission.value}",
-        klass=Territory.objects.filter(active=True),
-        accept_global_perms=False,
-    )
+    return _territories(territory_access(user).territory_ids(permission.value))
 
 
 def territory_ids_for_user(
     *, user: Any, permission: TerritoryPermission = TerritoryPermission.ACCESS
 ) -> set[uuid.UUID]:
-    return set(territories_for_user(user=user, permission=permission).values_list("id", flat=True))
+    if is_superuser(user):
+        return set(Territory.objects.filter(active=True).values_list("pk", flat=True))
+    return set(territory_access(user).territory_ids(permission.value))
 
 
 def territory_permits(*, user: Any, permission: TerritoryPermission, territory_id: uuid.UUID | str) -> bool:
-    """True if ``user`` holds ``permission`` on the territory with ``territory_id``."""
-    return territories_for_user(user=user, permission=permission).filter(pk=territory_id).exists()
+    """True if ``user`` holds ``permission`` on the active territory with ``territory_id``."""
+    if is_superuser(user):
+        try:
+            return Territory.objects.filter(pk=uuid.UUID(str(territory_id)), active=True).exists()
+        except ValueError:
+            return False
+    return territory_access(user).permits(permission.value, territory_id)
 
 
 def territory_lookup(*, key: str) -> Territory | None:
@@ -86,16 +97,17 @@ def back_office_territories(
     who is ops staff in another sees and changes only the second in the admin. Every active
     territory for a superuser.
     """
-    territories = territories_for_user(user=user, permission=permission)
-    if getattr(user, "is_superuser", False):
-        return territories
-    roles: list[str]
+    if is_superuser(user):
+        return Territory.objects.filter(active=True)
+    access = territory_access(user)
+    allowed = access.territory_ids(permission.value)
+    roles: set[str]
     if model_permissions is None:
-        roles = sorted(STAFF_ROLES)
+        roles = set(STAFF_ROLES)
     else:
-        roles = [
+        roles = {
             role
             for role, granted in ROLE_MODEL_PERMISSIONS.items()
             if any(model_permission in granted for model_permission in model_permissions)
-        ]
-    return territories.filter(pk__in=TerritoryMembership.objects.filter(user=user, role__in=roles).values("territory"))
+        }
+    return _territories({pk for pk in allowed if access.roles.get(pk) in roles})

@@ -12,6 +12,7 @@ from guardian.shortcuts import get_perms, remove_perm
 
 from accounts.services import user_tokens_revoke
 
+from .access import group_access_changed, territory_access_changed
 from .models import (
     ROLE_MODEL_PERMISSIONS,
     ROLE_PERMISSIONS,
@@ -44,6 +45,8 @@ def territory_role_group(*, territory: Territory, role: str) -> Group:
             ],
             ignore_conflicts=True,
         )
+        # bulk_create sends no signals: the members' cached maps are renewed here.
+        group_access_changed(group_ids=[group.pk])
     for codename in held - wanted:
         remove_perm(f"territories.{codename}", group, territory)
     return group
@@ -96,6 +99,7 @@ def membership_grant(*, user: Any, territory: Territory, role: str) -> Territory
     When this changes what the user holds (a new territory, another role), the user's bearer
     tokens are revoked: a token carries the access of the moment it was issued. Granting what
     the user already holds (an SSO sign-in repeating its claims) changes nothing and revokes nothing.
+    The user's cached territory map is renewed (``territories.access``), on ``user`` as well.
     """
     previous_role = (
         TerritoryMembership.objects.filter(user=user, territory=territory).values_list("role", flat=True).first()
@@ -117,6 +121,7 @@ def membership_grant(*, user: Any, territory: Territory, role: str) -> Territory
         if other not in held_roles:
             user.groups.remove(role_back_office_group(role=other))
     _sync_staff_flag(user=user, held_roles=held_roles)
+    territory_access_changed(users=[user])
     return membership
 
 
@@ -124,7 +129,8 @@ def membership_grant(*, user: Any, territory: Territory, role: str) -> Territory
 def membership_revoke(*, user: Any, territory: Territory) -> None:
     """Remove ``user`` from ``territory``: every role group of it and the membership row.
 
-    Revokes the user's bearer tokens when they held a membership there.
+    Revokes the user's bearer tokens when they held a membership there, and renews their cached
+    territory map (``territories.access``), on ``user`` as well.
     """
     removed, _ = TerritoryMembership.objects.filter(user=user, territory=territory).delete()
     if removed:
@@ -135,6 +141,7 @@ def membership_revoke(*, user: Any, territory: Territory) -> None:
         if role not in held_roles:
             user.groups.remove(role_back_office_group(role=role))
     _sync_staff_flag(user=user, held_roles=held_roles)
+    territory_access_changed(users=[user])
 
 
 def _sync_staff_flag(*, user: Any, held_roles: set[str]) -> None:

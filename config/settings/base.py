@@ -325,6 +325,11 @@ CELERY_BEAT_SCHEDULE = {
 
 # Outbox: delivery attempts before an event is parked as failed for staff to retry.
 OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=10)
+# The sweep delivers due events in batches of this many (one transaction each) until none is left,
+# for at most this many seconds per run (checked between batches): below the beat interval, so a
+# backlog after a broker outage drains over a few runs without one run overlapping the next.
+OUTBOX_SWEEP_BATCH = env.int("OUTBOX_SWEEP_BATCH", default=200)
+OUTBOX_SWEEP_BUDGET_SECONDS = env.float("OUTBOX_SWEEP_BUDGET_SECONDS", default=20.0)
 
 # --- Cache -----------------------------------------------------------------------------------
 # Django's Redis and local-memory caches, timed for the metrics (core.metrics).
@@ -335,6 +340,11 @@ CACHES = {
         else {"BACKEND": "core.metrics.TimedLocMemCache"}
     )
 }
+
+# How long a user's territory → permissions map stays in the cache (territories.access). Changes
+# take effect at once whatever this is (each one gives the user a new cache key); it only bounds
+# how long an unused map occupies memory.
+TERRITORY_ACCESS_CACHE_SECONDS = env.int("TERRITORY_ACCESS_CACHE_SECONDS", default=3600)
 
 # --- Back-office CSV import and export (django-import-export) --------------------------------
 # Importing needs the model's "add" permission and exporting its "view" permission (admins that

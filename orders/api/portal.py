@@ -26,7 +26,7 @@ from patients.models import PayerType
 from territories.api import TERRITORY_HEADER, request_territory
 
 from .serializers import OrderCreateSerializer, OrderSerializer, OrderSummarySerializer, validate_icd10_list
-from .views import order_create_from_request, order_response
+from .views import created_order_response, order_create_from_request, order_response
 
 ARTIFACT_CHOICES = [t.value for t in ArtifactType]
 
@@ -316,8 +316,7 @@ class PortalOrdersView(GenericAPIView):
     )
     def post(self, request: Request) -> Response:
         """Create the order, run the compliance checks, and answer with the disposition and findings."""
-        order = order_create_from_request(request)
-        return _portal_order_response(request, order.pk, status_code=status.HTTP_201_CREATED)
+        return created_order_response(request, order_create_from_request(request), serializer=PortalOrderSerializer)
 
 
 class PortalOrderApproveView(APIView):

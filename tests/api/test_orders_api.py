@@ -182,7 +182,7 @@ def test_doctor_places_an_order_and_it_reads_back_in_full(north: Any, api: Any) 
     body = response.json()
     order = Order.objects.get(pk=body["id"])
     assert set(body) == SUMMARY_KEYS | PHI_KEYS
-    assert re.fullmatch(r"[2-9A-HJ-NP-Z]{3}-[2-9A-HJ-NP-Z]{3}", body["reference"])
+    assert re.fullmatch(r"[2-9A-HJ-NP-Z]{4}-[2-9A-HJ-NP-Z]{4}", body["reference"])
     assert timestamp(body["created_at"]) <= timestamp(body["updated_at"])
     # The doctor signed the written order while placing it.
     assert timestamp(body["signed_at"]) <= timestamp(body["updated_at"])

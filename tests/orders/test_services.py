@@ -21,7 +21,7 @@ from territories.services import membership_grant
 from tests.conftest import World
 from tests.factories import ProductFactory, UserFactory
 
-REFERENCE = re.compile(r"^[2-9A-HJ-NP-Z]{3}-[2-9A-HJ-NP-Z]{3}$")
+REFERENCE = re.compile(r"^[2-9A-HJ-NP-Z]{4}-[2-9A-HJ-NP-Z]{4}$")
 
 
 def _counts() -> dict[str, int]:
