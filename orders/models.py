@@ -65,6 +65,33 @@ STAGE_OF_STATUS: dict[str, Stage | None] = {
 }
 
 
+# Orders that wait for a person (the review queue, the portal's "Needs your action"): held or in
+# review before verification, and verified orders that something later put back in review (a
+# pharmacy refusing the prescription). Verifying an order sets its disposition to ``clear``, so a
+# verified order waits again only when something new is found.
+REVIEW_STATUSES = (OrderStatus.ON_HOLD, OrderStatus.PENDING_VERIFICATION)
+REVIEW_AFTER_VERIFICATION = (
+    OrderStatus.VERIFIED,
+    OrderStatus.AWAITING_PAYMENT,
+    OrderStatus.PAID,
+    OrderStatus.IN_PROGRESS,
+)
+WAITING_DISPOSITIONS = ("hold", "needs_review", "clear")
+
+
+def waiting_for_person(dispositions: tuple[str, ...] | list[str] = WAITING_DISPOSITIONS) -> models.Q:
+    """The orders waiting for a person, read from their current status and current disposition (the
+    one rule every list uses): those before verification whose disposition is one of
+    ``dispositions``, and, when ``needs_review`` is among them, verified orders put back in review."""
+    waiting = models.Q(status__in=REVIEW_STATUSES, ai_disposition__in=dispositions)
+    if "needs_review" in dispositions:
+        waiting |= models.Q(status__in=REVIEW_AFTER_VERIFICATION, ai_disposition="needs_review")
+    return waiting
+
+
+WAITING_FOR_PERSON = waiting_for_person()
+
+
 class Source(models.TextChoices):
     PORTAL = "portal", "Portal"
     INTAKE = "intake", "Intake"
@@ -154,9 +181,12 @@ def new_reference() -> str:
 class Order(ConcurrentTransitionMixin, PHIModel):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     reference = models.CharField(max_length=7, unique=True, default=new_reference, editable=False)
-    territory = models.ForeignKey("territories.Territory", on_delete=models.PROTECT, related_name="orders")
+    # The foreign keys the list indexes begin with need no index of their own (db_index=False).
+    territory = models.ForeignKey(
+        "territories.Territory", on_delete=models.PROTECT, related_name="orders", db_index=False
+    )
     patient = models.ForeignKey("patients.Patient", on_delete=models.PROTECT, related_name="orders")
-    provider = models.ForeignKey("patients.Provider", on_delete=models.PROTECT, related_name="orders")
+    provider = models.ForeignKey("patients.Provider", on_delete=models.PROTECT, related_name="orders", db_index=False)
 
     status = FSMField(
         max_length=30, choices=OrderStatus.choices, default=OrderStatus.PENDING_VERIFICATION, protected=True
@@ -179,7 +209,7 @@ class Order(ConcurrentTransitionMixin, PHIModel):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
     )
 
     # PHI, encrypted with the territory bound as associated data.
@@ -211,7 +241,30 @@ class Order(ConcurrentTransitionMixin, PHIModel):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["territory", "status", "created_at"], name="order_territory_status_idx")]
+        # One index per list filter, ending in the lists' order (created_at, id), so each list reads
+        # its page in order and stops (see core.keyset): a territory's orders (API), by status (API
+        # filter, portal tabs of staff), a doctor's as provider and as creator (portal tabs, one
+        # status at a time), and the few waiting for a person (holds, review queue) in partial
+        # indexes that leave the long history of settled orders out.
+        indexes = [
+            models.Index(fields=["territory", "created_at", "id"], name="order_territory_key_idx"),
+            models.Index(fields=["territory", "status", "created_at", "id"], name="order_territory_status_key_idx"),
+            models.Index(fields=["provider", "status", "created_at", "id"], name="order_provider_status_key_idx"),
+            models.Index(fields=["created_by", "status", "created_at", "id"], name="order_creator_status_key_idx"),
+            models.Index(
+                fields=["territory", "created_at", "id"],
+                condition=WAITING_FOR_PERSON,
+                name="order_territory_waiting_idx",
+            ),
+            models.Index(
+                fields=["provider", "created_at", "id"], condition=WAITING_FOR_PERSON, name="order_provider_waiting_idx"
+            ),
+            models.Index(
+                fields=["created_by", "created_at", "id"],
+                condition=WAITING_FOR_PERSON,
+                name="order_creator_waiting_idx",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Order {self.reference}"

@@ -301,14 +301,14 @@ class PortalOrdersView(GenericAPIView):
         disposition = request.query_params.get("disposition") or None
         if disposition is not None and disposition not in ("hold", "needs_review", "clear"):
             raise ValidationFailed(details={"disposition": ["Choose hold, needs_review or clear."]})
-        queue = selectors.review_queue(
+        orders = selectors.review_queue_orders(
             user=request.user,
             territory_key=request.query_params.get("territory") or None,
             reason=request.query_params.get("reason") or None,
             dispositions=(disposition,) if disposition else selectors.REVIEW_DISPOSITIONS,
         )
-        page = self.paginate_queryset(queue.orders)
-        context = {"results": queue.results}
+        page = self.paginate_queryset(selectors.orders_with_items(orders)) or []
+        context = {"results": selectors.latest_results(page)}
         return self.get_paginated_response(ReviewQueueEntrySerializer(page, many=True, context=context).data)
 
     @extend_schema(
