@@ -204,15 +204,22 @@ class BoundedCount:
 
 
 def bounded_count(queryset: QuerySet[Any], *, limit: int) -> BoundedCount:
-    """The number of rows of ``queryset``, reading at most ``limit + 1`` of them (one query)."""
-    found = queryset.order_by().values("pk")[: limit + 1].count()
+    """The number of rows of ``queryset``, reading at most ``limit + 1`` of them (one query).
+
+    The rows are counted in the queryset's own order (a listing's), so that the database reads them
+    along the listing's index and stops, rather than scanning the table until enough rows match.
+    """
+    found = queryset.values("pk")[: limit + 1].count()
     return BoundedCount(value=min(found, limit), exact=found <= limit)
 
 
-def bounded_count_merged(arms: Sequence[QuerySet[Any]], *, limit: int) -> BoundedCount:
-    """``bounded_count`` of the union of ``arms`` (each row once), each arm reading at most ``limit + 1`` rows."""
+def bounded_count_merged(
+    arms: Sequence[QuerySet[Any]], *, limit: int, ordering: Sequence[str] = ("pk",)
+) -> BoundedCount:
+    """``bounded_count`` of the union of ``arms`` (each row once), each arm reading at most ``limit + 1``
+    rows in ``ordering`` (give the listing's, whose index each arm reads)."""
     if not arms:
         return BoundedCount(value=0, exact=True)
-    limited = [arm.order_by().values("pk")[: limit + 1] for arm in arms]
+    limited = [arm.order_by(*ordering).values("pk")[: limit + 1] for arm in arms]
     found = (limited[0].union(*limited[1:]) if len(limited) > 1 else limited[0]).count()
     return BoundedCount(value=min(found, limit), exact=found <= limit)

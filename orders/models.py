@@ -89,7 +89,9 @@ def waiting_for_person(dispositions: tuple[str, ...] | list[str] = WAITING_DISPO
     return waiting
 
 
-WAITING_FOR_PERSON = waiting_for_person()
+# The orders the holds and review lists read (partial indexes): held or in review. Orders that are
+# clear and only wait for verification are left out, being the everyday flow rather than exceptions.
+WAITING_FOR_PERSON = waiting_for_person(("hold", "needs_review"))
 
 
 class Source(models.TextChoices):

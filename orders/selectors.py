@@ -308,7 +308,8 @@ def portal_scope(*, user: Any) -> PortalScope:
 def portal_stage_counts(*, scope: PortalScope, limit: int = TAB_COUNT_LIMIT) -> dict[Stage, BoundedCount]:
     """How many of the scope's orders each display stage holds, counted up to ``limit`` (one query per stage)."""
     return {
-        stage: bounded_count_merged(scope.arms(statuses=STATUSES_OF_STAGE[stage]), limit=limit) for stage in Stage
+        stage: bounded_count_merged(scope.arms(statuses=STATUSES_OF_STAGE[stage]), limit=limit, ordering=NEWEST_FIRST)
+        for stage in Stage
     }
 
 

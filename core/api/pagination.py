@@ -63,9 +63,7 @@ class KeysetPagination(BasePagination):
 
     def cursor(self, request: Request) -> Cursor | None:
         if "page" in request.query_params:
-            raise ValidationFailed(
-                details={"page": ["This list pages by cursor: follow its next and previous links."]}
-            )
+            raise ValidationFailed(details={"page": ["This list pages by cursor: follow its next and previous links."]})
         token = request.query_params.get(self.cursor_query_param)
         if token is None:
             return None
