@@ -21,7 +21,7 @@ import base64
 import binascii
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import reduce
 from operator import or_
 from typing import Any
@@ -165,31 +165,81 @@ def keyset_page(queryset: QuerySet[Any], *, size: int, cursor: Cursor | None = N
     return _page(list(queryset[: size + 1]), size=size, keys=keys, cursor=cursor)
 
 
+def merged_values(
+    arms: Sequence[QuerySet[Any]],
+    *,
+    ordering: Sequence[str],
+    fields: Sequence[str] = ("pk",),
+    limit: int,
+    beyond: Q | None = None,
+) -> list[tuple[Any, ...]]:
+    """``fields`` of the first ``limit`` rows of the union of ``arms`` in ``ordering`` (each row once),
+    in one query: each arm is read in that ordering up to ``limit`` rows (an index scan that stops
+    early when the arm's filter is one an index serves), then the union is cut to ``limit``."""
+    if not arms:
+        return []
+    names = [part.lstrip("-") for part in ordering]
+    columns = list(dict.fromkeys([*fields, *names]))
+    limited = [arm.filter(beyond or Q()).order_by(*ordering).values_list(*columns)[:limit] for arm in arms]
+    found = limited[0].union(*limited[1:]).order_by(*ordering)[:limit] if len(limited) > 1 else limited[0]
+    return [row[: len(fields)] for row in found]
+
+
 def keyset_page_merged(
     arms: Sequence[QuerySet[Any]], *, rows: QuerySet[Any], size: int, cursor: Cursor | None = None
 ) -> KeysetPage:
-    """A keyset page of the union of ``arms``, in one query.
+    """A keyset page of the union of ``arms``, in two queries (plus the prefetches of ``rows``).
 
     ``rows`` gives the ordering (as ``keyset_page`` needs it) and the shape of the rows returned
     (``select_related``, ``prefetch_related``); its filters are not applied: the arms are the
-    listing. Each arm is read in that ordering up to the page's size, so each can be an index scan
-    that stops early (give each arm a filter one index serves, such as one provider and one
-    status), and the page is the first ``size`` of what the arms found, each row once.
+    listing. The first query finds the page's keys (``merged_values``), the second reads those rows
+    by primary key: joining the union to the table instead would let the planner read the table in
+    order and probe the union, which grows with the table.
     """
     keys = _keys(rows)
-    ordering = [("-" if key.descending else "") + key.name for key in keys]
-    reading = _reversed(keys) if cursor is not None and cursor.backwards else ordering
-    beyond = Q()
-    if cursor is not None:
-        beyond = _beyond(keys, _values(cursor, keys), backwards=cursor.backwards)
-    if not arms:
-        return KeysetPage(rows=[], next=None, previous=None)
-    limited = [arm.filter(beyond).order_by(*reading).values("pk")[: size + 1] for arm in arms]
-    found = limited[0].union(*limited[1:]) if len(limited) > 1 else limited[0]
-    page_rows = rows.model._base_manager.filter(pk__in=found)
-    page_rows.query.select_related = rows.query.select_related
-    page_rows = page_rows.prefetch_related(*rows._prefetch_related_lookups).order_by(*reading)
-    return _page(list(page_rows[: size + 1]), size=size, keys=keys, cursor=cursor)
+    backwards = cursor is not None and cursor.backwards
+    ordering = _reversed(keys) if backwards else [("-" if key.descending else "") + key.name for key in keys]
+    beyond = _beyond(keys, _values(cursor, keys), backwards=cursor.backwards) if cursor is not None else None
+    ids = [pk for (pk,) in merged_values(arms, ordering=ordering, limit=size + 1, beyond=beyond)]
+    if not ids:
+        return _page([], size=size, keys=keys, cursor=cursor)
+    fetch = rows.model._base_manager.filter(pk__in=ids)
+    fetch.query.select_related = rows.query.select_related
+    fetched = {row.pk: row for row in fetch.prefetch_related(*rows._prefetch_related_lookups)}
+    return _page([fetched[pk] for pk in ids if pk in fetched], size=size, keys=keys, cursor=cursor)
+
+
+@dataclass(frozen=True)
+class MergedListing:
+    """A listing read in arms: their union, ordered and shaped as ``rows`` says (``keyset_page_merged``).
+
+    What ``KeysetPagination`` pages besides plain querysets, so an API list can be a union too.
+    """
+
+    arms: tuple[QuerySet[Any], ...]
+    rows: QuerySet[Any]
+
+    def filter(self, *args: Any, **kwargs: Any) -> MergedListing:
+        """The listing with every arm filtered."""
+        return replace(self, arms=tuple(arm.filter(*args, **kwargs) for arm in self.arms))
+
+    def shaped(self, rows: QuerySet[Any]) -> MergedListing:
+        """The listing returning rows shaped (and ordered) as ``rows``."""
+        return replace(self, rows=rows)
+
+    def page(self, *, size: int, cursor: Cursor | None = None) -> KeysetPage:
+        return keyset_page_merged(self.arms, rows=self.rows, size=size, cursor=cursor)
+
+    def count(self, *, limit: int) -> BoundedCount:
+        return bounded_count_merged(self.arms, limit=limit, ordering=self.ordering)
+
+    def values(self, *fields: str, limit: int) -> list[tuple[Any, ...]]:
+        """``fields`` of the listing's first ``limit`` rows, in order (one query)."""
+        return merged_values(self.arms, ordering=self.ordering, fields=fields, limit=limit)
+
+    @property
+    def ordering(self) -> list[str]:
+        return [("-" if key.descending else "") + key.name for key in _keys(self.rows)]
 
 
 @dataclass(frozen=True)

@@ -76,22 +76,25 @@ REVIEW_AFTER_VERIFICATION = (
     OrderStatus.PAID,
     OrderStatus.IN_PROGRESS,
 )
-WAITING_DISPOSITIONS = ("hold", "needs_review", "clear")
+# Each way of waiting, as one conjunction (no OR), so that a list reads each through its own partial
+# index in order (see Order.Meta.indexes and orders.selectors); their union is "waiting for a person".
+HELD = models.Q(status__in=REVIEW_STATUSES, ai_disposition="hold")
+IN_REVIEW = models.Q(status__in=(*REVIEW_STATUSES, *REVIEW_AFTER_VERIFICATION), ai_disposition="needs_review")
 
 
-def waiting_for_person(dispositions: tuple[str, ...] | list[str] = WAITING_DISPOSITIONS) -> models.Q:
+def waiting_for_person(dispositions: tuple[str, ...] | list[str]) -> list[models.Q]:
     """The orders waiting for a person, read from their current status and current disposition (the
-    one rule every list uses): those before verification whose disposition is one of
-    ``dispositions``, and, when ``needs_review`` is among them, verified orders put back in review."""
-    waiting = models.Q(status__in=REVIEW_STATUSES, ai_disposition__in=dispositions)
+    one rule every list uses), as conditions whose union they are: held orders (``hold``), orders in
+    review before verification and verified ones put back in review (``needs_review``), and clear
+    ones waiting for verification (``clear``, one condition per status)."""
+    kinds = []
+    if "hold" in dispositions:
+        kinds.append(HELD)
     if "needs_review" in dispositions:
-        waiting |= models.Q(status__in=REVIEW_AFTER_VERIFICATION, ai_disposition="needs_review")
-    return waiting
-
-
-# The orders the holds and review lists read (partial indexes): held or in review. Orders that are
-# clear and only wait for verification are left out, being the everyday flow rather than exceptions.
-WAITING_FOR_PERSON = waiting_for_person(("hold", "needs_review"))
+        kinds.append(IN_REVIEW)
+    if "clear" in dispositions:
+        kinds += [models.Q(status=status, ai_disposition="clear") for status in REVIEW_STATUSES]
+    return kinds
 
 
 class Source(models.TextChoices):
@@ -246,25 +249,17 @@ class Order(ConcurrentTransitionMixin, PHIModel):
         # One index per list filter, ending in the lists' order (created_at, id), so each list reads
         # its page in order and stops (see core.keyset): a territory's orders (API), by status (API
         # filter, portal tabs of staff), a doctor's as provider and as creator (portal tabs, one
-        # status at a time), and the few waiting for a person (holds, review queue) in partial
-        # indexes that leave the long history of settled orders out.
+        # status at a time), and the few held or in review (holds, review queue) in partial indexes
+        # that leave the long history of settled orders out.
         indexes = [
             models.Index(fields=["territory", "created_at", "id"], name="order_territory_key_idx"),
             models.Index(fields=["territory", "status", "created_at", "id"], name="order_territory_status_key_idx"),
             models.Index(fields=["provider", "status", "created_at", "id"], name="order_provider_status_key_idx"),
             models.Index(fields=["created_by", "status", "created_at", "id"], name="order_creator_status_key_idx"),
-            models.Index(
-                fields=["territory", "created_at", "id"],
-                condition=WAITING_FOR_PERSON,
-                name="order_territory_waiting_idx",
-            ),
-            models.Index(
-                fields=["provider", "created_at", "id"], condition=WAITING_FOR_PERSON, name="order_provider_waiting_idx"
-            ),
-            models.Index(
-                fields=["created_by", "created_at", "id"],
-                condition=WAITING_FOR_PERSON,
-                name="order_creator_waiting_idx",
+            *(
+                models.Index(fields=[owner, "created_at", "id"], condition=condition, name=f"order_{name}_{kind}_idx")
+                for owner, name in (("territory", "territory"), ("provider", "provider"), ("created_by", "creator"))
+                for kind, condition in (("held", HELD), ("review", IN_REVIEW))
             ),
         ]
 

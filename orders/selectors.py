@@ -26,8 +26,8 @@ from core.keyset import (
     BoundedCount,
     Cursor,
     KeysetPage,
+    MergedListing,
     bounded_count_merged,
-    keyset_page,
     keyset_page_merged,
 )
 from patients.exceptions import PatientNotFound
@@ -150,12 +150,7 @@ REVIEW_PAGE_SIZE = 50
 # The reason filter and the list of reasons read the latest results of at most this many waiting
 # orders (the oldest): results are encrypted, so they are opened in Python, and a page view must
 # not open a backlog of any size.
-REVIEW_SCAN_LIMIT = 2000
-
-
-def _waiting(dispositions: Sequence[str]) -> Q:
-    """Orders waiting for a person now (``waiting_for_person``, the rule every list uses)."""
-    return waiting_for_person(tuple(dispositions))
+REVIEW_SCAN_LIMIT = 1000
 
 
 def review_queue_orders(
@@ -164,16 +159,18 @@ def review_queue_orders(
     territory_key: str | None = None,
     reason: str | None = None,
     dispositions: Sequence[str] = REVIEW_DISPOSITIONS,
-) -> QuerySet[Order]:
-    """Orders waiting for a person in the territories the user reviews, oldest first (``OLDEST_FIRST``,
-    to page by key).
+) -> MergedListing:
+    """Orders waiting for a person in the territories the user reviews, oldest first (``OLDEST_FIRST``),
+    as a listing to page by key and count (``MergedListing``): one arm per territory and way of
+    waiting, each read in order through its own index.
 
     By default the holds and the reviews (``on_hold`` or ``pending_verification`` orders whose
     latest check is ``hold`` or ``needs_review``, and verified orders put back in review later,
     such as by a pharmacy refusing the prescription); ``dispositions`` may ask for ``clear`` ones
     waiting for verification too. ``territory_key`` (id or code) narrows it to one territory the user
     reviews (else TerritoryMismatch); ``reason`` keeps the orders whose latest check has a finding of
-    that code, among the oldest ``REVIEW_SCAN_LIMIT`` waiting orders.
+    that code, among the oldest ``REVIEW_SCAN_LIMIT`` waiting orders (two more queries and a third
+    for the results' scan).
     """
     reviewing = territory_ids_for_user(user=user, permission=TerritoryPermission.REVIEW_ORDER)
     if territory_key:
@@ -181,12 +178,19 @@ def review_queue_orders(
         if territory is None or territory.pk not in reviewing:
             raise TerritoryMismatch(details={"territory_id": territory_key[:64]})
         reviewing = {territory.pk}
-    orders = Order.objects.filter(_waiting(dispositions), territory_id__in=sorted(reviewing)).order_by(*OLDEST_FIRST)
+    listing = MergedListing(
+        arms=tuple(
+            Order.objects.filter(kind, territory_id=territory_id)
+            for territory_id in sorted(reviewing)
+            for kind in waiting_for_person(tuple(dispositions))
+        ),
+        rows=Order.objects.order_by(*OLDEST_FIRST),
+    )
     if reason:
-        scanned = list(orders.values_list("pk", "status")[:REVIEW_SCAN_LIMIT])
+        scanned = listing.values("pk", "status", limit=REVIEW_SCAN_LIMIT)
         results = latest_results_of(scanned)
-        orders = orders.filter(pk__in=[pk for pk, _status in scanned if reason in _finding_codes(results.get(pk))])
-    return orders
+        listing = listing.filter(pk__in=[pk for pk, _status in scanned if reason in _finding_codes(results.get(pk))])
+    return listing
 
 
 def review_queue(
@@ -206,18 +210,19 @@ def review_queue(
 
 
 def review_queue_page(
-    orders: QuerySet[Order], *, cursor: Cursor | None = None, size: int = REVIEW_PAGE_SIZE
+    orders: MergedListing, *, cursor: Cursor | None = None, size: int = REVIEW_PAGE_SIZE
 ) -> ReviewQueue:
-    """One page of ``orders`` (from ``review_queue_orders``) as ``review_queue`` gives it (three queries)."""
-    page = keyset_page(orders.select_related("patient", "territory"), size=size, cursor=cursor)
+    """One page of ``orders`` (from ``review_queue_orders``) as ``review_queue`` gives it (four queries)."""
+    page = orders.shaped(Order.objects.select_related("patient", "territory").order_by(*OLDEST_FIRST)).page(
+        size=size, cursor=cursor
+    )
     return ReviewQueue(orders=page.rows, results=latest_results(page.rows), next=page.next, previous=page.previous)
 
 
 def review_reasons(*, user: Any) -> list[str]:
     """The hold and review finding codes of the waiting orders (the oldest ``REVIEW_SCAN_LIMIT``) in the
     territories the user reviews, sorted: what the queue can be filtered by."""
-    orders = review_queue_orders(user=user).values_list("pk", "status")[:REVIEW_SCAN_LIMIT]
-    results = latest_results_of(list(orders))
+    results = latest_results_of(review_queue_orders(user=user).values("pk", "status", limit=REVIEW_SCAN_LIMIT))
     return sorted({code for result in results.values() for code in _finding_codes(result)})
 
 
@@ -279,18 +284,26 @@ class PortalScope:
     reviewing: tuple[uuid.UUID, ...]  # where the user reviews orders
     provider_id: uuid.UUID | None  # the doctor's provider record, if the user is one
 
-    def arms(self, condition: Q | None = None, *, statuses: Sequence[str] | None = None) -> list[QuerySet[Order]]:
-        """The scope's orders meeting ``condition`` as index-friendly querysets whose union is the
-        list: one per owner (the provider, the creator; or each territory) and, given ``statuses``,
-        one per status (so each arm reads (owner, status, created_at, id) in order)."""
-        if not self.territory_ids:
+    def arms(
+        self,
+        condition: Q | None = None,
+        *,
+        statuses: Sequence[str] | None = None,
+        within: Sequence[uuid.UUID] | None = None,
+    ) -> list[QuerySet[Order]]:
+        """The scope's orders meeting ``condition`` (in the territories ``within``, if given) as
+        index-friendly querysets whose union is the list: one per owner (the provider, the creator;
+        or each territory) and, given ``statuses``, one per status (so each arm reads (owner,
+        status, created_at, id) in order)."""
+        territory_ids = self.territory_ids if within is None else tuple(t for t in self.territory_ids if t in within)
+        if not territory_ids:
             return []
         condition = condition if condition is not None else Q()
         if self.provider_id is not None:
             owners = [Q(provider_id=self.provider_id), Q(created_by_id=self.user_id)]
-            condition &= Q(territory_id__in=self.territory_ids)
+            condition &= Q(territory_id__in=territory_ids)
         else:
-            owners = [Q(territory_id=territory_id) for territory_id in self.territory_ids]
+            owners = [Q(territory_id=territory_id) for territory_id in territory_ids]
         by_status = [Q(status=status) for status in statuses] if statuses is not None else [Q()]
         return [Order.objects.filter(owner, one, condition) for owner in owners for one in by_status]
 
@@ -348,11 +361,11 @@ def portal_holds_page(
     for a reviewer, not for the doctor who ordered). A constant number of queries for any number of
     holds. Raises InvalidCursor for a cursor of another listing."""
     scope = scope or portal_scope(user=user)
-    waiting = _waiting(("hold",))
-    if scope.reviewing:
-        waiting |= _waiting(("needs_review",)) & Q(territory_id__in=scope.reviewing)
+    (held,) = waiting_for_person(("hold",))
+    (in_review,) = waiting_for_person(("needs_review",))
+    arms = scope.arms(held) + (scope.arms(in_review, within=scope.reviewing) if scope.reviewing else [])
     page = keyset_page_merged(
-        scope.arms(waiting),
+        arms,
         rows=Order.objects.select_related("patient").order_by(*OLDEST_FIRST),
         size=size,
         cursor=cursor,

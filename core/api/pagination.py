@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
 from core.exceptions import ValidationFailed
-from core.keyset import BoundedCount, Cursor, InvalidCursor, KeysetPage, bounded_count, keyset_page
+from core.keyset import BoundedCount, Cursor, InvalidCursor, KeysetPage, MergedListing, bounded_count, keyset_page
 
 # Lists count their rows up to this many; beyond it ``count`` says COUNT_LIMIT and ``count_capped`` is true.
 COUNT_LIMIT = 1000
@@ -72,12 +72,20 @@ class KeysetPagination(BasePagination):
         except InvalidCursor:
             raise ValidationFailed(details={"cursor": ["Invalid cursor: use the next or previous link."]}) from None
 
-    def paginate_queryset(self, queryset: QuerySet[Any], request: Request, view: Any = None) -> list[Any]:
+    def paginate_queryset(
+        self, queryset: QuerySet[Any] | MergedListing, request: Request, view: Any = None
+    ) -> list[Any]:
+        """The page of ``queryset`` (or of a listing read in arms) the request's cursor points to."""
         self.request = request
         cursor = self.cursor(request)
-        self.count = bounded_count(queryset, limit=self.count_limit)
+        size = self.get_page_size(request)
         try:
-            self.page = keyset_page(queryset, size=self.get_page_size(request), cursor=cursor)
+            if isinstance(queryset, MergedListing):
+                self.count = queryset.count(limit=self.count_limit)
+                self.page = queryset.page(size=size, cursor=cursor)
+            else:
+                self.count = bounded_count(queryset, limit=self.count_limit)
+                self.page = keyset_page(queryset, size=size, cursor=cursor)
         except InvalidCursor:
             raise ValidationFailed(details={"cursor": ["Invalid cursor: use the next or previous link."]}) from None
         return self.page.rows

@@ -307,7 +307,7 @@ class PortalOrdersView(GenericAPIView):
             reason=request.query_params.get("reason") or None,
             dispositions=(disposition,) if disposition else selectors.REVIEW_DISPOSITIONS,
         )
-        page = self.paginate_queryset(selectors.orders_with_items(orders)) or []
+        page = self.paginate_queryset(orders.shaped(selectors.orders_with_items(orders.rows))) or []
         context = {"results": selectors.latest_results(page)}
         return self.get_paginated_response(ReviewQueueEntrySerializer(page, many=True, context=context).data)
 

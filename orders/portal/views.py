@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from core.audit import access_record
 from core.exceptions import DomainError
-from core.keyset import Cursor, InvalidCursor, bounded_count
+from core.keyset import Cursor, InvalidCursor
 from core.models import AccessChannel
 from orders.downloads import attachment_download
 from orders.drafts import draft_reorder
@@ -404,7 +404,7 @@ def review_queue(request: HttpRequest) -> HttpResponse:
         messages.error(request, "You do not review orders in that territory.")
         territory = ""
         orders = review_queue_orders(user=request.user, reason=reason or None)
-    count = bounded_count(orders, limit=TAB_COUNT_LIMIT)
+    count = orders.count(limit=TAB_COUNT_LIMIT)
     try:
         queue = review_queue_page(orders, cursor=_cursor(request, "cursor"))
     except InvalidCursor:  # a cursor of another filter's list: its first page

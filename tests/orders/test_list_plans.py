@@ -128,7 +128,8 @@ def _order_scans(captured: CaptureQueriesContext) -> list[tuple[str, list[Scan]]
     found = []
     for query in captured.captured_queries:
         sql = query["sql"]
-        if not sql.startswith("SELECT") or '"orders_order"' not in sql:
+        # a union of arms starts with its first arm's "(SELECT"
+        if not sql.lstrip("(").startswith("SELECT") or '"orders_order"' not in sql:
             continue
         with connection.cursor() as cursor:
             cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}")

@@ -36,19 +36,22 @@ API_BUDGETS = {
     "FHIR request": 8,
     "patients": 4,  # token user, bounded count, page, access record
     "providers": 3,
-    "review queue": 6,  # token user, reviewed territories, bounded count, page, items, latest results
+    "review queue": 7,  # token user, reviewed territories, bounded count, page keys, page, items, latest results
 }
 PORTAL_BUDGETS = {
-    "home of a doctor": 19,
-    "home of a doctor, Preparing tab": 19,
-    "home of a doctor, deeper page": 19,
-    "home of staff": 19,
+    # session and user (4 with the session's save); territories, reviewed territories, provider; the
+    # three tab counts; the tab's page (keys, rows); the holds (keys, rows, latest results,
+    # documents); PHI territories; one access record; the navigation's two permissions
+    "home of a doctor": 21,
+    "home of a doctor, Preparing tab": 21,
+    "home of a doctor, deeper page": 21,
+    "home of staff": 21,
     "order page": 22,
     "order page of a held order, staff": 23,
     "order status (polled)": 15,
     "patients": 11,
     "patient card": 15,
-    "review queue": 21,
+    "review queue": 22,
     "new order": 8,
 }
 ADMIN_BUDGETS = {
