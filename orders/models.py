@@ -248,17 +248,28 @@ class Order(ConcurrentTransitionMixin, PHIModel):
         ordering = ["-created_at"]
         # One index per list filter, ending in the lists' order (created_at, id), so each list reads
         # its page in order and stops (see core.keyset): a territory's orders (API), by status (API
-        # filter, portal tabs of staff), a doctor's as provider and as creator (portal tabs, one
-        # status at a time), and the few held or in review (holds, review queue) in partial indexes
-        # that leave the long history of settled orders out.
+        # filter, portal tabs of staff), a doctor's as provider and as creator in a territory (portal
+        # tabs, one status at a time), and the few held or in review (holds, review queue) in partial
+        # indexes that leave the long history of settled orders out.
         indexes = [
             models.Index(fields=["territory", "created_at", "id"], name="order_territory_key_idx"),
             models.Index(fields=["territory", "status", "created_at", "id"], name="order_territory_status_key_idx"),
-            models.Index(fields=["provider", "status", "created_at", "id"], name="order_provider_status_key_idx"),
-            models.Index(fields=["created_by", "status", "created_at", "id"], name="order_creator_status_key_idx"),
+            # A doctor's lists read one territory at a time: a provider works in one territory, so
+            # "provider and territory" estimated as independent looks rare, and the planner would
+            # rather intersect a territory's whole index than read the provider's in order.
+            models.Index(
+                fields=["provider", "territory", "status", "created_at", "id"], name="order_provider_status_key_idx"
+            ),
+            models.Index(
+                fields=["created_by", "territory", "status", "created_at", "id"], name="order_creator_status_key_idx"
+            ),
             *(
-                models.Index(fields=[owner, "created_at", "id"], condition=condition, name=f"order_{name}_{kind}_idx")
-                for owner, name in (("territory", "territory"), ("provider", "provider"), ("created_by", "creator"))
+                models.Index(fields=[*owner, "created_at", "id"], condition=condition, name=f"order_{name}_{kind}_idx")
+                for owner, name in (
+                    (["territory"], "territory"),
+                    (["provider", "territory"], "provider"),
+                    (["created_by", "territory"], "creator"),
+                )
                 for kind, condition in (("held", HELD), ("review", IN_REVIEW))
             ),
         ]

@@ -29,6 +29,7 @@ from core.keyset import (
     MergedListing,
     bounded_count_merged,
     keyset_page_merged,
+    merged_values,
 )
 from patients.exceptions import PatientNotFound
 from patients.models import Coverage, Patient, PriorAuthorization, PriorAuthorizationDecision, Provider
@@ -55,6 +56,7 @@ from .models import (
     OrderDraft,
     OrderEvent,
     OrderItem,
+    OrderStatus,
     Stage,
     waiting_for_person,
 )
@@ -292,16 +294,19 @@ class PortalScope:
         within: Sequence[uuid.UUID] | None = None,
     ) -> list[QuerySet[Order]]:
         """The scope's orders meeting ``condition`` (in the territories ``within``, if given) as
-        index-friendly querysets whose union is the list: one per owner (the provider, the creator;
-        or each territory) and, given ``statuses``, one per status (so each arm reads (owner,
-        status, created_at, id) in order)."""
+        index-friendly querysets whose union is the list: one per owner (the provider, the creator,
+        each in each territory; or each territory) and, given ``statuses``, one per status (so each
+        arm reads (owner, territory, status, created_at, id) in order)."""
         territory_ids = self.territory_ids if within is None else tuple(t for t in self.territory_ids if t in within)
         if not territory_ids:
             return []
         condition = condition if condition is not None else Q()
         if self.provider_id is not None:
-            owners = [Q(provider_id=self.provider_id), Q(created_by_id=self.user_id)]
-            condition &= Q(territory_id__in=territory_ids)
+            owners = [
+                Q(**{owner: value, "territory_id": territory_id})
+                for owner, value in (("provider_id", self.provider_id), ("created_by_id", self.user_id))
+                for territory_id in territory_ids
+            ]
         else:
             owners = [Q(territory_id=territory_id) for territory_id in territory_ids]
         by_status = [Q(status=status) for status in statuses] if statuses is not None else [Q()]
@@ -598,11 +603,23 @@ def recent_patients(*, user: Any, limit: int = RECENT_PATIENTS) -> list[Patient]
     bounded queries), and only patients whose record the user may read (``patients_for_user``).
     """
     window = limit * 4
+    territory_ids = tuple(sorted(territory_ids_for_user(user=user)))
+    owners = [Q(created_by=user)] + [
+        Q(provider_id=pk) for pk in Provider.objects.filter(user=user).values_list("pk", flat=True)
+    ]
+    # One arm per owner, territory and status, each read along its index in order and stopped at the
+    # window: "created by or for the user", newest first, over the whole table would read it in date
+    # order until enough of the user's turned up (all of it for a doctor with few orders).
+    arms = [
+        Order.objects.filter(owner, territory_id=territory_id, status=status)
+        for owner in owners
+        for territory_id in territory_ids
+        for status in OrderStatus.values
+    ]
     order_rows = (
-        orders_for_user(user=user)
-        .filter(Q(created_by=user) | Q(provider__user=user))
-        .order_by("-created_at")
-        .values_list("patient_id", "created_at")[:window]
+        merged_values(arms, ordering=NEWEST_FIRST, fields=("patient_id", "created_at"), limit=window)
+        if territory_ids
+        else []
     )
     draft_rows = (
         OrderDraft.objects.filter(created_by=user)

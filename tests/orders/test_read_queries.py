@@ -49,7 +49,7 @@ PORTAL_BUDGETS = {
     "order page": 22,
     "order page of a held order, staff": 23,
     "order status (polled)": 15,
-    "patients": 11,
+    "patients": 13,  # the recent patients: territories and provider, then one query for their orders
     "patient card": 15,
     "review queue": 22,
     "new order": 8,
