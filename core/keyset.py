@@ -85,15 +85,15 @@ class _Key:
 
 def _keys(queryset: QuerySet[Any]) -> list[_Key]:
     """The listing's ordering as keys; its last field must be unique, so every row has its own position."""
-    ordering = queryset.query.order_by
-    if not ordering or not all(isinstance(part, str) for part in ordering):
+    ordering = [part for part in queryset.query.order_by if isinstance(part, str)]
+    if not ordering or len(ordering) != len(queryset.query.order_by):
         raise ImproperlyConfigured("A keyset listing needs an explicit order_by of field names.")
     opts = queryset.model._meta
     keys = []
     for part in ordering:
         name = part.lstrip("-")
         field = opts.pk if name == "pk" else opts.get_field(name)
-        keys.append(_Key(name=name, field=field, descending=part.startswith("-")))  # type: ignore[arg-type]
+        keys.append(_Key(name=name, field=field, descending=part.startswith("-")))
     if not (keys[-1].field.primary_key or keys[-1].field.unique):
         raise ImproperlyConfigured("A keyset listing's last ordering field must be unique (add the primary key).")
     return keys
@@ -205,7 +205,7 @@ def keyset_page_merged(
         return _page([], size=size, keys=keys, cursor=cursor)
     fetch = rows.model._base_manager.filter(pk__in=ids)
     fetch.query.select_related = rows.query.select_related
-    fetched = {row.pk: row for row in fetch.prefetch_related(*rows._prefetch_related_lookups)}
+    fetched = {row.pk: row for row in fetch.prefetch_related(*getattr(rows, "_prefetch_related_lookups", ()))}
     return _page([fetched[pk] for pk in ids if pk in fetched], size=size, keys=keys, cursor=cursor)
 
 

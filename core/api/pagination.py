@@ -8,6 +8,7 @@ numbers (``StandardPagination``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.db.models import QuerySet
@@ -73,9 +74,11 @@ class KeysetPagination(BasePagination):
             raise ValidationFailed(details={"cursor": ["Invalid cursor: use the next or previous link."]}) from None
 
     def paginate_queryset(
-        self, queryset: QuerySet[Any] | MergedListing, request: Request, view: Any = None
+        self, queryset: QuerySet[Any] | Sequence[Any] | MergedListing, request: Request, view: Any = None
     ) -> list[Any]:
         """The page of ``queryset`` (or of a listing read in arms) the request's cursor points to."""
+        if not isinstance(queryset, QuerySet | MergedListing):
+            raise TypeError("Pages by key are read from a queryset or a MergedListing, not a list.")
         self.request = request
         cursor = self.cursor(request)
         size = self.get_page_size(request)
