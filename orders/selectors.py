@@ -46,9 +46,8 @@ from .compliance_checks import (
     patient_supply_status,
 )
 from .exceptions import OrderNotFound
-from .models import REVIEW_AFTER_VERIFICATION as REVIEW_AFTER_VERIFICATION
-from .models import REVIEW_STATUSES as REVIEW_STATUSES
 from .models import (
+    REVIEW_AFTER_VERIFICATION,
     STAGE_OF_STATUS,
     Attachment,
     FulfillmentTask,
@@ -171,8 +170,8 @@ def review_queue_orders(
     such as by a pharmacy refusing the prescription); ``dispositions`` may ask for ``clear`` ones
     waiting for verification too. ``territory_key`` (id or code) narrows it to one territory the user
     reviews (else TerritoryMismatch); ``reason`` keeps the orders whose latest check has a finding of
-    that code, among the oldest ``REVIEW_SCAN_LIMIT`` waiting orders (two more queries and a third
-    for the results' scan).
+    that code, among the oldest ``REVIEW_SCAN_LIMIT`` waiting orders (three more queries: the scan
+    and its latest results).
     """
     reviewing = territory_ids_for_user(user=user, permission=TerritoryPermission.REVIEW_ORDER)
     if territory_key:
@@ -214,7 +213,8 @@ def review_queue(
 def review_queue_page(
     orders: MergedListing, *, cursor: Cursor | None = None, size: int = REVIEW_PAGE_SIZE
 ) -> ReviewQueue:
-    """One page of ``orders`` (from ``review_queue_orders``) as ``review_queue`` gives it (four queries)."""
+    """One page of ``orders`` (from ``review_queue_orders``) as ``review_queue`` gives it (the page's
+    keys, its rows, and ``latest_results``)."""
     page = orders.shaped(Order.objects.select_related("patient", "territory").order_by(*OLDEST_FIRST)).page(
         size=size, cursor=cursor
     )
@@ -335,7 +335,8 @@ def portal_orders_in_stage(
     *, scope: PortalScope, stage: Stage, cursor: Cursor | None = None, size: int = PORTAL_PAGE_SIZE
 ) -> KeysetPage:
     """A page of the scope's orders in one display stage (Pending, Preparing, Shipped), newest first,
-    with patient and provider (one query). Raises InvalidCursor for a cursor of another listing."""
+    with patient and provider (two queries: the page's keys, its rows). Raises InvalidCursor for a
+    cursor of another listing."""
     return keyset_page_merged(
         scope.arms(statuses=STATUSES_OF_STAGE[stage]),
         rows=Order.objects.select_related("patient", "provider").order_by(*NEWEST_FIRST),
@@ -599,8 +600,9 @@ def recent_patients(*, user: Any, limit: int = RECENT_PATIENTS) -> list[Patient]
     """The patients of the user's most recent orders and drafts, most recent first, each once.
 
     "The user's" orders: placed by them or for them as the ordering provider; drafts: the ones they
-    started. At most ``limit`` patients, from the newest ``limit * 4`` orders and drafts (two
-    bounded queries), and only patients whose record the user may read (``patients_for_user``).
+    started. At most ``limit`` patients, from the newest ``limit * 4`` orders and drafts (bounded
+    queries, each read along an index), and only patients whose record the user may read
+    (``patients_for_user``).
     """
     window = limit * 4
     territory_ids = tuple(sorted(territory_ids_for_user(user=user)))
