@@ -24,16 +24,27 @@ def access_record(
     channel: AccessChannel,
     action: AccessAction = AccessAction.VIEW,
 ) -> list[AccessRecord]:
-    """Record that ``user`` read the PHI of each object (each must have ``territory_id``)."""
+    """Record that ``user`` read the PHI of ``objects`` (each must have ``territory_id``) in one view.
+
+    One record per kind of object and territory, however many objects a page shows: a single
+    object is named by ``object_id``, several (a list page) by ``object_ids`` in the order shown,
+    each once. Nothing is written for no objects. One INSERT.
+    """
+    groups: dict[tuple[Any, Any], dict[str, None]] = {}
+    for obj in objects:
+        key = (ContentType.objects.get_for_model(obj), getattr(obj, "territory_id", None))
+        groups.setdefault(key, {})[str(obj.pk)] = None
+    reader = user if getattr(user, "is_authenticated", False) else None
     rows = [
         AccessRecord(
-            user=user if getattr(user, "is_authenticated", False) else None,
-            territory_id=getattr(obj, "territory_id", None),
-            content_type=ContentType.objects.get_for_model(obj),
-            object_id=str(obj.pk),
+            user=reader,
+            territory_id=territory_id,
+            content_type=content_type,
+            object_id=next(iter(ids)) if len(ids) == 1 else "",
+            object_ids="" if len(ids) == 1 else "\n".join(ids),
             action=action,
             channel=channel,
         )
-        for obj in objects
+        for (content_type, territory_id), ids in groups.items()
     ]
-    return AccessRecord.objects.bulk_create(rows)
+    return AccessRecord.objects.bulk_create(rows) if rows else []

@@ -71,20 +71,42 @@ class AccessChannel(models.TextChoices):
     PORTAL = "portal", "Portal"
 
 
+class AccessRecordQuerySet(models.QuerySet["AccessRecord"]):
+    def naming(self, object_id: Any) -> AccessRecordQuerySet:
+        """The records that name the object with ``object_id``: its own page, or a list that showed it."""
+        text = str(object_id)
+        return self.filter(models.Q(object_id=text) | models.Q(object_ids__contains=text))
+
+
 class AccessRecord(models.Model):
-    """One read of PHI: who saw which object of which territory, through what, and when."""
+    """One read of PHI: who saw which objects of one kind and one territory, through what, and when.
+
+    A page showing one object names it in ``object_id``; a list page names every object it showed
+    in ``object_ids`` (one record per page view, not one per row; ``object_id`` is then empty).
+    """
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     territory_id = models.UUIDField(null=True, db_index=True)
     content_type = models.ForeignKey(ContentType, on_delete=models.PROTECT, related_name="+")
-    object_id = models.CharField(max_length=64)
+    object_id = models.CharField(max_length=64, blank=True)
+    object_ids = models.TextField(
+        blank=True, default="", help_text="The ids of the objects a list showed, one per line (empty for one object)."
+    )
     action = models.CharField(max_length=20, choices=AccessAction.choices, default=AccessAction.VIEW)
     channel = models.CharField(max_length=20, choices=AccessChannel.choices)
     at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    objects = AccessRecordQuerySet.as_manager()
 
     class Meta:
         ordering = ["-at"]
         indexes = [models.Index(fields=["content_type", "object_id"], name="access_object_idx")]
 
     def __str__(self) -> str:
-        return f"{self.action} {self.content_type.model}:{self.object_id}"
+        shown = self.object_id or f"{len(self.shown_ids)} objects"
+        return f"{self.action} {self.content_type.model}:{shown}"
+
+    @property
+    def shown_ids(self) -> list[str]:
+        """Every object id this record names: ``object_id``, or the ids of the list it records."""
+        return [self.object_id] if self.object_id else self.object_ids.split()

@@ -67,6 +67,38 @@ STAGE_OF_STATUS: dict[str, Stage | None] = {
 }
 
 
+# Orders that wait for a person (the review queue, the portal's "Needs your action"): held or in
+# review before verification, and verified orders that something later put back in review (a
+# pharmacy refusing the prescription). Verifying an order sets its disposition to ``clear``, so a
+# verified order waits again only when something new is found.
+REVIEW_STATUSES = (OrderStatus.ON_HOLD, OrderStatus.PENDING_VERIFICATION)
+REVIEW_AFTER_VERIFICATION = (
+    OrderStatus.VERIFIED,
+    OrderStatus.AWAITING_PAYMENT,
+    OrderStatus.PAID,
+    OrderStatus.IN_PROGRESS,
+)
+# Each way of waiting, as one conjunction (no OR), so that a list reads each through its own partial
+# index in order (see Order.Meta.indexes and orders.selectors); their union is "waiting for a person".
+HELD = models.Q(status__in=REVIEW_STATUSES, ai_disposition="hold")
+IN_REVIEW = models.Q(status__in=(*REVIEW_STATUSES, *REVIEW_AFTER_VERIFICATION), ai_disposition="needs_review")
+
+
+def waiting_for_person(dispositions: tuple[str, ...] | list[str]) -> list[models.Q]:
+    """The orders waiting for a person, read from their current status and current disposition (the
+    one rule every list uses), as conditions whose union they are: held orders (``hold``), orders in
+    review before verification and verified ones put back in review (``needs_review``), and clear
+    ones waiting for verification (``clear``, one condition per status)."""
+    kinds = []
+    if "hold" in dispositions:
+        kinds.append(HELD)
+    if "needs_review" in dispositions:
+        kinds.append(IN_REVIEW)
+    if "clear" in dispositions:
+        kinds += [models.Q(status=status, ai_disposition="clear") for status in REVIEW_STATUSES]
+    return kinds
+
+
 class Source(models.TextChoices):
     PORTAL = "portal", "Portal"
     INTAKE = "intake", "Intake"
@@ -172,9 +204,12 @@ def reference_candidates(random_source: random.Random | None = None) -> Iterator
 class Order(ConcurrentTransitionMixin, PHIModel):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     reference = models.CharField(max_length=9, unique=True, default=new_reference, editable=False)
-    territory = models.ForeignKey("territories.Territory", on_delete=models.PROTECT, related_name="orders")
+    # The foreign keys the list indexes begin with need no index of their own (db_index=False).
+    territory = models.ForeignKey(
+        "territories.Territory", on_delete=models.PROTECT, related_name="orders", db_index=False
+    )
     patient = models.ForeignKey("patients.Patient", on_delete=models.PROTECT, related_name="orders")
-    provider = models.ForeignKey("patients.Provider", on_delete=models.PROTECT, related_name="orders")
+    provider = models.ForeignKey("patients.Provider", on_delete=models.PROTECT, related_name="orders", db_index=False)
 
     status = FSMField(
         max_length=30, choices=OrderStatus.choices, default=OrderStatus.PENDING_VERIFICATION, protected=True
@@ -197,7 +232,7 @@ class Order(ConcurrentTransitionMixin, PHIModel):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
     )
 
     # PHI, encrypted with the territory bound as associated data.
@@ -229,7 +264,33 @@ class Order(ConcurrentTransitionMixin, PHIModel):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["territory", "status", "created_at"], name="order_territory_status_idx")]
+        # One index per list filter, ending in the lists' order (created_at, id), so each list reads
+        # its page in order and stops (see core.keyset): a territory's orders (API), by status (API
+        # filter, portal tabs of staff), a doctor's as provider and as creator in a territory (portal
+        # tabs, one status at a time), and the few held or in review (holds, review queue) in partial
+        # indexes that leave the long history of settled orders out.
+        indexes = [
+            models.Index(fields=["territory", "created_at", "id"], name="order_territory_key_idx"),
+            models.Index(fields=["territory", "status", "created_at", "id"], name="order_territory_status_key_idx"),
+            # A doctor's lists read one territory at a time: a provider works in one territory, so
+            # "provider and territory" estimated as independent looks rare, and the planner would
+            # rather intersect a territory's whole index than read the provider's in order.
+            models.Index(
+                fields=["provider", "territory", "status", "created_at", "id"], name="order_provider_status_key_idx"
+            ),
+            models.Index(
+                fields=["created_by", "territory", "status", "created_at", "id"], name="order_creator_status_key_idx"
+            ),
+            *(
+                models.Index(fields=[*owner, "created_at", "id"], condition=condition, name=f"order_{name}_{kind}_idx")
+                for owner, name in (
+                    (["territory"], "territory"),
+                    (["provider", "territory"], "provider"),
+                    (["created_by", "territory"], "creator"),
+                )
+                for kind, condition in (("held", HELD), ("review", IN_REVIEW))
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Order {self.reference}"

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
 from django_fsm import can_proceed, has_transition_perm
 
 from catalog.models import Product
@@ -22,12 +22,21 @@ from compliance.medications import RecognisedEntry, medication_table
 from compliance.models import ComplianceSnapshot
 from compliance.rulebook import RuleSet, load_rule_sets
 from compliance.selectors import latest_snapshot
+from core.keyset import (
+    BoundedCount,
+    Cursor,
+    KeysetPage,
+    MergedListing,
+    bounded_count_merged,
+    keyset_page_merged,
+    merged_values,
+)
 from patients.exceptions import PatientNotFound
 from patients.models import Coverage, Patient, PriorAuthorization, PriorAuthorizationDecision, Provider
 from patients.selectors import active_coverage, patients_for_user, prior_authorizations_of
 from territories.exceptions import TerritoryMismatch
 from territories.models import Territory, TerritoryPermission
-from territories.selectors import territories_for_user, territory_lookup, territory_permits
+from territories.selectors import territories_for_user, territory_ids_for_user, territory_lookup, territory_permits
 
 from .compliance_checks import (
     patient_allergies,
@@ -38,6 +47,7 @@ from .compliance_checks import (
 )
 from .exceptions import OrderNotFound
 from .models import (
+    REVIEW_AFTER_VERIFICATION,
     STAGE_OF_STATUS,
     Attachment,
     FulfillmentTask,
@@ -47,6 +57,7 @@ from .models import (
     OrderItem,
     OrderStatus,
     Stage,
+    waiting_for_person,
 )
 
 
@@ -78,15 +89,23 @@ def order_get_for_user(*, user: Any, pk: Any) -> Order:
     return order
 
 
+# Lists of orders read newest first (or oldest first: the queues), the primary key breaking ties,
+# so that each can be paged by key (core.keyset) along the indexes of ``Order.Meta``.
+NEWEST_FIRST = ("-created_at", "-id")
+OLDEST_FIRST = ("created_at", "id")
+
+
 def orders_in_territory(*, user: Any, territory_key: str, status: str | None = None) -> QuerySet[Order]:
-    """The orders of one territory, newest first; raises TerritoryMismatch if the user is not in it."""
+    """The orders of one territory, newest first (``NEWEST_FIRST``, to page by key); raises
+    TerritoryMismatch if the user is not in it."""
     territory = territory_lookup(key=territory_key)
     if territory is None or not territories_for_user(user=user).filter(pk=territory.pk).exists():
         raise TerritoryMismatch(details={"territory_id": territory_key[:64]})
-    orders = orders_for_user(user=user, territory=territory)
+    # The territory itself, not a subquery of the user's: one index range (territory[, status], created_at, id).
+    orders = Order.objects.filter(territory_id=territory.pk)
     if status:
         orders = orders.filter(status=status)
-    return orders_with_items(orders).order_by("-created_at", "id")
+    return orders_with_items(orders).order_by(*NEWEST_FIRST)
 
 
 def order_phi_visible(*, user: Any, order: Order) -> bool:
@@ -121,31 +140,58 @@ def order_compliance_result(*, order: Order) -> dict[str, Any] | None:
 
 @dataclass(frozen=True)
 class ReviewQueue:
-    orders: Sequence[Order]
-    results: dict[Any, dict[str, Any]]  # latest compliance result per order id
+    orders: Sequence[Order]  # one page, oldest first
+    results: dict[Any, dict[str, Any]]  # latest compliance result per order id (of the page at least)
+    next: Cursor | None = None  # the page after it (None on the last)
+    previous: Cursor | None = None
 
 
-REVIEW_STATUSES = (OrderStatus.ON_HOLD, OrderStatus.PENDING_VERIFICATION)
 REVIEW_DISPOSITIONS = ("hold", "needs_review")
-# Verified orders that something later put back in review (a pharmacy refusing the prescription).
-REVIEW_AFTER_VERIFICATION = (
-    OrderStatus.VERIFIED,
-    OrderStatus.AWAITING_PAYMENT,
-    OrderStatus.PAID,
-    OrderStatus.IN_PROGRESS,
-)
+REVIEW_PAGE_SIZE = 50
+# The reason filter and the list of reasons read the latest results of at most this many waiting
+# orders (the oldest): results are encrypted, so they are opened in Python, and a page view must
+# not open a backlog of any size.
+REVIEW_SCAN_LIMIT = 1000
 
 
-def _waiting(dispositions: Sequence[str]) -> Q:
-    """Orders waiting for a person now, read from their current status and current disposition
-    (the one rule every list uses): held or in review before verification, and verified orders put
-    back in review later (when ``needs_review`` is asked for). Verifying an order decides what the
-    checks asked (``order_approve``) and sets its disposition to ``clear``, so a verified order
-    waits again only when something new is found, such as a pharmacy refusing the prescription."""
-    waiting = Q(status__in=REVIEW_STATUSES, ai_disposition__in=dispositions)
-    if "needs_review" in dispositions:
-        waiting |= Q(status__in=REVIEW_AFTER_VERIFICATION, ai_disposition="needs_review")
-    return waiting
+def review_queue_orders(
+    *,
+    user: Any,
+    territory_key: str | None = None,
+    reason: str | None = None,
+    dispositions: Sequence[str] = REVIEW_DISPOSITIONS,
+) -> MergedListing:
+    """Orders waiting for a person in the territories the user reviews, oldest first (``OLDEST_FIRST``),
+    as a listing to page by key and count (``MergedListing``): one arm per territory and way of
+    waiting, each read in order through its own index.
+
+    By default the holds and the reviews (``on_hold`` or ``pending_verification`` orders whose
+    latest check is ``hold`` or ``needs_review``, and verified orders put back in review later,
+    such as by a pharmacy refusing the prescription); ``dispositions`` may ask for ``clear`` ones
+    waiting for verification too. ``territory_key`` (id or code) narrows it to one territory the user
+    reviews (else TerritoryMismatch); ``reason`` keeps the orders whose latest check has a finding of
+    that code, among the oldest ``REVIEW_SCAN_LIMIT`` waiting orders (three more queries: the scan
+    and its latest results).
+    """
+    reviewing = territory_ids_for_user(user=user, permission=TerritoryPermission.REVIEW_ORDER)
+    if territory_key:
+        territory = territory_lookup(key=territory_key)
+        if territory is None or territory.pk not in reviewing:
+            raise TerritoryMismatch(details={"territory_id": territory_key[:64]})
+        reviewing = {territory.pk}
+    listing = MergedListing(
+        arms=tuple(
+            Order.objects.filter(kind, territory_id=territory_id)
+            for territory_id in sorted(reviewing)
+            for kind in waiting_for_person(tuple(dispositions))
+        ),
+        rows=Order.objects.order_by(*OLDEST_FIRST),
+    )
+    if reason:
+        scanned = listing.values("pk", "status", limit=REVIEW_SCAN_LIMIT)
+        results = latest_results_of(scanned)
+        listing = listing.filter(pk__in=[pk for pk, _status in scanned if reason in _finding_codes(results.get(pk))])
+    return listing
 
 
 def review_queue(
@@ -154,41 +200,58 @@ def review_queue(
     territory_key: str | None = None,
     reason: str | None = None,
     dispositions: Sequence[str] = REVIEW_DISPOSITIONS,
+    cursor: Cursor | None = None,
+    size: int = REVIEW_PAGE_SIZE,
 ) -> ReviewQueue:
-    """Orders waiting for a person in the territories the user reviews, oldest first.
+    """One page (``size`` orders from ``cursor``, the first without one) of ``review_queue_orders``,
+    with the patient and territory of each and their latest compliance results. A constant number of
+    queries whatever the length of the queue. Raises InvalidCursor for a cursor of another listing."""
+    orders = review_queue_orders(user=user, territory_key=territory_key, reason=reason, dispositions=dispositions)
+    return review_queue_page(orders, cursor=cursor, size=size)
 
-    By default the holds and the reviews (``on_hold`` or ``pending_verification`` orders whose
-    latest check is ``hold`` or ``needs_review``, and verified orders put back in review later,
-    such as by a pharmacy refusing the prescription); ``dispositions`` may ask for ``clear`` ones
-    waiting for verification too. ``territory_key`` (id or code) narrows it to one territory the user reviews (else
-    TerritoryMismatch); ``reason`` keeps the orders whose latest check has a finding of that code.
-    """
-    territories = territories_for_user(user=user, permission=TerritoryPermission.REVIEW_ORDER)
-    if territory_key:
-        territory = territory_lookup(key=territory_key)
-        if territory is None or not territories.filter(pk=territory.pk).exists():
-            raise TerritoryMismatch(details={"territory_id": territory_key[:64]})
-        territories = territories.filter(pk=territory.pk)
-    orders = list(
-        orders_with_items(Order.objects.filter(_waiting(dispositions), territory__in=territories)).order_by(
-            "created_at", "id"
-        )
+
+def review_queue_page(
+    orders: MergedListing, *, cursor: Cursor | None = None, size: int = REVIEW_PAGE_SIZE
+) -> ReviewQueue:
+    """One page of ``orders`` (from ``review_queue_orders``) as ``review_queue`` gives it (the page's
+    keys, its rows, and ``latest_results``)."""
+    page = orders.shaped(Order.objects.select_related("patient", "territory").order_by(*OLDEST_FIRST)).page(
+        size=size, cursor=cursor
     )
-    results = latest_results(orders)
-    if reason:
-        orders = [
-            order for order in orders if any(f["code"] == reason for f in results.get(order.pk, {}).get("findings", []))
-        ]
-    return ReviewQueue(orders=orders, results=results)
+    return ReviewQueue(orders=page.rows, results=latest_results(page.rows), next=page.next, previous=page.previous)
+
+
+def review_reasons(*, user: Any) -> list[str]:
+    """The hold and review finding codes of the waiting orders (the oldest ``REVIEW_SCAN_LIMIT``) in the
+    territories the user reviews, sorted: what the queue can be filtered by."""
+    results = latest_results_of(review_queue_orders(user=user).values("pk", "status", limit=REVIEW_SCAN_LIMIT))
+    return sorted({code for result in results.values() for code in _finding_codes(result)})
+
+
+def _finding_codes(result: dict[str, Any] | None) -> set[str]:
+    """The codes of a result's hold and review findings (not the informational ones)."""
+    return {f["code"] for f in (result or {}).get("findings", []) if f.get("severity") != "info"}
 
 
 def latest_results(orders: Sequence[Order]) -> dict[Any, dict[str, Any]]:
     """The latest compliance result per order id: the newest snapshot, or, for an order put back
     in review after verification, the newest check recorded on its timeline (e.g. pharmacy_rejected)."""
+    return latest_results_of([(order.pk, order.status) for order in orders])
+
+
+def latest_results_of(orders: Sequence[tuple[Any, str]]) -> dict[Any, dict[str, Any]]:
+    """``latest_results`` of orders given as (id, status) pairs. Two queries, each opening one
+    snapshot per order (its newest) and the timeline checks of orders put back in review."""
     results: dict[Any, dict[str, Any]] = {}
-    for snapshot in ComplianceSnapshot.objects.filter(order_id__in=[o.pk for o in orders]).order_by("created_at"):
+    if not orders:
+        return results
+    newest = ComplianceSnapshot.objects.filter(order_id=OuterRef("order_id")).order_by("-created_at", "-id")
+    snapshots = ComplianceSnapshot.objects.filter(
+        order_id__in=[pk for pk, _status in orders], pk=Subquery(newest.values("pk")[:1])
+    )
+    for snapshot in snapshots:
         results[snapshot.order_id] = snapshot.result
-    later = [order.pk for order in orders if order.status in REVIEW_AFTER_VERIFICATION]
+    later = [pk for pk, status in orders if status in REVIEW_AFTER_VERIFICATION]
     for event in OrderEvent.objects.filter(order_id__in=later, kind="compliance").order_by("sequence"):
         # A check's own timeline entry (it names its snapshot) is already read above, with the
         # artifacts that clear each finding and any reviewer's resolution; only later findings
@@ -205,23 +268,80 @@ STATUSES_OF_STAGE: dict[Stage, tuple[str, ...]] = {
 }
 
 
-def portal_orders(*, user: Any) -> QuerySet[Order]:
-    """The orders the portal's home lists for ``user``: a doctor's own (placed for them as the
-    provider, or placed by them); for anyone else every order of their territories."""
-    orders = orders_for_user(user=user)
-    provider_id = Provider.objects.filter(user=user).values_list("pk", flat=True).first()
-    if provider_id is not None:
-        orders = orders.filter(Q(provider_id=provider_id) | Q(created_by=user))
-    return orders
+PORTAL_PAGE_SIZE = 25
+HOLDS_PAGE_SIZE = 50
+# The portal's tabs count their orders up to this many ("100+" beyond).
+TAB_COUNT_LIMIT = 100
 
 
-def portal_orders_in_stage(*, user: Any, stage: Stage) -> QuerySet[Order]:
-    """``portal_orders`` in one display stage (Pending, Preparing, Shipped), newest first."""
-    return (
-        portal_orders(user=user)
-        .filter(status__in=STATUSES_OF_STAGE[stage])
-        .select_related("patient", "provider")
-        .order_by("-created_at", "id")
+@dataclass(frozen=True)
+class PortalScope:
+    """Whose orders the portal's home lists for a user: a doctor's own (placed for them as the
+    provider, or placed by them, in their territories); for anyone else every order of their
+    territories. Read in *arms* (``core.keyset``), one index range each, because no one index
+    serves "provider or creator" or several territories in the lists' order."""
+
+    user_id: Any
+    territory_ids: tuple[uuid.UUID, ...]  # where the user may see orders
+    reviewing: tuple[uuid.UUID, ...]  # where the user reviews orders
+    provider_id: uuid.UUID | None  # the doctor's provider record, if the user is one
+
+    def arms(
+        self,
+        condition: Q | None = None,
+        *,
+        statuses: Sequence[str] | None = None,
+        within: Sequence[uuid.UUID] | None = None,
+    ) -> list[QuerySet[Order]]:
+        """The scope's orders meeting ``condition`` (in the territories ``within``, if given) as
+        index-friendly querysets whose union is the list: one per owner (the provider, the creator,
+        each in each territory; or each territory) and, given ``statuses``, one per status (so each
+        arm reads (owner, territory, status, created_at, id) in order)."""
+        territory_ids = self.territory_ids if within is None else tuple(t for t in self.territory_ids if t in within)
+        if not territory_ids:
+            return []
+        condition = condition if condition is not None else Q()
+        if self.provider_id is not None:
+            owners = [
+                Q(**{owner: value, "territory_id": territory_id})
+                for owner, value in (("provider_id", self.provider_id), ("created_by_id", self.user_id))
+                for territory_id in territory_ids
+            ]
+        else:
+            owners = [Q(territory_id=territory_id) for territory_id in territory_ids]
+        by_status = [Q(status=status) for status in statuses] if statuses is not None else [Q()]
+        return [Order.objects.filter(owner, one, condition) for owner in owners for one in by_status]
+
+
+def portal_scope(*, user: Any) -> PortalScope:
+    """The user's ``PortalScope`` (three small queries: territories, reviewed territories, provider)."""
+    return PortalScope(
+        user_id=user.pk,
+        territory_ids=tuple(sorted(territory_ids_for_user(user=user))),
+        reviewing=tuple(sorted(territory_ids_for_user(user=user, permission=TerritoryPermission.REVIEW_ORDER))),
+        provider_id=Provider.objects.filter(user=user).values_list("pk", flat=True).first(),
+    )
+
+
+def portal_stage_counts(*, scope: PortalScope, limit: int = TAB_COUNT_LIMIT) -> dict[Stage, BoundedCount]:
+    """How many of the scope's orders each display stage holds, counted up to ``limit`` (one query per stage)."""
+    return {
+        stage: bounded_count_merged(scope.arms(statuses=STATUSES_OF_STAGE[stage]), limit=limit, ordering=NEWEST_FIRST)
+        for stage in Stage
+    }
+
+
+def portal_orders_in_stage(
+    *, scope: PortalScope, stage: Stage, cursor: Cursor | None = None, size: int = PORTAL_PAGE_SIZE
+) -> KeysetPage:
+    """A page of the scope's orders in one display stage (Pending, Preparing, Shipped), newest first,
+    with patient and provider (two queries: the page's keys, its rows). Raises InvalidCursor for a
+    cursor of another listing."""
+    return keyset_page_merged(
+        scope.arms(statuses=STATUSES_OF_STAGE[stage]),
+        rows=Order.objects.select_related("patient", "provider").order_by(*NEWEST_FIRST),
+        size=size,
+        cursor=cursor,
     )
 
 
@@ -231,16 +351,40 @@ class HoldForDoctor:
     findings: list[dict[str, Any]]  # as ``findings_shown``: what each needs, or the document that answered it
 
 
+@dataclass(frozen=True)
+class HoldsPage:
+    holds: list[HoldForDoctor]  # oldest first
+    next: Cursor | None  # the holds after these (None when these are the last)
+    previous: Cursor | None
+
+
+def portal_holds_page(
+    *, user: Any, scope: PortalScope | None = None, cursor: Cursor | None = None, size: int = HOLDS_PAGE_SIZE
+) -> HoldsPage:
+    """What waits for ``user`` now among their portal orders (``PortalScope``), oldest first (the
+    longest waiting first), a page of ``size`` at a time, with what each needs: holds (a document or
+    an override answers them), and reviews only in the territories the user reviews (a review waits
+    for a reviewer, not for the doctor who ordered). A constant number of queries for any number of
+    holds. Raises InvalidCursor for a cursor of another listing."""
+    scope = scope or portal_scope(user=user)
+    (held,) = waiting_for_person(("hold",))
+    (in_review,) = waiting_for_person(("needs_review",))
+    arms = scope.arms(held) + (scope.arms(in_review, within=scope.reviewing) if scope.reviewing else [])
+    page = keyset_page_merged(
+        arms,
+        rows=Order.objects.select_related("patient").order_by(*OLDEST_FIRST),
+        size=size,
+        cursor=cursor,
+    )
+    results = latest_results(page.rows)
+    shown = findings_shown(page.rows, results)
+    holds = [HoldForDoctor(order=order, findings=shown[order.pk]) for order in page.rows]
+    return HoldsPage(holds=holds, next=page.next, previous=page.previous)
+
+
 def portal_holds(*, user: Any) -> list[HoldForDoctor]:
-    """What waits for ``user`` now among their portal orders, oldest first, with what each needs:
-    holds (a document or an override answers them), and reviews only in the territories the user
-    reviews (a review waits for a reviewer, not for the doctor who ordered)."""
-    reviewing = territories_for_user(user=user, permission=TerritoryPermission.REVIEW_ORDER)
-    waiting = _waiting(("hold",)) | (_waiting(("needs_review",)) & Q(territory__in=reviewing))
-    orders = list(portal_orders(user=user).filter(waiting).select_related("patient").order_by("created_at", "id"))
-    results = latest_results(orders)
-    shown = findings_shown(orders, results)
-    return [HoldForDoctor(order=order, findings=shown[order.pk]) for order in orders]
+    """The first page of ``portal_holds_page``: the ``HOLDS_PAGE_SIZE`` holds waiting longest."""
+    return portal_holds_page(user=user).holds
 
 
 def findings_shown(orders: Sequence[Order], results: dict[Any, dict[str, Any]]) -> dict[Any, list[dict[str, Any]]]:
@@ -454,15 +598,28 @@ def recent_patients(*, user: Any, limit: int = RECENT_PATIENTS) -> list[Patient]
     """The patients of the user's most recent orders and drafts, most recent first, each once.
 
     "The user's" orders: placed by them or for them as the ordering provider; drafts: the ones they
-    started. At most ``limit`` patients, from the newest ``limit * 4`` orders and drafts (two
-    bounded queries), and only patients whose record the user may read (``patients_for_user``).
+    started. At most ``limit`` patients, from the newest ``limit * 4`` orders and drafts (bounded
+    queries, each read along an index), and only patients whose record the user may read
+    (``patients_for_user``).
     """
     window = limit * 4
+    territory_ids = tuple(sorted(territory_ids_for_user(user=user)))
+    owners = [Q(created_by=user)] + [
+        Q(provider_id=pk) for pk in Provider.objects.filter(user=user).values_list("pk", flat=True)
+    ]
+    # One arm per owner, territory and status, each read along its index in order and stopped at the
+    # window: "created by or for the user", newest first, over the whole table would read it in date
+    # order until enough of the user's turned up (all of it for a doctor with few orders).
+    arms = [
+        Order.objects.filter(owner, territory_id=territory_id, status=status)
+        for owner in owners
+        for territory_id in territory_ids
+        for status in OrderStatus.values
+    ]
     order_rows = (
-        orders_for_user(user=user)
-        .filter(Q(created_by=user) | Q(provider__user=user))
-        .order_by("-created_at")
-        .values_list("patient_id", "created_at")[:window]
+        merged_values(arms, ordering=NEWEST_FIRST, fields=("patient_id", "created_at"), limit=window)
+        if territory_ids
+        else []
     )
     draft_rows = (
         OrderDraft.objects.filter(created_by=user)

@@ -733,10 +733,20 @@ def verification_offer(*, order: Order, user: Any) -> VerificationOffer:
     may_override = disposition != Disposition.CLEAR and territory_permits(
         user=user, permission=TerritoryPermission.OVERRIDE_COMPLIANCE, territory_id=order.territory_id
     )
+    return verification_offer_for(order=order, may_review=True, may_override=may_override)
+
+
+def verification_offer_for(*, order: Order, may_review: bool, may_override: bool) -> VerificationOffer:
+    """``verification_offer`` for a user whose permissions in the order's territory are already known
+    (``review_order``: ``may_review``; ``override_compliance``: ``may_override``), so that a list asks
+    them once for all its rows. No query."""
+    if not (may_review and can_proceed(order.verify)):
+        return VerificationOffer(approve=False, note_required=False, override=False)
+    disposition = order.ai_disposition or Disposition.CLEAR
     return VerificationOffer(
         approve=disposition != Disposition.HOLD,
         note_required=disposition == Disposition.NEEDS_REVIEW,
-        override=may_override,
+        override=may_override and disposition != Disposition.CLEAR,
     )
 
 

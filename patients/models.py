@@ -143,6 +143,8 @@ class Patient(PHIModel):
 
     class Meta:
         ordering = ["-created_at"]
+        # The API's patient list: a territory's patients, newest first, read by key (core.keyset).
+        indexes = [models.Index(fields=["territory", "created_at", "id"], name="patient_territory_key_idx")]
 
     def __str__(self) -> str:
         # Never the name: strings of models end up in logs and admin messages.

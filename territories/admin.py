@@ -178,9 +178,22 @@ class AccessRecordAdmin(ReadOnlyAdmin, TerritoryScopedAdmin):
     list_filter = ("channel", "action", "content_type")
     list_select_related = ("user", "content_type")
     search_fields = ("=object_id", "user__username")
-    readonly_fields = ("user", "territory_id", "content_type", "object_id", "action", "channel", "at")
+    search_help_text = "An object's id finds its own page's records and the lists that showed it; or a username."
+    readonly_fields = ("user", "territory_id", "content_type", "object_id", "object_ids", "action", "channel", "at")
     date_hierarchy = "at"
 
     @admin.display(description="object id", ordering="object_id")
     def object_link(self, obj: AccessRecord) -> str:
-        return format_html("<code>{}</code>", obj.object_id)
+        if obj.object_id:
+            return format_html("<code>{}</code>", obj.object_id)
+        return f"a list of {len(obj.shown_ids)}"
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[AccessRecord], search_term: str
+    ) -> tuple[QuerySet[AccessRecord], bool]:
+        """An id also finds the list pages that showed the object (``object_ids``)."""
+        found, duplicates = super().get_search_results(request, queryset, search_term)
+        term = search_term.strip()
+        if term and " " not in term:
+            found = found | queryset.filter(object_ids__contains=term)
+        return found, duplicates

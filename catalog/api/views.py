@@ -22,6 +22,7 @@ from rest_framework.views import APIView
 
 from catalog import selectors, services
 from catalog.models import Product
+from core.api.pagination import StandardPagination
 from core.api.schema import EnvelopeAutoSchema
 
 from .serializers import (
@@ -107,6 +108,8 @@ class ProductListCreateView(GenericAPIView, CatalogView):
     """
 
     serializer_class = ProductSerializer
+    # Page numbers: the catalog's size does not grow with the business (orders and patients page by key).
+    pagination_class = StandardPagination
     write_permissions = {"POST": services.PRODUCT_ADD_PERMISSION}
 
     @extend_schema(

@@ -254,7 +254,7 @@ REST_FRAMEWORK: dict[str, Any] = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "core.api.pagination.StandardPagination",
+    "DEFAULT_PAGINATION_CLASS": "core.api.pagination.KeysetPagination",
     "PAGE_SIZE": 25,
     "DEFAULT_SCHEMA_CLASS": "core.api.schema.EnvelopeAutoSchema",
     "EXCEPTION_HANDLER": "core.api.errors.exception_handler",

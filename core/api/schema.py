@@ -12,6 +12,8 @@ from typing import Any
 from drf_spectacular.openapi import AutoSchema
 from rest_framework import serializers
 
+from .pagination import KeysetPagination
+
 _WRITES = {"POST", "PUT", "PATCH"}
 
 
@@ -63,7 +65,7 @@ class EnvelopeAutoSchema(AutoSchema):
             errors["404"] = "ORDER_NOT_FOUND: no such order in the user's territories."
         elif path_parameters:
             errors["404"] = "NOT_FOUND: nothing with that id in the user's territories."
-        elif paginated:
+        elif paginated and not isinstance(self._get_paginator(), KeysetPagination):
             errors["404"] = "NOT_FOUND: no such page."
         if write and (order_path or "{task_id}" in self.path):
             errors["409"] = (

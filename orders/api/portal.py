@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
@@ -16,12 +17,13 @@ from rest_framework.views import APIView
 
 from compliance.engine import evaluate
 from compliance.inputs import ArtifactType, AttachedArtifact
+from core.api.pagination import KeysetPagination
 from core.api.schema import ErrorEnvelopeSerializer
 from core.exceptions import ValidationFailed
 from core.identifiers import is_valid_hcpcs, is_valid_npi, normalize_icd10
 from orders import selectors, services
 from orders.compliance_checks import Draft, DraftItem, facts_for_draft
-from orders.models import MAX_DIAGNOSIS_CODES, Attachment
+from orders.models import MAX_DIAGNOSIS_CODES, Attachment, Order
 from patients.models import PayerType
 from territories.api import TERRITORY_HEADER, request_territory
 
@@ -301,14 +303,18 @@ class PortalOrdersView(GenericAPIView):
         disposition = request.query_params.get("disposition") or None
         if disposition is not None and disposition not in ("hold", "needs_review", "clear"):
             raise ValidationFailed(details={"disposition": ["Choose hold, needs_review or clear."]})
-        queue = selectors.review_queue(
+        orders = selectors.review_queue_orders(
             user=request.user,
             territory_key=request.query_params.get("territory") or None,
             reason=request.query_params.get("reason") or None,
             dispositions=(disposition,) if disposition else selectors.REVIEW_DISPOSITIONS,
         )
-        page = self.paginate_queryset(queue.orders)
-        context = {"results": queue.results}
+        if not isinstance(self.paginator, KeysetPagination):
+            raise ImproperlyConfigured("The review queue pages by key (KeysetPagination).")
+        page: list[Order] = self.paginator.paginate_queryset(
+            orders.shaped(selectors.orders_with_items(orders.rows)), request, view=self
+        )
+        context = {"results": selectors.latest_results(page)}
         return self.get_paginated_response(ReviewQueueEntrySerializer(page, many=True, context=context).data)
 
     @extend_schema(

@@ -23,13 +23,14 @@ from django.utils import timezone
 
 from core.audit import access_record
 from core.exceptions import DomainError
+from core.keyset import Cursor, InvalidCursor
 from core.models import AccessChannel
 from orders.downloads import attachment_download
 from orders.drafts import draft_reorder
 from orders.exceptions import OrderNotFound
 from orders.models import Order, Stage
 from orders.selectors import (
-    STATUSES_OF_STAGE,
+    TAB_COUNT_LIMIT,
     attachment_get_for_user,
     findings_shown,
     fulfillment_tasks_of,
@@ -38,14 +39,15 @@ from orders.selectors import (
     order_phi_visible,
     order_timeline,
     patient_card,
-    portal_holds,
-    portal_orders,
+    portal_holds_page,
     portal_orders_in_stage,
+    portal_scope,
+    portal_stage_counts,
     recent_patients,
+    review_queue_orders,
+    review_queue_page,
+    review_reasons,
     transition_allowed,
-)
-from orders.selectors import (
-    review_queue as review_queue_of,
 )
 from orders.services import (
     VerificationOffer,
@@ -55,19 +57,20 @@ from orders.services import (
     order_cancel,
     order_transition,
     verification_offer,
+    verification_offer_for,
 )
 from orders.written_order import written_order_pdf
 from patients.exceptions import PatientNotFound
 from patients.selectors import patient_search
+from territories.exceptions import TerritoryMismatch
 from territories.models import TerritoryPermission
-from territories.selectors import territories_for_user
+from territories.selectors import territories_for_user, territory_ids_for_user
 
 from .forms import ApproveForm, CancelForm, DocumentForm, NoteForm, OverrideForm, add_service_errors, hcpcs_choices
 
 View = Callable[..., HttpResponseBase]
 
 TABS = {"pending": Stage.PENDING, "preparing": Stage.PREPARING, "shipped": Stage.SHIPPED}
-PAGE_SIZE = 25
 
 
 def portal_view(view: View) -> View:
@@ -106,26 +109,58 @@ def nav_context(request: HttpRequest, section: str) -> dict[str, Any]:
     return {"section": section, "can_review": _can_review(request.user), "can_order": _can_order(request.user)}
 
 
+def _cursor(request: HttpRequest, name: str) -> Cursor | None:
+    """The page a link's cursor names; a mangled one shows the first page (links are all this takes)."""
+    try:
+        return Cursor.decode(request.GET[name]) if name in request.GET else None
+    except InvalidCursor:
+        return None
+
+
+def _page_link(request: HttpRequest, name: str, cursor: Cursor | None) -> str | None:
+    """The current page's query with ``name`` set to ``cursor`` (None when there is no such page)."""
+    if cursor is None:
+        return None
+    query = request.GET.copy()
+    query[name] = cursor.encode()
+    return f"?{query.urlencode()}"
+
+
 @portal_view
 def home(request: HttpRequest) -> HttpResponse:
-    """The user's orders in three tabs (Pending, Preparing, Shipped), holds needing action first."""
+    """The user's orders in three tabs (Pending, Preparing, Shipped), holds needing action first.
+
+    Every list is read by key and bounded: each tab shows ``PORTAL_PAGE_SIZE`` orders with links to
+    older and newer ones (``cursor``), its count says "100+" beyond ``TAB_COUNT_LIMIT``, and the holds
+    show the ``HOLDS_PAGE_SIZE`` waiting longest with a link to the next ones (``holds``). The query
+    count does not depend on how many orders there are; the reading of PHI is one access record.
+    """
     tab = request.GET.get("tab", "pending")
     if tab not in TABS:
         tab = "pending"
-    mine = portal_orders(user=request.user)
-    counts = {key: mine.filter(status__in=STATUSES_OF_STAGE[stage]).count() for key, stage in TABS.items()}
-    orders = list(portal_orders_in_stage(user=request.user, stage=TABS[tab])[:PAGE_SIZE])
-    holds = portal_holds(user=request.user)
+    scope = portal_scope(user=request.user)
+    counts = portal_stage_counts(scope=scope)
+    try:
+        page = portal_orders_in_stage(scope=scope, stage=TABS[tab], cursor=_cursor(request, "cursor"))
+    except InvalidCursor:  # a cursor of another tab's list: that tab's first page
+        page = portal_orders_in_stage(scope=scope, stage=TABS[tab])
+    try:
+        holds = portal_holds_page(user=request.user, scope=scope, cursor=_cursor(request, "holds"))
+    except InvalidCursor:
+        holds = portal_holds_page(user=request.user, scope=scope)
     phi_territories = _phi_territories(request.user)
-    shown = [o for o in [*orders, *(h.order for h in holds)] if o.territory_id in phi_territories]
-    access_record(user=request.user, objects={o.pk: o for o in shown}.values(), channel=AccessChannel.PORTAL)
+    shown = [o for o in [*(h.order for h in holds.holds), *page.rows] if o.territory_id in phi_territories]
+    access_record(user=request.user, objects=shown, channel=AccessChannel.PORTAL)
     context = {
         **nav_context(request, "home"),
         "tab": tab,
-        "tabs": [(key, stage.label, counts[key]) for key, stage in TABS.items()],
-        "orders": orders,
-        "more": counts[tab] > len(orders),
-        "holds": holds,
+        "tabs": [(key, stage.label, counts[stage]) for key, stage in TABS.items()],
+        "orders": page.rows,
+        "older": _page_link(request, "cursor", page.next),
+        "newer": _page_link(request, "cursor", page.previous),
+        "holds": holds.holds,
+        "more_holds": _page_link(request, "holds", holds.next),
+        "earlier_holds": _page_link(request, "holds", holds.previous),
         "phi_territories": phi_territories,
     }
     return render(request, "portal/home.html", context)
@@ -332,9 +367,6 @@ def order_status(request: HttpRequest, pk: Any) -> HttpResponse:
     return render(request, "portal/_order_status.html", {"page": _order_page(request, pk)})
 
 
-QUEUE_PAGE_SIZE = 50
-
-
 @portal_view
 def review_queue(request: HttpRequest) -> HttpResponse:
     """Ops staff's queue: holds and orders needing review, oldest first, by territory and finding code.
@@ -366,21 +398,18 @@ def review_queue(request: HttpRequest) -> HttpResponse:
             messages.error(request, _refusal_text(error))
         return redirect(f"{reverse('portal:review_queue')}?{request.GET.urlencode()}")
     territory, reason = request.GET.get("territory", "")[:64], request.GET.get("reason", "")[:64]
-    everything = review_queue_of(user=request.user)
     try:
-        queue = review_queue_of(user=request.user, territory_key=territory or None, reason=reason or None)
-    except DomainError:
+        orders = review_queue_orders(user=request.user, territory_key=territory or None, reason=reason or None)
+    except TerritoryMismatch:
         messages.error(request, "You do not review orders in that territory.")
-        queue, territory = everything, ""
-    reasons = sorted(
-        {
-            f["code"]
-            for result in everything.results.values()
-            for f in result.get("findings", [])
-            if f["severity"] != "info"
-        }
-    )
-    shown = queue.orders[:QUEUE_PAGE_SIZE]
+        territory = ""
+        orders = review_queue_orders(user=request.user, reason=reason or None)
+    count = orders.count(limit=TAB_COUNT_LIMIT)
+    try:
+        queue = review_queue_page(orders, cursor=_cursor(request, "cursor"))
+    except InvalidCursor:  # a cursor of another filter's list: its first page
+        queue = review_queue_page(orders)
+    shown = list(queue.orders)
     phi_territories = _phi_territories(request.user)
     access_record(
         user=request.user,
@@ -388,9 +417,16 @@ def review_queue(request: HttpRequest) -> HttpResponse:
         channel=AccessChannel.PORTAL,
     )
     findings = findings_shown(shown, queue.results)
+    # The permissions every row's offer needs, asked once for the page (not once per row).
+    reviewing = territory_ids_for_user(user=request.user, permission=TerritoryPermission.REVIEW_ORDER)
+    overriding = territory_ids_for_user(user=request.user, permission=TerritoryPermission.OVERRIDE_COMPLIANCE)
     rows = []
     for order in shown:
-        offer = verification_offer(order=order, user=request.user)
+        offer = verification_offer_for(
+            order=order,
+            may_review=order.territory_id in reviewing,
+            may_override=order.territory_id in overriding,
+        )
         prefix = f"order-{order.pk}"
         rows.append(
             QueueRow(
@@ -404,9 +440,11 @@ def review_queue(request: HttpRequest) -> HttpResponse:
     context = {
         **nav_context(request, "review"),
         "rows": rows,
-        "count": len(queue.orders),
+        "count": count,
+        "next": _page_link(request, "cursor", queue.next),
+        "previous": _page_link(request, "cursor", queue.previous),
         "territories": territories_for_user(user=request.user, permission=TerritoryPermission.REVIEW_ORDER),
-        "reasons": reasons,
+        "reasons": review_reasons(user=request.user),
         "territory": territory,
         "reason": reason,
         "phi_territories": phi_territories,

@@ -34,7 +34,7 @@ class PatientListCreateView(GenericAPIView):
             patients = selectors.patient_search(user=request.user, query=query, territory=territory)
         else:
             patients = selectors.patients_for_user(user=request.user, territory=territory)
-        page = self.paginate_queryset(patients.order_by("-created_at", "id"))
+        page = self.paginate_queryset(patients.order_by("-created_at", "-id"))
         access_record(user=request.user, objects=page or [], channel=AccessChannel.API)
         return self.get_paginated_response(PatientSerializer(page, many=True).data)
 

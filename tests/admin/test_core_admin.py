@@ -7,7 +7,9 @@ from typing import Any
 import pytest
 from django.contrib import admin
 
-from core.models import AccessRecord, OutboxEvent, OutboxStatus
+from core.audit import access_record
+from core.models import AccessChannel, AccessRecord, OutboxEvent, OutboxStatus
+from tests.factories import PatientFactory
 
 from .conftest import messages_of, result_ids, signed_in
 
@@ -81,6 +83,25 @@ def test_access_records_are_scoped_and_read_only(north: Any, south: Any) -> None
     assert edit.status_code == 403
     assert delete.status_code == 403
     assert AccessRecord.objects.get(pk=north_record.pk).object_id == str(north.patient.pk)
+
+
+def test_an_objects_id_finds_the_list_pages_that_showed_it(north: Any) -> None:
+    # Given a list page that showed two patients (one record), and one patient's own page
+    other = PatientFactory.create(provider=north.provider, territory=north.territory)
+    lists = access_record(user=north.ops, objects=[other, north.patient], channel=AccessChannel.PORTAL)
+    own_page = access_record(user=north.ops, objects=[north.patient], channel=AccessChannel.ADMIN)
+    client = signed_in(north.admin)
+
+    # When the admin searches the access records by each patient's id
+    by_patient = client.get("/admin/core/accessrecord/", {"q": str(north.patient.pk)})
+    by_other = client.get("/admin/core/accessrecord/", {"q": str(other.pk)})
+    listing = client.get("/admin/core/accessrecord/")
+
+    # Then the list page's record names both, and the patient's own page only them
+    assert [r.shown_ids for r in lists] == [[str(other.pk), str(north.patient.pk)]]
+    assert result_ids(by_patient) == {lists[0].pk, own_page[0].pk}
+    assert result_ids(by_other) == {lists[0].pk}
+    assert "a list of 2" in listing.content.decode()
 
 
 @pytest.mark.parametrize("role", ["ops", "admin"])

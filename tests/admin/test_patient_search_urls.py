@@ -46,7 +46,7 @@ def test_search_posts_and_shows_results_on_the_page_without_phi_in_any_url(north
         assert "QuartermaineNorth" in response.content.decode()  # shown on the page, to a reader of PHI
         assert_no_phi_in(urls_in(response))
     # Each page of results that named the patient is a recorded read.
-    assert AccessRecord.objects.filter(object_id=str(north.patient.pk), channel="admin").count() == 2
+    assert AccessRecord.objects.naming(north.patient.pk).filter(channel="admin").count() == 2
 
 
 def test_the_list_runs_no_url_search_and_drops_it_from_the_address(north: World) -> None:

@@ -350,10 +350,16 @@ def test_a_territory_id_header_that_names_no_territory_is_a_mismatch(north: Any,
         ({"status": "lost"}, 400, "VALIDATION_ERROR"),
         ({"status": "\x00"}, 400, "VALIDATION_ERROR"),
         ({"status": HUGE}, 400, "VALIDATION_ERROR"),
-        ({"page": "abc"}, 404, "NOT_FOUND"),
-        ({"page": "0"}, 404, "NOT_FOUND"),
-        ({"page": "9" * 400}, 404, "NOT_FOUND"),
-        ({"page": "-1"}, 404, "NOT_FOUND"),
+        # the list pages by cursor: page numbers are refused, not silently ignored
+        ({"page": "2"}, 400, "VALIDATION_ERROR"),
+        ({"page": "abc"}, 400, "VALIDATION_ERROR"),
+        ({"page": "9" * 400}, 400, "VALIDATION_ERROR"),
+        ({"cursor": "abc"}, 400, "VALIDATION_ERROR"),
+        ({"cursor": ""}, 400, "VALIDATION_ERROR"),
+        ({"cursor": "9" * 400}, 400, "VALIDATION_ERROR"),
+        ({"cursor": "WzAsIngiXQ"}, 400, "VALIDATION_ERROR"),  # [0,"x"]: a position that is no date and id
+        ({"cursor": "WzIsIngiLCJ5Il0"}, 400, "VALIDATION_ERROR"),  # [2,"x","y"]: no direction
+        ({"cursor": "e30"}, 400, "VALIDATION_ERROR"),  # {}
     ],
 )
 def test_malformed_list_queries(north: Any, api: Any, query: dict[str, str], status: int, code: str) -> None:
@@ -361,7 +367,9 @@ def test_malformed_list_queries(north: Any, api: Any, query: dict[str, str], sta
 
     response = api(north.doctor).get("/api/v1/orders/territory/north", query)
 
-    error_of(response, status, code)
+    error = error_of(response, status, code)
+    if status == 400 and "status" not in query:
+        assert list(error["details"]) == list(query)
 
 
 @pytest.mark.parametrize("page_size", ["-1", "abc", "0", "100000", "1e3"])
@@ -379,7 +387,7 @@ def test_a_malformed_patient_search_finds_nobody(north: Any, api: Any, search: s
     response = api(north.doctor).get("/api/v1/patients", {"search": search})
 
     assert response.status_code == 200
-    assert response.json() == {"count": 0, "next": None, "previous": None, "results": []}
+    assert response.json() == {"count": 0, "count_capped": False, "next": None, "previous": None, "results": []}
 
 
 # --- random bodies ----------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import datetime as dt
 import re
 import uuid
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.utils import timezone
@@ -413,12 +414,21 @@ def test_territory_list_filters_by_status_and_paginates(north: Any, api: Any) ->
 
     assert [row["id"] for row in only_verified.json()["results"]] == [str(verified.pk)]
     assert only_verified.json()["results"][0]["status"] == "verified"
-    assert only_pending.json()["count"] == 3
-    assert [row["id"] for row in only_pending.json()["results"]] == [str(pending[2].pk), str(pending[1].pk)]
-    assert only_pending.json()["next"] == (
-        "http://testserver/api/v1/orders/territory/north?page=2&page_size=2&status=pending_verification"
-    )
-    assert none_shipped.json() == {"count": 0, "next": None, "previous": None, "results": []}
+    first_page = only_pending.json()
+    assert (first_page["count"], first_page["count_capped"], first_page["previous"]) == (3, False, None)
+    assert [row["id"] for row in first_page["results"]] == [str(pending[2].pk), str(pending[1].pk)]
+    # pages follow by key: the next link keeps the filter and the page size and adds the cursor
+    link = urlsplit(first_page["next"])
+    assert (link.netloc, link.path) == ("testserver", "/api/v1/orders/territory/north")
+    assert set(parse_qs(link.query)) == {"cursor", "page_size", "status"}
+    assert (parse_qs(link.query)["page_size"], parse_qs(link.query)["status"]) == (["2"], ["pending_verification"])
+    second_page = client.get(first_page["next"]).json()
+    assert (second_page["count"], second_page["next"]) == (3, None)
+    assert [row["id"] for row in second_page["results"]] == [str(pending[0].pk)]
+    back = client.get(second_page["previous"]).json()
+    assert [row["id"] for row in back["results"]] == [str(pending[2].pk), str(pending[1].pk)]
+    assert (back["previous"], back["next"]) == (None, first_page["next"])
+    assert none_shipped.json() == {"count": 0, "count_capped": False, "next": None, "previous": None, "results": []}
 
 
 def test_territory_list_with_an_unknown_status_is_a_validation_error(north: Any, api: Any) -> None:

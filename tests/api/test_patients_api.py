@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.contrib.contenttypes.models import ContentType
@@ -326,7 +327,7 @@ def test_search_for_someone_not_in_the_territory_finds_nobody(north: Any, south:
     response = api(north.doctor).get("/api/v1/patients", {"search": query})
 
     assert response.status_code == 200
-    assert response.json() == {"count": 0, "next": None, "previous": None, "results": []}
+    assert response.json() == {"count": 0, "count_capped": False, "next": None, "previous": None, "results": []}
 
 
 def test_a_user_of_both_territories_finds_both_namesakes(north: Any, south: Any, api: Any) -> None:
@@ -338,7 +339,7 @@ def test_a_user_of_both_territories_finds_both_namesakes(north: Any, south: Any,
     ]
 
 
-def test_list_is_paginated_newest_first_and_records_each_phi_read(north: Any, south: Any, api: Any) -> None:
+def test_list_is_paginated_by_key_newest_first_and_records_each_page_read(north: Any, south: Any, api: Any) -> None:
     newer = [
         PatientFactory(provider=north.provider, territory=north.territory, first_name=f"P{i}", last_name="Page")
         for i in range(3)
@@ -347,20 +348,27 @@ def test_list_is_paginated_newest_first_and_records_each_phi_read(north: Any, so
     reads_before = AccessRecord.objects.count()
 
     first = client.get("/api/v1/patients", {"page_size": 2})
-    second = client.get("/api/v1/patients", {"page_size": 2, "page": 2})
+    second = client.get(first.json()["next"])
 
     assert first.status_code == second.status_code == 200
-    assert set(first.json()) == {"count", "next", "previous", "results"}
-    assert first.json()["count"] == 4
-    assert first.json()["next"] == "http://testserver/api/v1/patients?page=2&page_size=2"
+    assert set(first.json()) == {"count", "count_capped", "next", "previous", "results"}
+    assert (first.json()["count"], first.json()["count_capped"]) == (4, False)
+    for link in (first.json()["next"], second.json()["previous"]):
+        parts = urlsplit(link)
+        assert (parts.netloc, parts.path, sorted(parse_qs(parts.query))) == (
+            "testserver",
+            "/api/v1/patients",
+            ["cursor", "page_size"],
+        )
     assert first.json()["previous"] is None
     assert second.json()["next"] is None
-    assert second.json()["previous"] == "http://testserver/api/v1/patients?page_size=2"
     listed = results(first) + results(second)
     assert listed == [patient_row(p) for p in [newer[2], newer[1], newer[0], north.patient]]
+    # one access record per page read, naming the patients it showed in their order
     reads = AccessRecord.objects.order_by("at", "pk")[reads_before:]
-    assert [(r.user_id, r.territory_id, r.object_id, r.action, r.channel) for r in reads] == [
-        (north.doctor.pk, north.territory.pk, row["id"], "view", "api") for row in listed
+    assert [(r.user_id, r.territory_id, r.shown_ids, r.action, r.channel) for r in reads] == [
+        (north.doctor.pk, north.territory.pk, [row["id"] for row in page], "view", "api")
+        for page in (results(first), results(second))
     ]
     assert {r.content_type for r in reads} == {ContentType.objects.get_for_model(Patient)}
 
@@ -386,6 +394,7 @@ def test_providers_of_own_territory_with_id_name_npi_and_territory(north: Any, s
     assert response.status_code == 200
     assert response.json() == {
         "count": 2,
+        "count_capped": False,
         "next": None,
         "previous": None,
         "results": [

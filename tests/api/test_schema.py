@@ -97,7 +97,7 @@ def test_schema_describes_bearer_auth_the_territory_header_and_the_order_fields(
         headers = [p["name"] for p in paths[path][method]["parameters"] if p["in"] == "header"]
         assert headers == ["Territory-Id"], path
     territory_list = {p["name"]: p for p in paths["/api/v1/orders/territory/{territory_id}"]["get"]["parameters"]}
-    assert set(territory_list) == {"territory_id", "status", "page", "page_size"}
+    assert set(territory_list) == {"territory_id", "status", "cursor", "page_size"}
     assert "search" in {p["name"] for p in paths["/api/v1/patients"]["get"]["parameters"]}
 
     order = components["schemas"]["Order"]["properties"]

@@ -16,7 +16,8 @@ from orders import services
 from orders.models import Order, OrderEvent, OrderItem
 from patients.models import Coverage, Patient
 from patients.services import patient_create
-from tests.conftest import World
+from territories.services import membership_grant
+from tests.conftest import World, make_world
 from tests.factories import CoverageFactory, PatientFactory
 
 
@@ -132,7 +133,9 @@ def test_reading_a_timeline_writes_an_access_record(north: World, api: Any) -> N
     ]
 
 
-def test_listing_patients_writes_one_access_record_per_patient(north: World, south: World, api: Any) -> None:
+def test_listing_patients_writes_one_access_record_naming_the_patients_shown(
+    north: World, south: World, api: Any
+) -> None:
     # Given three north patients (and a south one the doctor cannot see)
     others = PatientFactory.create_batch(2, provider=north.provider, territory=north.territory)
     north_ids = {str(north.patient.pk), *(str(p.pk) for p in others)}
@@ -140,15 +143,41 @@ def test_listing_patients_writes_one_access_record_per_patient(north: World, sou
     # When the north doctor lists patients
     response = api(north.doctor).get("/api/v1/patients")
 
-    # Then each patient returned has one access record
+    # Then the page view has one access record naming each patient shown, in the order shown
     assert response.status_code == 200
-    assert {p["id"] for p in response.json()["results"]} == north_ids
-    records = list(AccessRecord.objects.all())
-    assert sorted(r.object_id for r in records) == sorted(north_ids)
+    shown = [p["id"] for p in response.json()["results"]]
+    assert set(shown) == north_ids
+    record = AccessRecord.objects.get()
     patient_type = ContentType.objects.get_for_model(Patient)
-    assert {(r.user_id, r.territory_id, r.content_type_id, r.action, r.channel) for r in records} == {
-        (north.doctor.pk, north.territory.pk, patient_type.pk, "view", "api")
-    }
+    assert (record.user_id, record.territory_id, record.content_type_id, record.action, record.channel) == (
+        north.doctor.pk,
+        north.territory.pk,
+        patient_type.pk,
+        "view",
+        "api",
+    )
+    assert (record.object_id, record.object_ids.split("\n"), record.shown_ids) == ("", shown, shown)
+    # and an audit by patient finds it
+    assert list(AccessRecord.objects.naming(others[0].pk)) == [record]
+    assert list(AccessRecord.objects.naming(south.patient.pk)) == []
+
+
+def test_a_list_across_territories_writes_one_record_per_territory(north: World, api: Any) -> None:
+    # Given an admin of two territories, each with two patients (in one territory's list, one record)
+    west = make_world("west")
+    membership_grant(user=north.admin, territory=west.territory, role="admin")
+    PatientFactory.create(provider=north.provider, territory=north.territory)
+    PatientFactory.create(provider=west.provider, territory=west.territory)
+
+    response = api(north.admin).get("/api/v1/patients")
+
+    assert response.status_code == 200
+    by_territory: dict[Any, list[str]] = {}
+    for patient in response.json()["results"]:
+        by_territory.setdefault(patient["territory_id"], []).append(patient["id"])
+    records = {str(r.territory_id): r.shown_ids for r in AccessRecord.objects.all()}
+    assert records == by_territory
+    assert len(records) == 2
 
 
 def test_denied_read_writes_no_access_record(north: World, south: World, api: Any) -> None:

@@ -46,7 +46,7 @@ def test_a_patient_is_found_by_the_start_of_a_name_and_recent_patients_are_liste
     # Then the recent patients are the draft's, then the order's; the search finds Marchetti
     assert [p.pk for p in page.context["recent"]] == [drafted.pk, marchetti.pk]
     assert "Your recent patients" in page.content.decode()
-    assert AccessRecord.objects.filter(object_id=str(drafted.pk), channel="portal").count() == 2
+    assert AccessRecord.objects.naming(drafted.pk).filter(channel="portal").count() == 2
     assert [p.pk for p in search.context["found"]] == [marchetti.pk]
     assert "Ada Marchetti" in search.content.decode()
     # the query never travels in a URL
@@ -376,7 +376,7 @@ def test_recorded_medications_and_allergies_show_what_the_safety_table_recognise
         " — not checked by the safety table</td></tr>"
     ) in body
     assert f"<tr><td>Viagra.</td><td>sildenafil</td><td>{pde5}</td></tr>" in body
-    assert AccessRecord.objects.filter(object_id=str(north.patient.pk), channel="portal").count() == 1
+    assert AccessRecord.objects.naming(north.patient.pk).filter(channel="portal").count() == 1
 
 
 def test_recorded_medications_are_not_shown_to_a_user_without_phi_access(north: World) -> None:
@@ -387,4 +387,4 @@ def test_recorded_medications_are_not_shown_to_a_user_without_phi_access(north: 
 
     assert page.status_code == 404
     assert "Imdur" not in page.content.decode()
-    assert not AccessRecord.objects.filter(object_id=str(north.patient.pk)).exists()
+    assert not AccessRecord.objects.naming(north.patient.pk).exists()

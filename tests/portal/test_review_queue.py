@@ -31,7 +31,7 @@ def test_the_queue_lists_holds_oldest_first_and_filters_by_territory_and_reason(
     body = page.content.decode()
     assert f"/portal/orders/{first.pk}/?attach=SWO#documents" in body
     assert "Zelda QuartermaineNorth" in body
-    assert AccessRecord.objects.filter(object_id=str(first.pk), channel="portal").exists()
+    assert AccessRecord.objects.naming(first.pk).filter(channel="portal").exists()
 
     by_reason = signed_in(north.ops).get("/portal/review/?reason=PRIOR_AUTH_REQUIRED")
     assert by_reason.context["rows"] == []
