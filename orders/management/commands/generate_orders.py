@@ -51,6 +51,12 @@ class Command(BaseCommand):
             default=os.environ.get("BENCH_PASSWORD", "bench-password"),
             help="Password of every generated user (BENCH_PASSWORD; default bench-password).",
         )
+        parser.add_argument(
+            "--defer-indexes",
+            choices=("auto", "yes", "no"),
+            default="auto",
+            help="Drop the order tables' plain indexes while loading, build them after (auto: from 50,000 orders).",
+        )
         parser.add_argument("--no-progress", action="store_true", help="No progress bars.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -65,6 +71,7 @@ class Command(BaseCommand):
             batch_size=options["batch_size"],
             jobs=options["jobs"],
             password=options["password"],
+            defer_indexes={"auto": None, "yes": True, "no": False}[options["defer_indexes"]],
         )
 
         def bar(name: str, total: int) -> Any:
