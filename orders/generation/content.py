@@ -264,8 +264,12 @@ def mbi(rng: random.Random) -> str:
     """A Medicare Beneficiary Identifier of the valid shape (``core.identifiers``)."""
     digits = "0123456789"
     either = digits + _MBI_LETTERS
-    pattern = ("123456789", _MBI_LETTERS, either, digits, _MBI_LETTERS, either, digits)
-    pattern += (_MBI_LETTERS, _MBI_LETTERS, digits, digits)
+    # Positions 1-11: digit 1-9, letter, letter or digit, digit, letter, letter or digit, digit, letter, letter,
+    # digit, digit.
+    pattern = [
+        "123456789", _MBI_LETTERS, either, digits, _MBI_LETTERS, either, digits, _MBI_LETTERS, _MBI_LETTERS, digits,
+        digits,
+    ]  # fmt: skip
     return "".join(rng.choice(choices) for choices in pattern)
 
 

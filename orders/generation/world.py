@@ -104,20 +104,22 @@ def catalog_ensure(*, first_day: dt.date, last_day: dt.date) -> Catalog:
     ``first_day`` to ``last_day``. Lots are created empty: receipts come when the orders are known
     (``lots_receive``)."""
     with transaction.atomic():
-        vendors = {}
-        for spec in VENDORS:
-            vendors[spec.code], _ = Vendor.objects.get_or_create(
-                code=spec.code, defaults={"name": spec.name, "email": spec.email, "phone": spec.phone}
-            )
-        warehouses = {}
-        for spec in WAREHOUSES:
-            warehouses[spec.code], _ = Warehouse.objects.get_or_create(code=spec.code, defaults={"name": spec.name})
+        vendors = {
+            vendor.code: Vendor.objects.get_or_create(
+                code=vendor.code, defaults={"name": vendor.name, "email": vendor.email, "phone": vendor.phone}
+            )[0]
+            for vendor in VENDORS
+        }
+        warehouses = {
+            warehouse.code: Warehouse.objects.get_or_create(code=warehouse.code, defaults={"name": warehouse.name})[0]
+            for warehouse in WAREHOUSES
+        }
         existing = {product.sku: product for product in Product.objects.filter(sku__in=[p.sku for p in PRODUCTS])}
         products = {
             spec.sku: existing.get(spec.sku) or product_create(actor=None, data=spec.data(vendor=vendors[spec.vendor]))
             for spec in PRODUCTS
         }
-        warehouse_code = {}
+        warehouse_code: dict[str, str] = {}
         for demo_lot in LOTS:
             warehouse_code.setdefault(demo_lot.sku, demo_lot.warehouse)
         warehouse_of = {
