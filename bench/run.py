@@ -18,6 +18,7 @@ The gunicorn process group is stopped on every exit, an interrupt or SIGTERM inc
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import http.client
 import json
 import math
@@ -117,10 +118,24 @@ def _django_command(config: Config, database: str, *args: str) -> None:
     subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True)  # noqa: S603
 
 
+def generator_version() -> str:
+    """A digest of the generator's code: a data set made by other code is made again."""
+    digest = hashlib.sha256()
+    for path in sorted(
+        [*(ROOT / "orders" / "generation").glob("*.py"), ROOT / "orders/management/commands/seed_demo.py"]
+    ):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def data_prepare(config: Config) -> dict[str, Any]:
-    """The database to measure, fresh from the data set (generated first when missing or incomplete)."""
+    """The database to measure, fresh from the data set (generated first when missing, incomplete or
+    made by another version of the generator)."""
     seed, run = f"medorder_bench_{config.size}_seed", f"medorder_bench_{config.size}"
-    marker = f"medorder bench data set: {config.orders} orders, {config.territories} territories, complete"
+    marker = (
+        f"medorder bench data set: {config.orders} orders, {config.territories} territories, "
+        f"generator {generator_version()}, complete"
+    )
     info: dict[str, Any] = {"database": run, "data_set": seed, "generated_now": False}
     with psycopg.connect(config.url("postgres"), autocommit=True) as admin:
         comment = admin.execute(
@@ -215,7 +230,7 @@ class Fixtures:
     doctor: str
     provider_id: str
     patient_ids: list[str]  # the doctor's patients with Medicare coverage, for new orders
-    order_id: str  # an order of the territory, for the detail and the read floor
+    order_ids: list[str]  # orders of the territory, in turn for the detail and the read floor
 
 
 def fixtures_load(config: Config) -> Fixtures:
@@ -237,9 +252,9 @@ def fixtures_load(config: Config) -> Fixtures:
     )
     if len(patients) < 8:
         raise RuntimeError("The data set has too few Medicare patients for the benchmark's doctor.")
-    order = Order.objects.filter(territory=territory, provider=provider).order_by("created_at", "pk")
-    middle = order[order.count() // 2]
-    return Fixtures(str(territory.pk), doctor, str(provider.pk), [str(p) for p in patients], str(middle.pk))
+    # Orders from all over the territory's history, not one hot row.
+    orders = Order.objects.filter(territory=territory).order_by("?").values_list("pk", flat=True)[:500]
+    return Fixtures(str(territory.pk), doctor, str(provider.pk), [str(p) for p in patients], [str(pk) for pk in orders])
 
 
 def token(host: str, port: int, username: str, password: str) -> str:
@@ -348,7 +363,7 @@ class Row:
 
 def calls(fixtures: Fixtures, bearer: dict[str, str], cookie: str, deep_path: str) -> dict[str, CallFactory]:
     """What each target and floor sends, per request number."""
-    patients = fixtures.patient_ids
+    patients, order_ids = fixtures.patient_ids, fixtures.order_ids
 
     def create(items: list[dict[str, Any]]) -> CallFactory:
         def make(n: int) -> Call:
@@ -378,7 +393,7 @@ def calls(fixtures: Fixtures, bearer: dict[str, str], cookie: str, deep_path: st
     return {
         "create order, 1 item": create([{"sku": ONE_SKU, "quantity": 2}]),
         "create order, 10 items": create(ten),
-        "order detail": lambda n: Call("GET", f"/api/v1/orders/{fixtures.order_id}", bearer),
+        "order detail": lambda n: Call("GET", f"/api/v1/orders/{order_ids[n % len(order_ids)]}", bearer),
         "territory list, first page": lambda n: Call(
             "GET", f"/api/v1/orders/territory/{fixtures.territory_id}", bearer
         ),
@@ -386,8 +401,8 @@ def calls(fixtures: Fixtures, bearer: dict[str, str], cookie: str, deep_path: st
         "portal home": lambda n: Call("GET", "/portal/", session),
         "compliance check, 10 items": lambda n: Call("POST", "/api/portal/compliance/check", bearer, check),
         "write": lambda n: Call("POST", "/bench/floor/write", bearer),
-        "read": lambda n: Call("GET", f"/bench/floor/read/{fixtures.order_id}", bearer),
-        "read_session": lambda n: Call("GET", f"/bench/floor/read/{fixtures.order_id}", session),
+        "read": lambda n: Call("GET", f"/bench/floor/read/{order_ids[n % len(order_ids)]}", bearer),
+        "read_session": lambda n: Call("GET", f"/bench/floor/read/{order_ids[n % len(order_ids)]}", session),
     }
 
 
