@@ -138,6 +138,13 @@ _TARGET = {
 }
 _REVIEW_NOTE = "Reviewed with the prescriber: continue as ordered."
 
+# Ids: generated rows' are text (``_new_id``); the world's (users, territories) are UUIDs.
+Id = uuid.UUID | str
+
+# Version 4 and the RFC 4122 variant in a 128-bit number.
+_UUID_CLEAR = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
+_UUID_V4 = (0x4000 << 64) | (0x8000 << 48)
+
 _REFERENCE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # as orders.models.new_reference
 _REFERENCE_SPACE = 32**6  # 2**30
 _REFERENCE_MULTIPLIER = 0x2545F491  # odd: i -> (i * M + offset) mod 2**30 is a bijection
@@ -202,6 +209,14 @@ class OrderWriter:
         self.now = now
         self.rng = rng
         self.tables = Tables(*WRITTEN_MODELS)
+        self._territory_text: dict[Any, str] = {}
+
+    def _new_id(self) -> str:
+        """A random (version 4) UUID in its text form, drawn from the batch's generator: the rows
+        take it as is, and payloads name it as ``str(uuid)`` would."""
+        number = (self.rng.getrandbits(128) & _UUID_CLEAR) | _UUID_V4
+        text = f"{number:032x}"
+        return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
     # --- choosing -----------------------------------------------------------------------------
     def _profile_for(self, status: str, world: TerritoryWorld) -> str | None:
@@ -286,7 +301,7 @@ class OrderWriter:
         order_date = placed.date()
         requested = order_date + dt.timedelta(days=rng.randint(3, 14)) if rng.random() < 0.5 else None
         basket = outcome.basket
-        order_id = uuid.uuid4()
+        order_id = self._new_id()
         order: dict[str, Any] = {
             "id": order_id,
             "reference": self.references.of(index, rng),
@@ -381,19 +396,17 @@ class OrderWriter:
         tables[Order].add(**order)
 
     # --- pieces -------------------------------------------------------------------------------
-    def _history(
-        self, row: dict[str, Any], at: dt.datetime, kind: str, user: uuid.UUID | None, *, item: bool = False
-    ) -> None:
+    def _history(self, row: dict[str, Any], at: dt.datetime, kind: str, user: Id | None, *, item: bool = False) -> None:
         model = HistoricalOrderItem if item else HistoricalOrder
         self.tables[model].add(**row, history_date=at, history_type=kind, history_user_id=user)
 
-    def _lines(self, order: dict[str, Any], basket: content.Basket, at: dt.datetime, creator: uuid.UUID) -> _Lines:
+    def _lines(self, order: dict[str, Any], basket: content.Basket, at: dt.datetime, creator: Id) -> _Lines:
         lines = _Lines()
         quarter = _quarter_start(at.date())
         for line in basket.lines:
             product = self.catalog.products[line.sku]
             item = {
-                "id": uuid.uuid4(),
+                "id": self._new_id(),
                 "order_id": order["id"],
                 "product_id": product.pk,
                 "sku": product.sku,
@@ -415,7 +428,7 @@ class OrderWriter:
             lines.warehouse_of_item[item["id"]] = self.catalog.warehouse_of[product.sku]
             lines.reservations.append(
                 {
-                    "id": uuid.uuid4(),
+                    "id": self._new_id(),
                     "lot_id": lot_id,
                     "order_id": order["id"],
                     "order_line_id": item["id"],
@@ -432,17 +445,17 @@ class OrderWriter:
 
     def _movement(
         self,
-        lot_id: uuid.UUID,
+        lot_id: Id,
         kind: str,
         at: dt.datetime,
-        order_id: uuid.UUID,
-        actor: uuid.UUID | None,
+        order_id: Id,
+        actor: Id | None,
         *,
         on_hand: int = 0,
         reserved: int = 0,
     ) -> None:
         self.tables[StockMovement].add(
-            id=uuid.uuid4(),
+            id=self._new_id(),
             lot_id=lot_id,
             kind=kind,
             on_hand_delta=on_hand,
@@ -459,11 +472,11 @@ class OrderWriter:
         outcome: Outcome,
         kind: str,
         at: dt.datetime,
-        actor: uuid.UUID | None,
+        actor: Id | None,
         *,
         resolution: dict[str, Any] | None,
-    ) -> uuid.UUID:
-        snapshot_id = uuid.uuid4()
+    ) -> Id:
+        snapshot_id = self._new_id()
         result = dict(outcome.result)
         if resolution:
             result["resolution"] = resolution
@@ -487,9 +500,9 @@ class OrderWriter:
         timeline: _Timeline,
         step: str,
         at: dt.datetime,
-        actor: uuid.UUID | None,
+        actor: Id | None,
         actor_kind: str,
-        history_user: uuid.UUID | None,
+        history_user: Id | None,
         *,
         reason: str = "",
         payload: dict[str, Any] | None = None,
@@ -519,9 +532,7 @@ class OrderWriter:
         for topic in _TRANSITION_TOPICS[step]:
             timeline.outbox(topic, event)
 
-    def _verify(
-        self, order: dict[str, Any], timeline: _Timeline, outcome: Outcome, at: dt.datetime, ops: uuid.UUID
-    ) -> None:
+    def _verify(self, order: dict[str, Any], timeline: _Timeline, outcome: Outcome, at: dt.datetime, ops: Id) -> None:
         review = outcome.disposition == "needs_review"
         resolution = (
             {"by": "review", "note": _REVIEW_NOTE, "actor_id": str(ops), "findings": outcome.codes} if review else None
@@ -547,7 +558,7 @@ class OrderWriter:
         )
 
     def _start_fulfillment(
-        self, order: dict[str, Any], timeline: _Timeline, lines: _Lines, at: dt.datetime, ops: uuid.UUID
+        self, order: dict[str, Any], timeline: _Timeline, lines: _Lines, at: dt.datetime, ops: Id
     ) -> None:
         event = self._transition(order, timeline, "start_fulfillment", at, ops, ActorKind.STAFF, ops)
         rule = RULES_BY_CODE["warehouse_reserved"]
@@ -555,11 +566,11 @@ class OrderWriter:
             item["fulfillment_path"] = FulfillmentPath.WAREHOUSE
             item["fulfillment_rule"] = rule.code
             self._history(item, at, "~", ops, item=True)
-        by_warehouse: dict[uuid.UUID, list[dict[str, Any]]] = defaultdict(list)
+        by_warehouse: dict[Id, list[dict[str, Any]]] = defaultdict(list)
         for item in lines.items:
             by_warehouse[lines.warehouse_of_item[item["id"]]].append(item)
         for warehouse_id, items in sorted(by_warehouse.items(), key=lambda pair: str(pair[0])):
-            task_id = uuid.uuid4()
+            task_id = self._new_id()
             lines.tasks.append(
                 {
                     "id": task_id,
@@ -602,7 +613,7 @@ class OrderWriter:
         )
         self._publish(timeline, "start_fulfillment", event)
 
-    def _ship(self, order: dict[str, Any], timeline: _Timeline, lines: _Lines, at: dt.datetime, ops: uuid.UUID) -> None:
+    def _ship(self, order: dict[str, Any], timeline: _Timeline, lines: _Lines, at: dt.datetime, ops: Id) -> None:
         shipments = []
         for task in lines.tasks:
             picked = 0
@@ -640,7 +651,7 @@ class OrderWriter:
                 to_status=order["status"],
                 reason=f"Picked and packed {picked} units; shipped with {carrier}.",
                 payload={
-                    "task_id": str(task["id"]),
+                    "task_id": task["id"],
                     "picked_units": picked,
                     "carrier": carrier,
                     "tracking_number": tracking,
@@ -648,9 +659,7 @@ class OrderWriter:
             )
         self._transition(order, timeline, "ship", at, ops, ActorKind.STAFF, ops, payload={"shipments": shipments})
 
-    def _release(
-        self, order: dict[str, Any], timeline: _Timeline, lines: _Lines, at: dt.datetime, actor: uuid.UUID
-    ) -> None:
+    def _release(self, order: dict[str, Any], timeline: _Timeline, lines: _Lines, at: dt.datetime, actor: Id) -> None:
         released = 0
         for reservation in lines.reservations:
             if reservation["status"] == ReservationStatus.ACTIVE:
@@ -688,16 +697,17 @@ class _Lines:
     items: list[dict[str, Any]] = field(default_factory=list)
     reservations: list[dict[str, Any]] = field(default_factory=list)
     tasks: list[dict[str, Any]] = field(default_factory=list)
-    warehouse_of_item: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)
+    warehouse_of_item: dict[Id, Id] = field(default_factory=dict)
 
 
 class _Timeline:
     """The order's timeline events (numbered from 1) and the outbox events that announce them."""
 
-    def __init__(self, writer: OrderWriter, order: dict[str, Any], territory_id: uuid.UUID) -> None:
+    def __init__(self, writer: OrderWriter, order: dict[str, Any], territory_id: Id) -> None:
         self.writer = writer
         self.order = order
         self.territory_id = territory_id
+        self.territory_text = str(territory_id)
         self.sequence = 0
         self.last_transition: dict[str, Any] = {}
 
@@ -705,7 +715,7 @@ class _Timeline:
         self,
         at: dt.datetime,
         kind: str,
-        actor: uuid.UUID | None,
+        actor: Id | None,
         actor_kind: str,
         *,
         from_status: str = "",
@@ -716,7 +726,7 @@ class _Timeline:
     ) -> dict[str, Any]:
         self.sequence += 1
         event = {
-            "id": uuid.uuid4(),
+            "id": self.writer._new_id(),
             "order_id": self.order["id"],
             "territory_id": self.territory_id,
             "kind": kind,
@@ -735,7 +745,7 @@ class _Timeline:
             self.last_transition = event
         return event
 
-    def compliance(self, at: dt.datetime, outcome: Outcome, snapshot_id: uuid.UUID, check: str) -> None:
+    def compliance(self, at: dt.datetime, outcome: Outcome, snapshot_id: Id, check: str) -> None:
         status = self.order["status"]
         self.event(
             at,
@@ -745,7 +755,7 @@ class _Timeline:
             from_status=status,
             to_status=status,
             payload={
-                "snapshot_id": str(snapshot_id),
+                "snapshot_id": snapshot_id,
                 "check": check,
                 "disposition": outcome.disposition,
                 "findings": outcome.findings,
@@ -756,14 +766,14 @@ class _Timeline:
         """``outbox_publish`` with ``event_payload``; delivered a moment later."""
         at = event["created_at"]
         self.writer.tables[OutboxEvent].add(
-            id=uuid.uuid4(),
+            id=self.writer._new_id(),
             topic=topic,
             aggregate_type="orders.order",
-            aggregate_id=str(self.order["id"]),
+            aggregate_id=self.order["id"],
             payload={
-                "order_id": str(self.order["id"]),
-                "territory_id": str(self.territory_id),
-                "event_id": str(event["id"]),
+                "order_id": self.order["id"],
+                "territory_id": self.territory_text,
+                "event_id": event["id"],
                 "from_status": event["from_status"] or None,
                 "to_status": event["to_status"] or None,
             },
@@ -776,7 +786,7 @@ class _Timeline:
         )
 
 
-def _signature_hash(order_id: uuid.UUID, patient: PatientRef, order_date: dt.date, basket: content.Basket) -> str:
+def _signature_hash(order_id: Id, patient: PatientRef, order_date: dt.date, basket: content.Basket) -> str:
     """As ``orders.services._sign``: the hash of the summary the practitioner signed."""
     summary = {
         "order": str(order_id),

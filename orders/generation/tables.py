@@ -23,6 +23,7 @@ from core import crypto
 from core.fields import BlindIndexField, EncryptedFieldMixin
 
 Converter = Callable[[Any, dict[str, Any]], Any]
+_MISSING = object()
 
 
 def _sealer(field: EncryptedFieldMixin) -> Converter:
@@ -90,10 +91,11 @@ class TableRows:
 
     def add(self, **values: Any) -> None:
         """Queue one row; ``values`` by attribute name (plaintext for encrypted fields)."""
-        for attname, default in self.defaults.items():
-            if attname not in values:
-                values[attname] = default()
-        row = [values.get(attname) for attname in self.attnames]
+        row = [values.get(attname, _MISSING) for attname in self.attnames]
+        if len(values) < len(row) or _MISSING in row:
+            for position, attname in enumerate(self.attnames):
+                if row[position] is _MISSING:
+                    row[position] = values[attname] = self.defaults[attname]()
         for position, convert in self.conversions:
             row[position] = convert(row[position], values)
         self.rows.append(row)
