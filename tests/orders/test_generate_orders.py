@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.db.models import Sum
 
 from accounts.models import User
@@ -19,7 +20,15 @@ from core.models import OutboxEvent
 from orders import fulfillment, services
 from orders.generation import Plan, generate
 from orders.generation.world import LOT_PREFIX
-from orders.models import NON_TERMINAL_STATUSES, FulfillmentTask, FulfillmentTaskItem, Order, OrderItem, OrderStatus
+from orders.models import (
+    NON_TERMINAL_STATUSES,
+    FulfillmentTask,
+    FulfillmentTaskItem,
+    Order,
+    OrderEvent,
+    OrderItem,
+    OrderStatus,
+)
 from patients.models import Patient
 from patients.selectors import patient_search
 from territories.models import Role, Territory
@@ -302,3 +311,28 @@ def test_a_generated_held_order_has_the_rows_the_services_write_for_an_unsigned_
 
     assert real.status == OrderStatus.ON_HOLD
     assert _shape(Order.objects.get(pk=real.pk)) == _shape(generated)
+
+
+def _plain_indexes() -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexdef FROM pg_indexes WHERE tablename IN ('orders_orderevent', 'orders_historicalorder')"
+        )
+        return {definition for (definition,) in cursor.fetchall()}
+
+
+@pytest.mark.django_db
+def test_a_bulk_load_builds_the_indexes_again_and_writes_rows_whose_references_hold() -> None:
+    before = _plain_indexes()
+
+    result = _generate(bulk=True)
+
+    assert result.orders_by_status == EACH_STATUS
+    assert "indexes" in result.seconds
+    assert _plain_indexes() == before
+    orders = set(Order.objects.values_list("pk", flat=True))
+    assert set(OrderEvent.objects.values_list("order_id", flat=True)) == orders
+    assert set(OrderItem.objects.values_list("order_id", flat=True)) == orders
+    assert set(StockMovement.objects.exclude(order_id=None).values_list("order_id", flat=True)) <= orders
+    lots = set(Lot.objects.values_list("pk", flat=True))
+    assert set(StockReservation.objects.values_list("lot_id", flat=True)) <= lots

@@ -52,10 +52,11 @@ class Command(BaseCommand):
             help="Password of every generated user (BENCH_PASSWORD; default bench-password).",
         )
         parser.add_argument(
-            "--defer-indexes",
+            "--bulk",
             choices=("auto", "yes", "no"),
             default="auto",
-            help="Drop the order tables' plain indexes while loading, build them after (auto: from 50,000 orders).",
+            help="Load in bulk: the order tables' plain indexes built after loading, references not checked row by"
+            " row (needs a superuser; auto: from 50,000 orders).",
         )
         parser.add_argument("--no-progress", action="store_true", help="No progress bars.")
 
@@ -71,7 +72,7 @@ class Command(BaseCommand):
             batch_size=options["batch_size"],
             jobs=options["jobs"],
             password=options["password"],
-            defer_indexes={"auto": None, "yes": True, "no": False}[options["defer_indexes"]],
+            bulk={"auto": None, "yes": True, "no": False}[options["bulk"]],
         )
 
         def bar(name: str, total: int) -> Any:
