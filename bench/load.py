@@ -101,10 +101,16 @@ def run_slice(clients: list[Client], make: CallFactory, counter: _Counter, secon
     def work(index: int) -> None:
         client = clients[index]
         while time.perf_counter() < deadline:
-            sample, _content, _response = client.send(make(counter.next()))
+            try:
+                sample, _content, _response = client.send(make(counter.next()))
+            except (http.client.HTTPException, OSError):
+                # No answer even on a fresh connection (the server is gone): an error, and this client stops.
+                results[index].append(Sample(seconds=0.0, status=0, queries=None, database_ms=None))
+                return
             results[index].append(sample)
 
-    threads = [threading.Thread(target=work, args=(index,)) for index in range(len(clients))]
+    # Daemon threads: an interrupted run does not wait for its clients.
+    threads = [threading.Thread(target=work, args=(index,), daemon=True) for index in range(len(clients))]
     for thread in threads:
         thread.start()
     for thread in threads:

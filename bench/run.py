@@ -504,7 +504,9 @@ def _git_commit() -> str:
 
 def main() -> int:
     config = Config.from_env()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the clean-up (the server stops) on SIGTERM
+    # Both end the run through the clean-up (the server stops), also when started where SIGINT is ignored.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     started = dt.datetime.now(dt.UTC)
     load_before = os.getloadavg()
     print(
@@ -555,6 +557,7 @@ if __name__ == "__main__":
     try:
         sys.exit(main())
     except KeyboardInterrupt:
+        print("bench: interrupted", file=sys.stderr)
         sys.exit(130)
     except (RuntimeError, subprocess.CalledProcessError, psycopg.Error) as error:
         print(f"bench: {error}", file=sys.stderr)
