@@ -31,7 +31,7 @@ import sys
 import time
 import urllib.parse
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -436,10 +436,7 @@ def measure(config: Config, fixtures: Fixtures, host: str, port: int, database: 
             print(f"  {target.name}, {clients} client(s) …", end="", flush=True)
             measurement = Measurement(host, port, clients, config.seconds, config.warmup)
             watch = LockWatch(config.url(database), database) if target.watch_locks else None
-            if watch is not None:
-                with watch:
-                    endpoint, floor = measurement.run(factories[target.name], factories[target.floor])
-            else:
+            with watch if watch is not None else nullcontext():
                 endpoint, floor = measurement.run(factories[target.name], factories[target.floor])
             rows.append(_row(target, clients, endpoint, floor, watch))
             print(f" p95 {rows[-1].endpoint['p95_ms']} ms, floor {rows[-1].floor['p95_ms']} ms", flush=True)

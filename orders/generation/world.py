@@ -291,7 +291,7 @@ def patients_create(
         tables[Patient].add(**patient)
         history = {"history_date": created, "history_type": "+", "history_user_id": doctor.user_id}
         tables[historical_patient].add(**patient, **history)
-        coverage = _coverage(profile, who, patient_id=patient_id, territory_id=world.id, created=created)
+        coverage = _coverage(profile, who, patient_id=patient_id, territory_id=world.id, created=created, rng=rng)
         tables[Coverage].add(**coverage)
         tables[historical_coverage].add(**coverage, **history)
         world.patients.setdefault(profile.key, []).append(
@@ -320,6 +320,7 @@ def _coverage(
     patient_id: uuid.UUID,
     territory_id: uuid.UUID,
     created: dt.datetime,
+    rng: random.Random,
 ) -> dict[str, Any]:
     coverage: dict[str, Any] = {
         "id": uuid.uuid4(),
@@ -335,7 +336,7 @@ def _coverage(
         if who.mbi:
             payer, plan, member_id = "Medicare Part B", "Original Medicare", who.mbi
         else:
-            payer, plan = content.COMMERCIAL_PAYERS[hash(who.email) % len(content.COMMERCIAL_PAYERS)]
-            member_id = f"W{abs(hash(who.email)) % 10**9:09d}"
+            payer, plan = rng.choice(content.COMMERCIAL_PAYERS)
+            member_id = f"W{rng.randrange(10**9):09d}"
         coverage.update(payer_name=payer, plan_name=plan, member_id=member_id, coverage_tier="standard")
     return coverage
