@@ -336,3 +336,21 @@ def test_a_bulk_load_builds_the_indexes_again_and_writes_rows_whose_references_h
     assert set(StockMovement.objects.exclude(order_id=None).values_list("order_id", flat=True)) <= orders
     lots = set(Lot.objects.values_list("pk", flat=True))
     assert set(StockReservation.objects.values_list("lot_id", flat=True)) <= lots
+
+
+@pytest.mark.django_db
+def test_a_second_run_adds_orders_in_the_same_territories() -> None:
+    _generate(count=10, statuses={"completed": 1})
+    territories = set(Territory.objects.values_list("pk", flat=True))
+    users = User.objects.count()
+
+    _generate(count=10, statuses={"completed": 1})
+
+    assert Order.objects.count() == 20
+    assert len(set(Order.objects.values_list("reference", flat=True))) == 20
+    assert set(Territory.objects.values_list("pk", flat=True)) == territories
+    assert User.objects.count() == users
+    # Stock still adds up: the second run's receipts cover its own orders.
+    for lot in Lot.objects.filter(lot_number__startswith=LOT_PREFIX):
+        ledger = StockMovement.objects.filter(lot=lot).aggregate(on_hand=Sum("on_hand_delta"))
+        assert lot.quantity_on_hand == (ledger["on_hand"] or 0)
