@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 # Test processes (pytest-xdist); each gets its own test database and Redis database.
 PYTEST_WORKERS ?= 2
 
-.PHONY: run serve test lint typecheck migrations-check deploy-check pytest mutate worker beat clean
+.PHONY: run serve test lint typecheck migrations-check deploy-check pytest mutate bench worker beat clean
 
 $(INSTALLED): requirements/lock.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -69,6 +69,11 @@ pytest: $(INSTALLED)
 # against its own tests. One file: `make mutate MUTATE_FILES=core/crypto.py`.
 mutate: $(INSTALLED)
 	$(BIN)/python scripts/mutate.py $(MUTATE_FILES)
+
+# Benchmarks (not part of `make test`; see the README): the app under gunicorn against PostgreSQL with
+# BENCH_ORDERS orders (default 10000), each target endpoint beside its floor; exits 1 when a target is missed.
+bench: $(INSTALLED)
+	$(BIN)/python -m bench.run
 
 # With REDIS_URL set in .env: a real worker and the beat schedule (outbox sweep).
 worker: $(INSTALLED) .env
