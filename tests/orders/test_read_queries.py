@@ -30,29 +30,29 @@ API_BUDGETS = {
     "territory list": 6,  # token user, territory, membership, bounded count, page, items
     "territory list, deep page": 6,
     "territory list by status": 6,
-    "order detail": 5,  # token user, order, items, PHI permission, access record
-    "timeline": 6,
+    "order detail": 4,  # token user, order, items, access record (permissions: the cached access map)
+    "timeline": 5,
     "fulfillment tasks": 5,
-    "FHIR request": 8,
+    "FHIR request": 7,
     "patients": 4,  # token user, bounded count, page, access record
     "providers": 3,
-    "review queue": 7,  # token user, reviewed territories, bounded count, page keys, page, items, latest results
+    "review queue": 6,  # token user, bounded count, page keys, page, items, latest results
 }
 PORTAL_BUDGETS = {
-    # session and user (4 with the session's save); territories, reviewed territories, provider; the
-    # three tab counts; the tab's page (keys, rows); the holds (keys, rows, latest results,
-    # documents); PHI territories; one access record; the navigation's two permissions
-    "home of a doctor": 21,
-    "home of a doctor, Preparing tab": 21,
-    "home of a doctor, deeper page": 21,
-    "home of staff": 21,
-    "order page": 22,
-    "order page of a held order, staff": 23,
-    "order status (polled)": 15,
-    "patients": 13,  # the recent patients: territories and provider, then one query for their orders
-    "patient card": 15,
-    "review queue": 22,
-    "new order": 8,
+    # session and user (4 with the session's save); territories and permissions from the user's
+    # cached access map (territories.access); provider; the three tab counts; the tab's page (keys,
+    # rows); the holds (keys, rows, latest results, documents); one access record
+    "home of a doctor": 18,
+    "home of a doctor, Preparing tab": 18,
+    "home of a doctor, deeper page": 18,
+    "home of staff": 19,
+    "order page": 18,
+    "order page of a held order, staff": 19,
+    "order status (polled)": 12,
+    "patients": 11,  # the recent patients: the provider, then one query for their orders
+    "patient card": 14,
+    "review queue": 18,
+    "new order": 7,
 }
 ADMIN_BUDGETS = {
     "orders changelist": 11,
