@@ -27,7 +27,7 @@ from operator import or_
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured, ValidationError
-from django.db import models
+from django.db import connections, models
 from django.db.models import Q, QuerySet
 
 
@@ -180,9 +180,19 @@ def merged_values(
         return []
     names = [part.lstrip("-") for part in ordering]
     columns = list(dict.fromkeys([*fields, *names]))
-    limited = [arm.filter(beyond or Q()).order_by(*ordering).values_list(*columns)[:limit] for arm in arms]
-    found = limited[0].union(*limited[1:]).order_by(*ordering)[:limit] if len(limited) > 1 else limited[0]
+    arms = [arm.filter(beyond or Q()) for arm in arms]
+    if len(arms) == 1 or not _limits_in_unions(arms[0]):
+        # One arm, or a database that cannot limit the parts of a union (SQLite, the embedded
+        # default): the same rows from one query over the arms' conditions joined by OR.
+        found = reduce(or_, arms).order_by(*ordering).values_list(*columns)[:limit]
+    else:
+        limited = [arm.order_by(*ordering).values_list(*columns)[:limit] for arm in arms]
+        found = limited[0].union(*limited[1:]).order_by(*ordering)[:limit]
     return [row[: len(fields)] for row in found]
+
+
+def _limits_in_unions(queryset: QuerySet[Any]) -> bool:
+    return bool(connections[queryset.db].features.supports_slicing_ordering_in_compound)
 
 
 def keyset_page_merged(
@@ -270,6 +280,8 @@ def bounded_count_merged(
     rows in ``ordering`` (give the listing's, whose index each arm reads)."""
     if not arms:
         return BoundedCount(value=0, exact=True)
+    if len(arms) == 1 or not _limits_in_unions(arms[0]):
+        return bounded_count(reduce(or_, arms).order_by(*ordering), limit=limit)
     limited = [arm.order_by(*ordering).values("pk")[: limit + 1] for arm in arms]
-    found = (limited[0].union(*limited[1:]) if len(limited) > 1 else limited[0]).count()
+    found = limited[0].union(*limited[1:]).count()
     return BoundedCount(value=min(found, limit), exact=found <= limit)

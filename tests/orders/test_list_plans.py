@@ -181,6 +181,7 @@ def test_every_list_reads_a_bounded_number_of_orders_through_an_index(north: Wor
         ("portal home, Preparing tab of staff", ops, "/portal/", {"tab": "preparing"}),
         ("portal home, Shipped tab of staff", ops, "/portal/", {"tab": "shipped"}),
         ("portal review queue", ops, "/portal/review/", {}),
+        ("portal recent patients of a doctor", doctor, "/portal/patients/", {}),
     ]
     checked = 0
     for label, who, url, query in requests:
