@@ -1,4 +1,4 @@
-"""Logging filters that keep PHI out of log lines."""
+"""Logging that keeps PHI out of log lines: the filters, the JSON formatter and the LOGGING configuration."""
 
 from __future__ import annotations
 
