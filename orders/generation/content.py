@@ -12,6 +12,7 @@ import datetime as dt
 import random
 from dataclasses import dataclass
 
+from orders.services import ItemRequest
 from patients.models import AdministrativeSex, PayerKind, PayerType
 
 
@@ -144,16 +145,8 @@ PAYER_PROFILES = (
 )
 
 
-@dataclass(frozen=True)
-class Line:
-    sku: str
-    quantity: int
-    dosage_text: str = ""
-    dose_frequency: int | None = None
-    dose_period: int | None = None
-    dose_period_unit: str = ""
-    refills: int = 0
-    days_supply: int | None = None
+# A basket's line is what the API asks of a new order's line.
+Line = ItemRequest
 
 
 @dataclass(frozen=True)
