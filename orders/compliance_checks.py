@@ -88,21 +88,28 @@ class Draft:
     signed: bool = False
 
 
+def _order_fields(order: Order) -> dict[str, Any]:
+    """What the checks read from the order row itself, saved or not."""
+    return {
+        "territory_id": order.territory_id,
+        "patient": order.patient,
+        "provider": order.provider,
+        "payer_type": order.payer_type,
+        "coverage_tier": None,
+        "order_date": order.order_date,
+        "requested_date": order.requested_date,
+        "f2f_date": order.f2f_date,
+        "diagnosis_codes": order.diagnosis_codes or [],
+        "signed_on": timezone.localdate(order.signed_at) if order.signed_at else None,
+    }
+
+
 def facts_for_order(order: Order) -> ComplianceInput:
     """The engine's input for a saved order, read fresh from the database."""
     items = list(order.items.select_related("product__vendor").order_by("sku"))
     restock = expected_restock_dates(product_ids={item.product_id for item in items if item.has_inventory_flag})
     return _facts(
-        territory_id=order.territory_id,
-        patient=order.patient,
-        provider=order.provider,
-        payer_type=order.payer_type,
-        coverage_tier=None,
-        order_date=order.order_date,
-        requested_date=order.requested_date,
-        f2f_date=order.f2f_date,
-        diagnosis_codes=order.diagnosis_codes or [],
-        signed_on=timezone.localdate(order.signed_at) if order.signed_at else None,
+        **_order_fields(order),
         artifacts=[
             AttachedArtifact(attachment.artifact_type, attachment.document_date, tuple(attachment.hcpcs_codes or ()))
             for attachment in order.attachments.all()
@@ -130,16 +137,7 @@ def facts_for_new_order(
     ordered = sorted(lines, key=lambda line: line.sku)
     restock = expected_restock_dates(product_ids={line.product_id for line in ordered if line.has_inventory_flag})
     return _facts(
-        territory_id=order.territory_id,
-        patient=order.patient,
-        provider=order.provider,
-        payer_type=order.payer_type,
-        coverage_tier=None,
-        order_date=order.order_date,
-        requested_date=order.requested_date,
-        f2f_date=order.f2f_date,
-        diagnosis_codes=order.diagnosis_codes or [],
-        signed_on=timezone.localdate(order.signed_at) if order.signed_at else None,
+        **_order_fields(order),
         artifacts=artifacts,
         items=[_line_facts(index, line, restock) for index, line in enumerate(ordered)],
         order=None,  # not saved: every open order of the patient was placed before it
