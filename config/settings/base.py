@@ -230,6 +230,9 @@ SESSION_COOKIE_HTTPONLY = True
 # Automatic logoff (HIPAA 164.312(a)(2)(iii)): a session ends after this many seconds without a
 # request from the person (background refreshes do not count; accounts.middleware).
 SESSION_IDLE_SECONDS = env.int("SESSION_IDLE_SECONDS", default=15 * 60)
+# Activity is written to the session at most this often (a page view in between writes nothing), so
+# a session ends at most this much before SESSION_IDLE_SECONDS, never after.
+SESSION_ACTIVITY_RESOLUTION_SECONDS = env.int("SESSION_ACTIVITY_RESOLUTION_SECONDS", default=60)
 SESSION_COOKIE_AGE = SESSION_IDLE_SECONDS
 SESSION_SAVE_EVERY_REQUEST = False
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True

@@ -92,17 +92,20 @@ def portal_view(view: View) -> View:
     return wrapper
 
 
+# Each of these reads the user's cached territory map (territories.access): no query.
+
+
 def _can_review(user: Any) -> bool:
-    return territories_for_user(user=user, permission=TerritoryPermission.REVIEW_ORDER).exists()
+    return bool(territory_ids_for_user(user=user, permission=TerritoryPermission.REVIEW_ORDER))
 
 
 def _can_order(user: Any) -> bool:
-    return territories_for_user(user=user, permission=TerritoryPermission.CREATE_ORDER).exists()
+    return bool(territory_ids_for_user(user=user, permission=TerritoryPermission.CREATE_ORDER))
 
 
 def _phi_territories(user: Any) -> set[Any]:
     """Territory ids where the user may read PHI: patient names are shown only for those."""
-    return set(territories_for_user(user=user, permission=TerritoryPermission.VIEW_PHI).values_list("pk", flat=True))
+    return territory_ids_for_user(user=user, permission=TerritoryPermission.VIEW_PHI)
 
 
 def nav_context(request: HttpRequest, section: str) -> dict[str, Any]:

@@ -39,24 +39,25 @@ API_BUDGETS = {
     "review queue": 6,  # token user, bounded count, page keys, page, items, latest results
 }
 PORTAL_BUDGETS = {
-    # session and user (4 with the session's save); territories and permissions from the user's
-    # cached access map (territories.access); provider; the three tab counts; the tab's page (keys,
-    # rows); the holds (keys, rows, latest results, documents); one access record
-    "home of a doctor": 18,
-    "home of a doctor, Preparing tab": 18,
-    "home of a doctor, deeper page": 18,
-    "home of staff": 19,
-    "order page": 18,
-    "order page of a held order, staff": 19,
-    "order status (polled)": 12,
-    "patients": 11,  # the recent patients: the provider, then one query for their orders
-    "patient card": 14,
-    "review queue": 18,
-    "new order": 7,
+    # session and user (the session is not written: activity is recorded at most once a minute,
+    # accounts.middleware); territories and permissions from the user's cached access map
+    # (territories.access), no query; provider; the three tab counts; the tab's page (keys, rows);
+    # the holds (keys, rows, latest results, documents); one access record
+    "home of a doctor": 13,
+    "home of a doctor, Preparing tab": 13,
+    "home of a doctor, deeper page": 13,
+    "home of staff": 13,
+    "order page": 14,
+    "order page of a held order, staff": 14,
+    "order status (polled)": 9,
+    "patients": 7,  # the recent patients: the provider, then one query for their orders
+    "patient card": 10,
+    "review queue": 11,
+    "new order": 3,
 }
 ADMIN_BUDGETS = {
-    "orders changelist": 11,
-    "patients changelist": 12,
+    "orders changelist": 8,
+    "patients changelist": 9,
 }
 
 

@@ -7,7 +7,9 @@ import time
 from typing import Any
 
 from axes.models import AccessAttempt
+from django.db import connection
 from django.test import Client, override_settings
+from django.test.utils import CaptureQueriesContext
 
 from accounts.middleware import LAST_ACTIVITY_KEY
 from tests.conftest import World
@@ -109,7 +111,7 @@ def test_an_idle_session_ends_and_background_polls_do_not_keep_it_alive(north: W
     assert "_auth_user_id" not in client.session
 
 
-@override_settings(SESSION_IDLE_SECONDS=60)
+@override_settings(SESSION_IDLE_SECONDS=60, SESSION_ACTIVITY_RESOLUTION_SECONDS=10)
 def test_activity_keeps_the_session(north: World) -> None:
     client = Client()
     sign_in(client, "dr.north")
@@ -118,6 +120,29 @@ def test_activity_keeps_the_session(north: World) -> None:
     session.save()
     assert client.get("/portal/").status_code == 200
     assert client.session[LAST_ACTIVITY_KEY] >= int(time.time()) - 1
+
+
+@override_settings(SESSION_IDLE_SECONDS=60, SESSION_ACTIVITY_RESOLUTION_SECONDS=10)
+def test_activity_is_written_at_most_once_per_resolution(north: World) -> None:
+    """A page view within the resolution of the last recorded activity writes no session; one after it does."""
+    client = Client()
+    sign_in(client, "dr.north")
+    session = client.session
+    recorded = int(time.time()) - 8
+    session[LAST_ACTIVITY_KEY] = recorded
+    session.save()
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get("/portal/").status_code == 200
+    assert client.session[LAST_ACTIVITY_KEY] == recorded
+    assert not [q for q in queries.captured_queries if "django_session" in q["sql"] and "UPDATE" in q["sql"]]
+
+    session = client.session
+    session[LAST_ACTIVITY_KEY] = int(time.time()) - 11
+    session.save()
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get("/portal/").status_code == 200
+    assert client.session[LAST_ACTIVITY_KEY] >= int(time.time()) - 1
+    assert [q for q in queries.captured_queries if "django_session" in q["sql"] and "UPDATE" in q["sql"]]
 
 
 def test_signing_out_takes_a_post(north: World) -> None:
