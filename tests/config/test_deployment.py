@@ -25,10 +25,10 @@ import pytest
 import requests
 from django.conf import settings
 from django.db import connections
-from prometheus_client.parser import text_string_to_metric_families
 
 from config.celery import app as celery_app
 from core.request_id import request_id_bound
+from tests.metrics import samples
 
 # django_db: pytest-django creates only the databases that the collected tests ask for, and the
 # processes started here use the test database (the tests themselves do not read it).
@@ -374,23 +374,15 @@ def test_health_through_gunicorn(server: Server) -> None:
     )
 
 
-def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
 def test_metrics_add_up_every_workers_requests_and_connections_persist(server: Server) -> None:
     healthz = (("method", "GET"), ("transport", "https"), ("view", "health"))
     connections = (("alias", "default"), ("vendor", "postgresql"))
-    before = _samples(server.get("/metrics").text)
+    before = samples(server.get("/metrics").text)
 
     # When ten requests that query the database go to the two workers
     for _ in range(10):
         assert server.get("/healthz", **HTTPS).status_code == 200
-    after = _samples(server.get("/metrics").text)
+    after = samples(server.get("/metrics").text)
 
     # Then the view counted all ten, whichever worker answered
     requests_name = "django_http_requests_total_by_view_transport_method_total"

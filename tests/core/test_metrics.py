@@ -14,10 +14,10 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
-from prometheus_client.parser import text_string_to_metric_families
 
 from config.celery import app as celery_app
 from core.models import OutboxEvent, OutboxStatus
+from tests.metrics import samples
 
 
 def scrape(client: Client | None = None, **headers: Any) -> str:
@@ -25,15 +25,6 @@ def scrape(client: Client | None = None, **headers: Any) -> str:
     assert response.status_code == 200, response.content
     assert response["Content-Type"] == "text/plain; version=1.0.0; charset=utf-8"
     return response.content.decode()
-
-
-def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Every sample of the exposition: (name, sorted labels) → value."""
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
 
 
 def value(text: str, name: str, **labels: str) -> float | None:
