@@ -156,6 +156,8 @@ class MedicationTable:
 
 
 def medication_table(rule_set: RuleSet) -> MedicationTable:
-    """The medication names table of the medication safety rule set (built per call: cheap, and
-    nothing is cached across rule-file versions)."""
-    return MedicationTable(rule_set.tables.get("medication_names", ()))
+    """The medication names table of the medication safety rule set, indexed once per loaded rule
+    set (``RuleSet.derived``): a new version of the file is a new rule set, with its own table."""
+    return rule_set.derived(
+        "medication_table", lambda loaded: MedicationTable(loaded.tables.get("medication_names", ()))
+    )

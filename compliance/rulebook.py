@@ -10,10 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 
@@ -74,6 +74,9 @@ class Row:
         return tuple(self.fields.get("codes", ()))
 
 
+Derived = TypeVar("Derived")
+
+
 @dataclass(frozen=True)
 class RuleSet:
     name: str
@@ -86,6 +89,18 @@ class RuleSet:
 
     def rows_in_force(self, on: dt.date) -> list[Row]:
         return [row for row in self.rows if row.in_force(on)]
+
+    def derived(self, name: str, build: Callable[[RuleSet], Derived]) -> Derived:
+        """``build(self)``, computed once per rule set and kept with it under ``name``.
+
+        A loaded rule set never changes (and ``load_rule_sets`` loads a new one when its file
+        does), so whatever is derived from it (an index of one of its tables, say) is built once,
+        not on every check. Not a field: equality and ``repr`` ignore it.
+        """
+        memo: dict[str, Any] = self.__dict__.setdefault("_derived", {})
+        if name not in memo:
+            memo[name] = build(self)
+        return memo[name]
 
 
 def rules_dir() -> Path:

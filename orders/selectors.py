@@ -269,7 +269,7 @@ STATUSES_OF_STAGE: dict[Stage, tuple[str, ...]] = {
 
 
 PORTAL_PAGE_SIZE = 25
-HOLDS_PAGE_SIZE = 50
+HOLDS_PAGE_SIZE = 10
 # The portal's tabs count their orders up to this many ("100+" beyond).
 TAB_COUNT_LIMIT = 100
 

@@ -209,6 +209,24 @@ def test_finasteride_for_a_female_patient_needs_review() -> None:
     ]
 
 
+def test_the_table_is_indexed_once_per_loaded_rule_set_and_anew_for_a_changed_file(
+    tmp_path: Path, settings: Any
+) -> None:
+    rules = tmp_path / "rules"
+    shutil.copytree(Path(settings.COMPLIANCE_RULES_DIR), rules)
+    loaded = load_rule_sets(rules)["medication_safety"]
+    assert medication_table(loaded) is medication_table(loaded)
+    assert not medication_table(loaded).recognise("Kamagra").recognised
+
+    path = rules / "medication_safety.toml"
+    path.write_text(path.read_text().replace('"viagra", "revatio"', '"viagra", "kamagra", "revatio"', 1))
+    changed = load_rule_sets(rules)["medication_safety"]
+    assert changed is not loaded
+    assert [e.id for e in medication_table(changed).recognise("Kamagra").entries] == ["sildenafil"]
+    assert not medication_table(loaded).recognise("Kamagra").recognised
+    assert changed == dataclasses.replace(changed)  # what is derived is not part of the rule set's value
+
+
 # --- the rule file is checked ---------------------------------------------------------------------------
 
 
