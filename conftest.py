@@ -12,6 +12,8 @@ import os
 import pytest
 from django.conf import settings
 
+from tests.mutation_databases import use_own_database
+
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 
 
@@ -31,3 +33,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for service in ("postgres", "redis"):
             if item.get_closest_marker(service) and not settings.SERVICES[service]:
                 item.add_marker(pytest.mark.skip(reason=f"needs {service}, which does not answer here"))
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
+    """Under ``make mutate``, each concurrent test session uses a copy of the test database of its own
+    (tests.mutation_databases); otherwise pytest-django's own suffixes only."""
+    use_own_database(settings.DATABASES)

@@ -10,7 +10,9 @@ mutates that file only and selects its tests. ``mutmut run`` then copies the cod
 ``mutants/<file>/mutants/``, records which of the selected tests call each function, and runs, for
 each mutant, the tests that call the mutated function. Every run starts from scratch, so a changed
 test always counts. The tests run with the test settings in a PostgreSQL database of their own
-(``MUTATION_TESTING=1``, see config/settings/test.py), created here once before the first file.
+(``MUTATION_TESTING=1``, see config/settings/test.py), created here once before the first file and
+copied once per session that runs at the same time (``tests.mutation_databases``): sessions sharing
+one database would wait on each other's rows.
 
 Prints, per file, the mutants, how many the tests killed, and the score (killed and timed-out
 mutants over all mutants: a mutant no test reaches counts as not killed), then every mutant that was
@@ -40,14 +42,25 @@ CAUGHT = {"killed", "timeout"}
 # Creates (or re-creates) the mutation test database with every migration applied, so that the
 # hundreds of test sessions that follow only reuse it; prints its name.
 PREPARE_DATABASE = """
+import os
 import django
 django.setup()
 from django.conf import settings
-from django.db import connection
+from django.db import connections
 from django.test.utils import setup_databases
+from tests.mutation_databases import SLOTS_VARIABLE, slot_name
 if settings.SERVICES["postgres"]:
     setup_databases(verbosity=0, interactive=False)
-    print(f"PostgreSQL database {connection.settings_dict['NAME']}")
+    slots = int(os.environ[SLOTS_VARIABLE])
+    names = [connections[alias].settings_dict["NAME"] for alias in settings.DATABASES]
+    connections.close_all()
+    with connections["default"]._nodb_cursor() as cursor:
+        for name in names:
+            for slot in range(slots):
+                copy = slot_name(name, slot)
+                cursor.execute(f'DROP DATABASE IF EXISTS "{copy}" WITH (FORCE)')
+                cursor.execute(f'CREATE DATABASE "{copy}" TEMPLATE "{name}"')
+    print(f"PostgreSQL database {names[0]}, copied for {slots} sessions at once ({slot_name(names[0], 0)}, ...)")
 else:
     print("in-memory SQLite (no PostgreSQL here): every test session migrates its own, which is slower")
 """
@@ -185,7 +198,13 @@ def main(argv: list[str]) -> int:
         return 2
     jobs = int(os.environ.get("MUTATE_JOBS", "2"))
     min_score = float(os.environ.get("MUTATE_MIN_SCORE", "95"))
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", "MUTATION_TESTING": "1"}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "MUTATION_TESTING": "1",
+        # A database per session running at once: mutmut's own process and its `jobs` children.
+        "MUTATION_DATABASE_SLOTS": str(jobs + 1),  # tests.mutation_databases
+    }
 
     prepared = subprocess.run(  # noqa: S603 (this interpreter, a fixed script)
         [sys.executable, "-c", PREPARE_DATABASE], cwd=ROOT, env=env, capture_output=True, text=True, check=False
