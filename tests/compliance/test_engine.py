@@ -336,6 +336,46 @@ def test_a_refill_delivered_too_early_is_a_hold_naming_the_first_allowed_day() -
     assert codes(evaluate(strips(D(2026, 7, 6), confirmation))) == []
 
 
+def test_a_refills_findings_name_the_refill_rule_its_source_the_date_and_the_line() -> None:
+    refill_source = load_rule_sets()["refills"].sources["DMEMAC-refill-2024"].cite()
+    early = evaluate(strips(D(2026, 7, 5)))
+    assert [f.as_dict() for f in early.findings if f.rule == "refills"] == [
+        {
+            "code": "REFILL_TOO_EARLY",
+            "severity": "hold",
+            "message": "A4253: the supply delivered on 2026-06-01 lasts until 2026-07-16; a refill may be delivered"
+            " from 2026-07-06, not on 2026-07-05.",
+            "rule": "refills",
+            "source": refill_source,
+            "required_artifacts": [],
+            "field": "requested_date",
+            "item": "0",
+        },
+        {
+            "code": "REFILL_CONFIRMATION_REQUIRED",
+            "severity": "hold",
+            "message": "A4253 is a refill: the patient must confirm the need on or after 2026-06-16 and before"
+            " delivery on 2026-07-05.",
+            "rule": "refills",
+            "source": refill_source,
+            "required_artifacts": ["PATIENT_REFILL_CONFIRMATION"],
+            "field": None,
+            "item": "0",
+        },
+    ]
+
+
+def test_a_refill_of_codes_sharing_an_allowance_names_each_code_once() -> None:
+    # Heated (A4604) and plain (A7037) tubing share one allowance: ordered together after a delivery
+    # of A4604, the refill findings name both codes, sorted, each once.
+    history = (Delivery(hcpcs="A4604", quantity=1, delivered_on=D(2026, 10, 1)),)
+    result = evaluate(facts(item("A7037"), item("A4604", key="1"), item("A4604", key="2"), supply_history=history))
+    assert finding(result, "REFILL_TOO_EARLY").message == (
+        "A4604, A7037: the supply delivered on 2026-10-01 lasts until 2027-01-01; a refill may be delivered from"
+        " 2026-12-22, not on 2026-11-09."
+    )
+
+
 def test_a_refill_needs_the_patients_confirmation_within_the_window() -> None:
     # Since 2024 the contact may be no sooner than 30 days before the supply's expected end (2026-07-16).
     assert codes(evaluate(strips(D(2026, 7, 10)))) == [("REFILL_CONFIRMATION_REQUIRED", "hold")]

@@ -134,9 +134,9 @@ def test_the_glp1_contraindication_starts_on_the_first_approval_of_the_class() -
 
 def test_sildenafil_with_isosorbide_is_held_in_2023_and_from_viagras_approval() -> None:
     isosorbide = ("Isosorbide mononitrate 30 mg ER",)
-    assert codes(evaluate(cash_order(SILDENAFIL, on=D(2023, 3, 15), medications=isosorbide))) == [
-        ("MEDICATION_INTERACTION", "hold")
-    ]
+    held = evaluate(cash_order(SILDENAFIL, on=D(2023, 3, 15), medications=isosorbide))
+    assert codes(held) == [("MEDICATION_INTERACTION", "hold")]
+    assert [(f.rule, f.item) for f in held.findings] == [("medication_safety", "0")]
     # VIAGRA NDA 20-895 approved 1998-03-27.
     assert codes(evaluate(cash_order(SILDENAFIL, on=D(1998, 3, 27), medications=isosorbide))) == [
         ("MEDICATION_INTERACTION", "hold")

@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from catalog.services import lot_receive
-from compliance.engine import evaluate, same_items
+from compliance.engine import already_on_its_way, evaluate, same_items
 from compliance.inputs import (
     AttachedArtifact,
     ComplianceInput,
@@ -288,6 +288,7 @@ def test_an_order_between_a_delivery_and_an_open_order_holds_only_if_one_of_them
         ([("F20", "A7030")], [("F30", "A7030")], False),  # another mask of the same code
         ([(None, "A7030")], [("F30", "A7030")], True),  # a line named by its code only
         ([(None, None)], [("F30", "A7030")], False),
+        ([(None, None)], [("F30", None)], False),  # a line with neither matches nothing, not even a line without a code
         ([], [("F30", "A7030")], False),
     ],
 )
@@ -300,6 +301,14 @@ def test_identical_means_the_same_set_of_skus_or_codes(
             [OpenOrderLine(2, sku, code) for sku, code in lines],
         )
         is identical
+    )
+
+
+def test_the_words_for_an_open_order_speak_of_one_item_unless_told_more() -> None:
+    open_order = OpenOrder("2K7-XQ4", "Preparing", dt.date(2026, 11, 20), (OpenOrderLine(1, "F30", "A7030"),))
+    assert already_on_its_way(open_order) == "An order for this item is already on its way: 2K7-XQ4, Preparing."
+    assert already_on_its_way(open_order, items=2) == (
+        "An order for these items is already on its way: 2K7-XQ4, Preparing."
     )
 
 

@@ -127,6 +127,19 @@ def test_supply_status_of_an_item_without_a_rule_has_no_refill_limit() -> None:
     ]
 
 
+def test_supply_status_lists_every_code_after_one_counted_by_days_of_supply() -> None:
+    # A6212 (foam dressing) has no usual maximum here: its 10 units of 30 days from 2026-09-01 last
+    # 300 days, to 2027-06-28, and a refill may come 10 days before; E0601 after it has no limit.
+    history = [
+        Delivery("A6212", 10, D(2026, 9, 1), recurring=True, days_of_supply=30),
+        Delivery("E0601", 1, D(2026, 3, 2)),
+    ]
+    assert supply_status(history, on=D(2026, 11, 2)) == [
+        SupplyStatus("A6212", D(2026, 9, 1), 10, D(2027, 6, 28), D(2027, 6, 18)),
+        SupplyStatus("E0601", D(2026, 3, 2), 1, None, None),
+    ]
+
+
 def test_usual_maximums_are_the_rows_in_force_with_pooled_codes_sharing_one() -> None:
     maximums = usual_maximums(on=D(2026, 11, 2))
     assert {code: maximums[code] for code in ("A4604", "A7027", "A7030", "A7034", "A7037", "A7038", "A4253")} == {

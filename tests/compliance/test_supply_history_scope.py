@@ -16,9 +16,10 @@ import pytest
 from django.utils import timezone
 
 from catalog.services import lot_receive
-from compliance.engine import evaluate
+from compliance.engine import evaluate, supply_history_codes, usual_maximums
 from compliance.inputs import Delivery
 from compliance.models import ComplianceSnapshot
+from compliance.rulebook import load_rule_sets
 from orders.compliance_checks import facts_for_order, patient_supply_facts
 from orders.models import Order, OrderStatus
 from orders.services import ItemRequest
@@ -140,3 +141,50 @@ def test_a_years_long_run_of_early_refills_counts_from_its_first_day() -> None:
 
 def codes(facts: Any) -> list[str]:
     return [finding.code for finding in evaluate(facts).findings]
+
+
+# --- which codes: pooled allowances in force on the date of service -----------------------------------
+#
+# Heated (A4604) and plain (A7037) tubing share one allowance from 2024-01-01 (quantity_limits.toml,
+# pap-tubing-a7037-a4604): an order of A7037 reads A4604's deliveries only on or after that day.
+POOLED = frozenset({"A4604", "A7037"})
+
+
+def tubing_order(**dates: Any) -> Any:
+    order = ffs_order(line("A7037"), order_date=D(2024, 1, 10))
+    return dataclasses.replace(order, **{"delivered_on": None, "requested_date": None, **dates})
+
+
+@pytest.mark.parametrize(
+    ("dates", "codes"),
+    [
+        # the delivery date first, then the requested date, then the order date
+        ({"delivered_on": D(2023, 12, 15), "requested_date": D(2024, 2, 1)}, {"A7037"}),
+        ({"delivered_on": D(2024, 1, 2), "requested_date": D(2023, 12, 20)}, POOLED),
+        ({"requested_date": D(2023, 12, 15)}, {"A7037"}),
+        ({"requested_date": D(2024, 1, 1)}, POOLED),
+        ({"order_date": D(2023, 12, 31)}, {"A7037"}),
+        ({"order_date": D(2024, 1, 1)}, POOLED),
+        # no date at all: today (after 2024-01-01)
+        ({"order_date": None}, POOLED),
+    ],
+)
+def test_the_codes_read_are_those_pooled_on_the_date_of_service(dates: dict[str, Any], codes: set[str]) -> None:
+    assert supply_history_codes(tubing_order(**dates)) == codes
+
+
+def test_the_codes_come_from_the_rule_sets_given() -> None:
+    rule_sets = load_rule_sets()
+    limits = rule_sets["quantity_limits"]
+    unpooled = tuple(
+        dataclasses.replace(row, fields={**row.fields, "codes": ["A7037"]})
+        if row.fields.get("id") == "pap-tubing-a7037-a4604"
+        else row
+        for row in limits.rows
+    )
+    changed = {**rule_sets, "quantity_limits": dataclasses.replace(limits, rows=unpooled)}
+    order = tubing_order(requested_date=D(2026, 11, 9))
+    assert supply_history_codes(order) == POOLED
+    assert supply_history_codes(order, rule_sets=changed) == {"A7037"}
+    assert usual_maximums(on=D(2026, 11, 9))["A4604"] == (1, 3)
+    assert "A4604" not in usual_maximums(on=D(2026, 11, 9), rule_sets=changed)
