@@ -8,11 +8,12 @@ service fail the run instead.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 from django.conf import settings
 
-from tests.mutation_databases import use_own_database
+from tests.mutation_databases import slot_count, use_own_database
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 
@@ -40,3 +41,19 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: N
     """Under ``make mutate``, each concurrent test session uses a copy of the test database of its own
     (tests.mutation_databases); otherwise pytest-django's own suffixes only."""
     use_own_database(settings.DATABASES)
+
+
+if slot_count():
+
+    @pytest.fixture(scope="session")
+    def django_db_setup(django_db_modify_db_settings: None, django_db_blocker: Any) -> None:
+        """Under ``make mutate`` the test databases exist, migrated (scripts/mutate.py copies them),
+        so a session only points its connections at its copies: migrating again (even to find
+        nothing to do) and its post-migrate signals cost seconds per mutant."""
+        from django.db import connections
+
+        with django_db_blocker.unblock():
+            for connection in connections.all(initialized_only=True):
+                connection.close()
+            for alias in connections:
+                connections[alias].settings_dict["NAME"] = connections[alias].settings_dict["TEST"]["NAME"]
