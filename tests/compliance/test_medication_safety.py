@@ -14,7 +14,7 @@ import pytest
 
 from compliance.engine import FINDING_TITLES, evaluate, insulin_treated, supply_status, usual_maximums
 from compliance.inputs import ComplianceInput, Delivery, ItemFacts, PatientFacts
-from compliance.medications import medication_table, normalise
+from compliance.medications import MedicationTable, medication_table, normalise
 from compliance.rulebook import RuleFileError, load_rule_sets
 from tests.compliance.builders import PROVIDER, D, ffs_order, line
 
@@ -78,7 +78,8 @@ def test_a_brand_name_allergy_with_punctuation_is_caught_for_the_generic() -> No
 
 
 def test_the_table_maps_names_to_ingredients_rxcuis_and_classes() -> None:
-    table = medication_table(load_rule_sets()["medication_safety"])
+    # Built here, not taken from the loaded rule set (where it is kept once built): this reads the file's table.
+    table = MedicationTable(load_rule_sets()["medication_safety"].tables["medication_names"])
     assert normalise("Nitroglycerin, 0.4 mg SL PRN") == ("nitroglycerin",)
     assert normalise("Imdur(60mg)") == ("imdur",)
     assert normalise("GLP-1 agonist weekly") == ("glp1", "agonist")
