@@ -36,6 +36,7 @@ def slot_name(test_name: str, slot: int) -> str:
 
 
 def _claim(base: str, slots: int) -> int:
+    """This process's slot: the one it already holds, else the first free one (locked until it ends)."""
     global _held
     if _held is not None and _held[0] == os.getpid():
         return _held[1]
