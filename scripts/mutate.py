@@ -213,6 +213,9 @@ def main(argv: list[str]) -> int:
         print(f"Could not prepare the test database:\n{prepared.stdout}{prepared.stderr}", file=sys.stderr)
         return 1
     print(f"Test database: {prepared.stdout.strip()}")
+    if not prepared.stdout.startswith("PostgreSQL"):
+        # SQLite: each session has its own in-memory database already; there are no copies to use.
+        del env["MUTATION_DATABASE_SLOTS"]
 
     outcomes = []
     for path in paths:
