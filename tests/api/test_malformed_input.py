@@ -482,6 +482,11 @@ def test_random_order_bodies_never_get_a_500(north: Any, api: Any, data: Any) ->
 @HYPOTHESIS
 @given(data=st.data())
 def test_random_status_bodies_never_get_a_500_and_every_change_has_its_event(north: Any, api: Any, data: Any) -> None:
+    # Examples share the database: an open order left by an earlier one would make this one a
+    # duplicate (needs review) when it is verified, so each starts with none open for the patient.
+    Order.objects.filter(patient=north.patient).exclude(status__in=["completed", "rejected", "cancelled"]).update(
+        status="cancelled"
+    )
     order = north.order(payer_type=data.draw(st.sampled_from(["cash", "insurance"])))
     client = api(data.draw(st.sampled_from([north.ops, north.admin, north.doctor, north.distributor])))
     statuses = st.one_of(st.sampled_from(OrderStatus.values), st.sampled_from(OrderStatus.values), json_values)
