@@ -4,38 +4,19 @@ and ops staff page through the review queue. The history is written at once (``b
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from orders.models import Order, OrderStatus
+from orders.models import OrderStatus
 from orders.selectors import HOLDS_PAGE_SIZE, PORTAL_PAGE_SIZE
 from tests.conftest import World
+from tests.factories import orders_in_bulk
 
 from .conftest import Shots, serious_accessibility_violations, sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-_references = (f"E{n:06d}" for n in itertools.count())
-
-
-def _orders(world: World, count: int, *, status: str, disposition: str) -> list[Order]:
-    """``count`` orders of the world's doctor, oldest first."""
-    made = Order.objects.bulk_create(
-        Order(
-            reference=next(_references),
-            territory=world.territory,
-            patient=world.patient,
-            provider=world.provider,
-            status=status,
-            ai_disposition=disposition,
-            payer_type="insurance",
-        )
-        for _ in range(count)
-    )
-    return list(Order.objects.filter(pk__in=[o.pk for o in made]).order_by("created_at", "id"))
 
 
 def _references_listed(region: Any) -> list[str]:
@@ -44,8 +25,8 @@ def _references_listed(region: Any) -> list[str]:
 
 def test_a_doctor_pages_through_a_long_history_and_many_holds(north: World, browser_page: Page, shots: Shots) -> None:
     page = browser_page
-    delivered = _orders(north, PORTAL_PAGE_SIZE + 2, status=OrderStatus.COMPLETED, disposition="clear")
-    held = _orders(north, HOLDS_PAGE_SIZE + 1, status=OrderStatus.ON_HOLD, disposition="hold")
+    delivered = orders_in_bulk(north, PORTAL_PAGE_SIZE + 2, status=OrderStatus.COMPLETED, disposition="clear")
+    held = orders_in_bulk(north, HOLDS_PAGE_SIZE + 1, status=OrderStatus.ON_HOLD, disposition="hold")
     sign_in(page, "dr.north")
 
     # The holds: the 50 waiting longest, then the next one
@@ -80,7 +61,7 @@ def test_a_doctor_pages_through_a_long_history_and_many_holds(north: World, brow
 
 def test_ops_pages_through_the_review_queue(north: World, browser_page: Page, shots: Shots) -> None:
     page = browser_page
-    held = _orders(north, 52, status=OrderStatus.ON_HOLD, disposition="hold")
+    held = orders_in_bulk(north, 52, status=OrderStatus.ON_HOLD, disposition="hold")
     sign_in(page, "ops.north")
 
     page.goto("/portal/review/")

@@ -8,35 +8,15 @@ order carries besides (their timeline and checks are not what these pages show).
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from core.models import AccessRecord
-from orders.models import Order, OrderStatus
+from orders.models import OrderStatus
 from orders.selectors import HOLDS_PAGE_SIZE, PORTAL_PAGE_SIZE, TAB_COUNT_LIMIT
 from tests.admin.conftest import signed_in
 from tests.conftest import World
-
-_references = (f"L{n:06d}" for n in itertools.count())
-
-
-def _orders(world: World, count: int, *, status: str, disposition: str = "clear", creator: Any = None) -> list[Order]:
-    """``count`` orders of the world's doctor (as provider), oldest first."""
-    made = Order.objects.bulk_create(
-        Order(
-            reference=next(_references),
-            territory=world.territory,
-            patient=world.patient,
-            provider=world.provider,
-            created_by=creator,
-            status=status,
-            ai_disposition=disposition,
-            payer_type="insurance",
-        )
-        for _ in range(count)
-    )
-    return list(Order.objects.filter(pk__in=[o.pk for o in made]).order_by("created_at", "id"))
+from tests.factories import orders_in_bulk
 
 
 def _tabs(response: Any) -> dict[str, str]:
@@ -51,7 +31,7 @@ def _link(href: str) -> str:
 
 def test_a_tab_shows_a_page_at_a_time_with_older_and_newer_links(north: World, south: World) -> None:
     # Given 27 delivered orders of the doctor
-    delivered = _orders(north, PORTAL_PAGE_SIZE + 2, status=OrderStatus.COMPLETED)
+    delivered = orders_in_bulk(north, PORTAL_PAGE_SIZE + 2, status=OrderStatus.COMPLETED)
     client = signed_in(north.doctor)
 
     # When the doctor opens the Shipped tab, then the older orders
@@ -76,8 +56,8 @@ def test_a_tab_shows_a_page_at_a_time_with_older_and_newer_links(north: World, s
 
 
 def test_tab_counts_stop_at_their_limit(north: World) -> None:
-    _orders(north, TAB_COUNT_LIMIT + 1, status=OrderStatus.COMPLETED)
-    _orders(north, TAB_COUNT_LIMIT, status=OrderStatus.IN_PROGRESS, creator=north.doctor)
+    orders_in_bulk(north, TAB_COUNT_LIMIT + 1, status=OrderStatus.COMPLETED)
+    orders_in_bulk(north, TAB_COUNT_LIMIT, status=OrderStatus.IN_PROGRESS, creator=north.doctor)
 
     page = signed_in(north.doctor).get("/portal/", {"tab": "shipped"})
 
@@ -86,7 +66,7 @@ def test_tab_counts_stop_at_their_limit(north: World) -> None:
 
 
 def test_a_mangled_cursor_shows_the_first_page(north: World) -> None:
-    _orders(north, 3, status=OrderStatus.COMPLETED)
+    orders_in_bulk(north, 3, status=OrderStatus.COMPLETED)
 
     page = signed_in(north.doctor).get("/portal/", {"tab": "shipped", "cursor": "not-a-cursor", "holds": "WzAsIngiXQ"})
 
@@ -96,8 +76,8 @@ def test_a_mangled_cursor_shows_the_first_page(north: World) -> None:
 
 def test_holds_show_the_longest_waiting_with_a_link_to_the_next(north: World) -> None:
     # Given 52 held orders of the doctor (and one in review, which waits for a reviewer, not for them)
-    held = _orders(north, HOLDS_PAGE_SIZE + 2, status=OrderStatus.ON_HOLD, disposition="hold")
-    _orders(north, 1, status=OrderStatus.PENDING_VERIFICATION, disposition="needs_review")
+    held = orders_in_bulk(north, HOLDS_PAGE_SIZE + 2, status=OrderStatus.ON_HOLD, disposition="hold")
+    orders_in_bulk(north, 1, status=OrderStatus.PENDING_VERIFICATION, disposition="needs_review")
     client = signed_in(north.doctor)
 
     # When the doctor opens the portal, then the next holds
@@ -121,7 +101,7 @@ def test_holds_show_the_longest_waiting_with_a_link_to_the_next(north: World) ->
 
 
 def test_the_review_queue_pages_by_key_and_counts_to_its_limit(north: World) -> None:
-    waiting = _orders(north, 52, status=OrderStatus.ON_HOLD, disposition="hold")
+    waiting = orders_in_bulk(north, 52, status=OrderStatus.ON_HOLD, disposition="hold")
     client = signed_in(north.ops)
 
     first = client.get("/portal/review/")
@@ -138,5 +118,5 @@ def test_the_review_queue_pages_by_key_and_counts_to_its_limit(north: World) -> 
     by_admin = signed_in(north.admin).get("/portal/review/")
     assert {(row.offer.approve, row.offer.override) for row in by_admin.context["rows"]} == {(False, True)}
 
-    _orders(north, TAB_COUNT_LIMIT, status=OrderStatus.ON_HOLD, disposition="hold")
+    orders_in_bulk(north, TAB_COUNT_LIMIT, status=OrderStatus.ON_HOLD, disposition="hold")
     assert str(client.get("/portal/review/").context["count"]) == "100+"
