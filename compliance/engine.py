@@ -993,17 +993,14 @@ def supply_timeline(dispenses: Iterable[Dispense], lasts: Callable[[dt.date, Fra
         units_before, amount_before = by_day.get(day, (0, Fraction(0)))
         by_day[day] = (units_before + units, amount_before + amount)
     steps: list[SupplyStep] = []
-    anchor: dt.date | None = None
-    total = Fraction(0)
-    runs_out: dt.date | None = None
     for day in sorted(by_day):
         units, amount = by_day[day]
-        before = runs_out
-        if anchor is None or runs_out is None or day >= runs_out:
-            anchor, total = day, Fraction(0)
-        total += amount
-        runs_out = lasts(anchor, total)
-        steps.append(SupplyStep(day=day, units=units, runs_out_before=before, lasts_until=runs_out))
+        before = steps[-1].lasts_until if steps else None
+        if before is None or day >= before:
+            anchor, total = day, amount
+        else:
+            total += amount
+        steps.append(SupplyStep(day=day, units=units, runs_out_before=before, lasts_until=lasts(anchor, total)))
     return steps
 
 
@@ -1033,7 +1030,7 @@ class UsualMaximum:
 
     @classmethod
     def of(cls, row: Row, limits: RuleSet) -> UsualMaximum:
-        return cls(row=row, dispense_months=int(limits.settings.get("dispense_at_most_months", 3)))
+        return cls(row=row, dispense_months=limits.settings["dispense_at_most_months"])
 
     @property
     def quantity(self) -> int:

@@ -161,6 +161,8 @@ def _parse(name: str, path: Path) -> RuleSet:
         _check_medication_references(path, data, rows)
     if name == "prior_authorization":
         _check_programs(path, data, rows)
+    if name == "quantity_limits":
+        _check_dispense_months(path, data)
 
     def is_table(value: Any) -> bool:
         return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
@@ -238,6 +240,14 @@ def _labelled(path: Path, data: dict[str, Any], table: str, label: str) -> set[s
             raise RuleFileError(f"{path.name} {table} entry {index}: id and {label} are required")
         ids.add(entry["id"])
     return ids
+
+
+def _check_dispense_months(path: Path, data: dict[str, Any]) -> None:
+    """The months of supply that may be dispensed at a time are stated, a whole number of at least 1
+    (the engine's usual-maximum allowance reads them; there is no default)."""
+    months = data.get("dispense_at_most_months")
+    if type(months) is not int or months < 1:
+        raise RuleFileError(f"{path.name}: dispense_at_most_months must be a whole number of months, at least 1")
 
 
 def _check_programs(path: Path, data: dict[str, Any], rows: Iterable[Row]) -> None:

@@ -112,6 +112,21 @@ def test_the_quantity_limits_rows_are_its_limits_table(rules: Path) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "new",
+    [
+        "",
+        "dispense_at_most_months = 0",
+        'dispense_at_most_months = "3"',
+        "dispense_at_most_months = 1.5",
+        "dispense_at_most_months = true",
+    ],
+)
+def test_the_months_dispensed_at_a_time_must_be_stated_as_a_whole_number(rules: Path, new: str) -> None:
+    message = refusal(rules, "quantity_limits.toml", "dispense_at_most_months = 3", new)
+    assert message == "quantity_limits.toml: dispense_at_most_months must be a whole number of months, at least 1"
+
+
 def test_a_row_valid_for_one_day_is_accepted(rules: Path) -> None:
     path = rules / SWO
     path.write_text(

@@ -274,6 +274,48 @@ def test_an_order_too_early_after_a_delivery_and_an_open_order_names_both() -> N
     assert findings(mask_on(D(2026, 6, 21))) == []
 
 
+def test_a_usual_maximum_finding_with_medical_necessity_attached_is_for_review_and_cites_the_lcd() -> None:
+    # Delivered 2026-01-01, then open orders expected 2026-03-22 and 2026-05-01 (B-2): the
+    # three masks last until 2026-10-01. Documentation of medical necessity for more than the usual
+    # maximum turns the hold into a review (L33718: quantities above the usual maximum need it).
+    earlier = OpenOrder("A-1", "Pending", D(2026, 3, 22), (OpenOrderLine(1, "F-A7034", "A7034"),))
+    later = OpenOrder("B-2", "Preparing", D(2026, 5, 1), (OpenOrderLine(1, "F-A7027", "A7027"),))
+    facts = delivered_on(
+        D(2026, 6, 20),
+        line("A7030", key="mask"),
+        supply_history=(Delivery("A7030", 1, D(2026, 1, 1)),),
+        open_orders=(later, earlier),
+        artifacts=(
+            AttachedArtifact("PATIENT_REFILL_CONFIRMATION", D(2026, 6, 15)),
+            AttachedArtifact("MEDICAL_NECESSITY", D(2026, 6, 1)),
+        ),
+    )
+    quantity = [f.as_dict() for f in evaluate(facts).findings if f.code == "QUANTITY_LIMIT_EXCEEDED"]
+    assert quantity == [
+        {
+            "code": "QUANTITY_LIMIT_EXCEEDED",
+            "severity": "needs_review",
+            "message": (
+                f"A7030: 1 ordered for delivery on 2026-06-20 exceed the usual maximum of 1 per 3 months for"
+                f" {INTERFACES}: the supply delivered and on open orders (A-1, B-2) lasts until 2026-10-01, so"
+                " more may be delivered from 2026-09-21. Medical-necessity documentation is attached."
+            ),
+            "rule": "quantity_limits",
+            "source": {
+                "id": "L33718",
+                "title": (
+                    "LCD L33718 Positive Airway Pressure (PAP) Devices for the Treatment of Obstructive Sleep Apnea"
+                    " (DME MACs; revision R11, effective 2024-01-01), Coverage Indications: ACCESSORIES"
+                ),
+                "url": "https://www.cms.gov/medicare-coverage-database/view/lcd.aspx?LCDId=33718",
+            },
+            "required_artifacts": ["MEDICAL_NECESSITY"],
+            "field": "quantity",
+            "item": "mask",
+        }
+    ]
+
+
 def test_units_of_one_day_are_counted_together_each_open_order_named_once() -> None:
     history = (Delivery("A7030", 1, D(2026, 11, 9)),)
     open_orders = (
