@@ -454,7 +454,7 @@ PHARMACY_TIMEOUT_SECONDS = env.float("PHARMACY_TIMEOUT_SECONDS", default=10.0)
 PHARMACY_MAX_RETRIES = env.int("PHARMACY_MAX_RETRIES", default=6)
 PHARMACY_POLL_SECONDS = env.float("PHARMACY_POLL_SECONDS", default=900.0)
 CELERY_BEAT_SCHEDULE["pharmacy-poll-dispense-status"] = {
-    "task": "pharmacy.tasks.poll_dispense_status",
+    "task": "agents.pharmacy.poll_dispense_status",
     "schedule": PHARMACY_POLL_SECONDS,
 }
 # Resupply: a prescription with refills left and a days supply gets its next fill sent this many
@@ -462,6 +462,6 @@ CELERY_BEAT_SCHEDULE["pharmacy-poll-dispense-status"] = {
 PHARMACY_AUTO_REFILL = env.bool("PHARMACY_AUTO_REFILL", default=True)
 PHARMACY_REFILL_LEAD_DAYS = env.int("PHARMACY_REFILL_LEAD_DAYS", default=7)
 CELERY_BEAT_SCHEDULE["pharmacy-resupply-refills"] = {
-    "task": "pharmacy.tasks.send_due_refills",
+    "task": "agents.pharmacy.send_due_refills",
     "schedule": crontab(hour=7, minute=0),
 }

@@ -142,19 +142,23 @@ def test_the_admin_shows_invoice_money_as_money(north: World) -> None:
     [
         (
             "order.verified",
-            ["payments.tasks.issue_invoice", "payments.tasks.request_payment", "pharmacy.tasks.submit_prescriptions"],
+            [
+                "agents.payments.issue_invoice",
+                "agents.payments.request_payment",
+                "agents.pharmacy.submit_prescriptions",
+            ],
         ),
-        ("order.awaiting_payment", ["payments.tasks.send_payment_link"]),
-        ("payment_link.revoked", ["payments.tasks.expire_checkout_sessions"]),
+        ("order.awaiting_payment", ["agents.payments.send_payment_link"]),
+        ("payment_link.revoked", ["agents.payments.expire_checkout_sessions"]),
         (
             "order.cancelled",
             [
-                "payments.tasks.void_invoice",
-                "payments.tasks.withdraw_payment_links",
-                "payments.tasks.refund_cancelled_order",
+                "agents.payments.void_invoice",
+                "agents.payments.withdraw_payment_links",
+                "agents.payments.refund_cancelled_order",
             ],
         ),
-        ("payment.refund_due", ["payments.tasks.refund_duplicate_payment"]),
+        ("payment.refund_due", ["agents.payments.refund_duplicate_payment"]),
     ],
 )
 def test_the_payments_agent_is_routed_for_its_events(topic: str, tasks: list[str]) -> None:

@@ -11,13 +11,13 @@ from django.urls import reverse
 from django.utils import timezone
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 
+from agents.pharmacy import send_due_refills
 from catalog.models import Product
 from orders import services as order_services
 from orders.models import Order
 from pharmacy import services
 from pharmacy.models import Pharmacy, Prescription
 from pharmacy.selectors import refill_due_at, refills_due
-from pharmacy.tasks import send_due_refills
 from tests.admin.conftest import signed_in
 from tests.conftest import World
 
@@ -173,5 +173,5 @@ def test_the_resupply_run_is_on_the_beat_schedule_daily() -> None:
     from config.celery import app
 
     entry = settings.CELERY_BEAT_SCHEDULE["pharmacy-resupply-refills"]
-    assert entry == {"task": "pharmacy.tasks.send_due_refills", "schedule": crontab(hour=7, minute=0)}
+    assert entry == {"task": "agents.pharmacy.send_due_refills", "schedule": crontab(hour=7, minute=0)}
     assert app.tasks[entry["task"]].name == send_due_refills.name

@@ -11,6 +11,7 @@ import pytest
 from django.db import connection
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 
+from agents.pharmacy import submit_prescriptions
 from catalog.models import Product
 from config.celery import app as celery_app
 from core.exceptions import PermissionDenied
@@ -18,7 +19,6 @@ from core.models import OutboxEvent
 from orders.models import Order
 from pharmacy import services
 from pharmacy.models import Pharmacy, PharmacyLog, Prescription
-from pharmacy.tasks import retry_delay, submit_prescriptions
 from tests.conftest import World
 
 from .conftest import TOKEN, FakePharmacy, pay, prescribe
@@ -211,13 +211,6 @@ def test_after_the_last_retry_staff_resend_from_the_dead_letter(
     assert len(pharmacy_server.stored) == 1
 
 
-def test_backoff_grows_and_is_jittered() -> None:
-    delays = [retry_delay(n) for n in range(12) for _ in range(20)]
-    assert all(0 <= d <= 600 for d in delays)
-    assert max(retry_delay(0) for _ in range(50)) <= 2
-    assert len({round(d, 6) for d in delays}) > 200
-
-
 def test_credentials_are_sealed_and_never_logged(
     north: World,
     sildenafil: Product,
@@ -299,10 +292,10 @@ def test_a_prescription_the_pharmacy_has_not_accepted_cannot_be_refilled(
 @pytest.mark.parametrize(
     ("topic", "task"),
     [
-        ("order.verified", "pharmacy.tasks.submit_prescriptions"),
-        ("order.paid", "pharmacy.tasks.submit_prescriptions"),
-        ("prescription.retry", "pharmacy.tasks.submit_prescriptions"),
-        ("prescription.refill", "pharmacy.tasks.submit_prescriptions"),
+        ("order.verified", "agents.pharmacy.submit_prescriptions"),
+        ("order.paid", "agents.pharmacy.submit_prescriptions"),
+        ("prescription.retry", "agents.pharmacy.submit_prescriptions"),
+        ("prescription.refill", "agents.pharmacy.submit_prescriptions"),
     ],
 )
 def test_the_pharmacy_agent_is_routed_for_its_events(topic: str, task: str) -> None:
