@@ -4,6 +4,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from accounts.api.urls import urlpatterns as accounts_v1
+from agents.api.urls import urlpatterns as agents_api
 from catalog.api.urls import urlpatterns as catalog_v1
 from orders.api.urls import urlpatterns as orders_api
 from orders.api.urls import v1_urlpatterns as orders_v1
@@ -21,7 +22,7 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("portal/", include("orders.portal.urls")),
     path("api/v1/", include(api_v1)),
-    path("api/", include([*orders_api, *payments_portal, *pharmacy_portal])),
+    path("api/", include([*orders_api, *payments_portal, *pharmacy_portal, *agents_api])),
     path("payments/", include("payments.api.urls")),
     path("pay/", include("payments.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

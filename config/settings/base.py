@@ -465,3 +465,15 @@ CELERY_BEAT_SCHEDULE["pharmacy-resupply-refills"] = {
     "task": "agents.pharmacy.send_due_refills",
     "schedule": crontab(hour=7, minute=0),
 }
+
+# Agent Status: an agent is "degraded" while an event has waited longer than this for its tasks.
+AGENT_PENDING_DEGRADED_SECONDS = env.int("AGENT_PENDING_DEGRADED_SECONDS", default=300)
+# Orders waiting too long for a person, by status and priority ("*": any other priority), in hours:
+# Agent Status lists them and the stalled-order sweep alerts the territory's staff. Held and
+# in-review orders are listed from the start; their thresholds are for the alerts.
+AGENT_STALL_THRESHOLDS: dict[str, dict[str, float]] = {
+    "on_hold": {"urgent": 4, "stat": 4, "*": 48},
+    "pending_verification": {"urgent": 4, "stat": 4, "*": 48},
+    "in_progress": {"*": 3 * 24},
+    "shipped": {"*": 14 * 24},
+}

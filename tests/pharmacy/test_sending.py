@@ -11,6 +11,7 @@ import pytest
 from django.db import connection
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 
+from agents.models import AgentRun
 from agents.pharmacy import submit_prescriptions
 from catalog.models import Product
 from config.celery import app as celery_app
@@ -188,6 +189,7 @@ def test_a_timeout_is_retried(
 
 def test_after_the_last_retry_staff_resend_from_the_dead_letter(
     north: World,
+    api: Any,
     sildenafil: Product,
     pharmacy: Pharmacy,
     pharmacy_server: FakePharmacy,
@@ -199,6 +201,15 @@ def test_after_the_last_retry_staff_resend_from_the_dead_letter(
 
     prescription = Prescription.objects.get(order=order)
     assert (prescription.status, prescription.attempts, prescription.last_error) == ("dead_letter", 3, "HTTP 503")
+    # The pharmacy agent's runs: two retries, then the failure that handed the prescriptions to staff
+    runs = AgentRun.objects.filter(task="agents.pharmacy.submit_prescriptions").order_by("started_at")
+    assert list(runs.values_list("attempt", "outcome", "error_code")) == [
+        (0, "retried", "PHARMACY_UNAVAILABLE"),
+        (1, "retried", "PHARMACY_UNAVAILABLE"),
+        (2, "failed", "PHARMACY_UNAVAILABLE"),
+    ]
+    status = api(north.ops).get("/api/agents/status").json()
+    assert [agent["state"] for agent in status["agents"] if agent["name"] == "pharmacy"] == ["failing"]
     with pytest.raises(PermissionDenied):
         services.prescription_retry(prescription_id=prescription.pk, actor=north.doctor)
     assert Prescription.objects.get(pk=prescription.pk).status == "dead_letter"
@@ -209,6 +220,9 @@ def test_after_the_last_retry_staff_resend_from_the_dead_letter(
     prescription = Prescription.objects.get(pk=prescription.pk)
     assert (prescription.status, prescription.attempts) == ("sent", 4)
     assert len(pharmacy_server.stored) == 1
+    # Sent: the agent's latest run succeeded, the failure of the day leaves it degraded
+    status = api(north.ops).get("/api/agents/status").json()
+    assert [agent["state"] for agent in status["agents"] if agent["name"] == "pharmacy"] == ["degraded"]
 
 
 def test_credentials_are_sealed_and_never_logged(
