@@ -43,6 +43,11 @@ class AgentState:
     pending_events: int
     oldest_pending_seconds: int | None
 
+    @property
+    def failure_percent(self) -> int:
+        """The failed runs of the last 24 hours, in percent of its runs (0 without runs)."""
+        return round(100 * self.failures_24h / self.runs_24h) if self.runs_24h else 0
+
 
 @dataclass(frozen=True)
 class OrderException:

@@ -106,6 +106,7 @@ _OPS_MODEL_PERMISSIONS = [
     "pharmacy.view_prescription",
     "pharmacy.change_prescription",
     "pharmacy.view_pharmacylog",
+    "agents.view_agentrun",
 ]
 ROLE_MODEL_PERMISSIONS: dict[str, list[str]] = {
     Role.DOCTOR: [],

@@ -12,6 +12,8 @@ urlpatterns = [
     path("drafts/<uuid:pk>/discard", wizard.draft_discard, name="draft_discard"),
     path("drafts/<uuid:pk>/<str:step>/", wizard.draft_step, name="draft_step"),
     path("review/", views.review_queue, name="review_queue"),
+    path("agents/", views.agent_status, name="agent_status"),
+    path("agents/live", views.agent_status_live, name="agent_status_live"),
     path("orders/<uuid:pk>/", views.order_detail, name="order_detail"),
     path("orders/<uuid:pk>/status", views.order_status, name="order_status"),
     path(

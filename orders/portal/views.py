@@ -21,6 +21,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 
+from agents.selectors import agent_exceptions, agent_states
 from core.audit import access_record
 from core.exceptions import DomainError
 from core.keyset import Cursor, InvalidCursor
@@ -517,3 +518,29 @@ def order_reorder(request: HttpRequest, pk: Any) -> HttpResponse:
         f"A new order copied from {draft.answers['reorder_of']}: check each step before you submit it.",
     )
     return redirect("portal:draft_step", pk=draft.pk, step=draft.step)
+
+
+@portal_view
+def agent_status(request: HttpRequest) -> HttpResponse:
+    """Agent Status for ops staff and admins: each agent's state and the orders waiting for a person
+    in their territories, longest first (``agents.selectors``); the live part refreshes itself."""
+    if not _can_review(request.user):
+        raise PermissionDenied
+    return render(request, "portal/agents.html", {**nav_context(request, "agents"), "status": _agent_status(request)})
+
+
+@portal_view
+def agent_status_live(request: HttpRequest) -> HttpResponse:
+    """The live part of Agent Status, polled by htmx."""
+    if not _can_review(request.user):
+        raise PermissionDenied
+    return render(request, "portal/_agents_live.html", {"status": _agent_status(request)})
+
+
+def _agent_status(request: HttpRequest) -> dict[str, Any]:
+    now = timezone.now()
+    return {
+        "generated_at": now,
+        "agents": agent_states(now=now),
+        "exceptions": agent_exceptions(user=request.user, now=now),
+    }

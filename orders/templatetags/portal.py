@@ -13,7 +13,7 @@ from django.utils.safestring import SafeString
 from compliance.engine import FINDING_TITLES, finding_title
 from compliance.inputs import ArtifactType
 from core.tracking import tracking_url
-from orders.models import SIGNATURE_ARTIFACT, ActorKind
+from orders.models import SIGNATURE_ARTIFACT, ActorKind, OrderStatus
 
 register = template.Library()
 
@@ -53,6 +53,26 @@ def get_item(mapping: Mapping[Any, Any] | None, key: Any) -> Any:
 def index(sequence: Sequence[Any], position: int) -> Any:
     """``sequence[position]``, or None past its end."""
     return sequence[position] if 0 <= position < len(sequence) else None
+
+
+@register.filter
+def status_words(status: str) -> str:
+    """An order status code in words: ``in_progress`` → "In progress" (unknown codes as they are)."""
+    return str(OrderStatus(status).label) if status in OrderStatus.values else status
+
+
+@register.filter
+def duration(seconds: int | None) -> str:
+    """Seconds in the two largest units: 50 → "50 s", 3900 → "1 h 5 min", 190000 → "2 d 4 h"."""
+    if seconds is None:
+        return ""
+    days, rest = divmod(int(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [(days, "d"), (hours, "h"), (minutes, "min"), (secs, "s")]
+    first = next((i for i, (value, _unit) in enumerate(parts) if value), len(parts) - 1)
+    shown = [f"{value} {unit}" for value, unit in parts[first : first + 2] if value]
+    return " ".join(shown) or "0 s"
 
 
 @register.filter

@@ -18,6 +18,8 @@ from core.exceptions import PermissionDenied
 from core.models import OutboxEvent, OutboxStatus
 from orders import services as order_services
 from orders.models import OrderEvent
+from orders.templatetags.portal import duration
+from tests.admin.conftest import signed_in
 from tests.conftest import World
 
 pytestmark = pytest.mark.django_db
@@ -214,3 +216,27 @@ def test_the_status_endpoint_costs_the_same_queries_for_one_exception_or_many(no
         assert len(client.get("/api/agents/status").json()["exceptions"]) == 5
 
     assert len(one.captured_queries) == len(five.captured_queries)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "words"),
+    [(None, ""), (0, "0 s"), (50, "50 s"), (60, "1 min"), (3900, "1 h 5 min"), (3601, "1 h"), (190000, "2 d 4 h")],
+)
+def test_waiting_times_are_shown_in_their_two_largest_units(seconds: int | None, words: str) -> None:
+    assert duration(seconds) == words
+
+
+def test_the_admin_links_to_agent_status_and_lists_the_runs_read_only(north: World) -> None:
+    AgentRun.objects.create(
+        agent="payments", task="agents.payments.void_invoice", started_at=timezone.now(), outcome="ok"
+    )
+    client = signed_in(north.admin)
+
+    index = client.get("/admin/")
+    runs = client.get("/admin/agents/agentrun/")
+
+    assert index.status_code == 200
+    assert '<a href="/portal/agents/">Agent Status</a>' in index.content.decode()
+    assert runs.status_code == 200
+    assert "agents.payments.void_invoice" in runs.content.decode()
+    assert client.get("/admin/agents/agentrun/add/").status_code == 403
