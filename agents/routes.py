@@ -34,13 +34,15 @@ ROUTES: dict[str, tuple[str, ...]] = {
         "agents.payments.refund_cancelled_order",
     ),
     "payment.refund_due": ("agents.payments.refund_duplicate_payment",),
+    # Workforce agent: a warehouse's day is planned again when its tasks or shifts change.
+    "staffing.changed": ("agents.workforce.recalculate_staffing",),
 }
 
 
 # Every agent module: imported at start-up, so each agent task (routed or run by beat) is registered
 # in every process (a web process running Celery eagerly would otherwise send an unknown name to
 # the broker instead of running it, and a worker would refuse a beat task it does not know).
-AGENT_MODULES = ("agents.payments", "agents.pharmacy")
+AGENT_MODULES = ("agents.payments", "agents.pharmacy", "agents.workforce")
 
 
 def register() -> None:

@@ -55,6 +55,12 @@ def event_aggregate_id(event_id: str) -> str | None:
     return event.aggregate_id if event is not None else None
 
 
+def event_payload(event_id: str) -> dict[str, Any] | None:
+    """The payload (ids, codes, dates) of an outbox event (None when the event is gone)."""
+    event = OutboxEvent.objects.filter(pk=event_id).only("payload").first()
+    return dict(event.payload) if event is not None else None
+
+
 def agent_task(
     agent: AgentName,
     *,

@@ -604,4 +604,4 @@ class OrderAdmin(ScopedHistoryMixin, PHIAccessAdmin, TerritoryScopedAdmin, Simpl
 
 
 # The fulfillment work list registers itself with the admin site.
-from . import admin_fulfillment  # noqa: E402, F401
+from . import admin_fulfillment, admin_staffing  # noqa: E402, F401

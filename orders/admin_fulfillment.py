@@ -22,6 +22,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
+from accounts.models import User
 from catalog.models import PurchaseOrderStatus, ReservationStatus, StockReservation
 from core.admin import ReadOnlyInline
 from core.audit import access_record
@@ -34,7 +35,7 @@ from territories.admin_scoping import TerritoryListFilter, TerritoryScopedAdmin
 from territories.models import TerritoryPermission
 from territories.selectors import territory_permits
 
-from . import fulfillment
+from . import fulfillment, staffing
 from .models import DeliveryMode, FulfillmentTask, FulfillmentTaskItem, Order, TaskKind, TaskStatus
 from .routing import ROUTING_RULES
 
@@ -52,6 +53,17 @@ class TrainingForm(forms.Form):
     note = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=2000, help_text="Recorded on the timeline."
     )
+
+
+class AssignForm(forms.Form):
+    """Who takes a warehouse task: one of the people on shift at its warehouse on its due day."""
+
+    assignee = forms.ModelChoiceField(queryset=User.objects.none(), empty_label=None)
+
+    def for_task(self, task: FulfillmentTask) -> None:
+        field = self.fields["assignee"]
+        field.queryset = staffing.people_on_shift(warehouse_id=task.warehouse_id, day=task.due_date)  # type: ignore[attr-defined]
+        field.help_text = f"People on shift at {task.warehouse} on {task.due_date:%Y-%m-%d}."
 
 
 def _po_status(task: FulfillmentTask) -> str | None:
@@ -75,6 +87,14 @@ TASK_ACTIONS: dict[str, TaskAction] = {
         "Start",
         lambda task: task.status == TaskStatus.OPEN,
         lambda task, user, data: fulfillment.fulfillment_task_start(task_id=task.pk, actor=user),
+    ),
+    "assign": TaskAction(
+        "Assign",
+        lambda task: _is_open(task) and task.warehouse_id is not None,
+        lambda task, user, data: fulfillment.fulfillment_task_assign(
+            task_id=task.pk, actor=user, assignee=data["assignee"]
+        ),
+        AssignForm,
     ),
     "ship": TaskAction(
         "Picked, packed and shipped",
@@ -354,6 +374,8 @@ class FulfillmentTaskAdmin(TerritoryScopedAdmin):
         change_url = reverse("admin:orders_fulfillmenttask_change", args=(task.pk,))
         form_class = task_action.form or forms.Form
         form = form_class(request.POST if request.method == "POST" else None)
+        if isinstance(form, AssignForm):
+            form.for_task(task)
         if form.is_bound and form.is_valid():
             try:
                 task_action.run(task, request.user, form.cleaned_data)

@@ -36,6 +36,7 @@ from .models import (
 )
 from .selectors import _as_uuid
 from .services import order_lock, order_transition
+from .staffing import people_on_shift, task_changed
 from .timeline import actor_kind_of, record_event
 
 
@@ -112,6 +113,7 @@ def _finish(task: FulfillmentTask, actor: Any, **fields: Any) -> None:
     for name, value in fields.items():
         setattr(task, name, value)
     task.save()
+    task_changed(task)
 
 
 def _ship_order_when_all_shipped(order: Order, actor: Any) -> None:
@@ -137,18 +139,28 @@ def fulfillment_task_start(*, task_id: Any, actor: Any) -> FulfillmentTask:
     if task.assignee_id is None:
         task.assignee = actor
     task.save()
+    task_changed(task)
     return task
 
 
 @transaction.atomic
 def fulfillment_task_assign(*, task_id: Any, actor: Any, assignee: Any) -> FulfillmentTask:
-    """Give an open or running task to someone who may fulfill orders in its territory."""
+    """Give an open or running task to someone who may fulfill orders in its territory and, for a
+    warehouse task, is on shift at its warehouse on its due day."""
     task, order = fulfillment_task_lock(task_id=task_id, actor=actor)
     _require_open(task)
     if assignee is None or not _may_fulfill(assignee, order):
         raise ValidationFailed(details={"assignee": ["The assignee must fulfill orders in the order's territory."]})
+    if (
+        task.warehouse_id is not None
+        and not people_on_shift(warehouse_id=task.warehouse_id, day=task.due_date).filter(pk=assignee.pk).exists()
+    ):
+        raise ValidationFailed(
+            details={"assignee": ["The assignee must be on shift at the task's warehouse on its due day."]}
+        )
     task.assignee = assignee
     task.save(update_fields=["assignee"])
+    task_changed(task)
     return task
 
 

@@ -728,3 +728,51 @@ class FulfillmentTaskItem(models.Model):
         product = self.orderitem.product
         code = product.hcpcs_code or self.orderitem.sku
         return f"{self.orderitem.quantity} \N{MULTIPLICATION SIGN} {product.name} ({code})"
+
+
+class Shift(models.Model):
+    """A person on shift at a warehouse on a day, with the minutes they have for fulfillment work.
+    The workforce agent plans each warehouse's day from its shifts (``StaffingPlan``); open tasks
+    are assigned to people on shift."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    warehouse = models.ForeignKey("catalog.Warehouse", on_delete=models.PROTECT, related_name="+")
+    person = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="shifts")
+    day = models.DateField()
+    minutes = models.PositiveIntegerField(help_text="Minutes available for fulfillment work that day.")
+
+    class Meta:
+        ordering = ["day", "warehouse"]
+        constraints = [models.UniqueConstraint(fields=["warehouse", "day", "person"], name="shift_person_day_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.person} at {self.warehouse} on {self.day:%Y-%m-%d}"
+
+
+class StaffingPlan(models.Model):
+    """A warehouse's day as the workforce agent last calculated it: the standard effort of the open
+    tasks due that day (``required_minutes``), the minutes of the people on shift
+    (``available_minutes``), their ratio in percent (None: nobody on shift), and the tasks that do not
+    fit, taken in the order they were created (``unfitted_task_ids``)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    warehouse = models.ForeignKey("catalog.Warehouse", on_delete=models.PROTECT, related_name="+")
+    day = models.DateField()
+    open_tasks = models.PositiveIntegerField(default=0)
+    required_minutes = models.PositiveIntegerField(default=0)
+    available_minutes = models.PositiveIntegerField(default=0)
+    utilisation_percent = models.PositiveIntegerField(null=True, blank=True)
+    unfitted_task_ids = models.JSONField(default=list, blank=True)
+    calculated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["day", "warehouse"]
+        constraints = [models.UniqueConstraint(fields=["warehouse", "day"], name="staffing_plan_warehouse_day_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.warehouse} on {self.day:%Y-%m-%d}"
+
+    @property
+    def over_capacity(self) -> bool:
+        """More work due than the people on shift have minutes for (or work and nobody on shift)."""
+        return self.required_minutes > self.available_minutes

@@ -42,6 +42,7 @@ from .models import (
     TaskKind,
     TaskStatus,
 )
+from .staffing import task_changed
 from .timeline import actor_kind_of, record_event
 
 
@@ -205,6 +206,7 @@ def _new_task(
         order=order, territory_id=order.territory_id, kind=kind, due_date=due, effort_minutes=effort, **fields
     )
     task.items.set(items)
+    task_changed(task)
     return task
 
 
@@ -301,6 +303,7 @@ def fulfillment_stop(*, order: Order, actor: Any) -> None:
     for task in open_tasks:
         task.cancel()
         task.save(update_fields=["status"])
+        task_changed(task)
         purchase_order = task.purchase_order
         if purchase_order is not None and purchase_order.is_open:
             purchase_order_cancel(purchase_order_id=purchase_order.pk, actor=actor)

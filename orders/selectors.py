@@ -126,7 +126,7 @@ def fulfillment_tasks_of(*, order: Order) -> QuerySet[FulfillmentTask]:
     """The fulfillment tasks of an order the caller already may see, with what lists show."""
     return (
         FulfillmentTask.objects.filter(order=order)
-        .select_related("warehouse", "purchase_order")
+        .select_related("warehouse", "purchase_order", "assignee")
         .prefetch_related("items")
         .order_by("due_date", "created_at", "pk")
     )

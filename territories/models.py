@@ -107,6 +107,11 @@ _OPS_MODEL_PERMISSIONS = [
     "pharmacy.change_prescription",
     "pharmacy.view_pharmacylog",
     "agents.view_agentrun",
+    "orders.view_shift",
+    "orders.add_shift",
+    "orders.change_shift",
+    "orders.delete_shift",
+    "orders.view_staffingplan",
 ]
 ROLE_MODEL_PERMISSIONS: dict[str, list[str]] = {
     Role.DOCTOR: [],

@@ -29,6 +29,7 @@ from core.models import AccessChannel
 from orders.downloads import attachment_download
 from orders.drafts import draft_reorder
 from orders.exceptions import OrderNotFound
+from orders.fulfillment import fulfillment_task_assign
 from orders.models import Order, Stage
 from orders.selectors import (
     TAB_COUNT_LIMIT,
@@ -60,6 +61,7 @@ from orders.services import (
     verification_offer,
     verification_offer_for,
 )
+from orders.staffing import people_on_shift
 from orders.written_order import written_order_pdf
 from patients.exceptions import PatientNotFound
 from patients.selectors import patient_search
@@ -211,6 +213,26 @@ def patient_detail(request: HttpRequest, pk: Any) -> HttpResponse:
 
 
 @dataclass(frozen=True)
+class AssignableTask:
+    task: Any
+    people: list[Any]  # on shift at the task's warehouse on its due day
+
+
+def _assignable_tasks(user: Any, order: Order, tasks: list[Any]) -> list[AssignableTask]:
+    """The order's open warehouse tasks with the people on shift for each, for a user who fulfills
+    orders in its territory (one query per such task; none otherwise)."""
+    open_tasks = [t for t in tasks if t.warehouse_id is not None and t.status in ("open", "in_progress")]
+    if not open_tasks or order.territory_id not in territory_ids_for_user(
+        user=user, permission=TerritoryPermission.FULFILL_ORDER
+    ):
+        return []
+    return [
+        AssignableTask(task, list(people_on_shift(warehouse_id=task.warehouse_id, day=task.due_date)))
+        for task in open_tasks
+    ]
+
+
+@dataclass(frozen=True)
 class OrderPage:
     order: Order
     phi: bool
@@ -221,6 +243,7 @@ class OrderPage:
     offer: VerificationOffer  # how the user may verify the order now, if at all
     can_start_fulfillment: bool
     can_cancel: bool
+    assignable: list[AssignableTask]  # open warehouse tasks the user may give to someone on shift
 
 
 def _order_page(request: HttpRequest, pk: Any) -> OrderPage:
@@ -232,16 +255,18 @@ def _order_page(request: HttpRequest, pk: Any) -> OrderPage:
     if phi:
         access_record(user=request.user, objects=[order], channel=AccessChannel.PORTAL)
     results = latest_results([order])
+    tasks = list(fulfillment_tasks_of(order=order))
     return OrderPage(
         order=order,
         phi=phi,
         result=results.get(order.pk),
         findings=findings_shown([order], results)[order.pk],
         timeline=order_timeline(order=order),
-        tasks=list(fulfillment_tasks_of(order=order)),
+        tasks=tasks,
         offer=verification_offer(order=order, user=request.user),
         can_start_fulfillment=transition_allowed(order, "start_fulfillment", request.user),
         can_cancel=transition_allowed(order, "cancel", request.user),
+        assignable=_assignable_tasks(request.user, order, tasks),
     )
 
 
@@ -339,6 +364,18 @@ def _order_post(request: HttpRequest, page: OrderPage, forms: OrderForms) -> boo
                 messages.error(request, str(error))
             else:
                 messages.success(request, f"Fulfillment of order {order.reference} started.")
+            return True
+        elif action == "assign":
+            assignable = {str(entry.task.pk): entry for entry in page.assignable}
+            entry = assignable.get(request.POST.get("task", ""))
+            person = (
+                next((p for p in entry.people if str(p.pk) == request.POST.get("assignee")), None) if entry else None
+            )
+            if entry is None or person is None:
+                messages.error(request, "Choose an open task and someone on shift for it.")
+                return True
+            fulfillment_task_assign(task_id=entry.task.pk, actor=user, assignee=person)
+            messages.success(request, f"{entry.task.get_kind_display()} assigned to {person.display_name}.")
             return True
         elif action == "cancel":
             form = forms.cancel = CancelForm(request.POST)

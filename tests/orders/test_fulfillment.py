@@ -26,7 +26,7 @@ from catalog.models import (
 from core.exceptions import Conflict, NotFound, PermissionDenied, ValidationFailed
 from orders import fulfillment
 from orders import services as order_services
-from orders.models import FulfillmentTask, Order, OrderEvent, OrderItem
+from orders.models import FulfillmentTask, Order, OrderEvent, OrderItem, Shift
 from orders.routing import ROUTING_RULES, RULES_BY_CODE, FulfillmentUnroutable, expected_path
 from tests.conftest import World
 from tests.factories import ProductFactory
@@ -401,6 +401,7 @@ def test_tasks_start_assign_and_refuse_bad_input(north: World, main: Warehouse, 
     fulfillment.fulfillment_task_start(task_id=pick.pk, actor=north.ops)
     pick = FulfillmentTask.objects.get(pk=pick.pk)
     assert (pick.status, pick.assignee) == ("in_progress", north.ops)
+    Shift.objects.create(warehouse=main, person=north.distributor, day=pick.due_date, minutes=240)
     fulfillment.fulfillment_task_assign(task_id=pick.pk, actor=north.ops, assignee=north.distributor)
     assert FulfillmentTask.objects.get(pk=pick.pk).assignee == north.distributor
 
