@@ -112,6 +112,13 @@ _OPS_MODEL_PERMISSIONS = [
     "orders.change_shift",
     "orders.delete_shift",
     "orders.view_staffingplan",
+    # The beat schedule (django-celery-beat): ops see and change it, and add the schedules they need.
+    "django_celery_beat.view_periodictask",
+    "django_celery_beat.change_periodictask",
+    "django_celery_beat.view_intervalschedule",
+    "django_celery_beat.add_intervalschedule",
+    "django_celery_beat.view_crontabschedule",
+    "django_celery_beat.add_crontabschedule",
 ]
 ROLE_MODEL_PERMISSIONS: dict[str, list[str]] = {
     Role.DOCTOR: [],

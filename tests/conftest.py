@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from importlib import import_module
 from typing import Any
 
 import pytest
+from django.apps import apps as django_apps
 from rest_framework.test import APIClient
 
 from accounts.models import User
@@ -110,6 +112,13 @@ def api_client_for(user: User | None) -> APIClient:
         assert response.status_code == 200, response.content
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {response.json()['token']}")
     return client
+
+
+@pytest.fixture
+def beat_schedule(db: Any) -> None:
+    """The default beat schedule, as its migration writes it (agents/migrations/0002_default_schedules):
+    a transactional test's flush removes the rows the migration wrote when the database was made."""
+    import_module("agents.migrations.0002_default_schedules").create_defaults(django_apps, None)
 
 
 @pytest.fixture

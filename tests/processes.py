@@ -110,7 +110,6 @@ def deployment_environment(folder: Path) -> dict[str, str]:
         "STATIC_ROOT": str(folder / "static"),
         "MEDIA_ROOT": str(folder / "media"),
         "PROMETHEUS_MULTIPROC_DIR": str(folder / "prometheus"),
-        "CELERY_BEAT_SCHEDULE_FILENAME": str(folder / "celerybeat-schedule"),
         "WEB_CONCURRENCY": "2",
         "PORT": str(free_port()),
         # The virtual environment is installed already: make must not reinstall it for `make serve`.

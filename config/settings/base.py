@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import environ
-from celery.schedules import crontab
 from csp.constants import NONCE, NONE, SELF
 
 from core.logging import build_logging
@@ -50,6 +49,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "axes",
     "mozilla_django_oidc",
+    "django_celery_beat",
     "core",
     "accounts",
     "territories",
@@ -315,16 +315,12 @@ CELERY_RESULT_EXPIRES = 3600
 # Beat's crontab entries (the daily stock check at 06:00) follow the site's time zone.
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# Where beat remembers when each entry last ran (one beat per deployment; a writable path).
-CELERY_BEAT_SCHEDULE_FILENAME = env("CELERY_BEAT_SCHEDULE_FILENAME", default="celerybeat-schedule")
+# Beat reads its schedule from the database (django-celery-beat), where ops see and change it in the
+# admin (Periodic tasks). The defaults (outbox sweep, daily jobs, polls) are written by migrations
+# (agents/migrations); nothing is scheduled from settings, so beat never overwrites an edited entry.
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Fail fast when the broker is down: the outbox keeps the event and the sweep delivers it later.
 CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=2.0)
-CELERY_BEAT_SCHEDULE = {
-    "outbox-sweep": {
-        "task": "core.tasks.dispatch_outbox",
-        "schedule": env.float("OUTBOX_SWEEP_SECONDS", default=30.0),
-    },
-}
 
 # Outbox: delivery attempts before an event is parked as failed for staff to retry.
 OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=10)
@@ -415,10 +411,6 @@ SMS_HTTP_TIMEOUT_SECONDS = env.float("SMS_HTTP_TIMEOUT_SECONDS", default=10.0)
 # SMS summary goes to each of these numbers (comma-separated), the email to every active admin.
 STOCK_ALERT_EXPIRY_WINDOW_DAYS = env.int("STOCK_ALERT_EXPIRY_WINDOW_DAYS", default=30)
 STOCK_ALERT_SMS_RECIPIENTS = env.list("STOCK_ALERT_SMS_RECIPIENTS", default=[])
-CELERY_BEAT_SCHEDULE["stock-alerts-daily"] = {
-    "task": "catalog.tasks.check_stock",
-    "schedule": crontab(hour=6, minute=0),
-}
 
 # dumpdata and django.core.serializers export encrypted fields as their sealed tokens (dates included).
 SERIALIZATION_MODULES = {fmt: f"core.serializers.{fmt}" for fmt in ("python", "json", "jsonl", "yaml")}
@@ -428,10 +420,6 @@ COMPLIANCE_RULES_DIR = env("COMPLIANCE_RULES_DIR", default=str(BASE_DIR / "compl
 ATTACHMENT_MAX_BYTES = env.int("ATTACHMENT_MAX_BYTES", default=10 * 1024 * 1024)
 # The portal's order wizard keeps a draft (and its documents) this long after its last change.
 ORDER_DRAFT_RETENTION_DAYS = env.int("ORDER_DRAFT_RETENTION_DAYS", default=30)
-CELERY_BEAT_SCHEDULE["order-drafts-purge"] = {
-    "task": "orders.tasks.purge_stale_drafts",
-    "schedule": crontab(hour=3, minute=30),
-}
 # Stripe (payments): with no secret key the built-in sandbox provider stands in. STRIPE_API_BASE
 # points stripe-python at another host (tests run a local server that speaks Stripe's API).
 STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="")
@@ -452,19 +440,10 @@ FHIR_IDENTIFIER_SYSTEM_BASE = env("FHIR_IDENTIFIER_SYSTEM_BASE", default="https:
 PHARMACY_ALLOWED_LOCAL_HOSTS = env.list("PHARMACY_ALLOWED_LOCAL_HOSTS", default=[])
 PHARMACY_TIMEOUT_SECONDS = env.float("PHARMACY_TIMEOUT_SECONDS", default=10.0)
 PHARMACY_MAX_RETRIES = env.int("PHARMACY_MAX_RETRIES", default=6)
-PHARMACY_POLL_SECONDS = env.float("PHARMACY_POLL_SECONDS", default=900.0)
-CELERY_BEAT_SCHEDULE["pharmacy-poll-dispense-status"] = {
-    "task": "agents.pharmacy.poll_dispense_status",
-    "schedule": PHARMACY_POLL_SECONDS,
-}
 # Resupply: a prescription with refills left and a days supply gets its next fill sent this many
 # days before the current fill runs out (the daily resupply run; off with PHARMACY_AUTO_REFILL=false).
 PHARMACY_AUTO_REFILL = env.bool("PHARMACY_AUTO_REFILL", default=True)
 PHARMACY_REFILL_LEAD_DAYS = env.int("PHARMACY_REFILL_LEAD_DAYS", default=7)
-CELERY_BEAT_SCHEDULE["pharmacy-resupply-refills"] = {
-    "task": "agents.pharmacy.send_due_refills",
-    "schedule": crontab(hour=7, minute=0),
-}
 
 # Agent Status: an agent is "degraded" while an event has waited longer than this for its tasks.
 AGENT_PENDING_DEGRADED_SECONDS = env.int("AGENT_PENDING_DEGRADED_SECONDS", default=300)

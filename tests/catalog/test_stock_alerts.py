@@ -15,14 +15,13 @@ from io import StringIO
 from typing import Any
 
 import pytest
-from celery.schedules import crontab
 from celery.worker import state as worker_state
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import EmailMessage
 from django.core.management import CommandError, call_command
 from django.db import OperationalError, connection, transaction
 from django.test import override_settings
+from django_celery_beat.models import PeriodicTask
 from pytest_httpserver import HTTPServer
 
 from catalog import alerts
@@ -644,27 +643,28 @@ def test_the_celery_task_runs_the_check_and_is_idempotent(
     assert len(mailoutbox) == 1
 
 
+@pytest.mark.usefixtures("beat_schedule")
 def test_the_task_is_registered_with_its_retry_policy_and_scheduled_daily_at_six() -> None:
     task: Any = celery_app.tasks["catalog.tasks.check_stock"]
     assert task.run.__doc__ == check_stock.run.__doc__
     assert task.acks_late is True
     assert task.autoretry_for == (alerts.StockAlertNotificationFailed, OperationalError)
     assert (task.retry_backoff, task.retry_backoff_max, task.retry_jitter, task.max_retries) == (60, 3600, True, 6)
-    assert settings.CELERY_BEAT_SCHEDULE["stock-alerts-daily"] == {
-        "task": "catalog.tasks.check_stock",
-        "schedule": crontab(hour=6, minute=0),
-    }
+    entry = PeriodicTask.objects.select_related("crontab").get(name="stock-alerts-daily")
+    assert (entry.task, entry.enabled, entry.interval_id) == ("catalog.tasks.check_stock", True, None)
+    assert (entry.crontab.hour, entry.crontab.minute, entry.crontab.day_of_week) == ("6", "0", "*")
 
 
 @pytest.mark.redis
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("beat_schedule")
 def test_a_real_worker_runs_the_beat_task_once_per_condition(
     live_worker: Any, admins: list[Any], mailoutbox: list[EmailMessage], warehouse: Warehouse, mask: Product
 ) -> None:
     # Given low stock, when beat's message reaches a real worker through Redis, twice
     receive(mask, warehouse, "M-1", 3)
-    task_name = settings.CELERY_BEAT_SCHEDULE["stock-alerts-daily"]["task"]
+    task_name = PeriodicTask.objects.get(name="stock-alerts-daily").task
     done_before = worker_state.total_count[task_name]
     for _ in range(2):
         celery_app.send_task(task_name, args=["2026-11-23"])

@@ -15,6 +15,7 @@ import redis
 from celery import shared_task
 from celery.worker import WorkController
 from django.conf import settings
+from django_celery_beat.models import PeriodicTask
 
 from config.celery import app as celery_app
 from core.models import OutboxEvent, OutboxStatus
@@ -63,6 +64,7 @@ def test_a_real_worker_delivers_a_committed_orders_event(
     assert event.dispatched_at is not None
 
 
+@pytest.mark.usefixtures("beat_schedule")
 def test_nothing_is_lost_when_the_broker_is_down_at_commit(
     north: Any, live_worker: WorkController, deliveries: Any
 ) -> None:
@@ -77,7 +79,7 @@ def test_nothing_is_lost_when_the_broker_is_down_at_commit(
     assert deliveries() == []
 
     # When the broker is back and beat sends the outbox sweep
-    sweep = settings.CELERY_BEAT_SCHEDULE["outbox-sweep"]["task"]
+    sweep = PeriodicTask.objects.get(name="outbox-sweep").task
     assert sweep == "core.tasks.dispatch_outbox"
     celery_app.send_task(sweep)
 

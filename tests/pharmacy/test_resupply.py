@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
 from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
@@ -166,12 +167,12 @@ def test_days_supply_is_validated_on_the_order_api(north: World, sildenafil: Pro
     assert Order.objects.get(pk=created.json()["id"]).items.get().days_supply == 90
 
 
+@pytest.mark.usefixtures("beat_schedule")
 def test_the_resupply_run_is_on_the_beat_schedule_daily() -> None:
-    from celery.schedules import crontab
-    from django.conf import settings
+    from django_celery_beat.models import PeriodicTask
 
     from config.celery import app
 
-    entry = settings.CELERY_BEAT_SCHEDULE["pharmacy-resupply-refills"]
-    assert entry == {"task": "agents.pharmacy.send_due_refills", "schedule": crontab(hour=7, minute=0)}
-    assert app.tasks[entry["task"]].name == send_due_refills.name
+    entry = PeriodicTask.objects.select_related("crontab").get(name="pharmacy-resupply-refills")
+    assert (entry.task, entry.crontab.hour, entry.crontab.minute) == ("agents.pharmacy.send_due_refills", "7", "0")
+    assert app.tasks[entry.task].name == send_due_refills.name

@@ -8,10 +8,12 @@ import datetime as dt
 import re
 from typing import Any
 
+import pytest
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
 
 from catalog.models import ProductFavourite
 from catalog.services import lot_receive
@@ -409,6 +411,7 @@ def test_a_provider_retired_mid_draft_counts_as_not_chosen_and_submission_is_ref
     assert Order.objects.count() == 0
 
 
+@pytest.mark.usefixtures("beat_schedule")
 def test_drafts_untouched_past_the_retention_are_purged_with_their_documents(
     north: World, settings: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
@@ -432,7 +435,7 @@ def test_drafts_untouched_past_the_retention_are_purged_with_their_documents(
     assert list(OrderDraft.objects.values_list("pk", flat=True)) == [fresh.pk]
     assert DraftDocument.objects.count() == 0
     assert not default_storage.exists(name)
-    assert settings.CELERY_BEAT_SCHEDULE["order-drafts-purge"]["task"] == "orders.tasks.purge_stale_drafts"
+    assert PeriodicTask.objects.get(name="order-drafts-purge").task == "orders.tasks.purge_stale_drafts"
 
 
 def test_a_cash_pay_patient_defaults_to_cash_and_insurance_without_coverage_is_refused(north: World) -> None:
