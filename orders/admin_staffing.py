@@ -11,6 +11,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 
 from accounts.models import User
+from core.admin import ReadOnlyAdmin
 
 from . import staffing
 from .models import Shift, StaffingPlan
@@ -41,7 +42,7 @@ class ShiftAdmin(admin.ModelAdmin):
 
 
 @admin.register(StaffingPlan)
-class StaffingPlanAdmin(admin.ModelAdmin):
+class StaffingPlanAdmin(ReadOnlyAdmin):
     list_display = (
         "day",
         "warehouse",
@@ -76,12 +77,3 @@ class StaffingPlanAdmin(admin.ModelAdmin):
     @admin.display(description="tasks that do not fit")
     def tasks_that_do_not_fit(self, plan: StaffingPlan) -> int:
         return len(plan.unfitted_task_ids)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
