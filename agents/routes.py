@@ -13,6 +13,10 @@ from importlib import import_module
 from core.outbox import subscribe
 
 ROUTES: dict[str, tuple[str, ...]] = {
+    # Ordering agent: a patient's work orders follow their orders.
+    "order.created": ("agents.ordering.refresh_work_orders",),
+    "order.approved": ("agents.ordering.refresh_work_orders",),
+    "order.delivered": ("agents.ordering.refresh_work_orders",),
     # Payments agent: a verified cash-pay order is invoiced and waits for payment; the patient gets
     # a payment link; a revoked link's Checkout Sessions are expired; a cancelled order's open
     # invoice is voided and its payments refunded, as is a payment that came in twice.
@@ -29,6 +33,7 @@ ROUTES: dict[str, tuple[str, ...]] = {
     "order.awaiting_payment": ("agents.payments.send_payment_link",),
     "payment_link.revoked": ("agents.payments.expire_checkout_sessions",),
     "order.cancelled": (
+        "agents.ordering.refresh_work_orders",
         "agents.payments.void_invoice",
         "agents.payments.withdraw_payment_links",
         "agents.payments.refund_cancelled_order",
@@ -42,7 +47,7 @@ ROUTES: dict[str, tuple[str, ...]] = {
 # Every agent module: imported at start-up, so each agent task (routed or run by beat) is registered
 # in every process (a web process running Celery eagerly would otherwise send an unknown name to
 # the broker instead of running it, and a worker would refuse a beat task it does not know).
-AGENT_MODULES = ("agents.payments", "agents.pharmacy", "agents.workforce")
+AGENT_MODULES = ("agents.ordering", "agents.payments", "agents.pharmacy", "agents.workforce")
 
 
 def register() -> None:

@@ -776,3 +776,42 @@ class StaffingPlan(models.Model):
     def over_capacity(self) -> bool:
         """More work due than the people on shift have minutes for (or work and nobody on shift)."""
         return self.required_minutes > self.available_minutes
+
+
+class WorkOrderState(models.TextChoices):
+    UPCOMING = "upcoming", "Upcoming"
+    DUE = "due", "Due"
+    CONTACTED = "contacted", "Patient contacted"
+    CONFIRMED = "confirmed", "Patient confirmed"
+    ORDERED = "ordered", "Ordered"
+    SKIPPED = "skipped", "Skipped"
+
+
+# States a person (or the engagement agent) sets for one refill cycle; a new cycle starts over.
+WORK_ORDER_STATES_KEPT = (WorkOrderState.CONTACTED, WorkOrderState.CONFIRMED, WorkOrderState.SKIPPED)
+
+
+class PatientWorkOrder(models.Model):
+    """The next refill of one recurring supply of a patient (seed 000: patient_work_orders), kept by
+    the ordering agent: the HCPCS code, the day an order of the usual quantity may be delivered
+    (``eligible_on``, from the same quantity-limit and refill rules as the checks and the patient
+    card), and where the refill stands. No PHI beyond the patient's id."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    patient = models.ForeignKey("patients.Patient", on_delete=models.CASCADE, related_name="work_orders")
+    territory = models.ForeignKey("territories.Territory", on_delete=models.PROTECT, related_name="+")
+    hcpcs_code = models.CharField(max_length=5)
+    last_delivered_on = models.DateField()
+    last_quantity = models.PositiveIntegerField()
+    supply_ends = models.DateField(null=True, blank=True)
+    eligible_on = models.DateField()
+    state = models.CharField(max_length=20, choices=WorkOrderState.choices, default=WorkOrderState.UPCOMING)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["eligible_on", "id"]
+        constraints = [models.UniqueConstraint(fields=["patient", "hcpcs_code"], name="work_order_patient_code_unique")]
+        indexes = [models.Index(fields=["territory", "eligible_on", "id"], name="work_order_territory_key_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.hcpcs_code} eligible {self.eligible_on:%Y-%m-%d}"

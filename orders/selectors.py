@@ -56,6 +56,7 @@ from .models import (
     OrderEvent,
     OrderItem,
     OrderStatus,
+    PatientWorkOrder,
     Stage,
     waiting_for_person,
 )
@@ -658,3 +659,23 @@ def attachment_get_for_user(*, user: Any, order_pk: Any, pk: Any) -> Attachment:
     if attachment is None:
         raise OrderNotFound()
     return attachment
+
+
+WORK_ORDERS_FIRST = ("eligible_on", "id")
+
+
+def work_orders_for_user(*, user: Any, state: str | None = None, territory_key: str | None = None) -> MergedListing:
+    """The patient work orders of the user's territories (``territory_key``, id or code: only that
+    one, else TerritoryMismatch), soonest eligible first, optionally in one ``state``: one arm per
+    territory, each read in order through the territory index."""
+    territories = territory_ids_for_user(user=user)
+    if territory_key:
+        territory = territory_lookup(key=territory_key)
+        if territory is None or territory.pk not in territories:
+            raise TerritoryMismatch(details={"territory_id": territory_key[:64]})
+        territories = {territory.pk}
+    arms = PatientWorkOrder.objects.filter(state=state) if state else PatientWorkOrder.objects.all()
+    return MergedListing(
+        arms=tuple(arms.filter(territory_id=territory_id) for territory_id in sorted(territories)),
+        rows=PatientWorkOrder.objects.order_by(*WORK_ORDERS_FIRST),
+    )

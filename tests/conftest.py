@@ -116,9 +116,10 @@ def api_client_for(user: User | None) -> APIClient:
 
 @pytest.fixture
 def beat_schedule(db: Any) -> None:
-    """The default beat schedule, as its migration writes it (agents/migrations/0002_default_schedules):
-    a transactional test's flush removes the rows the migration wrote when the database was made."""
+    """The default beat schedule, as its migrations write it (agents/migrations): a transactional
+    test's flush removes the rows the migrations wrote when the database was made."""
     import_module("agents.migrations.0002_default_schedules").create_defaults(django_apps, None)
+    import_module("agents.migrations.0003_work_orders_schedule").create(django_apps, None)
 
 
 @pytest.fixture

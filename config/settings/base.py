@@ -456,3 +456,5 @@ AGENT_STALL_THRESHOLDS: dict[str, dict[str, float]] = {
     "in_progress": {"*": 3 * 24},
     "shipped": {"*": 14 * 24},
 }
+# Ordering agent: a work order is "due" from this many days before its refill's eligible day.
+WORK_ORDER_DUE_DAYS = env.int("WORK_ORDER_DUE_DAYS", default=14)

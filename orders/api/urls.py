@@ -16,6 +16,7 @@ v1_urlpatterns = [
     path("fulfillment-tasks/<str:task_id>/start", views.FulfillmentTaskStartView.as_view(), name="task-start"),
     path("fulfillment-tasks/<str:task_id>/ship", views.FulfillmentTaskShipView.as_view(), name="task-ship"),
     path("fulfillment-tasks/<str:task_id>/done", views.FulfillmentTaskDoneView.as_view(), name="task-done"),
+    path("work-orders", views.WorkOrderListView.as_view(), name="work-orders"),
 ]
 
 urlpatterns = [

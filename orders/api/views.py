@@ -1,17 +1,20 @@
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status
+from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api.pagination import KeysetPagination
 from core.audit import access_record
+from core.exceptions import ValidationFailed
 from core.models import AccessChannel
 from orders import fulfillment, selectors, services
-from orders.models import FulfillmentTask, OrderStatus, TaskKind
+from orders.models import FulfillmentTask, OrderStatus, TaskKind, WorkOrderState
 from territories.api import TERRITORY_HEADER, request_territory
 
 from .serializers import (
@@ -96,8 +99,6 @@ class OrderTerritoryListView(GenericAPIView):
     def get(self, request: Request, territory_id: str) -> Response:
         wanted = request.query_params.get("status") or None
         if wanted is not None and wanted not in OrderStatus.values:
-            from core.exceptions import ValidationFailed
-
             raise ValidationFailed(details={"status": ["Unknown status."]})
         orders = selectors.orders_in_territory(user=request.user, territory_key=territory_id, status=wanted)
         page = self.paginate_queryset(orders)
@@ -207,3 +208,41 @@ class FulfillmentTaskDoneView(APIView):
         data.is_valid(raise_exception=True)
         task = fulfillment.patient_training_done(task_id=task_id, actor=request.user, note=data.validated_data["note"])
         return _task_response(task.pk)
+
+
+class WorkOrderSerializer(serializers.Serializer):
+    """A patient's next refill of one supply (no PHI: the patient by id)."""
+
+    id = serializers.UUIDField()
+    patient_id = serializers.UUIDField()
+    territory_id = serializers.UUIDField()
+    hcpcs_code = serializers.CharField()
+    last_delivered_on = serializers.DateField()
+    last_quantity = serializers.IntegerField()
+    supply_ends = serializers.DateField(allow_null=True)
+    eligible_on = serializers.DateField(help_text="The first day an order of the usual quantity may be delivered.")
+    state = serializers.ChoiceField(choices=WorkOrderState.choices)
+
+
+class WorkOrderListView(GenericAPIView):
+    serializer_class = WorkOrderSerializer
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("state", OpenApiTypes.STR, enum=WorkOrderState.values, description="Only this state."),
+            OpenApiParameter("territory", OpenApiTypes.STR, description="Only this territory (id or code)."),
+        ],
+        responses={200: WorkOrderSerializer(many=True)},
+    )
+    def get(self, request: Request) -> Response:
+        """The work orders of the caller's territories (the ordering agent's), soonest eligible first."""
+        state = request.query_params.get("state") or None
+        if state is not None and state not in WorkOrderState.values:
+            raise ValidationFailed(details={"state": [f"Choose one of {', '.join(WorkOrderState.values)}."]})
+        listing = selectors.work_orders_for_user(
+            user=request.user, state=state, territory_key=request.query_params.get("territory") or None
+        )
+        if not isinstance(self.paginator, KeysetPagination):
+            raise ImproperlyConfigured("Work orders are paged by key (KeysetPagination).")
+        page = self.paginator.paginate_queryset(listing, request, view=self)
+        return self.get_paginated_response(WorkOrderSerializer(page, many=True).data)

@@ -24,6 +24,7 @@ DEFAULTS = {
     "pharmacy-poll-dispense-status": ("agents.pharmacy.poll_dispense_status", "every 15 minutes"),
     "stock-alerts-daily": ("catalog.tasks.check_stock", f"0 6 * * * (m/h/dM/MY/d) {TIME_ZONE}"),
     "order-drafts-purge": ("orders.tasks.purge_stale_drafts", f"30 3 * * * (m/h/dM/MY/d) {TIME_ZONE}"),
+    "work-orders-nightly": ("agents.ordering.refresh_all_work_orders", f"0 2 * * * (m/h/dM/MY/d) {TIME_ZONE}"),
     "pharmacy-resupply-refills": ("agents.pharmacy.send_due_refills", f"0 7 * * * (m/h/dM/MY/d) {TIME_ZONE}"),
 }
 

@@ -446,7 +446,7 @@ def test_insurance_order_through_its_whole_path_by_status(north: Any, api: Any) 
     verification = {"verified_by": "ops.north", "verification_method": "portal", "coverage_details": {"tier": "A"}}
     steps = [
         ("verified", "Pending", "Coverage confirmed", ["order.approved", "order.verified"]),
-        ("in_progress", "Preparing", "", ["order.fulfillment.started"]),
+        ("in_progress", "Preparing", "", ["order.fulfillment.started", "staffing.changed"]),  # its pick task
         ("shipped", "Shipped", "UPS 1Z999", ["order.shipped"]),
         ("completed", "Shipped", "Signed for", ["order.delivered"]),
     ]
