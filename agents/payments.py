@@ -6,7 +6,7 @@ each takes the event id only and calls one service of ``payments``, which is ide
 from __future__ import annotations
 
 from core.sms import SMSDeliveryFailed
-from payments import links, services
+from payments import claims, links, services
 
 from .models import AgentName
 from .runtime import agent_task, event_aggregate_id
@@ -77,3 +77,19 @@ def refund_duplicate_payment(*, event_id: str, topic: str) -> None:
     payment_id = event_aggregate_id(event_id)
     if payment_id is not None:
         services.payment_refund(payment_id=payment_id, actor=None, reason="Duplicate or late payment")
+
+
+@agent_task(AgentName.PAYMENTS)
+def open_claim(*, event_id: str, topic: str) -> None:
+    """``order.approved``: stage the claim of an approved insurance order (idempotent)."""
+    order_id = event_aggregate_id(event_id)
+    if order_id is not None:
+        claims.claim_open(order_id=order_id)
+
+
+@agent_task(AgentName.PAYMENTS)
+def record_claim_delivery(*, event_id: str, topic: str) -> None:
+    """``order.delivered``: the claim's date of service and its *delivered* and *ready to bill* steps."""
+    order_id = event_aggregate_id(event_id)
+    if order_id is not None:
+        claims.claim_delivered(order_id=order_id)

@@ -15,8 +15,8 @@ from core.outbox import subscribe
 ROUTES: dict[str, tuple[str, ...]] = {
     # Ordering agent: a patient's work orders follow their orders.
     "order.created": ("agents.ordering.refresh_work_orders",),
-    "order.approved": ("agents.ordering.refresh_work_orders",),
-    "order.delivered": ("agents.ordering.refresh_work_orders",),
+    "order.approved": ("agents.ordering.refresh_work_orders", "agents.payments.open_claim"),
+    "order.delivered": ("agents.ordering.refresh_work_orders", "agents.payments.record_claim_delivery"),
     # Payments agent: a verified cash-pay order is invoiced and waits for payment; the patient gets
     # a payment link; a revoked link's Checkout Sessions are expired; a cancelled order's open
     # invoice is voided and its payments refunded, as is a payment that came in twice.

@@ -146,6 +146,7 @@ class ProductAdminForm(forms.ModelForm):
             "hcpcs_code",
             "therapy_type",
             "coverage_tier",
+            "billing_modifier",
             "rxnorm_code",
             "rxnorm_name",
             "strength",
@@ -213,7 +214,7 @@ class ProductAdmin(CsvImportExportMixin, admin.ModelAdmin):
     readonly_fields = ("created_at", "updated_at")
     fields = (
         ("sku", "name"),
-        ("hcpcs_code", "therapy_type", "coverage_tier"),
+        ("hcpcs_code", "therapy_type", "coverage_tier", "billing_modifier"),
         ("rxnorm_code", "rxnorm_name"),
         ("strength", "dose_form"),
         ("price", "unit"),

@@ -43,6 +43,18 @@ def coverage_tier_label(tier: str) -> str:
     return COVERAGE_TIER_LABELS.get(tier.lower()) or tier.replace("_", " ").capitalize()
 
 
+class BillingModifier(models.TextChoices):
+    """HCPCS Level II pricing modifiers of a DME claim line (descriptors as in CMS's HCPCS modifier
+    list: NU "new equipment", RR "rental (use the RR modifier when DME is to be rented)", UE "used
+    durable medical equipment"; read 2026-12, the edition of the file was not recorded). Supplies
+    billed per unit carry none."""
+
+    NONE = "", "None (supplies)"
+    NEW_PURCHASE = "NU", "NU: new equipment, purchased"
+    RENTAL = "RR", "RR: rental"
+    USED_PURCHASE = "UE", "UE: used equipment, purchased"
+
+
 class Vendor(models.Model):
     """A supplier that dropships to patients and fills reorders."""
 
@@ -119,6 +131,13 @@ class Product(models.Model):
         blank=True,
         help_text="For a recurring supply without a Medicare usual maximum: the days one unit (as ordered) usually"
         " lasts, from which the end of a delivered supply is counted. Empty: not known.",
+    )
+    billing_modifier = models.CharField(
+        max_length=2,
+        choices=BillingModifier.choices,
+        blank=True,
+        help_text="The HCPCS modifier an insurance claim line carries: NU new equipment purchased, RR rental,"
+        " UE used equipment purchased; blank for supplies.",
     )
     vendor = models.ForeignKey(Vendor, null=True, blank=True, on_delete=models.PROTECT, related_name="products")
     active = models.BooleanField(default=True)

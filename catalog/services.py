@@ -357,6 +357,7 @@ class ProductData:
     strength: str = ""
     dose_form: str = ""
     coverage_tier: str = ""
+    billing_modifier: str = ""
     unit: str = "each"
     dispensing_unit: str = ""
     dispensing_units_per_unit: int | None = None

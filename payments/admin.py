@@ -385,3 +385,6 @@ class RefundAdmin(ReadOnlyAdmin, TerritoryScopedAdmin):
         "updated_at",
     )
     amount = _money_column("amount_cents", "Amount", lambda refund: refund.payment.currency)
+
+
+from . import admin_claims  # noqa: E402, F401 - registers the claims pages

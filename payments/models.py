@@ -208,3 +208,82 @@ class ProcessedStripeEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.event_id}"
+
+
+class ClaimStatus(models.TextChoices):
+    OPEN = "open", "Open (waiting for delivery)"
+    READY_TO_BILL = "ready_to_bill", "Ready to bill"
+    SUBMITTED = "submitted", "Submitted"
+    PAID = "paid", "Paid"
+    DENIED = "denied", "Denied"
+
+
+class Claim(models.Model):
+    """The insurance claim of an approved insurance order, staged by the payments agent (seed 000:
+    "pre-stage claim reconciliation checkpoints"). The date of service is the delivery date, set
+    when the order is delivered. No PHI: the order by id, codes and amounts."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    order = models.OneToOneField("orders.Order", on_delete=models.PROTECT, related_name="claim")
+    territory = models.ForeignKey("territories.Territory", on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=20, choices=ClaimStatus.choices, default=ClaimStatus.OPEN)
+    date_of_service = models.DateField(null=True, blank=True, help_text="The delivery date.")
+    charge_cents = models.PositiveIntegerField()
+    paid_cents = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "date_of_service"], name="claim_status_service_idx")]
+
+    def __str__(self) -> str:
+        return f"Claim for order {self.order_id}"
+
+
+class ClaimLine(models.Model):
+    """One service line: the HCPCS code with its pricing modifier, units, the charge, and which of the
+    order's diagnoses (1-based, at most four, as on a CMS-1500 line) support it."""
+
+    claim = models.ForeignKey(Claim, on_delete=models.CASCADE, related_name="lines")
+    order_item = models.ForeignKey("orders.OrderItem", on_delete=models.PROTECT, related_name="+")
+    hcpcs_code = models.CharField(max_length=5)
+    modifier = models.CharField(max_length=2, blank=True)
+    units = models.PositiveIntegerField()
+    charge_cents = models.PositiveIntegerField()
+    diagnosis_pointers = models.JSONField(default=list)
+
+    class Meta:
+        ordering = ["claim", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.hcpcs_code}{'-' + self.modifier if self.modifier else ''} x {self.units}"
+
+
+class ClaimCheckpointKind(models.TextChoices):
+    DOCUMENTATION_COMPLETE = "documentation_complete", "Documentation complete"
+    DELIVERED = "delivered", "Delivered with proof of delivery"
+    READY_TO_BILL = "ready_to_bill", "Ready to bill"
+    SUBMITTED = "submitted", "Submitted"
+    PAID = "paid", "Paid"
+    DENIED = "denied", "Denied"
+
+
+class ClaimCheckpoint(models.Model):
+    """A step of a claim, with its time and actor (None: the system); paid and denied carry amounts."""
+
+    claim = models.ForeignKey(Claim, on_delete=models.CASCADE, related_name="checkpoints")
+    kind = models.CharField(max_length=30, choices=ClaimCheckpointKind.choices)
+    at = models.DateTimeField()
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    amount_cents = models.PositiveIntegerField(null=True, blank=True)
+    note = models.CharField(max_length=200, blank=True, help_text="A payer's reason code or a reference; no PHI.")
+
+    class Meta:
+        ordering = ["claim", "at", "id"]
+        constraints = [models.UniqueConstraint(fields=["claim", "kind"], name="claim_checkpoint_once")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} at {self.at:%Y-%m-%d %H:%M}"

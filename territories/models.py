@@ -112,6 +112,9 @@ _OPS_MODEL_PERMISSIONS = [
     "orders.change_shift",
     "orders.delete_shift",
     "orders.view_staffingplan",
+    "payments.view_claim",
+    "payments.view_claimline",
+    "payments.view_claimcheckpoint",
     # The beat schedule (django-celery-beat): ops see and change it, and add the schedules they need.
     "django_celery_beat.view_periodictask",
     "django_celery_beat.change_periodictask",

@@ -458,3 +458,7 @@ AGENT_STALL_THRESHOLDS: dict[str, dict[str, float]] = {
 }
 # Ordering agent: a work order is "due" from this many days before its refill's eligible day.
 WORK_ORDER_DUE_DAYS = env.int("WORK_ORDER_DUE_DAYS", default=14)
+# Claims (payments agent): the work queue flags claims delivered this many days ago and not billed,
+# and shows at most this many claims per queue.
+CLAIM_BILLING_DAYS = env.int("CLAIM_BILLING_DAYS", default=7)
+CLAIM_QUEUE_LIMIT = env.int("CLAIM_QUEUE_LIMIT", default=200)
