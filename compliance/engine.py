@@ -298,11 +298,11 @@ class _Checker:
         items = [item for item in self.coded_items() if item.hcpcs in listed]
         if not items:
             return
-        listed_codes = sorted({item.hcpcs or "" for item in items})
+        listed_codes = sorted(listed.keys() & {item.hcpcs for item in items})
         codes = ", ".join(listed_codes)
         need = "needs" if len(listed_codes) == 1 else "need"
-        source = listed[items[0].hcpcs or ""].source
-        window_months = int(rule_set.settings.get("f2f_window_months", 6))
+        source = listed[str(items[0].hcpcs)].source
+        window_months: int = rule_set.settings["f2f_window_months"]
         window_start = add_months(self.order_date, -window_months)
         note_dates = [d for d in self.artifact_dates.get(ArtifactType.F2F_NOTE, []) if d is not None]
         encounter = self.facts.f2f_date or (max(note_dates) if note_dates else None)

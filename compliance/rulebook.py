@@ -31,6 +31,9 @@ REQUIRED_RULE_SETS = (
 )
 # Row tables by rule set (most files call theirs "rows").
 _ROW_TABLE = {"quantity_limits": "limits"}
+# The months settings each rule set must state: how much supply may be dispensed at a time, and the
+# window before the order in which the face-to-face encounter must fall.
+_MONTHS_SETTINGS = {"quantity_limits": ("dispense_at_most_months",), "f2f_wopd": ("f2f_window_months",)}
 # Rule sets in which one HCPCS code may be in force in one row only on any day (per state set).
 _ONE_ROW_PER_CODE = ("f2f_wopd", "prior_authorization", "quantity_limits")
 
@@ -161,8 +164,8 @@ def _parse(name: str, path: Path) -> RuleSet:
         _check_medication_references(path, data, rows)
     if name == "prior_authorization":
         _check_programs(path, data, rows)
-    if name == "quantity_limits":
-        _check_dispense_months(path, data)
+    for setting in _MONTHS_SETTINGS.get(name, ()):
+        _check_months(path, data, setting)
 
     def is_table(value: Any) -> bool:
         return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
@@ -242,12 +245,11 @@ def _labelled(path: Path, data: dict[str, Any], table: str, label: str) -> set[s
     return ids
 
 
-def _check_dispense_months(path: Path, data: dict[str, Any]) -> None:
-    """The months of supply that may be dispensed at a time are stated, a whole number of at least 1
-    (the engine's usual-maximum allowance reads them; there is no default)."""
-    months = data.get("dispense_at_most_months")
+def _check_months(path: Path, data: dict[str, Any], setting: str) -> None:
+    """A months setting the engine reads (it has no default) is stated, a whole number of at least 1."""
+    months = data.get(setting)
     if type(months) is not int or months < 1:
-        raise RuleFileError(f"{path.name}: dispense_at_most_months must be a whole number of months, at least 1")
+        raise RuleFileError(f"{path.name}: {setting} must be a whole number of months, at least 1")
 
 
 def _check_programs(path: Path, data: dict[str, Any], rows: Iterable[Row]) -> None:

@@ -7,6 +7,8 @@ around the delivery. Real codes and dates; each case states both sides of its bo
 from __future__ import annotations
 
 import dataclasses
+import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +26,7 @@ from compliance.inputs import (
     PriorAuthorizationFacts,
     ProviderFacts,
 )
+from compliance.rulebook import load_rule_sets
 from tests.compliance.builders import PATIENT, VALID_NPI, D, ffs_order, line
 
 # PAP interfaces: one allowance of 1 per 3 months, whichever kind (quantity_limits.toml).
@@ -149,6 +152,26 @@ def test_a_face_to_face_encounter_on_the_order_date_satisfies_the_rule() -> None
     assert message(met_on(D(2022, 10, 21)), "F2F_ENCOUNTER_OUT_OF_WINDOW") == (
         "K0823 needs a face-to-face encounter between 2022-04-20 and 2022-10-20; the one on file is dated 2022-10-21."
     )
+
+
+def test_the_encounter_window_is_read_from_the_rule_file(tmp_path: Path, settings: Any) -> None:
+    rules = tmp_path / "rules"
+    shutil.copytree(Path(settings.COMPLIANCE_RULES_DIR), rules)
+    f2f = rules / "f2f_wopd.toml"
+    f2f.write_text(f2f.read_text().replace("f2f_window_months = 6", "f2f_window_months = 3"))
+    three_months = load_rule_sets(rules)
+
+    def met_on(encounter: D) -> ComplianceInput:
+        return wheelchair(D(2022, 10, 20), f2f_date=encounter, artifacts=(AttachedArtifact("F2F_NOTE", encounter),))
+
+    assert evaluate(met_on(D(2022, 7, 20)), rule_sets=three_months).findings == ()
+    (late,) = evaluate(met_on(D(2022, 7, 19)), rule_sets=three_months).findings
+    assert (late.code, late.message) == (
+        "F2F_ENCOUNTER_OUT_OF_WINDOW",
+        "K0823 needs a face-to-face encounter between 2022-07-20 and 2022-10-20; the one on file is dated 2022-07-19.",
+    )
+    (none,) = evaluate(wheelchair(D(2022, 10, 20)), rule_sets=three_months).findings
+    assert none.message == "K0823 needs a face-to-face encounter within the 3 months before the order."
 
 
 def test_one_finding_names_every_listed_code_of_the_order() -> None:

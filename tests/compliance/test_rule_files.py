@@ -127,6 +127,12 @@ def test_the_months_dispensed_at_a_time_must_be_stated_as_a_whole_number(rules: 
     assert message == "quantity_limits.toml: dispense_at_most_months must be a whole number of months, at least 1"
 
 
+@pytest.mark.parametrize("new", ["", "f2f_window_months = 0", "f2f_window_months = 6.0"])
+def test_the_face_to_face_window_must_be_stated_as_a_whole_number_of_months(rules: Path, new: str) -> None:
+    message = refusal(rules, "f2f_wopd.toml", "f2f_window_months = 6", new)
+    assert message == "f2f_wopd.toml: f2f_window_months must be a whole number of months, at least 1"
+
+
 def test_a_row_valid_for_one_day_is_accepted(rules: Path) -> None:
     path = rules / SWO
     path.write_text(
