@@ -32,6 +32,12 @@ class User(AbstractUser):
         ),
     )
 
+    mobile = models.CharField(
+        max_length=20,
+        blank=True,
+        help_text="Work mobile number for staff alerts, in international form (e.g. +16125550123).",
+    )
+
     class Meta(AbstractUser.Meta):
         swappable = "AUTH_USER_MODEL"
 

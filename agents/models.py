@@ -54,3 +54,45 @@ class AgentRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task} {self.outcome}"
+
+
+class AlertKind(models.TextChoices):
+    STALLED_ORDER = "stalled_order", "Order waiting too long"
+    OVER_CAPACITY = "over_capacity", "Warehouse over capacity"
+    AGENT_FAILING = "agent_failing", "Agent failing"
+
+
+class AlertLevel(models.TextChoices):
+    ALERT = "alert", "Alert (ops staff)"
+    ESCALATION = "escalation", "Escalation (admins)"
+
+
+class StaffAlert(models.Model):
+    """One alert to staff, raised once per subject, condition and level (``key``): an order waiting
+    too long in a status, a warehouse day over capacity, a failing agent. Each channel is stamped
+    when it went out; a failed channel is tried again by the next sweep. No PHI: references, codes,
+    times and a link."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=20, choices=AlertKind.choices)
+    level = models.CharField(max_length=20, choices=AlertLevel.choices, default=AlertLevel.ALERT)
+    key = models.CharField(
+        max_length=200, help_text="What the alert is about and the condition, e.g. order:<id>:on_hold."
+    )
+    territory = models.ForeignKey(
+        "territories.Territory", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    subject = models.CharField(max_length=200)
+    body = models.TextField()
+    url = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    email_sent_at = models.DateTimeField(null=True, blank=True)
+    sms_sent_at = models.DateTimeField(null=True, blank=True)
+    teams_sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["key", "level"], name="staff_alert_once")]
+
+    def __str__(self) -> str:
+        return self.subject

@@ -134,14 +134,23 @@ def _entered_status() -> Subquery:
     )
 
 
-def stalled_orders(*, territory_ids: set[Any], now: dt.datetime, limit: int) -> QuerySet[Order]:
-    """Orders of ``territory_ids`` in a status of ``AGENT_STALL_THRESHOLDS`` (other than the holds and
-    reviews, which wait for a person from the start) for longer than its threshold for their priority,
-    longest first, at most ``limit``; each annotated with ``entered_at``. Reads the open orders of
-    those statuses only (created before the threshold: an order enters a status after it is created)."""
+def stalled_orders(
+    *,
+    territory_ids: set[Any] | None,
+    now: dt.datetime,
+    limit: int,
+    thresholds: dict[str, dict[str, float]] | None = None,
+    waiting_for_person: bool = False,
+) -> QuerySet[Order]:
+    """Orders of ``territory_ids`` (None: every territory) in a status of ``thresholds`` (default
+    ``AGENT_STALL_THRESHOLDS``, hours per status and priority, "*" for any other priority) for longer
+    than its threshold, longest first, at most ``limit``; each annotated with ``entered_at``. The
+    holds and reviews (``on_hold``, ``pending_verification``) are left out unless
+    ``waiting_for_person``: Agent Status lists them from the start. Reads the open orders of those
+    statuses only (created before the threshold: an order enters a status after it is created)."""
     stalled = Q(pk__in=[])
-    for status, by_priority in settings.AGENT_STALL_THRESHOLDS.items():
-        if status in (OrderStatus.ON_HOLD, OrderStatus.PENDING_VERIFICATION):
+    for status, by_priority in (thresholds or settings.AGENT_STALL_THRESHOLDS).items():
+        if not waiting_for_person and status in (OrderStatus.ON_HOLD, OrderStatus.PENDING_VERIFICATION):
             continue
         for priority, hours in by_priority.items():
             cutoff = now - dt.timedelta(hours=hours)
@@ -151,12 +160,8 @@ def stalled_orders(*, territory_ids: set[Any], now: dt.datetime, limit: int) -> 
             else:
                 condition &= ~Q(priority__in=[p for p in by_priority if p != "*"])
             stalled |= condition
-    return (
-        Order.objects.filter(territory_id__in=territory_ids)
-        .annotate(entered_at=_entered_status())
-        .filter(stalled)
-        .order_by("entered_at", "pk")[:limit]
-    )
+    orders = Order.objects.all() if territory_ids is None else Order.objects.filter(territory_id__in=territory_ids)
+    return orders.annotate(entered_at=_entered_status()).filter(stalled).order_by("entered_at", "pk")[:limit]
 
 
 def agent_exceptions(*, user: Any, now: dt.datetime, limit: int = EXCEPTIONS_LIMIT) -> list[OrderException]:

@@ -107,6 +107,7 @@ _OPS_MODEL_PERMISSIONS = [
     "pharmacy.change_prescription",
     "pharmacy.view_pharmacylog",
     "agents.view_agentrun",
+    "agents.view_staffalert",
     "orders.view_shift",
     "orders.add_shift",
     "orders.change_shift",

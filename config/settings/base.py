@@ -225,6 +225,14 @@ STORAGES = {
 WHITENOISE_ADD_HEADERS_FUNCTION = cache_headers
 
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+# With django.core.mail.backends.smtp.EmailBackend: the relay (TLS when EMAIL_USE_TLS).
+EMAIL_HOST = env("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="orders@localhost")
 
 SESSION_COOKIE_HTTPONLY = True
 # Automatic logoff (HIPAA 164.312(a)(2)(iii)): a session ends after this many seconds without a
@@ -462,3 +470,15 @@ WORK_ORDER_DUE_DAYS = env.int("WORK_ORDER_DUE_DAYS", default=14)
 # and shows at most this many claims per queue.
 CLAIM_BILLING_DAYS = env.int("CLAIM_BILLING_DAYS", default=7)
 CLAIM_QUEUE_LIMIT = env.int("CLAIM_QUEUE_LIMIT", default=200)
+# Staff alerts (agents.alerts): the territory's ops staff are alerted when an order waits past its
+# AGENT_STALL_THRESHOLDS entry, and its admins when it still waits past these (hours; "*": any other
+# priority). Alerts go by email, SMS (to each user's mobile) and to a Microsoft Teams channel through
+# its incoming webhook (TEAMS_WEBHOOK_URL; none when empty).
+AGENT_ESCALATION_THRESHOLDS: dict[str, dict[str, float]] = {
+    "on_hold": {"urgent": 8, "stat": 8, "*": 96},
+    "pending_verification": {"urgent": 8, "stat": 8, "*": 96},
+    "in_progress": {"*": 5 * 24},
+    "shipped": {"*": 21 * 24},
+}
+TEAMS_WEBHOOK_URL = env("TEAMS_WEBHOOK_URL", default="")
+TEAMS_TIMEOUT_SECONDS = env.float("TEAMS_TIMEOUT_SECONDS", default=10.0)
