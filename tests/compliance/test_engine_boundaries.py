@@ -154,6 +154,52 @@ def test_a_face_to_face_encounter_on_the_order_date_satisfies_the_rule() -> None
     )
 
 
+FR_87_2051 = {
+    "id": "87FR2051",
+    "title": (
+        "Medicare Program; Updates to Lists Related to Durable Medical Equipment, Prosthetics, Orthotics, and"
+        " Supplies (DMEPOS) Conditions of Payment (87 FR 2051; CMS-6081-N; FR Doc. 2022-00572)"
+    ),
+    "url": "https://www.federalregister.gov/d/2022-00572",
+}
+
+
+def test_the_face_to_face_findings_cite_the_federal_register_list_and_name_the_encounter_field() -> None:
+    def f2f(facts: ComplianceInput) -> list[dict[str, Any]]:
+        return [f.as_dict() for f in evaluate(facts).findings if f.code.startswith("F2F_")]
+
+    missing = wheelchair(D(2022, 10, 20))
+    too_old = wheelchair(
+        D(2022, 10, 20), f2f_date=D(2022, 4, 19), artifacts=(AttachedArtifact("F2F_NOTE", D(2022, 4, 19)),)
+    )
+
+    common = {
+        "severity": "hold",
+        "rule": "f2f_wopd",
+        "source": FR_87_2051,
+        "required_artifacts": ["F2F_NOTE"],
+        "field": "f2f_date",
+        "item": None,
+    }
+    assert f2f(missing) == [
+        {
+            "code": "F2F_ENCOUNTER_REQUIRED",
+            "message": "K0823 needs a face-to-face encounter within the 6 months before the order.",
+            **common,
+        }
+    ]
+    assert f2f(too_old) == [
+        {
+            "code": "F2F_ENCOUNTER_OUT_OF_WINDOW",
+            "message": (
+                "K0823 needs a face-to-face encounter between 2022-04-20 and 2022-10-20; the one on file is dated"
+                " 2022-04-19."
+            ),
+            **common,
+        }
+    ]
+
+
 def test_the_encounter_window_is_read_from_the_rule_file(tmp_path: Path, settings: Any) -> None:
     rules = tmp_path / "rules"
     shutil.copytree(Path(settings.COMPLIANCE_RULES_DIR), rules)
