@@ -9,6 +9,7 @@ import logging
 
 from django.utils import timezone
 
+from catalog import reorders
 from orders import work_orders
 from orders.models import Order
 
@@ -32,7 +33,8 @@ def refresh_work_orders(*, event_id: str, topic: str) -> None:
 
 @agent_task(AgentName.ORDERING, max_retries=3)
 def refresh_all_work_orders() -> dict[str, int]:
-    """Beat, nightly: refresh every patient's work orders (upcoming ones become due), in batches."""
+    """Beat, nightly: refresh every patient's work orders (upcoming ones become due), in batches, then
+    the vendor reorder drafts from the stock and the work orders (``catalog.reorders``)."""
     today, after, patients = timezone.localdate(), None, 0
     while batch := work_orders.work_orders_patients(after=after, limit=NIGHTLY_BATCH):
         for patient_id in batch:
@@ -40,4 +42,5 @@ def refresh_all_work_orders() -> dict[str, int]:
         patients += len(batch)
         after = batch[-1]
         logger.info("Work orders refreshed for %d patients so far", patients)
-    return {"patients": patients}
+    drafts = reorders.reorder_drafts_refresh(today=today, demand=work_orders.work_order_demand())
+    return {"patients": patients, "reorder_drafts": len(drafts)}

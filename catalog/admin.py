@@ -311,7 +311,7 @@ class ProductAdmin(CsvImportExportMixin, admin.ModelAdmin):
 
 @admin.register(Vendor)
 class VendorAdmin(admin.ModelAdmin):
-    list_display = ("code", "name", "email", "phone", "active")
+    list_display = ("code", "name", "email", "phone", "lead_time_days", "active")
     list_filter = ("active",)
     search_fields = ("code", "name")
 

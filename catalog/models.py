@@ -63,6 +63,9 @@ class Vendor(models.Model):
     name = models.CharField(max_length=200)
     email = models.EmailField(blank=True)
     phone = models.CharField(max_length=30, blank=True)
+    lead_time_days = models.PositiveSmallIntegerField(
+        default=7, help_text="Days from sending a purchase order to the goods arriving (vendor reorders plan by it)."
+    )
     active = models.BooleanField(default=True)
 
     class Meta:

@@ -5,7 +5,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Min, Q, QuerySet, Sum
+from django.db.models import Min, Prefetch, Q, QuerySet, Sum
 from django.utils import timezone
 
 from core.db_routers import reading_from_replica
@@ -19,6 +19,7 @@ from .models import (
     PurchaseOrder,
     PurchaseOrderKind,
     PurchaseOrderLine,
+    PurchaseOrderStatus,
     TherapyType,
 )
 
@@ -325,3 +326,16 @@ def expiring_lots_report(*, today: dt.date, days: int) -> list[ExpiringLotRow]:
         for lot in lots
         if lot.expiration_date is not None
     ]
+
+
+def reorder_drafts() -> QuerySet[PurchaseOrder]:
+    """The vendor reorders the ordering agent proposed that are still drafts (restock, by nobody),
+    newest first, with their vendor, warehouse and lines."""
+    return (
+        PurchaseOrder.objects.filter(
+            kind=PurchaseOrderKind.RESTOCK, status=PurchaseOrderStatus.DRAFT, created_by__isnull=True
+        )
+        .select_related("vendor", "warehouse")
+        .prefetch_related(Prefetch("lines", PurchaseOrderLine.objects.select_related("product").order_by("pk")))
+        .order_by("-created_at", "-id")
+    )

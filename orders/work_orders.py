@@ -19,6 +19,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
+from catalog.reorders import Demand
 from patients.models import Patient
 
 from .compliance_checks import patient_supply_facts, patient_supply_status
@@ -87,3 +88,17 @@ def work_orders_patients(*, after: Any = None, limit: int) -> list[Any]:
     if after is not None:
         patients = patients.filter(patient_id__gt=after)
     return list(patients[:limit])
+
+
+def work_order_demand() -> list[Demand]:
+    """What the work orders still to be ordered will take from stock (``upcoming``, ``due``,
+    ``contacted``, ``confirmed``): each one's last quantity on its eligible day, for vendor reorders."""
+    waiting = PatientWorkOrder.objects.filter(
+        state__in=(WorkOrderState.UPCOMING, WorkOrderState.DUE, WorkOrderState.CONTACTED, WorkOrderState.CONFIRMED)
+    )
+    return [
+        Demand(hcpcs=code, due_on=due_on, units=units)
+        for code, due_on, units in waiting.order_by("eligible_on", "pk").values_list(
+            "hcpcs_code", "eligible_on", "last_quantity"
+        )
+    ]

@@ -9,4 +9,5 @@ urlpatterns = [
     path("catalog/products/grouped", views.ProductGroupsView.as_view(), name="catalog-product-groups"),
     path("catalog/products/<str:sku>", views.ProductDetailView.as_view(), name="catalog-product"),
     path("catalog/lots", views.LotReceiveView.as_view(), name="catalog-lots"),
+    path("purchasing/reorders", views.PurchasingReordersView.as_view(), name="purchasing-reorders"),
 ]

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from drf_spectacular.utils import extend_schema
-from rest_framework import status
+from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
@@ -24,6 +24,7 @@ from catalog import selectors, services
 from catalog.models import Product
 from core.api.pagination import StandardPagination
 from core.api.schema import EnvelopeAutoSchema
+from core.exceptions import PermissionDenied
 
 from .serializers import (
     LotReceiveSerializer,
@@ -191,3 +192,42 @@ class LotReceiveView(CatalogView):
         body.is_valid(raise_exception=True)
         lot = services.stock_receive(actor=request.user, **body.validated_data)
         return Response(LotSerializer(lot).data, status=status.HTTP_201_CREATED)
+
+
+class ReorderLineSerializer(serializers.Serializer):
+    sku = serializers.CharField()
+    name = serializers.CharField()
+    quantity = serializers.IntegerField()
+
+
+class ReorderDraftSerializer(serializers.Serializer):
+    """A reorder the ordering agent proposed: a draft restock purchase order waiting for a person."""
+
+    id = serializers.UUIDField()
+    number = serializers.CharField()
+    status = serializers.CharField()
+    vendor = serializers.CharField(source="vendor.code")
+    warehouse = serializers.CharField(source="warehouse.code")
+    created_at = serializers.DateTimeField()
+    lines = serializers.SerializerMethodField()
+
+    def get_lines(self, purchase_order: Any) -> list[dict[str, Any]]:
+        return [
+            {"sku": line.product.sku, "name": line.product.name, "quantity": line.quantity}
+            for line in purchase_order.lines.all()
+        ]
+
+
+class PurchasingReordersView(GenericAPIView):
+    """``GET``: the vendor reorders the ordering agent proposed and nobody has acted on yet (draft
+    restock purchase orders of no author), newest first, paged by key. Needs the back office's
+    ``catalog.view_purchaseorder`` (ops staff and admins); warehouses serve every territory."""
+
+    serializer_class = ReorderDraftSerializer
+
+    @extend_schema(responses={200: ReorderDraftSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        if not request.user.has_perm("catalog.view_purchaseorder"):
+            raise PermissionDenied("Reorders are for operations staff and administrators.")
+        page = self.paginate_queryset(selectors.reorder_drafts())
+        return self.get_paginated_response(ReorderDraftSerializer(page, many=True).data)
