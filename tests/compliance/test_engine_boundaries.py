@@ -200,6 +200,36 @@ def test_the_face_to_face_findings_cite_the_federal_register_list_and_name_the_e
     ]
 
 
+def test_the_note_and_written_order_findings_name_what_is_missing_whole() -> None:
+    encounter = D(2022, 9, 1)
+    no_note_unsigned = wheelchair(D(2022, 10, 20), f2f_date=encounter, signed_on=None)
+
+    found = [f.as_dict() for f in evaluate(no_note_unsigned).findings if f.rule == "f2f_wopd"]
+
+    assert found == [
+        {
+            "code": "F2F_NOTE_REQUIRED",
+            "severity": "hold",
+            "message": "K0823 needs the face-to-face encounter note on file.",
+            "rule": "f2f_wopd",
+            "source": FR_87_2051,
+            "required_artifacts": ["F2F_NOTE"],
+            "field": "attachments",
+            "item": None,
+        },
+        {
+            "code": "WOPD_REQUIRED",
+            "severity": "hold",
+            "message": "K0823 needs a written order dated on or before delivery (2022-10-20).",
+            "rule": "f2f_wopd",
+            "source": FR_87_2051,
+            "required_artifacts": ["WOPD"],
+            "field": "signature",
+            "item": None,
+        },
+    ]
+
+
 def test_the_encounter_window_is_read_from_the_rule_file(tmp_path: Path, settings: Any) -> None:
     rules = tmp_path / "rules"
     shutil.copytree(Path(settings.COMPLIANCE_RULES_DIR), rules)
