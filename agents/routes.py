@@ -15,8 +15,18 @@ from core.outbox import subscribe
 ROUTES: dict[str, tuple[str, ...]] = {
     # Ordering agent: a patient's work orders follow their orders.
     "order.created": ("agents.ordering.refresh_work_orders",),
-    "order.approved": ("agents.ordering.refresh_work_orders", "agents.payments.open_claim"),
-    "order.delivered": ("agents.ordering.refresh_work_orders", "agents.payments.record_claim_delivery"),
+    # Engagement agent: the patient's messages on approval, shipment and delivery.
+    "order.approved": (
+        "agents.ordering.refresh_work_orders",
+        "agents.payments.open_claim",
+        "agents.engagement.schedule_messages",
+    ),
+    "order.shipped": ("agents.engagement.schedule_messages",),
+    "order.delivered": (
+        "agents.ordering.refresh_work_orders",
+        "agents.payments.record_claim_delivery",
+        "agents.engagement.schedule_messages",
+    ),
     # Payments agent: a verified cash-pay order is invoiced and waits for payment; the patient gets
     # a payment link; a revoked link's Checkout Sessions are expired; a cancelled order's open
     # invoice is voided and its payments refunded, as is a payment that came in twice.
@@ -47,7 +57,7 @@ ROUTES: dict[str, tuple[str, ...]] = {
 # Every agent module: imported at start-up, so each agent task (routed or run by beat) is registered
 # in every process (a web process running Celery eagerly would otherwise send an unknown name to
 # the broker instead of running it, and a worker would refuse a beat task it does not know).
-AGENT_MODULES = ("agents.ordering", "agents.payments", "agents.pharmacy", "agents.workforce")
+AGENT_MODULES = ("agents.engagement", "agents.ordering", "agents.payments", "agents.pharmacy", "agents.workforce")
 
 
 def register() -> None:

@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from accounts.api.urls import urlpatterns as accounts_v1
 from agents.api.urls import urlpatterns as agents_api
 from catalog.api.urls import urlpatterns as catalog_v1
+from orders import messaging_views
 from orders.api.urls import urlpatterns as orders_api
 from orders.api.urls import v1_urlpatterns as orders_v1
 from patients.api.urls import urlpatterns as patients_v1
@@ -25,6 +26,7 @@ urlpatterns = [
     path("api/", include([*orders_api, *payments_portal, *pharmacy_portal, *agents_api])),
     path("payments/", include("payments.api.urls")),
     path("pay/", include("payments.urls")),
+    path("messages/unsubscribe/<str:token>", messaging_views.unsubscribe, name="message-unsubscribe"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # Swagger UI with its start-up script as a file of its own (?script): no inline script for the CSP.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),

@@ -815,3 +815,48 @@ class PatientWorkOrder(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hcpcs_code} eligible {self.eligible_on:%Y-%m-%d}"
+
+
+class MessageChannel(models.TextChoices):
+    EMAIL = "email", "Email"
+    SMS = "sms", "Text message"
+
+
+class MessageTemplate(models.TextChoices):
+    CONFIRMATION = "confirmation", "Order confirmed"
+    SHIPPED = "shipped", "Order shipped"
+    DELIVERED = "delivered", "Order delivered"
+
+
+class MessageStatus(models.TextChoices):
+    SCHEDULED = "scheduled", "Scheduled"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+    SUPPRESSED = "suppressed", "Not sent (no consent or no contact)"
+
+
+class Message(models.Model):
+    """A message to a patient about an order, by one channel (the engagement agent's log). The body
+    is not stored: it is written from the template when sent, and holds no clinical detail."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="messages")
+    territory = models.ForeignKey("territories.Territory", on_delete=models.PROTECT, related_name="+")
+    channel = models.CharField(max_length=10, choices=MessageChannel.choices)
+    template = models.CharField(max_length=20, choices=MessageTemplate.choices)
+    status = models.CharField(max_length=20, choices=MessageStatus.choices, default=MessageStatus.SCHEDULED)
+    scheduled_for = models.DateTimeField(help_text="Not sent before this time (quiet hours).")
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=100, blank=True, help_text="An error code, never a message.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["order", "created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["order", "template", "channel"], name="message_once_per_order_template")
+        ]
+        indexes = [models.Index(fields=["status", "scheduled_for"], name="message_due_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_template_display()} by {self.get_channel_display()}"

@@ -125,6 +125,18 @@ class Patient(PHIModel):
         validators=[validate_history_conditions],
     )
 
+    # Messages (the engagement agent): the patient's consent per channel, when and how it was given
+    # or withdrawn, and the time zone their quiet hours are counted in.
+    consent_email = models.BooleanField(default=True, help_text="Order messages by email.")
+    consent_sms = models.BooleanField(default=True, help_text="Order messages by text message.")
+    consent_recorded_at = models.DateTimeField(null=True, blank=True)
+    consent_source = models.CharField(
+        max_length=30, blank=True, help_text="How consent was last given or withdrawn, e.g. intake, unsubscribe link."
+    )
+    time_zone = models.CharField(
+        max_length=50, blank=True, help_text="IANA time zone for quiet hours, e.g. America/Chicago; blank: the site's."
+    )
+
     first_name_index = BlindIndexField(sources=("first_name",), purpose="patient.first_name")
     last_name_index = BlindIndexField(sources=("last_name",), purpose="patient.last_name")
     full_name_index = BlindIndexField(sources=("first_name", "last_name"), purpose="patient.full_name")

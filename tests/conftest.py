@@ -121,6 +121,7 @@ def beat_schedule(db: Any) -> None:
     import_module("agents.migrations.0002_default_schedules").create_defaults(django_apps, None)
     import_module("agents.migrations.0003_work_orders_schedule").create(django_apps, None)
     import_module("agents.migrations.0005_staff_alerts_schedule").create(django_apps, None)
+    import_module("agents.migrations.0006_messages_schedule").create(django_apps, None)
 
 
 @pytest.fixture

@@ -482,3 +482,7 @@ AGENT_ESCALATION_THRESHOLDS: dict[str, dict[str, float]] = {
 }
 TEAMS_WEBHOOK_URL = env("TEAMS_WEBHOOK_URL", default="")
 TEAMS_TIMEOUT_SECONDS = env.float("TEAMS_TIMEOUT_SECONDS", default=10.0)
+# Patient messages (engagement agent): sent between these hours (from, until) in the patient's time
+# zone (a message due outside them waits for the morning), tried this many times before "failed".
+MESSAGE_HOURS = (env.int("MESSAGE_HOURS_FROM", default=8), env.int("MESSAGE_HOURS_UNTIL", default=21))
+MESSAGE_MAX_ATTEMPTS = env.int("MESSAGE_MAX_ATTEMPTS", default=6)

@@ -7,7 +7,7 @@ REST API, so no rule lives here twice.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import wraps
 from typing import Any
 
@@ -244,6 +244,7 @@ class OrderPage:
     can_start_fulfillment: bool
     can_cancel: bool
     assignable: list[AssignableTask]  # open warehouse tasks the user may give to someone on shift
+    messages: list[Any] = field(default_factory=list)  # the patient's messages (the order page only)
 
 
 def _order_page(request: HttpRequest, pk: Any) -> OrderPage:
@@ -291,6 +292,7 @@ def order_detail(request: HttpRequest, pk: Any) -> HttpResponse:
     form comes back with its errors (400).
     """
     page = _order_page(request, pk)
+    page = replace(page, messages=list(page.order.messages.order_by("created_at", "channel")))
     forms = OrderForms(
         note=NoteForm(),
         document=DocumentForm(initial={"artifact_type": request.GET.get("attach")}, codes=_item_codes(page.order)),

@@ -23,6 +23,7 @@ DEFAULTS = {
     "outbox-sweep": ("core.tasks.dispatch_outbox", "every 30 seconds"),
     "pharmacy-poll-dispense-status": ("agents.pharmacy.poll_dispense_status", "every 15 minutes"),
     "staff-alerts-sweep": ("agents.workforce.sweep_staff_alerts", "every 5 minutes"),
+    "engagement-messages-sweep": ("agents.engagement.send_due_messages", "every minute"),
     "stock-alerts-daily": ("catalog.tasks.check_stock", f"0 6 * * * (m/h/dM/MY/d) {TIME_ZONE}"),
     "order-drafts-purge": ("orders.tasks.purge_stale_drafts", f"30 3 * * * (m/h/dM/MY/d) {TIME_ZONE}"),
     "work-orders-nightly": ("agents.ordering.refresh_all_work_orders", f"0 2 * * * (m/h/dM/MY/d) {TIME_ZONE}"),

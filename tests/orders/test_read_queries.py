@@ -47,8 +47,9 @@ PORTAL_BUDGETS = {
     "home of a doctor, Preparing tab": 13,
     "home of a doctor, deeper page": 13,
     "home of staff": 13,
-    "order page": 14,
-    "order page of a held order, staff": 14,
+    # the order page: its parts and, since the engagement agent, the patient's message log (one query)
+    "order page": 15,
+    "order page of a held order, staff": 15,
     "order status (polled)": 9,
     "patients": 7,  # the recent patients: the provider, then one query for their orders
     "patient card": 10,
