@@ -21,6 +21,7 @@ from django.forms import BaseInlineFormSet, ModelForm
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
+from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
 
 from core.admin import PHIAccessAdmin, ScopedHistoryMixin
@@ -53,6 +54,9 @@ PATIENT_PHI_FIELDS = (
     "medications",
     "conditions",
 )
+# What the engagement agent reads: consent per channel (when and how it was last recorded) and the
+# time zone the patient's quiet hours are counted in.
+MESSAGE_FIELDS = (("consent_email", "consent_sms"), ("consent_recorded_at", "consent_source"), "time_zone")
 SEARCH_LIMIT = 50
 COVERAGE_FIELDS = (
     "payer_type",
@@ -210,12 +214,15 @@ class PatientAdmin(_DomainErrorAsMessage, ScopedHistoryMixin, PHIAccessAdmin, Te
         return (
             (None, {"fields": ("territory", "provider")}),
             ("Protected health information", {"fields": PATIENT_PHI_FIELDS}),
+            ("Messages", {"fields": MESSAGE_FIELDS}),
             (None, {"fields": (("created_at", "updated_at"),)}),
         )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         # The territory follows the provider and is bound into the ciphertext: set at registration only.
-        return () if obj is None else ("territory", "provider", "created_at", "updated_at")
+        if obj is None:
+            return ()
+        return ("territory", "provider", "consent_recorded_at", "consent_source", "created_at", "updated_at")
 
     def get_inlines(self, request: HttpRequest, obj: Any) -> Any:
         return (CoverageInline,) if obj is not None else ()
@@ -231,6 +238,8 @@ class PatientAdmin(_DomainErrorAsMessage, ScopedHistoryMixin, PHIAccessAdmin, Te
 
     def save_model(self, request: HttpRequest, obj: Patient, form: ModelForm[Patient], change: bool) -> None:
         if change:
+            if {"consent_email", "consent_sms"} & set(form.changed_data):
+                obj.consent_recorded_at, obj.consent_source = timezone.now(), "staff (back office)"
             super().save_model(request, obj, form, change)
             return
         created = patient_create(
