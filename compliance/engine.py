@@ -359,7 +359,7 @@ class _Checker:
         state = self.facts.patient.state
         listed = _prior_authorization_rows(rule_set, on=self.date_of_service, state=state)
         for item in self.coded_items():
-            row = listed.get(item.hcpcs or "")
+            row = listed.get(str(item.hcpcs))
             if row is None:
                 continue
             name = programs[row["program"]]["name"]

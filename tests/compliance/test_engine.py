@@ -218,6 +218,70 @@ def test_a_suspended_code_is_noted_but_not_held() -> None:
     assert str(suspended.disposition) == "clear"
 
 
+def test_a_suspended_code_before_a_required_one_is_noted_and_the_other_still_held_each_citing_its_source() -> None:
+    # E0748 suspended in CA from 2024-08-28 (CMS's timeline page); K0856 required since the PMD
+    # program resumed on 2020-08-03 (CGS, 2020-07-28).
+    day = D(2024, 8, 28)
+    both = facts(
+        item("E0748", key="0"),
+        item("K0856", key="1"),
+        order_date=day,
+        requested_date=day,
+        f2f_date=day,
+        artifacts=(AttachedArtifact("F2F_NOTE", day),),
+        patient=PatientFacts(known=True, has_name=True, in_territory=True, state="CA"),
+    )
+
+    found = [f.as_dict() for f in evaluate(both).findings if f.rule == "prior_authorization"]
+
+    assert found == [
+        {
+            "code": "PRIOR_AUTH_SUSPENDED",
+            "severity": "info",
+            "message": (
+                "Prior authorization for E0748 (Osteogenesis Stimulators (noninvasive)) is suspended on 2024-08-28."
+            ),
+            "rule": "prior_authorization",
+            "source": {
+                "id": "CMS_PA_PAGE",
+                "title": (
+                    "CMS: Prior Authorization Process for Certain Durable Medical Equipment, Prosthetics, Orthotics,"
+                    " and Supplies (DMEPOS) Items - Timeline & Updates (incl. suspension of osteogenesis stimulator"
+                    " PA effective 08/28/2024; resumption of PA 08/03/2020)"
+                ),
+                "url": (
+                    "https://www.cms.gov/Research-Statistics-Data-and-Systems/Monitoring-Programs/Medicare-FFS-"
+                    "Compliance-Programs/DMEPOS/Prior-Authorization-Process-for-Certain-Durable-Medical-Equipment-"
+                    "Prosthetic-Orthotics-Supplies-Items"
+                ),
+            },
+            "required_artifacts": [],
+            "field": None,
+            "item": "0",
+        },
+        {
+            "code": "PRIOR_AUTH_REQUIRED",
+            "severity": "hold",
+            "message": (
+                "K0856 is on the CMS Required Prior Authorization List (Power Mobility Devices (power wheelchairs"
+                " and power operated vehicles)); no affirmed prior authorization is on file."
+            ),
+            "rule": "prior_authorization",
+            "source": {
+                "id": "CGS_RESUME_2020",
+                "title": (
+                    "CGS JB DME: Required Prior Authorization for Certain DMEPOS Items to Resume (July 28, 2020) -"
+                    " PMD and PRSS PA resumes 2020-08-03; LLP PA begins 2020-09-01 in CA, MI, PA, TX"
+                ),
+                "url": "https://cgsmedicare.com/jb/pubs/news/2020/07/cope18204.html",
+            },
+            "required_artifacts": ["PRIOR_AUTH"],
+            "field": None,
+            "item": "1",
+        },
+    ]
+
+
 def test_a_removed_code_needs_no_prior_authorization_after_removal() -> None:
     # L1833 left the Required Prior Authorization List effective 2024-08-12.
     assert pa_codes(evaluate(pa_order("L1833", D(2024, 8, 11)))) == [("PRIOR_AUTH_REQUIRED", "hold")]
