@@ -380,7 +380,7 @@ class _Checker:
                 label=f"the CMS Required Prior Authorization List ({name})",
                 valid_until=functools.partial(
                     prior_authorization_valid_until,
-                    item.hcpcs or "",
+                    str(item.hcpcs),
                     on=self.date_of_service,
                     state=state,
                     rule_sets=self.rules,
@@ -1267,14 +1267,12 @@ def _prior_authorization_rows(rule_set: RuleSet, *, on: dt.date, state: str | No
     """HCPCS code → the row of the Required Prior Authorization List in force on ``on`` for a
     beneficiary in ``state`` (a row limited to other states does not apply; a nationwide row does)."""
     state = (state or "").upper()
-    rows: dict[str, Row] = {}
-    for row in rule_set.rows_in_force(on):
-        states = row.get("states")
-        if states and state not in states:
-            continue
-        for code in row.codes:
-            rows[code] = row
-    return rows
+    return {
+        code: row
+        for row in rule_set.rows_in_force(on)
+        if not row.get("states") or state in row["states"]
+        for code in row.codes
+    }
 
 
 def _stated_end(decision_date: dt.date, expires_on: dt.date | None) -> dt.date | None:

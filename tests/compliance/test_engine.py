@@ -282,6 +282,39 @@ def test_a_suspended_code_before_a_required_one_is_noted_and_the_other_still_hel
     ]
 
 
+def orthosis_in_california(delivery: D) -> ComplianceInput:
+    """L0648 for a CA beneficiary during the orthoses phase one (CA, FL, IL, NY from 2022-04-13, 87 FR
+    2051), with a decision affirmed 2022-04-15: the program's 60 days run through 2022-06-13."""
+    decision = PriorAuthorizationFacts(hcpcs="L0648", affirmed=True, decision_date=D(2022, 4, 15))
+    return pa_order("L0648", delivery, state="CA", decisions=(decision,))
+
+
+def test_a_state_phase_in_decision_is_valid_for_its_programs_days_in_that_state() -> None:
+    assert pa_codes(evaluate(orthosis_in_california(D(2022, 6, 13)))) == []
+    expired = evaluate(orthosis_in_california(D(2022, 6, 14)))
+    assert pa_codes(expired) == [("PRIOR_AUTH_EXPIRED", "hold")]
+    assert finding(expired, "PRIOR_AUTH_EXPIRED").message == (
+        "L0648 is on the CMS Required Prior Authorization List (Orthoses (lumbar-sacral, knee and ankle-foot"
+        " orthoses)); the affirmed decision on file expired on 2022-06-13, before delivery on 2022-06-14."
+    )
+
+
+def test_a_decisions_validity_is_read_from_the_rule_sets_given(tmp_path: Path, settings: Any) -> None:
+    rules = tmp_path / "rules"
+    shutil.copytree(Path(settings.COMPLIANCE_RULES_DIR), rules)
+    pa = rules / "prior_authorization.toml"
+    text = pa.read_text()
+    orthoses = text.index('id = "ORTHOSES"')
+    days = text.index("decision_valid_days = 60", orthoses)
+    pa.write_text(text[:days] + "decision_valid_days = 90" + text[days + len("decision_valid_days = 60") :])
+
+    ninety_days = load_rule_sets(rules)
+
+    assert pa_codes(evaluate(orthosis_in_california(D(2022, 6, 14)), rule_sets=ninety_days)) == []
+    later = evaluate(orthosis_in_california(D(2022, 7, 14)), rule_sets=ninety_days)
+    assert pa_codes(later) == [("PRIOR_AUTH_EXPIRED", "hold")]
+
+
 def test_a_removed_code_needs_no_prior_authorization_after_removal() -> None:
     # L1833 left the Required Prior Authorization List effective 2024-08-12.
     assert pa_codes(evaluate(pa_order("L1833", D(2024, 8, 11)))) == [("PRIOR_AUTH_REQUIRED", "hold")]
