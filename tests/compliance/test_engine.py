@@ -506,6 +506,47 @@ def test_payer_rules_require_artifacts_and_flag_excluded_tiers() -> None:
     assert codes(evaluate(facts(payer_rules=(not_covered,)))) == [("PAYER_NOT_COVERED", "needs_review")]
 
 
+def test_payer_findings_name_the_payer_the_tier_and_cite_the_payers_table_whole() -> None:
+    excluded = PayerRuleFacts(
+        hcpcs="A7032", payer="Acme Health Gold", coverage_tiers=(" Gold ", "Platinum"), source="Acme 2026 schedule"
+    )
+    not_covered = PayerRuleFacts(hcpcs="A7032", payer="Acme Health")
+
+    def payer(facts_: ComplianceInput) -> list[dict[str, Any]]:
+        return [f.as_dict() for f in evaluate(facts_).findings if f.rule == "payer_rules"]
+
+    no_tier = payer(facts(payer_rules=(excluded,)))
+    refused = payer(facts(payer_rules=(dataclasses.replace(not_covered, not_covered=True),)))
+
+    assert no_tier == [
+        {
+            "code": "COVERAGE_TIER_EXCLUDED",
+            "severity": "needs_review",
+            "message": (
+                "A7032 is covered by Acme Health Gold for the gold, platinum tier(s) only; the patient's tier is not"
+                " recorded."
+            ),
+            "rule": "payer_rules",
+            "source": {"id": "payer_rule", "title": "Acme 2026 schedule", "url": ""},
+            "required_artifacts": [],
+            "field": None,
+            "item": "0",
+        }
+    ]
+    assert refused == [
+        {
+            "code": "PAYER_NOT_COVERED",
+            "severity": "needs_review",
+            "message": "A7032 is not covered by Acme Health.",
+            "rule": "payer_rules",
+            "source": {"id": "payer_rule", "title": "Acme Health coverage rules", "url": ""},
+            "required_artifacts": [],
+            "field": None,
+            "item": "0",
+        }
+    ]
+
+
 def test_provider_credential_npi_and_patient_territory() -> None:
     assert codes(evaluate(facts(provider=ProviderFacts(known=True, name="Dr. A", npi=VALID_NPI)))) == [
         ("PROVIDER_NOT_CREDENTIALED", "hold")

@@ -253,6 +253,7 @@ def test_an_insurance_order_without_coverage_on_file_holds_for_it() -> None:
     missing = order(item("E0651"), order_date=D(2026, 11, 2), payer_kind=None)
     result = evaluate(missing)
     assert [(f.code, str(f.severity), f.field) for f in result.findings] == [("COVERAGE_MISSING", "hold", "payer_type")]
+    assert (result.findings[0].rule, result.findings[0].source, result.findings[0].item) == ("coverage", None, None)
     assert result.findings[0].message == (
         "The order is billed to insurance but the patient has no insurance coverage, with its kind of payer, on"
         " file for the order date: add it to the patient's record, then check again."
