@@ -547,6 +547,35 @@ def test_payer_findings_name_the_payer_the_tier_and_cite_the_payers_table_whole(
     ]
 
 
+def test_a_payers_prior_authorization_and_certificate_findings_whole() -> None:
+    rule = PayerRuleFacts(hcpcs="A7032", payer="Acme Health Gold", requires_prior_auth=True, requires_cmn=True)
+    cited = {"id": "payer_rule", "title": "Acme Health Gold coverage rules", "url": ""}
+
+    assert [f.as_dict() for f in evaluate(facts(payer_rules=(rule,))).findings] == [
+        {
+            "code": "PAYER_PRIOR_AUTH_REQUIRED",
+            "severity": "hold",
+            "message": "A7032 is on Acme Health Gold's prior authorization list; no affirmed prior authorization is on"
+            " file.",
+            "rule": "payer_rules",
+            "source": cited,
+            "required_artifacts": ["PRIOR_AUTH"],
+            "field": None,
+            "item": "0",
+        },
+        {
+            "code": "CMN_REQUIRED",
+            "severity": "hold",
+            "message": "Acme Health Gold requires a certificate of medical necessity for A7032.",
+            "rule": "payer_rules",
+            "source": cited,
+            "required_artifacts": ["CMN"],
+            "field": None,
+            "item": "0",
+        },
+    ]
+
+
 def test_provider_credential_npi_and_patient_territory() -> None:
     assert codes(evaluate(facts(provider=ProviderFacts(known=True, name="Dr. A", npi=VALID_NPI)))) == [
         ("PROVIDER_NOT_CREDENTIALED", "hold")
