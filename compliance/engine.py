@@ -873,9 +873,9 @@ def insulin_treated(
     insulin (the medication names table of ``medication_safety.toml``)."""
     settings = rule_sets["quantity_limits"].settings
     codes = {code.strip().upper() for code in diagnosis_codes}
-    if codes & set(settings.get("insulin_treated_diagnoses", ())):
+    if codes & set(settings["insulin_treated_diagnoses"]):
         return True
-    prefixes = tuple(settings.get("insulin_treated_diagnosis_prefixes", ()))
+    prefixes = tuple(settings["insulin_treated_diagnosis_prefixes"])
     if prefixes and any(code.startswith(prefixes) for code in codes):
         return True
     return medication_table(rule_sets["medication_safety"]).names_class(list(medications), "insulin")
@@ -889,9 +889,7 @@ def quantity_limit_rows(
     applicable = (
         "insulin_treated" if insulin_treated(rule_sets, diagnosis_codes, medications) else "not_insulin_treated"
     )
-    return [
-        row for row in rule_sets["quantity_limits"].rows_in_force(on) if row.get("when", "any") in ("any", applicable)
-    ]
+    return [row for row in rule_sets["quantity_limits"].rows_in_force(on) if row["when"] in ("any", applicable)]
 
 
 def usual_maximums(

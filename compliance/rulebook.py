@@ -31,6 +31,8 @@ REQUIRED_RULE_SETS = (
 )
 # Row tables by rule set (most files call theirs "rows").
 _ROW_TABLE = {"quantity_limits": "limits"}
+# Whom a usual maximum applies to (quantity_limits.toml ``when``).
+USUAL_MAXIMUM_PATIENTS = ("any", "insulin_treated", "not_insulin_treated")
 # The months settings each rule set must state: how much supply may be dispensed at a time, and the
 # window before the order in which the face-to-face encounter must fall.
 _MONTHS_SETTINGS = {"quantity_limits": ("dispense_at_most_months",), "f2f_wopd": ("f2f_window_months",)}
@@ -166,6 +168,8 @@ def _parse(name: str, path: Path) -> RuleSet:
         _check_programs(path, data, rows)
     for setting in _MONTHS_SETTINGS.get(name, ()):
         _check_months(path, data, setting)
+    if name == "quantity_limits":
+        _check_usual_maximum_patients(path, data, rows)
 
     def is_table(value: Any) -> bool:
         return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
@@ -243,6 +247,18 @@ def _labelled(path: Path, data: dict[str, Any], table: str, label: str) -> set[s
             raise RuleFileError(f"{path.name} {table} entry {index}: id and {label} are required")
         ids.add(entry["id"])
     return ids
+
+
+def _check_usual_maximum_patients(path: Path, data: dict[str, Any], rows: Iterable[Row]) -> None:
+    """Whom each usual maximum applies to is stated (``when``), and so are the diagnoses that make a
+    patient insulin-treated (codes, and code prefixes such as E10): the engine reads them as written."""
+    for setting in ("insulin_treated_diagnoses", "insulin_treated_diagnosis_prefixes"):
+        codes = data.get(setting)
+        if not isinstance(codes, list) or not all(isinstance(code, str) and code for code in codes):
+            raise RuleFileError(f"{path.name}: {setting} must be a list of ICD-10-CM codes")
+    for row in rows:
+        if row.get("when") not in USUAL_MAXIMUM_PATIENTS:
+            raise RuleFileError(f"{path.name} row {row.index}: when must be one of {', '.join(USUAL_MAXIMUM_PATIENTS)}")
 
 
 def _check_months(path: Path, data: dict[str, Any], setting: str) -> None:

@@ -127,6 +127,36 @@ def test_the_months_dispensed_at_a_time_must_be_stated_as_a_whole_number(rules: 
     assert message == "quantity_limits.toml: dispense_at_most_months must be a whole number of months, at least 1"
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            'insulin_treated_diagnoses = ["Z79.4"]',
+            "",
+            "quantity_limits.toml: insulin_treated_diagnoses must be a list of ICD-10-CM codes",
+        ),
+        (
+            'insulin_treated_diagnosis_prefixes = ["E10"]',
+            'insulin_treated_diagnosis_prefixes = "E10"',
+            "quantity_limits.toml: insulin_treated_diagnosis_prefixes must be a list of ICD-10-CM codes",
+        ),
+        (
+            'insulin_treated_diagnoses = ["Z79.4"]',
+            'insulin_treated_diagnoses = ["Z79.4", ""]',
+            "quantity_limits.toml: insulin_treated_diagnoses must be a list of ICD-10-CM codes",
+        ),
+    ],
+)
+def test_the_insulin_treatment_diagnoses_must_be_listed(rules: Path, old: str, new: str, message: str) -> None:
+    assert refusal(rules, "quantity_limits.toml", old, new) == message
+
+
+@pytest.mark.parametrize("new", ["", 'when = "sometimes"'])
+def test_every_usual_maximum_says_whom_it_applies_to(rules: Path, new: str) -> None:
+    message = refusal(rules, "quantity_limits.toml", 'when = "any"', new)
+    assert message == "quantity_limits.toml row 1: when must be one of any, insulin_treated, not_insulin_treated"
+
+
 @pytest.mark.parametrize("new", ["", "f2f_window_months = 0", "f2f_window_months = 6.0"])
 def test_the_face_to_face_window_must_be_stated_as_a_whole_number_of_months(rules: Path, new: str) -> None:
     message = refusal(rules, "f2f_wopd.toml", "f2f_window_months = 6", new)
