@@ -231,7 +231,7 @@ class _Checker:
         }
         for row in self.rules["standard_written_order"].rows_in_force(self.order_date):
             element = row["element"]
-            if not present.get(element, True):
+            if not present[element]:
                 self.add(
                     f"SWO_MISSING_{element.upper()}",
                     Severity.HOLD,
@@ -239,7 +239,7 @@ class _Checker:
                     rule="standard_written_order",
                     source=row.source,
                     artifacts=row.get("artifacts", ()),
-                    field=fields.get(element),
+                    field=fields[element],
                 )
 
     # --- 8. territory and credentials ----------------------------------------------------------

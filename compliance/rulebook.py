@@ -31,6 +31,8 @@ REQUIRED_RULE_SETS = (
 )
 # Row tables by rule set (most files call theirs "rows").
 _ROW_TABLE = {"quantity_limits": "limits"}
+# The elements of a standard written order the engine checks (standard_written_order.toml ``element``).
+SWO_ELEMENTS = ("beneficiary", "order_date", "item_description", "quantity", "practitioner", "signature")
 # Whom a usual maximum applies to (quantity_limits.toml ``when``).
 USUAL_MAXIMUM_PATIENTS = ("any", "insulin_treated", "not_insulin_treated")
 # The months settings each rule set must state: how much supply may be dispensed at a time, and the
@@ -170,6 +172,10 @@ def _parse(name: str, path: Path) -> RuleSet:
         _check_months(path, data, setting)
     if name == "quantity_limits":
         _check_usual_maximum_patients(path, data, rows)
+    if name == "standard_written_order":
+        for row in rows:
+            if row.get("element") not in SWO_ELEMENTS:
+                raise RuleFileError(f"{path.name} row {row.index}: element must be one of {', '.join(SWO_ELEMENTS)}")
 
     def is_table(value: Any) -> bool:
         return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)

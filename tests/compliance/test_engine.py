@@ -61,43 +61,49 @@ def test_a_complete_signed_order_is_clear_and_names_the_rule_versions() -> None:
 
 
 @pytest.mark.parametrize(
-    ("changes", "code", "message"),
+    ("changes", "code", "message", "field"),
     [
         (
             {"patient": PatientFacts()},
             "SWO_MISSING_BENEFICIARY",
             "The written order lacks the beneficiary name or Medicare Beneficiary Identifier.",
+            "patient_id",
         ),
-        ({"order_date": None}, "SWO_MISSING_ORDER_DATE", "The written order lacks the order date."),
+        ({"order_date": None}, "SWO_MISSING_ORDER_DATE", "The written order lacks the order date.", "order_date"),
         (
             {"items": (ItemFacts(key="0", quantity=1),)},
             "SWO_MISSING_ITEM_DESCRIPTION",
             "The written order lacks the general description of the item.",
+            "items",
         ),
         (
             {"items": (ItemFacts(key="0", sku="X", description="Walker"),)},
             "SWO_MISSING_QUANTITY",
             "The written order lacks the quantity to be dispensed.",
+            "items",
         ),
         (
             {"provider": ProviderFacts()},
             "SWO_MISSING_PRACTITIONER",
             "The written order lacks the treating practitioner name or NPI.",
+            "provider_id",
         ),
         (
             {"signed_on": None},
             "SWO_MISSING_SIGNATURE",
             "The written order lacks the treating practitioner's signature.",
+            "signature",
         ),
     ],
 )
 def test_each_missing_standard_written_order_element_is_a_hold_naming_it(
-    changes: dict[str, Any], code: str, message: str
+    changes: dict[str, Any], code: str, message: str, field: str
 ) -> None:
     result = evaluate(facts(**changes))
     assert str(result.disposition) == "hold"
     found = finding(result, code)
     assert (found.severity, found.message, found.rule) == (Severity.HOLD, message, "standard_written_order")
+    assert found.field == field
     assert found.source is not None
     assert found.source["url"].startswith("https://")
 

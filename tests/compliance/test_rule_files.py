@@ -151,6 +151,15 @@ def test_the_insulin_treatment_diagnoses_must_be_listed(rules: Path, old: str, n
     assert refusal(rules, "quantity_limits.toml", old, new) == message
 
 
+@pytest.mark.parametrize("new", ['element = "witness"', ""])
+def test_a_written_order_element_the_engine_does_not_check_is_refused(rules: Path, new: str) -> None:
+    message = refusal(rules, SWO, 'element = "beneficiary"', new)
+    assert message == (
+        "standard_written_order.toml row 1: element must be one of beneficiary, order_date, item_description,"
+        " quantity, practitioner, signature"
+    )
+
+
 @pytest.mark.parametrize("new", ["", 'when = "sometimes"'])
 def test_every_usual_maximum_says_whom_it_applies_to(rules: Path, new: str) -> None:
     message = refusal(rules, "quantity_limits.toml", 'when = "any"', new)
