@@ -238,7 +238,7 @@ class _Checker:
                     f"The written order lacks the {row['label']}.",
                     rule="standard_written_order",
                     source=row.source,
-                    artifacts=row.get("artifacts", ()),
+                    artifacts=row["artifacts"],
                     field=fields[element],
                 )
 

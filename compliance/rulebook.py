@@ -176,6 +176,8 @@ def _parse(name: str, path: Path) -> RuleSet:
         for row in rows:
             if row.get("element") not in SWO_ELEMENTS:
                 raise RuleFileError(f"{path.name} row {row.index}: element must be one of {', '.join(SWO_ELEMENTS)}")
+            if not isinstance(row.get("artifacts"), list):
+                raise RuleFileError(f"{path.name} row {row.index}: artifacts must list what supplies the element")
 
     def is_table(value: Any) -> bool:
         return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)

@@ -592,6 +592,35 @@ def test_provider_credential_npi_and_patient_territory() -> None:
     assert codes(evaluate(facts(patient=elsewhere))) == [("PATIENT_OUTSIDE_TERRITORY", "hold")]
 
 
+def test_territory_and_credential_findings_whole() -> None:
+    nowhere = ProviderFacts(known=True, name="Dr. A", npi="1245319598")
+    elsewhere = PatientFacts(known=True, has_name=True, in_territory=False)
+
+    found = [f.as_dict() for f in evaluate(facts(provider=nowhere, patient=elsewhere)).findings]
+
+    def hold(code: str, message: str, field: str) -> dict[str, Any]:
+        return {
+            "code": code,
+            "severity": "hold",
+            "message": message,
+            "rule": "territory",
+            "source": None,
+            "required_artifacts": [],
+            "field": field,
+            "item": None,
+        }
+
+    assert found == [
+        hold("PROVIDER_NPI_INVALID", "The ordering provider has no valid NPI on file.", "provider_id"),
+        hold(
+            "PROVIDER_NOT_CREDENTIALED",
+            "The ordering provider has no active credential in the order's territory on the order date.",
+            "provider_id",
+        ),
+        hold("PATIENT_OUTSIDE_TERRITORY", "The patient is not registered in the order's territory.", "patient_id"),
+    ]
+
+
 def test_inventory_flags_route_to_dropship_or_hold_with_the_restock_date() -> None:
     dropship = item("A7032", 2, stock_short=True, stock_available=1, dropship_allowed=True)
     result = evaluate(facts(dropship))

@@ -160,6 +160,17 @@ def test_a_written_order_element_the_engine_does_not_check_is_refused(rules: Pat
     )
 
 
+def test_a_written_order_element_must_say_what_supplies_it(rules: Path) -> None:
+    text = (rules / SWO).read_text()
+    first = text.index('element = "beneficiary"')
+    artifacts = text.index("artifacts = ", first)
+    line_end = text.index("\n", artifacts)
+    (rules / SWO).write_text(text[:artifacts] + text[line_end + 1 :])
+    with pytest.raises(RuleFileError) as raised:
+        load_rule_sets(rules)
+    assert str(raised.value) == "standard_written_order.toml row 1: artifacts must list what supplies the element"
+
+
 @pytest.mark.parametrize("new", ["", 'when = "sometimes"'])
 def test_every_usual_maximum_says_whom_it_applies_to(rules: Path, new: str) -> None:
     message = refusal(rules, "quantity_limits.toml", 'when = "any"', new)
