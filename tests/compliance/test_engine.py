@@ -634,6 +634,41 @@ def test_inventory_flags_route_to_dropship_or_hold_with_the_restock_date() -> No
     )
 
 
+def test_every_short_line_is_flagged_whole_each_its_own_way() -> None:
+    # A line in stock first, then one the vendor dropships (none left), then one held with no purchase
+    # order open: each is looked at, in order.
+    lines = (
+        item("A7030", 1, key="0"),
+        item("A7032", 2, key="1", stock_short=True, stock_available=None, dropship_allowed=True),
+        item("A7031", 3, key="2", stock_short=True, stock_available=0),
+    )
+
+    found = [f.as_dict() for f in evaluate(facts(*lines)).findings if f.rule == "inventory"]
+
+    assert found == [
+        {
+            "code": "INVENTORY_DROPSHIP",
+            "severity": "info",
+            "message": "SKU-A7032: 0 available in the warehouse for 2; the vendor will dropship it.",
+            "rule": "inventory",
+            "source": None,
+            "required_artifacts": [],
+            "field": None,
+            "item": "1",
+        },
+        {
+            "code": "INVENTORY_SHORTFALL",
+            "severity": "hold",
+            "message": "SKU-A7031: 0 available for 3 ordered, and it cannot be dropshipped. No purchase order is open.",
+            "rule": "inventory",
+            "source": None,
+            "required_artifacts": [],
+            "field": "quantity",
+            "item": "2",
+        },
+    ]
+
+
 # --- 10. medication safety ----------------------------------------------------------------------
 
 
