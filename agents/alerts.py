@@ -35,7 +35,7 @@ from core.sms import sms_send
 from orders.models import FulfillmentTask, Order, StaffingPlan
 from territories.models import Role, TerritoryMembership
 
-from .models import AlertKind, AlertLevel, StaffAlert
+from .models import AgentRun, AlertKind, AlertLevel, RunOutcome, StaffAlert
 from .selectors import agent_states, stalled_orders
 
 logger = logging.getLogger(__name__)
@@ -128,8 +128,6 @@ def _over_capacity_alerts(now: dt.datetime) -> int:
 
 
 def _agent_failure_alerts(now: dt.datetime) -> int:
-    from .models import AgentRun, RunOutcome
-
     raised = 0
     for state in agent_states(now=now):
         if state.state != "failing":
