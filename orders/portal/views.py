@@ -30,7 +30,7 @@ from orders.downloads import attachment_download
 from orders.drafts import draft_reorder
 from orders.exceptions import OrderNotFound
 from orders.fulfillment import fulfillment_task_assign
-from orders.models import Order, Stage
+from orders.models import Order, Stage, TaskStatus
 from orders.selectors import (
     TAB_COUNT_LIMIT,
     attachment_get_for_user,
@@ -221,7 +221,8 @@ class AssignableTask:
 def _assignable_tasks(user: Any, order: Order, tasks: list[Any]) -> list[AssignableTask]:
     """The order's open warehouse tasks with the people on shift for each, for a user who fulfills
     orders in its territory (one query per such task; none otherwise)."""
-    open_tasks = [t for t in tasks if t.warehouse_id is not None and t.status in ("open", "in_progress")]
+    working = (TaskStatus.OPEN, TaskStatus.IN_PROGRESS)
+    open_tasks = [t for t in tasks if t.warehouse_id is not None and t.status in working]
     if not open_tasks or order.territory_id not in territory_ids_for_user(
         user=user, permission=TerritoryPermission.FULFILL_ORDER
     ):
