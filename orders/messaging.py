@@ -31,7 +31,7 @@ from django.utils import timezone
 
 from core.sms import sms_send
 from core.tracking import tracking_url
-from patients.models import Patient
+from patients.models import Patient, PayerType
 
 from .models import FulfillmentTask, Message, MessageChannel, MessageStatus, MessageTemplate, Order
 
@@ -126,6 +126,8 @@ def message_text(message: Message) -> str:
     order = message.order
     reference = order.reference
     if message.template == MessageTemplate.CONFIRMATION:
+        if order.payer_type == PayerType.CASH:  # its outstanding action: the payment link comes next
+            return f"your order {reference} is confirmed. A link to pay for it follows; we will tell you when it ships."
         return f"your order {reference} is confirmed. We will tell you when it ships."
     if message.template == MessageTemplate.SHIPPED:
         return f"your order {reference} has shipped.{_tracking(order)}"

@@ -94,7 +94,7 @@ def test_a_retry_in_the_last_day_degrades_an_agent() -> None:
 
 def test_events_waiting_for_an_agents_tasks_are_counted_and_degrade_it_after_five_minutes(north: World) -> None:
     now = timezone.now()
-    for topic in ("order.awaiting_payment", "order.cancelled", "prescription.retry"):
+    for topic in ("order.awaiting_payment", "payment_link.revoked", "prescription.retry"):
         OutboxEvent.objects.create(
             topic=topic, aggregate_type="orders.order", aggregate_id=str(uuid.uuid4()), available_at=now
         )

@@ -77,12 +77,16 @@ def patient_browser(
 
 
 def texted_link(sms_provider: HTTPServer, world: World) -> str:
-    """The one pay link the patient was texted (from the SMS provider's received messages)."""
+    """The one pay link the patient was texted (from the SMS provider's received messages: the link and
+    the order's confirmation, in either order: each agent answers its own event)."""
     messages = [json.loads(request.get_data()) for request, _response in sms_provider.log]
-    assert [message["to"] for message in messages] == [world.patient.phone]
-    body = messages[0]["body"]
+    assert [message["to"] for message in messages] == [world.patient.phone, world.patient.phone]
+    (confirmation,) = [m["body"] for m in messages if "/pay/" not in m["body"]]
+    assert "is confirmed. A link to pay for it follows" in confirmation
+    (body,) = [m["body"] for m in messages if "/pay/" in m["body"]]
     for phi in (world.patient.first_name, world.patient.last_name, "1948", world.product.name, "G47.33"):
         assert phi not in body
+        assert phi not in confirmation
     found = re.findall(r"https?://\S+/pay/[^\s]+", body)
     assert len(found) == 1, body
     return str(found[0])

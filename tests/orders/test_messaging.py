@@ -91,8 +91,9 @@ def test_a_confirmation_goes_by_email_and_text_with_no_clinical_detail(north: Wo
 
 
 def test_a_message_due_in_quiet_hours_waits_for_eight_in_the_morning_of_the_patients_zone(
-    north: World, sms: Provider
+    north: World, sms: Provider, settings: Any
 ) -> None:
+    settings.MESSAGE_HOURS = (8, 21)
     order = approved(north)
     late_evening = dt.datetime(2026, 12, 3, 21, 30, tzinfo=CHICAGO)
     morning = dt.datetime(2026, 12, 4, 8, 0, tzinfo=CHICAGO)
@@ -114,7 +115,10 @@ def test_a_message_due_in_quiet_hours_waits_for_eight_in_the_morning_of_the_pati
     ("local", "expected"),
     [((7, 59), (8, 0)), ((8, 0), None), ((20, 59), None), ((21, 0), (8, 0))],
 )
-def test_sending_hours_are_eight_to_nine(local: tuple[int, int], expected: tuple[int, int] | None) -> None:
+def test_sending_hours_are_eight_to_nine(
+    local: tuple[int, int], expected: tuple[int, int] | None, settings: Any
+) -> None:
+    settings.MESSAGE_HOURS = (8, 21)  # the default (the test settings send at any hour)
     now = dt.datetime(2026, 12, 3, *local, tzinfo=CHICAGO)
     when = messaging.next_sending_time(now, CHICAGO)
     if expected is None:

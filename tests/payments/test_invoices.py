@@ -153,6 +153,7 @@ def test_the_admin_shows_invoice_money_as_money(north: World) -> None:
         (
             "order.cancelled",
             [
+                "agents.ordering.refresh_work_orders",
                 "agents.payments.void_invoice",
                 "agents.payments.withdraw_payment_links",
                 "agents.payments.refund_cancelled_order",

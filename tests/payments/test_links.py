@@ -55,7 +55,10 @@ def test_verifying_a_cash_order_asks_the_patient_to_pay_by_link(
     # The console backend (a log, not a phone) writes the message with the link's token masked
     sms = capsys.readouterr().out
     token = links.payment_link_token(link)
+    # First the engagement agent's confirmation (the payment is its outstanding action), then the link
     assert sms == (
+        f"[sms] North: your order {order.reference} is confirmed. A link to pay for it follows; we will tell you"
+        " when it ships. Reply STOP to stop texts.\n"
         f"[sms] North: your order {order.reference} is ready for payment. Pay securely at "
         f"http://localhost:8000/pay/****{token[-4:]} — the link works until "
         f"{timezone.localtime(link.expires_at):%b %-d, %Y}.\n"
