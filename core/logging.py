@@ -18,7 +18,7 @@ STRIPPED = "?…"
 
 # A link token: the path segment after /pay/ (payment links) or /p/ (the patient's pages). Whoever
 # holds one can open the link, so it never reaches a log whole.
-_LINK_TOKEN = re.compile(r"(?P<prefix>/(?:pay|p)/)(?P<token>[^\s/?#]+)")
+_LINK_TOKEN = re.compile(r"(?P<prefix>/(?:pay|p|messages/unsubscribe)/)(?P<token>[^\s/?#]+)")
 # How many of a token's last characters stay readable (enough to tell two links apart).
 TOKEN_VISIBLE_CHARACTERS = 4
 

@@ -224,7 +224,8 @@ STORAGES = {
 # year, see config/settings/production.py); with DEBUG it finds files in the apps as runserver does.
 WHITENOISE_ADD_HEADERS_FUNCTION = cache_headers
 
-EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+# The embedded default prints subject and body only (core.mail): no recipient address in the logs.
+EMAIL_BACKEND = env("EMAIL_BACKEND", default="core.mail.ConsoleEmailBackend")
 # With django.core.mail.backends.smtp.EmailBackend: the relay (TLS when EMAIL_USE_TLS).
 EMAIL_HOST = env("EMAIL_HOST", default="localhost")
 EMAIL_PORT = env.int("EMAIL_PORT", default=25)
