@@ -36,7 +36,7 @@ def test_the_patient_stops_order_emails_from_the_link_and_ops_see_the_next_one_n
     page.get_by_role("button", name="Approve").click()
     expect(page.get_by_role("status").first).to_contain_text("approved")
     (email,) = [m for m in mail.outbox if m.subject == f"Your order {order.reference}"]
-    (link,) = re.findall(r"https?://\S+/messages/unsubscribe/\S+", email.body)
+    (link,) = re.findall(r"https?://\S+/messages/unsubscribe/\S+", str(email.body))
     page.context.clear_cookies()
 
     # The patient opens the link and stops the emails
